@@ -1,0 +1,65 @@
+"""Time, injected: the real clock, and a scaled one shared by the emulator and the runner in tests.
+
+A `ScaledClock(600)` runs 600 virtual seconds per real second, so a 10-minute
+job and a 10-second poll interval keep their proportions while a test takes
+a second. Everything that waits or reads time takes a `Clock`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (virtual seconds when scaled)."""
+
+    def time(self) -> float:
+        """Epoch seconds (virtual when scaled)."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait this many (virtual) seconds."""
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Wait until `event` is set or the time is up; True if the event was set."""
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(max(seconds, 0.0))
+
+
+class ScaledClock:
+    """Virtual time running `scale` times faster than real time."""
+
+    def __init__(self, scale: float) -> None:
+        if scale <= 0:
+            raise ValueError("time scale must be positive")
+        self.scale = scale
+        self._real_start = time.monotonic()
+        self._wall_start = time.time()
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._real_start) * self.scale
+
+    def time(self) -> float:
+        return self._wall_start + self.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.scale)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(max(seconds, 0.0) / self.scale)
