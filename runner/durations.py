@@ -33,7 +33,7 @@ def format_duration(seconds: float) -> str:
     """Short human form: `1h30m`, `45s`, `0.5s`."""
     if seconds < 60:
         return f"{seconds:.1f}s" if seconds < 10 and seconds != int(seconds) else f"{seconds:.0f}s"
-    whole = int(round(seconds))
+    whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     out = ""

@@ -1,0 +1,47 @@
+"""`celonis-runner validate`: every problem of every file, sorted by line."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from runner import problems as out
+from runner.errors import ExitCode
+from runner.manifest import check_manifest
+
+
+def run(
+    files: Sequence[str],
+    *,
+    output_format: str,
+    environ: Mapping[str, str],
+    stdout: TextIO,
+    max_bytes: int,
+) -> int:
+    found: list[out.Problem] = []
+    summaries: list[str] = []
+    for name in files:
+        result = check_manifest(
+            Path(name), environ, strict_env=False, display=name, max_bytes=max_bytes
+        )
+        found.extend(result.problems)
+        if result.manifest is not None:
+            m = result.manifest
+            pools = len({j.pool for j in m.jobs.values()})
+            summaries.append(f"{name}: valid ({len(m.jobs)} jobs in {pools} pools)")
+    errors = out.errors_of(found)
+    if output_format == "json":
+        out.write_json(found, stdout)
+    else:
+        if output_format == "github":
+            out.write_github(found, stdout)
+        out.write_text(found, stdout)
+        if errors:
+            warnings = len(found) - len(errors)
+            extra = f" and {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
+            stdout.write(f"{len(errors)} problem{'s' if len(errors) != 1 else ''}{extra}\n")
+        else:
+            for line in summaries:
+                stdout.write(line + "\n")
+    return ExitCode.INVALID if errors else ExitCode.OK

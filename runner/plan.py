@@ -1,0 +1,183 @@
+"""The plan: which jobs run, what each waits for, what can run together. Pure: no I/O.
+
+`plan` prints a Plan and `run` executes the very same object.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runner.errors import UsageError
+from runner.model import Job, Manifest
+from runner.problems import did_you_mean
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    job: Job
+    depends_on: tuple[str, ...]
+    """Selected dependencies: the run waits for each to succeed."""
+    assumed_done: tuple[str, ...]
+    """Dependencies outside the selection: assumed done, not waited for."""
+    dependents: tuple[str, ...]
+    wave: int
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+
+@dataclass(frozen=True)
+class Plan:
+    manifest: Manifest
+    jobs: Mapping[str, PlannedJob]
+    """In a dependency order (by wave, then manifest order)."""
+    waves: tuple[tuple[str, ...], ...]
+    critical_path: tuple[str, ...]
+    critical_path_seconds: float | None
+    """Sum of expected durations along the critical path, when every job on it has one."""
+    max_parallel: int | None
+    pool_limits: Mapping[str, int | None]
+    excluded: tuple[str, ...]
+
+    def pools(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for planned in self.jobs.values():
+            seen.setdefault(planned.job.pool, None)
+        return list(seen)
+
+
+def build_plan(
+    manifest: Manifest,
+    *,
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    max_parallel: int | None = None,
+) -> Plan:
+    if max_parallel is not None and max_parallel < 1:
+        raise UsageError("--max-parallel must be at least 1")
+    names = list(manifest.jobs)
+    chosen = set(resolve_selection(manifest, select)) if select else set(names)
+    chosen -= set(resolve_selection(manifest, exclude)) if exclude else set()
+    order = [n for n in names if n in chosen]
+
+    graph = {n: {d for d in manifest.jobs[n].depends_on if d in chosen} for n in order}
+    sorter = graphlib.TopologicalSorter(graph)
+    sorter.prepare()
+    waves: list[tuple[str, ...]] = []
+    position = {n: i for i, n in enumerate(names)}
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        waves.append(tuple(ready))
+        sorter.done(*ready)
+    wave_of = {n: i + 1 for i, wave in enumerate(waves) for n in wave}
+
+    dependents: dict[str, list[str]] = {n: [] for n in order}
+    for n in order:
+        for d in graph[n]:
+            dependents[d].append(n)
+    jobs = {
+        n: PlannedJob(
+            job=manifest.jobs[n],
+            depends_on=tuple(d for d in manifest.jobs[n].depends_on if d in chosen),
+            assumed_done=tuple(d for d in manifest.jobs[n].depends_on if d not in chosen),
+            dependents=tuple(sorted(dependents[n], key=position.__getitem__)),
+            wave=wave_of[n],
+        )
+        for wave in waves
+        for n in wave
+    }
+    path, seconds = _critical_path(jobs, waves)
+    pool_limits = {
+        p.name: p.max_parallel
+        for p in manifest.pools.values()
+        if any(j.job.pool == p.name for j in jobs.values())
+    }
+    return Plan(
+        manifest=manifest,
+        jobs=jobs,
+        waves=tuple(waves),
+        critical_path=path,
+        critical_path_seconds=seconds,
+        max_parallel=max_parallel,
+        pool_limits=pool_limits,
+        excluded=tuple(n for n in names if n not in chosen),
+    )
+
+
+def resolve_selection(manifest: Manifest, specs: Iterable[str]) -> list[str]:
+    """Job names for selectors `name`, `+name`, `name+`, `+name+`, `pool:NAME` (commas allowed)."""
+    selected: dict[str, None] = {}
+    for spec in (s.strip() for raw in specs for s in raw.split(",")):
+        if not spec:
+            continue
+        if spec.startswith("pool:"):
+            pool = spec[len("pool:") :]
+            if pool not in manifest.pools:
+                raise UsageError(
+                    f"unknown pool '{pool}' in '{spec}'{did_you_mean(pool, manifest.pools)}"
+                )
+            selected.update((n, None) for n, j in manifest.jobs.items() if j.pool == pool)
+            continue
+        upstream = spec.startswith("+")
+        downstream = spec.endswith("+") and len(spec) > 1
+        name = spec.strip("+")
+        if name not in manifest.jobs:
+            raise UsageError(f"unknown job '{name}' in '{spec}'{did_you_mean(name, manifest.jobs)}")
+        selected[name] = None
+        if upstream:
+            selected.update(
+                (n, None) for n in _closure(name, lambda n: manifest.jobs[n].depends_on)
+            )
+        if downstream:
+            children = _children(manifest)
+            selected.update((n, None) for n in _closure(name, lambda n: children[n]))
+    return list(selected)
+
+
+def _children(manifest: Manifest) -> dict[str, list[str]]:
+    children: dict[str, list[str]] = {n: [] for n in manifest.jobs}
+    for name, job in manifest.jobs.items():
+        for dep in job.depends_on:
+            children[dep].append(name)
+    return children
+
+
+def _closure(start: str, edges: Any) -> list[str]:
+    seen: dict[str, None] = {}
+    stack = [start]
+    while stack:
+        for nxt in edges(stack.pop()):
+            if nxt not in seen:
+                seen[nxt] = None
+                stack.append(nxt)
+    return list(seen)
+
+
+def _critical_path(
+    jobs: Mapping[str, PlannedJob], waves: Sequence[Sequence[str]]
+) -> tuple[tuple[str, ...], float | None]:
+    """Longest chain by expected duration (by job count when a duration is missing)."""
+    timed = all(p.job.expected_duration is not None for p in jobs.values())
+    best: dict[str, tuple[float, str | None]] = {}
+    for wave in waves:
+        for name in wave:
+            weight = (jobs[name].job.expected_duration or 0.0) if timed else 1.0
+            before = max(
+                ((best[d][0], d) for d in jobs[name].depends_on),
+                default=(0.0, None),
+                key=lambda item: item[0],
+            )
+            best[name] = (before[0] + weight, before[1])
+    if not best:
+        return ((), 0.0 if timed else None)
+    end = max(best, key=lambda n: best[n][0])
+    path: list[str] = []
+    current: str | None = end
+    while current is not None:
+        path.append(current)
+        current = best[current][1]
+    return (tuple(reversed(path)), best[end][0] if timed else None)

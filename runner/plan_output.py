@@ -1,0 +1,122 @@
+"""Printing a Plan: text for people, JSON for machines, Mermaid and Graphviz for pictures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from runner.durations import format_duration
+from runner.plan import Plan
+
+PLAN_FORMAT_VERSION = 1
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The machine-readable dry run; documented in the README, stable across releases."""
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "manifest": plan.manifest.path,
+        "sha256": plan.manifest.sha256,
+        "jobs": [
+            {
+                "name": p.name,
+                "pool": p.job.pool,
+                "pool_id": p.job.pool_id,
+                "job_id": p.job.job_id,
+                "mode": p.job.mode,
+                "wave": p.wave,
+                "depends_on": list(p.depends_on),
+                "assumed_done": list(p.assumed_done),
+                "allow_failure": p.job.allow_failure,
+                "timeout_seconds": p.job.timeout,
+                "expected_seconds": p.job.expected_duration,
+            }
+            for p in plan.jobs.values()
+        ],
+        "waves": [list(w) for w in plan.waves],
+        "critical_path": {
+            "jobs": list(plan.critical_path),
+            "expected_seconds": plan.critical_path_seconds,
+        },
+        "limits": {"max_parallel": plan.max_parallel, "pools": dict(plan.pool_limits)},
+        "excluded": list(plan.excluded),
+    }
+
+
+def write_json(plan: Plan, stream: TextIO) -> None:
+    json.dump(plan_to_dict(plan), stream, indent=2)
+    stream.write("\n")
+
+
+def write_text(plan: Plan, stream: TextIO) -> None:
+    jobs = plan.jobs
+    pools = plan.pools()
+    stream.write(
+        f"Plan for {plan.manifest.path}: {len(jobs)} job{_s(len(jobs))} in {len(pools)} "
+        f"pool{_s(len(pools))}, {len(plan.waves)} wave{_s(len(plan.waves))}\n"
+    )
+    limits = [
+        f"{pool} at most {limit} at once" if limit else f"{pool} no limit"
+        for pool, limit in plan.pool_limits.items()
+    ]
+    overall = f"at most {plan.max_parallel} at once" if plan.max_parallel else "no overall limit"
+    stream.write(f"Limits: {overall}; " + "; ".join(limits) + "\n")
+    width = max((len(n) for n in jobs), default=0)
+    pool_width = max((len(p) for p in pools), default=0)
+    for number, wave in enumerate(plan.waves, start=1):
+        stream.write(f"\nWave {number}\n")
+        for name in wave:
+            planned = jobs[name]
+            notes = []
+            if planned.depends_on:
+                notes.append("after " + ", ".join(planned.depends_on))
+            if planned.assumed_done:
+                notes.append("assumed done: " + ", ".join(planned.assumed_done))
+            if planned.job.allow_failure:
+                notes.append("may fail")
+            stream.write(
+                f"  {name:<{width}}  {planned.job.pool:<{pool_width}}  {planned.job.mode:<5}"
+                + (f"  {'; '.join(notes)}" if notes else "")
+                + "\n"
+            )
+    if plan.critical_path:
+        what = (
+            f"expected {format_duration(plan.critical_path_seconds)}"
+            if plan.critical_path_seconds is not None
+            else f"{len(plan.critical_path)} job{_s(len(plan.critical_path))}"
+        )
+        stream.write(f"\nCritical path ({what}): {' -> '.join(plan.critical_path)}\n")
+    if plan.excluded:
+        stream.write(f"Not selected: {', '.join(plan.excluded)}\n")
+
+
+def write_mermaid(plan: Plan, stream: TextIO) -> None:
+    ids = {name: f"j{i}" for i, name in enumerate(plan.jobs)}
+    stream.write("flowchart LR\n")
+    for pool_number, pool in enumerate(plan.pools()):
+        stream.write(f'  subgraph p{pool_number}["{pool}"]\n')
+        for name, planned in plan.jobs.items():
+            if planned.job.pool == pool:
+                stream.write(f'    {ids[name]}["{name}<br/>{planned.job.mode}"]\n')
+        stream.write("  end\n")
+    for name, planned in plan.jobs.items():
+        for dep in planned.depends_on:
+            stream.write(f"  {ids[dep]} --> {ids[name]}\n")
+
+
+def write_dot(plan: Plan, stream: TextIO) -> None:
+    stream.write("digraph plan {\n  rankdir=LR;\n  node [shape=box];\n")
+    for pool_number, pool in enumerate(plan.pools()):
+        stream.write(f'  subgraph cluster_{pool_number} {{\n    label="{pool}";\n')
+        for name, planned in plan.jobs.items():
+            if planned.job.pool == pool:
+                stream.write(f'    "{name}" [label="{name}\\n{planned.job.mode}"];\n')
+        stream.write("  }\n")
+    for name, planned in plan.jobs.items():
+        for dep in planned.depends_on:
+            stream.write(f'  "{dep}" -> "{name}";\n')
+    stream.write("}\n")
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"

@@ -1,0 +1,290 @@
+"""Reading YAML safely, with the position of every value kept.
+
+pyyaml silently keeps the last of two equal keys, expands aliases without a
+bound and loses line numbers once it builds Python objects. This module
+composes the node tree once (with libyaml when available), builds plain
+Python data from it itself (refusing duplicate keys, unknown tags, alias
+bombs, self-referencing aliases and deep nesting) and keeps the tree so that
+any path can be turned back into a line and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runner.problems import Problem, format_path
+
+try:  # libyaml is an order of magnitude faster; the pure-Python loader behaves the same
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how pyyaml was built
+    _Loader = yaml.SafeLoader
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+# Honest documents expand to a few values per line even with anchors; a bomb to millions.
+MIN_NODE_LIMIT = 100_000
+NODES_PER_BYTE = 10
+MAX_DEPTH = 64
+
+_MERGE = "tag:yaml.org,2002:merge"
+_STR = "tag:yaml.org,2002:str"
+_SCALARS = {
+    "tag:yaml.org,2002:null": SafeConstructor.construct_yaml_null,
+    "tag:yaml.org,2002:bool": SafeConstructor.construct_yaml_bool,
+    "tag:yaml.org,2002:int": SafeConstructor.construct_yaml_int,
+    "tag:yaml.org,2002:float": SafeConstructor.construct_yaml_float,
+}
+_AS_TEXT = {_STR, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
+_CONSTRUCTOR = SafeConstructor()
+
+
+class YamlError(Exception):
+    """The document can't be read at all; carries the problem."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.render())
+        self.problem = problem
+
+
+@dataclass
+class Document:
+    """Plain data built from a YAML file, and its node tree for positions."""
+
+    file: str
+    text: str
+    root: Node | None
+    data: Any
+    problems: list[Problem] = field(default_factory=list)
+
+    def position(self, path: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
+        """1-based line and column of the value at `path` (of its key with `key=True`).
+
+        Walks as far down as the path exists, so a missing field points at
+        its parent.
+        """
+        node = self.root
+        if node is None:
+            return (1, 1)
+        mark = node.start_mark
+        for index, part in enumerate(path):
+            last = index == len(path) - 1
+            found = _child(node, part)
+            if found is None:
+                break
+            key_node, node = found
+            mark = (
+                key_node.start_mark if (key and last and key_node is not None) else node.start_mark
+            )
+        return (mark.line + 1, mark.column + 1)
+
+    def problem(
+        self,
+        path: Sequence[str | int],
+        message: str,
+        *,
+        key: bool = False,
+        severity: str = "error",
+    ) -> Problem:
+        line, column = self.position(path, key=key)
+        return Problem(
+            self.file,
+            line,
+            column,
+            format_path(path),
+            message,
+            "warning" if severity == "warning" else "error",
+        )
+
+
+def read_text(path: Path, *, display: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The file's text, or a YamlError that says what is wrong with the file itself."""
+
+    def fail(message: str, line: int = 0, column: int = 0) -> YamlError:
+        return YamlError(Problem(display, line, column, "", message))
+
+    try:
+        if path.is_dir():
+            raise fail("is a directory, not a manifest file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise fail(
+                f"file is {size:,} bytes, over the limit of {max_bytes:,} bytes "
+                "(raise it with --max-size if the file is meant to be this big)"
+            )
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise fail("file not found") from None
+    except PermissionError:
+        raise fail("permission denied") from None
+    except OSError as exc:
+        raise fail(f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise fail(
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+            line,
+            column,
+        ) from None
+
+
+def parse(text: str, *, display: str) -> Document:
+    """Compose and build the document; YamlError when there is no usable document."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise YamlError(
+            Problem(display, line, column, "", f"YAML syntax error: {what or 'invalid YAML'}")
+        ) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(Problem(display, 1, 1, "", f"YAML error: {exc}")) from None
+    except RecursionError:
+        raise YamlError(Problem(display, 1, 1, "", "YAML nested too deeply")) from None
+    doc = Document(display, text, root, None)
+    if root is None:
+        return doc
+    builder = _Builder(doc)
+    try:
+        doc.data = builder.build(root, ())
+    except _Abort:
+        doc.data = None
+    return doc
+
+
+def load(path: Path, *, display: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
+    shown = display if display is not None else str(path)
+    return parse(read_text(path, display=shown, max_bytes=max_bytes), display=shown)
+
+
+class _Abort(Exception):
+    pass
+
+
+class _Builder:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.count = 0
+        self.limit = MIN_NODE_LIMIT + NODES_PER_BYTE * len(doc.text)
+        self.active: set[int] = set()
+
+    def _fail(self, node: Node, message: str) -> _Abort:
+        mark = node.start_mark
+        self.doc.problems.append(
+            Problem(self.doc.file, mark.line + 1, mark.column + 1, "", message)
+        )
+        return _Abort()
+
+    def build(self, node: Node, path: tuple[str | int, ...]) -> Any:
+        self.count += 1
+        if self.count > self.limit:
+            raise self._fail(
+                node,
+                f"the document expands to more than {self.limit:,} values through aliases "
+                "(an alias bomb?); refusing to read it",
+            )
+        if len(path) > MAX_DEPTH:
+            raise self._fail(node, f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self.active:
+            raise self._fail(node, "an alias refers to a node that contains it (a cycle)")
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            raise self._fail(node, f"unsupported YAML node {type(node).__name__}")
+        finally:
+            self.active.discard(id(node))
+
+    def _scalar(self, node: ScalarNode, path: tuple[str | int, ...]) -> Any:
+        if node.tag in _AS_TEXT:
+            return node.value
+        constructor = _SCALARS.get(node.tag)
+        if constructor is None:
+            raise self._fail(node, f"unsupported YAML tag {node.tag!r} at {format_path(path)}")
+        try:
+            return constructor(_CONSTRUCTOR, node)
+        except (ValueError, yaml.YAMLError):
+            return node.value
+
+    def _mapping(self, node: MappingNode, path: tuple[str | int, ...]) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                for source in self._merge_sources(value_node):
+                    for k, v in self._mapping(source, path).items():
+                        merged.setdefault(k, v)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                raise self._fail(key_node, "a mapping key must be a plain value, not a list or map")
+            key = self._scalar(key_node, path)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise self._fail(key_node, "a mapping key must be a plain value")
+            if key in result:
+                first = next(
+                    k for k, _ in node.value if k.tag != _MERGE and k.value == key_node.value
+                )
+                mark = key_node.start_mark
+                self.doc.problems.append(
+                    Problem(
+                        self.doc.file,
+                        mark.line + 1,
+                        mark.column + 1,
+                        format_path((*path, str(key))),
+                        f"duplicate key '{key}' (first defined on line {first.start_mark.line + 1}); "
+                        "YAML keeps only one of them: remove or rename one",
+                    )
+                )
+                continue
+            result[key] = self.build(value_node, (*path, str(key)))
+        for k, v in merged.items():
+            result.setdefault(k, v)
+        return result
+
+    def _merge_sources(self, node: Node) -> list[MappingNode]:
+        if isinstance(node, MappingNode):
+            return [node]
+        if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
+            return list(node.value)
+        raise self._fail(node, "'<<' (merge key) takes a mapping or a list of mappings")
+
+
+def _child(node: Node, part: str | int) -> tuple[Node | None, Node] | None:
+    if isinstance(node, SequenceNode) and isinstance(part, int):
+        if 0 <= part < len(node.value):
+            return (None, node.value[part])
+        return None
+    if isinstance(node, MappingNode):
+        merged: tuple[Node | None, Node] | None = None
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                for source in _merge_nodes(value_node):
+                    found = _child(source, part)
+                    if found is not None and merged is None:
+                        merged = found
+            elif isinstance(key_node, ScalarNode) and key_node.value == str(part):
+                return (key_node, value_node)
+        return merged
+    return None
+
+
+def _merge_nodes(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [node]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
