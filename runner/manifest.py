@@ -416,8 +416,8 @@ class _Checker:
                 return
             except graphlib.CycleError as exc:
                 cycle = cast(list[str], exc.args[1])
-                # graphlib gives [a, b, ..., a] where each depends on the next
-                order = list(reversed(cycle))
+                # graphlib gives [a, b, ..., a]: each one is a dependency of the next
+                order = list(cycle)
                 first = order[0]
                 nxt = order[1]
                 deps = jobs[nxt].get("depends_on", [])

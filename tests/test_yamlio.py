@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from runner import yamlio
+
+
+def test_positions_follow_paths_through_merge_keys() -> None:
+    doc = yamlio.parse(
+        "base: &b\n  pool: p\n  mode: FULL\njob:\n  <<: *b\n  id: x\n", display="f.yaml"
+    )
+    assert doc.data == {
+        "base": {"pool": "p", "mode": "FULL"},
+        "job": {"id": "x", "pool": "p", "mode": "FULL"},
+    }
+    assert doc.position(("job", "id")) == (6, 7)
+    assert doc.position(("job", "mode")) == (3, 9)  # where the merged value is written
+    assert doc.position(("job", "id"), key=True) == (6, 3)
+    assert doc.position(("job", "missing")) == (5, 3)  # the parent, when the field is absent
+
+
+def test_explicit_keys_win_over_merged_ones() -> None:
+    doc = yamlio.parse("a: &a {mode: FULL, x: 1}\nb:\n  <<: *a\n  mode: DELTA\n", display="f")
+    assert doc.data["b"] == {"mode": "DELTA", "x": 1}
+    assert doc.problems == []
+
+
+def test_duplicate_keys_are_refused_with_both_lines() -> None:
+    doc = yamlio.parse("jobs:\n  a: 1\n  b: 2\n  a: 3\n", display="f.yaml")
+    [problem] = doc.problems
+    assert (problem.line, problem.column, problem.path) == (4, 3, "jobs.a")
+    assert problem.message.startswith("duplicate key 'a' (first defined on line 2)")
+
+
+def test_syntax_error_has_line_and_column() -> None:
+    with pytest.raises(yamlio.YamlError) as info:
+        yamlio.parse("a: [1, 2\nb: 3\n", display="f.yaml")
+    assert (info.value.problem.line, info.value.problem.column) == (2, 2)
+    assert "YAML syntax error" in info.value.problem.message
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        ref = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([ref] * 9)}]")
+    started = time.perf_counter()
+    doc = yamlio.parse("\n".join(lines) + "\n", display="bomb.yaml")
+    assert time.perf_counter() - started < 5
+    assert doc.data is None
+    assert "alias bomb" in doc.problems[0].message
+
+
+def test_alias_that_contains_itself_is_refused() -> None:
+    doc = yamlio.parse("a: &a\n  b: *a\n", display="f")
+    assert doc.problems[0].message == "an alias refers to a node that contains it (a cycle)"
+
+
+def test_deep_nesting_is_refused() -> None:
+    doc = yamlio.parse("a: " + "[" * 200 + "]" * 200 + "\n", display="f")
+    assert doc.data is None
+    assert "nested deeper than" in doc.problems[0].message
+
+
+def test_unknown_tags_are_refused() -> None:
+    doc = yamlio.parse("a: !!python/object:os.system ls\n", display="f")
+    assert "unsupported YAML tag" in doc.problems[0].message
+
+
+def test_dates_stay_text() -> None:
+    assert yamlio.parse("a: 2024-01-01\n", display="f").data == {"a": "2024-01-01"}
+
+
+def test_non_utf8_names_the_position(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_bytes(b"version: 1\nname: caf\xe9\n")
+    with pytest.raises(yamlio.YamlError) as info:
+        yamlio.read_text(path, display="m.yaml")
+    problem = info.value.problem
+    assert (problem.line, problem.column) == (2, 10)
+    assert "not valid UTF-8 (byte 0xe9)" in problem.message
+
+
+def test_size_limit(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("a: 1\n" * 100)
+    with pytest.raises(yamlio.YamlError) as info:
+        yamlio.read_text(path, display="m.yaml", max_bytes=100)
+    assert "over the limit of 100 bytes" in info.value.problem.message
+
+
+def test_directory_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(yamlio.YamlError, match="is a directory"):
+        yamlio.read_text(tmp_path, display="d")
+    with pytest.raises(yamlio.YamlError, match="file not found"):
+        yamlio.read_text(tmp_path / "nope.yaml", display="nope.yaml")
