@@ -14,7 +14,7 @@ from typing import TextIO
 
 from runner import __version__
 from runner import problems as out
-from runner.errors import ExitCode, ManifestError, RunnerError
+from runner.errors import ExitCode, ManifestError, RunnerError, UsageError
 from runner.yamlio import DEFAULT_MAX_BYTES
 
 
@@ -75,6 +75,57 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=["text", "json", "mermaid", "dot"], default="text")
     _add_selection(plan)
     _add_manifest_options(plan)
+
+    run = sub.add_parser("run", help="run the jobs in dependency order, in parallel where possible")
+    run.add_argument("file", nargs="?", default="jobs.yaml", metavar="FILE")
+    _add_selection(run)
+    run.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="after the first failure start nothing new and cancel running jobs",
+    )
+    run.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write a JSON report of the run (see schema/report.schema.json)",
+    )
+    run.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the Celonis team URL (default: $CELONIS_BASE_URL, then the manifest)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=["console", "json"],
+        help="default: console on a terminal, JSON lines otherwise",
+    )
+    run.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail in the log (debug events)"
+    )
+    run.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against the embedded emulator of the Celonis API",
+    )
+    run.add_argument(
+        "--scenario", metavar="FILE", help="with --emulator: the emulator's scenario file"
+    )
+    run.add_argument(
+        "--emulator-journal",
+        metavar="FILE",
+        help="with --emulator: write the emulator's journal (JSON lines)",
+    )
+    run.add_argument(
+        "--no-cancel", action="store_true", help="on Ctrl-C/SIGTERM leave remote jobs running"
+    )
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="on Ctrl-C/SIGTERM wait this long for cancelled jobs to end (default 60)",
+    )
+    _add_manifest_options(run)
 
     schema = sub.add_parser("schema", help="print the manifest's JSON Schema")
     schema.add_argument(
@@ -155,6 +206,29 @@ def _dispatch(
             stderr=stderr,
             max_bytes=args.max_size,
         )
+    if args.command == "run":
+        from runner.commands import run
+
+        if (args.scenario or args.emulator_journal) and not args.emulator:
+            raise UsageError("--scenario and --emulator-journal go with --emulator")
+        options = run.RunOptions(
+            file=args.file,
+            select=args.select,
+            exclude=args.exclude,
+            max_parallel=args.max_parallel,
+            fail_fast=args.fail_fast,
+            report=args.report,
+            base_url=args.base_url,
+            log_format=args.log_format,
+            verbose=args.verbose,
+            emulator=args.emulator,
+            scenario=args.scenario,
+            emulator_journal=args.emulator_journal,
+            cancel_on_stop=not args.no_cancel,
+            grace=args.grace,
+            max_bytes=args.max_size,
+        )
+        return run.run(options, environ=env, stdout=stdout, stderr=stderr)
     if args.command == "schema":
         from runner.schema import MANIFEST_SCHEMA, REPORT_SCHEMA, schema_text
 

@@ -1,0 +1,190 @@
+"""`celonis-runner run`: execute the plan against Celonis (or the embedded emulator)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+import requests
+import structlog
+
+from runner import logs
+from runner.api import CelonisClient, KeyAuth, Secret, auth_from_config, resolve_base_url
+from runner.api.auth import Auth
+from runner.clock import Clock, ScaledClock, SystemClock
+from runner.commands.plan import load_checked
+from runner.errors import ExitCode
+from runner.executor import Executor, RunState
+from runner.model import Manifest
+from runner.plan import build_plan
+from runner.progress import ProgressLine
+from runner.report import build_report, write_json_atomic, write_summary
+
+log = structlog.get_logger(__name__)
+
+TIME_SCALE_ENV = "CELONIS_RUNNER_TIME_SCALE"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    file: str
+    select: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    max_parallel: int | None = None
+    fail_fast: bool = False
+    report: str | None = None
+    base_url: str | None = None
+    log_format: str | None = None
+    verbose: int = 0
+    emulator: bool = False
+    scenario: str | None = None
+    emulator_journal: str | None = None
+    cancel_on_stop: bool = True
+    grace: float = 60.0
+    max_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str
+    auth: Auth
+    clock: Clock
+
+
+def new_run_id(clock: Clock) -> str:
+    stamp = datetime.fromtimestamp(clock.time(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    manifest = load_checked(
+        options.file,
+        environ=environ,
+        strict_env=not options.emulator,
+        stderr=stderr,
+        max_bytes=options.max_bytes,
+    )
+    plan = build_plan(
+        manifest, select=options.select, exclude=options.exclude, max_parallel=options.max_parallel
+    )
+    log_format = logs.choose_format(options.log_format, stderr)
+    redactor = logs.Redactor(_secret_values(manifest, environ))
+    progress = ProgressLine(stderr, enabled=log_format == "console" and _isatty(stderr))
+    logs.configure(
+        log_format=log_format,
+        verbosity=options.verbose,
+        stream=progress.stream,
+        environ=environ,
+        redactor=redactor,
+    )
+    with _target(options, manifest, environ, redactor) as target:
+        session = requests.Session()
+        client = CelonisClient(target.base_url, target.auth, session, target.clock)
+        run_id = new_run_id(target.clock)
+        executor = Executor(
+            plan,
+            client,
+            target.clock,
+            fail_fast=options.fail_fast,
+            cancel_on_stop=options.cancel_on_stop,
+            grace=options.grace,
+            listeners=[progress.update],
+        )
+        log.info(
+            "run_started",
+            run_id=run_id,
+            manifest=manifest.path,
+            jobs=len(plan.jobs),
+            base_url=target.base_url,
+        )
+        with _signals(executor) as received:
+            state = executor.run()
+        progress.close()
+    if options.report:
+        write_json_atomic(Path(options.report), build_report(state, run_id=run_id))
+    write_summary(state, stdout)
+    return exit_code(state, received)
+
+
+def exit_code(state: RunState, received: list[int]) -> int:
+    if received:
+        return ExitCode.TERMINATED if received[0] == signal.SIGTERM else ExitCode.INTERRUPTED
+    if state.status == "api_error":
+        return ExitCode.API_UNUSABLE
+    if state.status == "failed":
+        return ExitCode.JOB_FAILED
+    return ExitCode.OK
+
+
+@contextlib.contextmanager
+def _signals(executor: Executor) -> Iterator[list[int]]:
+    """First SIGINT/SIGTERM: stop gracefully. Second: stop at once."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        name = signal.Signals(signum).name
+        if len(received) == 1:
+            executor.request_stop(f"{name} received")
+        else:
+            executor.hard_stop.set()
+            executor.request_stop(f"{name} received twice")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _target(
+    options: RunOptions, manifest: Manifest, environ: Mapping[str, str], redactor: logs.Redactor
+) -> Iterator[Target]:
+    if not options.emulator:
+        scale = environ.get(TIME_SCALE_ENV)
+        clock: Clock = ScaledClock(float(scale)) if scale else SystemClock()
+        yield Target(
+            base_url=resolve_base_url(manifest.connection, options.base_url, environ),
+            auth=auth_from_config(manifest.connection.auth, environ),
+            clock=clock,
+        )
+        return
+    from runner.emulator import Emulator, Scenario, load_scenario
+
+    base = load_scenario(Path(options.scenario)) if options.scenario else None
+    scenario = Scenario.from_manifest(manifest, base=base)
+    clock = ScaledClock(scenario.time_scale)
+    key = secrets.token_urlsafe(24)
+    redactor.add(key)
+    journal = Path(options.emulator_journal) if options.emulator_journal else None
+    with Emulator(scenario, clock=clock, api_keys=[key], journal_path=journal) as emulator:
+        log.info("emulator_started", base_url=emulator.base_url, time_scale=scenario.time_scale)
+        yield Target(
+            base_url=emulator.base_url, auth=KeyAuth("Bearer", Secret(key), "emulator"), clock=clock
+        )
+
+
+def _secret_values(manifest: Manifest, environ: Mapping[str, str]) -> list[str]:
+    auth = manifest.connection.auth
+    names = [auth.key_env, auth.client_id_env, auth.client_secret_env]
+    return [environ[n] for n in names if environ.get(n)]
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,629 @@
+"""Executing a Plan: start each job as soon as its dependencies succeeded, poll, apply the failure policy.
+
+One scheduling thread owns all job state; HTTP calls run on a small thread
+pool and hand their results back to it. Polling reads one pool's statuses
+with one request per round. Time comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from runner.api.client import ExecutionHandle, JobStatus, Observation
+from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError
+from runner.clock import Clock
+from runner.durations import format_duration
+from runner.model import Mode
+from runner.plan import Plan, PlannedJob
+
+log = structlog.get_logger(__name__)
+
+JobState = Literal[
+    "pending",  # waiting for dependencies or a free slot
+    "starting",  # execute request in flight
+    "waiting",  # someone else's execution is running; ours starts after it
+    "running",  # our execution is running in Celonis
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "skipped",
+    "not_started",
+]
+ACTIVE: frozenset[str] = frozenset({"starting", "waiting", "running"})
+FINAL: frozenset[str] = frozenset(
+    {"succeeded", "failed", "timed_out", "cancelled", "skipped", "not_started"}
+)
+UNSUCCESSFUL: frozenset[str] = frozenset({"failed", "timed_out", "cancelled"})
+RunStatus = Literal["succeeded", "failed", "api_error", "interrupted"]
+
+BACKOFF_FRACTION = 0.05
+"""A running job is polled at least every BACKOFF_FRACTION of its elapsed time (within limits)."""
+
+
+class Api(Protocol):
+    """What the executor needs of `runner.api.CelonisClient`."""
+
+    def execute(self, pool_id: str, job_id: str, mode: Mode) -> ExecutionHandle: ...
+
+    def pool_statuses(self, pool_id: str, job_ids: Iterable[str]) -> dict[str, JobStatus]: ...
+
+    def cancel(self, pool_id: str, job_id: str) -> None: ...
+
+    def failure_reason(self, pool_id: str, job_id: str) -> str | None: ...
+
+
+@dataclass
+class JobRun:
+    """One job's progress in this run; owned by the scheduling thread."""
+
+    planned: PlannedJob
+    state: JobState = "pending"
+    handle: ExecutionHandle | None = None
+    seen_active: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    started_mono: float | None = None
+    waiting_since: float | None = None
+    attempts: int = 0
+    error: str | None = None
+    next_poll: float = 0.0
+    interval: float = 0.0
+    remote_status: str | None = None
+    intent_at: float | None = None
+    """Wall time when we decided to start it (saved before the execute request goes out)."""
+
+    @property
+    def name(self) -> str:
+        return self.planned.name
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+
+@dataclass
+class RunState:
+    """Everything about a run so far; what listeners, reports and the state file read."""
+
+    plan: Plan
+    jobs: dict[str, JobRun]
+    started_at: float
+    run_id: str = ""
+    finished_at: float | None = None
+    status: RunStatus | None = None
+    error: str | None = None
+    stop_reason: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for job in self.jobs.values():
+            counts[job.state] = counts.get(job.state, 0) + 1
+        return counts
+
+
+Listener = Callable[[RunState, JobRun], None]
+Checkpoint = Callable[[RunState, bool], None]
+"""Saves the run's state; the flag says it must be written now (before an execute goes out)."""
+
+
+@dataclass
+class ResumeFrom:
+    """What an earlier run left: jobs already done, executions still running to take up, and
+    jobs whose execute was in flight when the runner died (`uncertain`, with the wall time of the
+    intent), which are checked before anything is triggered again."""
+
+    succeeded: frozenset[str] = frozenset()
+    running: Mapping[str, ExecutionHandle] = field(default_factory=dict)
+    uncertain: Mapping[str, float] = field(default_factory=dict)
+    started_at: Mapping[str, float] = field(default_factory=dict)
+
+
+class Executor:
+    def __init__(
+        self,
+        plan: Plan,
+        api: Api,
+        clock: Clock,
+        *,
+        fail_fast: bool = False,
+        stop: threading.Event | None = None,
+        cancel_on_stop: bool = True,
+        grace: float = 60.0,
+        listeners: Sequence[Listener] = (),
+        checkpoint: Checkpoint | None = None,
+        io_workers: int = 8,
+        resume: ResumeFrom | None = None,
+        run_id: str = "",
+    ) -> None:
+        self.plan = plan
+        self.api = api
+        self.clock = clock
+        self.fail_fast = fail_fast
+        self.stop = stop or threading.Event()
+        self.hard_stop = threading.Event()
+        self.cancel_on_stop = cancel_on_stop
+        self.grace = grace
+        self.listeners = list(listeners)
+        self.checkpoint = checkpoint
+        self.io_workers = io_workers
+        self._wake = threading.Event()
+        self._inflight: dict[Future[Any], Callable[[Future[Any]], None]] = {}
+        self._polling: set[str] = set()
+        self._stopping: str | None = None
+        self._grace_deadline: float | None = None
+        self._aborted: ApiError | None = None
+        self.state = RunState(
+            plan=plan,
+            jobs={name: JobRun(planned) for name, planned in plan.jobs.items()},
+            started_at=clock.time(),
+            run_id=run_id,
+        )
+        self._resume_from = resume or ResumeFrom()
+
+    # -- the loop ----------------------------------------------------------------
+
+    def run(self) -> RunState:
+        with ThreadPoolExecutor(
+            max_workers=self.io_workers, thread_name_prefix="celonis-io"
+        ) as pool:
+            self._pool = pool
+            try:
+                self._resume(self._resume_from)
+                self._loop()
+            finally:
+                self._drain()
+        self._finish()
+        self._save(force=True)
+        return self.state
+
+    def request_stop(self, reason: str) -> None:
+        """Start nothing new; cancel running jobs (unless told not to) and end after the grace period."""
+        if self._stopping is None:
+            self._stopping = reason
+        self.stop.set()
+        self._wake.set()
+
+    def _save(self, *, force: bool) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint(self.state, force)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            if self._collect():
+                self._save(force=False)
+            if self.hard_stop.is_set():
+                return
+            now = self.clock.monotonic()
+            if self.stop.is_set() and self._grace_deadline is None:
+                self._begin_stop(now, self._stopping or "interrupted")
+            if self._grace_deadline is not None and now >= self._grace_deadline:
+                return
+            self._check_timeouts(now)
+            if self._stopping is None:
+                self._start_ready(now)
+            self._poll_due(now)
+            active = [j for j in self.state.jobs.values() if j.state in ACTIVE]
+            if not active and not self._inflight:
+                return
+            wake_at = min(
+                (j.next_poll for j in active if j.planned.job.pool not in self._polling),
+                default=None,
+            )
+            deadlines = [
+                t for t in (wake_at, self._grace_deadline, *self._timeouts(active)) if t is not None
+            ]
+            delay = max(0.0, min(deadlines) - now) if deadlines else 3600.0
+            if self._any_done():
+                continue
+            self.clock.wait(self._wake, delay)
+
+    def _any_done(self) -> bool:
+        return any(f.done() for f in self._inflight)
+
+    def _submit(self, call: Callable[[], Any], on_done: Callable[[Future[Any]], None]) -> None:
+        future = self._pool.submit(call)
+        self._inflight[future] = on_done
+        future.add_done_callback(lambda _: self._wake.set())
+
+    def _collect(self) -> bool:
+        done = [f for f in self._inflight if f.done()]
+        for future in done:
+            on_done = self._inflight.pop(future)
+            on_done(future)
+        return bool(done)
+
+    def _drain(self) -> None:
+        """Let in-flight requests finish so that no result is lost (unless stopping hard)."""
+        while self._inflight and not self.hard_stop.is_set():
+            self._wake.clear()
+            self._collect()
+            if self._inflight and not self._any_done():
+                self._wake.wait(0.05)
+
+    # -- starting ------------------------------------------------------------------
+
+    def _start_ready(self, now: float) -> None:
+        to_start: list[JobRun] = []
+        running_total = sum(1 for j in self.state.jobs.values() if j.state in ACTIVE)
+        per_pool: dict[str, int] = {}
+        for j in self.state.jobs.values():
+            if j.state in ACTIVE:
+                per_pool[j.planned.job.pool] = per_pool.get(j.planned.job.pool, 0) + 1
+        for job in self.state.jobs.values():
+            if job.state != "pending" or not self._dependencies_done(job):
+                continue
+            pool = job.planned.job.pool
+            limit = self.plan.pool_limits.get(pool)
+            if self.plan.max_parallel is not None and running_total >= self.plan.max_parallel:
+                break
+            if limit is not None and per_pool.get(pool, 0) >= limit:
+                continue
+            running_total += 1
+            per_pool[pool] = per_pool.get(pool, 0) + 1
+            to_start.append(job)
+        self._start_all(to_start)
+
+    def _start_all(self, jobs: list[JobRun]) -> None:
+        if not jobs:
+            return
+        for job in jobs:
+            job.attempts += 1
+            job.intent_at = self.clock.time()
+            self._set(job, "starting")
+        self._save(force=True)  # a crash after this point is seen as "uncertain" on resume
+        for job in jobs:
+            self._start(job)
+
+    def _dependencies_done(self, job: JobRun) -> bool:
+        for dep in job.planned.depends_on:
+            other = self.state.jobs[dep]
+            if other.state == "succeeded":
+                continue
+            if other.state in UNSUCCESSFUL and other.planned.job.allow_failure:
+                continue
+            return False
+        return True
+
+    def _start(self, job: JobRun) -> None:
+        spec = job.planned.job
+
+        def done(future: Future[ExecutionHandle]) -> None:
+            error = future.exception()
+            if error is None:
+                handle = future.result()
+                job.handle = handle
+                job.started_mono = handle.triggered_at
+                job.started_at = self.clock.time()
+                job.interval = spec.poll_interval
+                job.next_poll = self.clock.monotonic() + spec.poll_interval
+                self._set(job, "running", attempt=job.attempts, posts=handle.attempts)
+                if self._stopping is not None:
+                    self._cancel(job, self._stopping)
+            elif isinstance(error, JobBusyError):
+                job.waiting_since = job.waiting_since or self.clock.monotonic()
+                job.remote_status = error.job_status.status
+                job.interval = spec.poll_interval
+                job.next_poll = self.clock.monotonic() + spec.poll_interval
+                self._set(
+                    job,
+                    "waiting",
+                    remote_status=error.job_status.status,
+                    note="already running in Celonis (started by someone else); ours starts when it ends",
+                )
+            elif isinstance(error, NotFoundError | AuthError) and error.status in (403, 404):
+                self._finish_job(job, "failed", str(error))
+            elif isinstance(error, ApiError):
+                self._abort(error)
+                self._set(job, "pending")
+            else:
+                raise error
+
+        self._submit(lambda: self.api.execute(spec.pool_id, spec.job_id, spec.mode), done)
+
+    # -- polling -------------------------------------------------------------------
+
+    def _poll_due(self, now: float) -> None:
+        by_pool: dict[str, list[JobRun]] = {}
+        for job in self.state.jobs.values():
+            if job.state in ("running", "waiting"):
+                by_pool.setdefault(job.planned.job.pool, []).append(job)
+        for pool, jobs in by_pool.items():
+            if pool in self._polling or not any(j.next_poll <= now for j in jobs):
+                continue
+            self._polling.add(pool)
+            pool_id = jobs[0].planned.job.pool_id
+            ids = [j.planned.job.job_id for j in jobs]
+
+            def done(
+                future: Future[dict[str, JobStatus]], pool: str = pool, jobs: list[JobRun] = jobs
+            ) -> None:
+                self._polling.discard(pool)
+                error = future.exception()
+                if error is None:
+                    statuses = future.result()
+                    for job in jobs:
+                        status = statuses.get(job.planned.job.job_id)
+                        if status is not None and job.state in ("running", "waiting"):
+                            self._observe(job, status)
+                elif isinstance(error, ApiError):
+                    self._abort(error)
+                else:
+                    raise error
+
+            self._submit(functools.partial(self.api.pool_statuses, pool_id, ids), done)
+
+    def _observe(self, job: JobRun, status: JobStatus) -> None:
+        now = self.clock.monotonic()
+        spec = job.planned.job
+        if status.status != job.remote_status:
+            if status.is_unknown:
+                log.warning(
+                    "job_status_unknown", job=job.name, pool=spec.pool, status=status.status
+                )
+            job.remote_status = status.status
+        if job.state == "waiting":
+            if not status.in_progress:
+                log.info(
+                    "job_external_run_ended", job=job.name, pool=spec.pool, status=status.status
+                )
+                self._set(job, "pending")
+                self._wake.set()
+            else:
+                job.next_poll = now + job.interval
+            return
+        assert job.handle is not None
+        seen = job.handle.observe(status, seen_active=job.seen_active)
+        if seen is Observation.ACTIVE:
+            job.seen_active = True
+        if seen is Observation.FINISHED:
+            if status.status == "SUCCESS":
+                self._finish_job(job, "succeeded", None)
+            elif status.status == "FAIL":
+                self._failed_with_reason(job)
+            else:
+                self._finish_job(job, "cancelled", f"ended as {status.status} in Celonis")
+            return
+        elapsed = now - (job.started_mono or now)
+        job.interval = min(
+            spec.max_poll_interval, max(spec.poll_interval, elapsed * BACKOFF_FRACTION)
+        )
+        job.next_poll = now + job.interval
+
+    def _failed_with_reason(self, job: JobRun) -> None:
+        spec = job.planned.job
+        job.finished_at = self.clock.time()
+        self._set_state_only(job, "failed")
+        self._after_failure(job)
+
+        def done(future: Future[str | None]) -> None:
+            error = future.exception()
+            reason = None if error is not None else future.result()
+            if isinstance(error, ApiError):
+                log.warning("job_failure_reason_unavailable", job=job.name, error=str(error))
+            elif error is not None:
+                raise error
+            job.error = f"FAIL: {reason}" if reason else "FAIL (Celonis gave no reason)"
+            self._emit(job)
+
+        self._submit(lambda: self.api.failure_reason(spec.pool_id, spec.job_id), done)
+
+    # -- timeouts, failures, stopping ----------------------------------------------
+
+    def _timeouts(self, active: list[JobRun]) -> list[float]:
+        out = []
+        for job in active:
+            since = job.started_mono if job.state == "running" else job.waiting_since
+            if since is not None:
+                out.append(since + job.planned.job.timeout)
+        return out
+
+    def _check_timeouts(self, now: float) -> None:
+        for job in self.state.jobs.values():
+            limit = job.planned.job.timeout
+            if (
+                job.state == "running"
+                and job.started_mono is not None
+                and now - job.started_mono >= limit
+            ):
+                self._cancel(job, None)
+                self._finish_job(
+                    job,
+                    "timed_out",
+                    f"timed out after {format_duration(limit)}; cancelled in Celonis",
+                )
+            elif (
+                job.state == "waiting"
+                and job.waiting_since is not None
+                and now - job.waiting_since >= limit
+            ):
+                self._finish_job(
+                    job,
+                    "timed_out",
+                    f"an execution started outside this run was still running after {format_duration(limit)}",
+                )
+
+    def _cancel(self, job: JobRun, reason: str | None) -> None:
+        spec = job.planned.job
+
+        def done(future: Future[None]) -> None:
+            error = future.exception()
+            if error is not None:
+                log.warning("job_cancel_failed", job=job.name, pool=spec.pool, error=str(error))
+
+        self._submit(lambda: self.api.cancel(spec.pool_id, spec.job_id), done)
+        if reason is not None:
+            log.info("job_cancel_requested", job=job.name, pool=spec.pool, reason=reason)
+
+    def _finish_job(self, job: JobRun, state: JobState, error: str | None) -> None:
+        job.error = error
+        if job.started_at is not None or state in ("succeeded", "failed", "cancelled", "timed_out"):
+            job.finished_at = self.clock.time()
+        self._set(job, state)
+        if state in UNSUCCESSFUL:
+            self._after_failure(job)
+
+    def _after_failure(self, job: JobRun) -> None:
+        if job.planned.job.allow_failure:
+            return
+        for name in self._downstream(job.name):
+            other = self.state.jobs[name]
+            if other.state == "pending":
+                other.error = f"skipped: {job.name} {_verb(job.state)}"
+                self._set(other, "skipped")
+        if self.fail_fast and self._stopping is None:
+            self._stopping = f"--fail-fast after {job.name} {_verb(job.state)}"
+            for other in self.state.jobs.values():
+                if other.state == "running":
+                    self._cancel(other, self._stopping)
+                    self._finish_job_quiet(other, "cancelled", f"cancelled: {self._stopping}")
+
+    def _finish_job_quiet(self, job: JobRun, state: JobState, error: str) -> None:
+        job.error = error
+        job.finished_at = self.clock.time()
+        self._set(job, state)
+
+    def _downstream(self, name: str) -> list[str]:
+        seen: dict[str, None] = {}
+        stack = [name]
+        while stack:
+            for child in self.plan.jobs[stack.pop()].dependents:
+                if child not in seen:
+                    seen[child] = None
+                    stack.append(child)
+        return list(seen)
+
+    def _abort(self, error: ApiError) -> None:
+        if self._aborted is None:
+            self._aborted = error
+            log.error("api_unusable", error=str(error))
+        self._stopping = self._stopping or "the API could not be used"
+        self.hard_stop.set()
+        self._wake.set()
+
+    def _begin_stop(self, now: float, reason: str) -> None:
+        self._grace_deadline = now + self.grace
+        log.warning("run_stopping", reason=reason, grace=self.grace, cancel=self.cancel_on_stop)
+        for job in self.state.jobs.values():
+            if job.state == "running" and self.cancel_on_stop:
+                self._cancel(job, reason)
+        if not self.cancel_on_stop:
+            self._grace_deadline = now  # leave remote jobs running; stop at once
+
+    def _finish(self) -> None:
+        reason = self._stopping
+        for job in self.state.jobs.values():
+            if job.state in ("pending", "starting"):
+                job.error = job.error or (f"not started: {reason}" if reason else "not started")
+                self._set(job, "not_started")
+            elif job.state == "waiting":
+                job.error = "not started: an execution started elsewhere was still running"
+                self._set(job, "not_started")
+        state = self.state
+        state.finished_at = self.clock.time()
+        state.stop_reason = reason
+        if self._aborted is not None:
+            state.status, state.error = "api_error", str(self._aborted)
+        elif self.stop.is_set() and not self.fail_fast_only():
+            state.status = "interrupted"
+        elif any(
+            (j.state in UNSUCCESSFUL and not j.planned.job.allow_failure)
+            or j.state in ("skipped", "not_started")
+            for j in state.jobs.values()
+        ):
+            state.status = "failed"
+        else:
+            state.status = "succeeded"
+        log.info("run_finished", status=state.status, **state.counts())
+
+    def fail_fast_only(self) -> bool:
+        return (
+            self._stopping is not None
+            and self._stopping.startswith("--fail-fast")
+            and not self.stop.is_set()
+        )
+
+    # -- resume ----------------------------------------------------------------------
+
+    def _resume(self, resume: ResumeFrom) -> None:
+        for name in resume.succeeded:
+            if name in self.state.jobs:
+                job = self.state.jobs[name]
+                job.state = "succeeded"
+                job.error = "succeeded in an earlier run"
+        for name, handle in resume.running.items():
+            if name in self.state.jobs:
+                self._take_up(self.state.jobs[name], handle, resume.started_at.get(name))
+        for name, intent in resume.uncertain.items():
+            if name in self.state.jobs:
+                self._settle_uncertain(self.state.jobs[name], intent, resume.started_at.get(name))
+
+    def _take_up(self, job: JobRun, handle: ExecutionHandle, started_at: float | None) -> None:
+        now = self.clock.monotonic()
+        job.handle = handle
+        job.started_mono = now
+        job.started_at = started_at or self.clock.time()
+        job.interval = job.planned.job.poll_interval
+        job.next_poll = now
+        self._set(job, "running", note="taken up from the earlier run; not triggered again")
+
+    def _settle_uncertain(self, job: JobRun, intent: float, started_at: float | None) -> None:
+        """The runner died while this job's execute was in flight: did it start?"""
+        spec = job.planned.job
+        status = self.api.pool_statuses(spec.pool_id, [spec.job_id]).get(spec.job_id)
+        if status is None:
+            return
+        began = status.last_execution_start
+        ours = status.in_progress or (began is not None and began >= intent * 1000 - 1000)
+        if not ours:
+            log.info("job_resume_not_started", job=job.name, pool=spec.pool)
+            return
+        before = JobStatus(job_id=spec.job_id, status=None)
+        handle = ExecutionHandle(
+            spec.pool_id, spec.job_id, spec.mode, before, self.clock.monotonic(), 1
+        )
+        job.seen_active = True
+        self._take_up(job, handle, started_at or intent)
+
+    # -- events ------------------------------------------------------------------------
+
+    def _set(self, job: JobRun, state: JobState, **extra: Any) -> None:
+        self._set_state_only(job, state)
+        self._emit(job, **extra)
+
+    def _set_state_only(self, job: JobRun, state: JobState) -> None:
+        job.state = state
+
+    def _emit(self, job: JobRun, **extra: Any) -> None:
+        spec = job.planned.job
+        now = self.clock.monotonic()
+        elapsed = round(now - job.started_mono, 3) if job.started_mono is not None else None
+        fields: dict[str, Any] = {
+            "job": job.name,
+            "pool": spec.pool,
+            "mode": spec.mode,
+            "status": job.state,
+            "elapsed": elapsed,
+            "attempt": job.attempts,
+        }
+        if job.error:
+            fields["reason"] = job.error
+        fields.update(extra)
+        level = "warning" if job.state in UNSUCCESSFUL or job.state == "skipped" else "info"
+        getattr(log, level)(f"job_{job.state}", **fields)
+        for listener in self.listeners:
+            listener(self.state, job)
+
+
+def _verb(state: str) -> str:
+    return {"timed_out": "timed out", "cancelled": "was cancelled"}.get(state, state)

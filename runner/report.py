@@ -1,0 +1,122 @@
+"""What a run produced, for people (the summary table) and machines (the JSON report)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from runner.durations import format_duration
+from runner.executor import JobRun, RunState
+
+REPORT_VERSION = 1
+
+_REPORT_STATUS = {
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "timed_out": "timed_out",
+    "cancelled": "cancelled",
+    "skipped": "skipped",
+    "not_started": "not_started",
+    "running": "running",
+    "pending": "not_started",
+    "starting": "not_started",
+    "waiting": "not_started",
+}
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def job_status(job: JobRun) -> str:
+    return _REPORT_STATUS[job.state]
+
+
+def build_report(state: RunState, *, run_id: str) -> dict[str, Any]:
+    manifest = state.plan.manifest
+    duration = (state.finished_at - state.started_at) if state.finished_at is not None else None
+    return {
+        "report_version": REPORT_VERSION,
+        "run_id": run_id,
+        "status": state.status,
+        "error": state.error,
+        "started_at": iso(state.started_at),
+        "finished_at": iso(state.finished_at),
+        "duration_seconds": None if duration is None else round(duration, 3),
+        "manifest": {"path": manifest.path, "sha256": manifest.sha256},
+        "jobs": [
+            {
+                "name": job.name,
+                "pool": job.planned.job.pool,
+                "pool_id": job.planned.job.pool_id,
+                "job_id": job.planned.job.job_id,
+                "mode": job.planned.job.mode,
+                "status": job_status(job),
+                "allow_failure": job.planned.job.allow_failure,
+                "started_at": iso(job.started_at),
+                "finished_at": iso(job.finished_at),
+                "duration_seconds": None if job.duration is None else round(job.duration, 3),
+                "attempts": job.attempts,
+                "error": job.error,
+            }
+            for job in state.jobs.values()
+        ],
+    }
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write, fsync, rename: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_summary(state: RunState, stream: TextIO) -> None:
+    jobs = list(state.jobs.values())
+    rows = [
+        (
+            job.name,
+            job.planned.job.pool,
+            job_status(job)
+            + (
+                " (allowed)"
+                if job.planned.job.allow_failure
+                and job.state in ("failed", "timed_out", "cancelled")
+                else ""
+            ),
+            format_duration(job.duration) if job.duration is not None else "-",
+            job.error if job.state != "succeeded" and job.error else "",
+        )
+        for job in jobs
+    ]
+    header = ("JOB", "POOL", "STATUS", "DURATION", "REASON")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    stream.write("\n")
+    for row in [header, *rows]:
+        cells = [row[i].ljust(widths[i]) for i in range(4)]
+        stream.write("  ".join(cells) + ("  " + row[4] if row[4] else "") + "\n")
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job_status(job)] = counts.get(job_status(job), 0) + 1
+    total = (state.finished_at or state.started_at) - state.started_at
+    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
+    stream.write(f"\nRun {state.status}: {parts} in {format_duration(total)}\n")
+    if state.error:
+        stream.write(f"{state.error}\n")
