@@ -216,8 +216,13 @@ class Executor:
             active = [j for j in self.state.jobs.values() if j.state in ACTIVE]
             if not active and not self._inflight:
                 return
+            # a job whose execute is in flight has nothing to poll yet: only its result wakes us
             wake_at = min(
-                (j.next_poll for j in active if j.planned.job.pool not in self._polling),
+                (
+                    j.next_poll
+                    for j in active
+                    if j.state != "starting" and j.planned.job.pool not in self._polling
+                ),
                 default=None,
             )
             deadlines = [
