@@ -107,7 +107,7 @@ def test_allow_failure_lets_dependents_run(cli: Cli, tmp_path: Path) -> None:
     pipeline = diamond(tmp_path)
     pipeline.jobs["crm_model"]["allow_failure"] = True
     pipeline.behaviour["crm_model"].update(outcome="FAIL", message="bad data")
-    result, journal, report = run(cli, pipeline)
+    result, _journal, report = run(cli, pipeline)
     assert result.code == 0
     assert statuses(report)["crm_model"] == "failed"
     assert statuses(report)["load"] == "succeeded"
@@ -158,7 +158,7 @@ def test_stale_finished_status_is_not_taken_for_the_end(cli: Cli, tmp_path: Path
     p.settings["stale_status_for"] = "2m"
     p.job("first", "sap", behaviour={"last_run": "SUCCESS", "duration": "10m"})
     p.job("second", "sap", "first")
-    result, journal, report = run(cli, p)
+    result, journal, _report = run(cli, p)
     assert result.code == 0
     journal.assert_order(p.jobs)
     started = journal.executions("second")[0]["t"]
@@ -186,7 +186,7 @@ def test_global_max_parallel(cli: Cli, tmp_path: Path) -> None:
 def test_report_matches_its_schema(cli: Cli, tmp_path: Path) -> None:
     pipeline = diamond(tmp_path)
     pipeline.behaviour["extract_c"].update(outcome="FAIL")
-    result, _, report = run(cli, pipeline)
+    _result, _, report = run(cli, pipeline)
     jsonschema.validate(report, load_schema(REPORT_SCHEMA))
     assert report["status"] == "failed"
     assert report["manifest"]["sha256"] and report["run_id"]
