@@ -125,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="on Ctrl-C/SIGTERM wait this long for cancelled jobs to end (default 60)",
     )
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="RUN_ID",
+        help="run what did not succeed in an earlier run (default: the latest); put FILE before it",
+    )
+    run.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where run state is saved (default: $CELONIS_RUNNER_STATE_DIR, then .celonis-runner/runs)",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: resume even though the manifest changed",
+    )
     _add_manifest_options(run)
 
     schema = sub.add_parser("schema", help="print the manifest's JSON Schema")
@@ -227,6 +244,9 @@ def _dispatch(
             cancel_on_stop=not args.no_cancel,
             grace=args.grace,
             max_bytes=args.max_size,
+            resume=args.resume,
+            state_dir=args.state_dir,
+            force=args.force,
         )
         return run.run(options, environ=env, stdout=stdout, stderr=stderr)
     if args.command == "schema":

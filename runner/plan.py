@@ -6,9 +6,8 @@
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from runner.errors import UsageError
 from runner.model import Job, Manifest
@@ -111,6 +110,7 @@ def build_plan(
 def resolve_selection(manifest: Manifest, specs: Iterable[str]) -> list[str]:
     """Job names for selectors `name`, `+name`, `name+`, `+name+`, `pool:NAME` (commas allowed)."""
     selected: dict[str, None] = {}
+    children = _children(manifest)
     for spec in (s.strip() for raw in specs for s in raw.split(",")):
         if not spec:
             continue
@@ -133,8 +133,7 @@ def resolve_selection(manifest: Manifest, specs: Iterable[str]) -> list[str]:
                 (n, None) for n in _closure(name, lambda n: manifest.jobs[n].depends_on)
             )
         if downstream:
-            children = _children(manifest)
-            selected.update((n, None) for n in _closure(name, lambda n: children[n]))
+            selected.update((n, None) for n in _closure(name, children.__getitem__))
     return list(selected)
 
 
@@ -146,7 +145,7 @@ def _children(manifest: Manifest) -> dict[str, list[str]]:
     return children
 
 
-def _closure(start: str, edges: Any) -> list[str]:
+def _closure(start: str, edges: Callable[[str], Iterable[str]]) -> list[str]:
     seen: dict[str, None] = {}
     stack = [start]
     while stack:

@@ -38,10 +38,13 @@ def write_manifest(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture
-def cli() -> Callable[..., CliResult]:
+def cli(tmp_path: Path) -> Callable[..., CliResult]:
+    """The CLI in-process, with its own environment (run state goes to a temporary folder)."""
+
     def run(*argv: str, environ: Mapping[str, str] | None = None) -> CliResult:
         out, err = io.StringIO(), io.StringIO()
-        code = main(list(argv), environ=dict(environ or {}), stdout=out, stderr=err)
+        env = {"CELONIS_RUNNER_STATE_DIR": str(tmp_path / "runs"), **(environ or {})}
+        code = main(list(argv), environ=env, stdout=out, stderr=err)
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run

@@ -33,6 +33,8 @@ def run(cli: Cli, pipeline: Pipeline, *extra: str) -> tuple[CliResult, Journal, 
         str(report),
         "--log-format",
         "json",
+        "--state-dir",
+        str(pipeline.folder / "runs"),
         *extra,
     )
     data = json.loads(report.read_text()) if report.exists() else {}

@@ -21,12 +21,21 @@ from runner.api import CelonisClient, KeyAuth, Secret, auth_from_config, resolve
 from runner.api.auth import Auth
 from runner.clock import Clock, ScaledClock, SystemClock
 from runner.commands.plan import load_checked
-from runner.errors import ExitCode
-from runner.executor import Executor, RunState
+from runner.errors import ExitCode, UsageError
+from runner.executor import Executor, ResumeFrom, RunState
 from runner.model import Manifest
 from runner.plan import build_plan
 from runner.progress import ProgressLine
 from runner.report import build_report, write_json_atomic, write_summary
+from runner.state import (
+    SavedRun,
+    StateStore,
+    find_state,
+    load_saved,
+    manifest_changes,
+    resume_from,
+    state_dir,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +59,9 @@ class RunOptions:
     cancel_on_stop: bool = True
     grace: float = 60.0
     max_bytes: int = 10 * 1024 * 1024
+    resume: str | None = None
+    state_dir: str | None = None
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,9 +84,27 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
         stderr=stderr,
         max_bytes=options.max_bytes,
     )
-    plan = build_plan(
-        manifest, select=options.select, exclude=options.exclude, max_parallel=options.max_parallel
-    )
+    directory = state_dir(options.state_dir, environ)
+    resume: ResumeFrom | None = None
+    saved: SavedRun | None = None
+    select, exclude = list(options.select), list(options.exclude)
+    if options.resume:
+        saved = load_saved(find_state(directory, options.resume))
+        if (select or exclude) and (select, exclude) != (saved.select, saved.exclude):
+            raise UsageError(
+                "a resumed run keeps the selection it started with: drop --select/--exclude"
+            )
+        select, exclude = saved.select, saved.exclude
+    plan = build_plan(manifest, select=select, exclude=exclude, max_parallel=options.max_parallel)
+    if saved is not None:
+        changes = manifest_changes(saved, plan)
+        if changes and not options.force:
+            raise UsageError(
+                f"the manifest changed since run {saved.run_id}: "
+                + "; ".join(changes)
+                + ". Resume anyway with --force, or start a new run without --resume"
+            )
+        resume = resume_from(saved, plan)
     log_format = logs.choose_format(options.log_format, stderr)
     redactor = logs.Redactor(_secret_values(manifest, environ))
     progress = ProgressLine(stderr, enabled=log_format == "console" and _isatty(stderr))
@@ -88,7 +118,12 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
     with _target(options, manifest, environ, redactor) as target:
         session = requests.Session()
         client = CelonisClient(target.base_url, target.auth, session, target.clock)
-        run_id = new_run_id(target.clock)
+        if saved is None:
+            run_id = new_run_id(target.clock)
+            state_path = directory / f"{run_id}.json"
+        else:
+            run_id, state_path = saved.run_id, saved.path
+        store = StateStore(state_path, select=select, exclude=exclude)
         executor = Executor(
             plan,
             client,
@@ -97,6 +132,9 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
             cancel_on_stop=options.cancel_on_stop,
             grace=options.grace,
             listeners=[progress.update],
+            checkpoint=store,
+            resume=resume,
+            run_id=run_id,
         )
         log.info(
             "run_started",
@@ -111,6 +149,10 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
     if options.report:
         write_json_atomic(Path(options.report), build_report(state, run_id=run_id))
     write_summary(state, stdout)
+    if state.status != "succeeded":
+        stdout.write(
+            f"State saved in {state_path}; resume with: celonis-runner run {options.file} --resume {run_id}\n"
+        )
     return exit_code(state, received)
 
 

@@ -1,0 +1,255 @@
+"""The run's state file: every job's state, written atomically on every change, read back to resume.
+
+Default place: `.celonis-runner/runs/<run id>.json` (`--state-dir` or
+`$CELONIS_RUNNER_STATE_DIR` move it). It records each job, with the
+execution markers of a running one so that `run --resume` takes it up
+instead of triggering it again, and a fingerprint of what matters in the
+manifest so that a resume after such a change is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.api.client import ExecutionHandle, JobStatus
+from runner.errors import UsageError
+from runner.executor import ResumeFrom, RunState
+from runner.plan import Plan
+from runner.report import write_json_atomic
+
+STATE_VERSION = 1
+DEFAULT_STATE_DIR = ".celonis-runner/runs"
+STATE_DIR_ENV = "CELONIS_RUNNER_STATE_DIR"
+MIN_WRITE_INTERVAL = 0.25
+"""Real seconds between two unforced writes (a forced write, before an execute, is never delayed)."""
+
+
+def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
+    return Path(option or environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+
+
+def fingerprint(plan: Plan) -> dict[str, dict[str, Any]]:
+    """What a resume must not change: each job's Celonis ids, mode and dependencies."""
+    return {
+        name: {
+            "pool_id": job.pool_id,
+            "job_id": job.job_id,
+            "mode": job.mode,
+            "depends_on": sorted(job.depends_on),
+        }
+        for name, job in plan.manifest.jobs.items()
+    }
+
+
+def _handle_to_dict(handle: ExecutionHandle) -> dict[str, Any]:
+    before = handle.before
+    return {
+        "mode": handle.mode,
+        "attempts": handle.attempts,
+        "compared": sorted(handle.compared),
+        "before": {
+            "status": before.status,
+            "current_execution_id": before.current_execution_id,
+            "latest_execution_item_id": before.latest_execution_item_id,
+            "last_execution_start": before.last_execution_start,
+        },
+    }
+
+
+def state_to_dict(
+    state: RunState, *, select: Sequence[str], exclude: Sequence[str]
+) -> dict[str, Any]:
+    return {
+        "state_version": STATE_VERSION,
+        "run_id": state.run_id,
+        "status": state.status or "running",
+        "started_at": state.started_at,
+        "updated_at": time.time(),
+        "manifest": {"path": state.plan.manifest.path, "sha256": state.plan.manifest.sha256},
+        "selection": {"select": list(select), "exclude": list(exclude)},
+        "fingerprint": fingerprint(state.plan),
+        "jobs": {
+            name: {
+                "state": job.state,
+                "pool_id": job.planned.job.pool_id,
+                "job_id": job.planned.job.job_id,
+                "attempts": job.attempts,
+                "started_at": job.started_at,
+                "finished_at": job.finished_at,
+                "intent_at": job.intent_at,
+                "error": job.error,
+                "handle": _handle_to_dict(job.handle)
+                if job.handle and job.state == "running"
+                else None,
+            }
+            for name, job in state.jobs.items()
+        },
+    }
+
+
+class StateStore:
+    """A checkpoint for the executor: writes the state file, at most every MIN_WRITE_INTERVAL unless forced."""
+
+    def __init__(self, path: Path, *, select: Sequence[str], exclude: Sequence[str]) -> None:
+        self.path = path
+        self.select = list(select)
+        self.exclude = list(exclude)
+        self._last = 0.0
+        self._dirty = False
+
+    def __call__(self, state: RunState, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < MIN_WRITE_INTERVAL:
+            self._dirty = True
+            return
+        write_json_atomic(self.path, state_to_dict(state, select=self.select, exclude=self.exclude))
+        self._last = now
+        self._dirty = False
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.data["run_id"])
+
+    @property
+    def select(self) -> list[str]:
+        return list(self.data["selection"]["select"])
+
+    @property
+    def exclude(self) -> list[str]:
+        return list(self.data["selection"]["exclude"])
+
+
+def find_state(directory: Path, run_id: str) -> Path:
+    if run_id == "latest":
+        files = (
+            sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
+            if directory.is_dir()
+            else []
+        )
+        if not files:
+            raise UsageError(
+                f"no earlier run to resume in {directory} (runs are saved there by `run`)"
+            )
+        return files[-1]
+    if not run_id.replace("-", "").replace("T", "").replace("Z", "").isalnum():
+        raise UsageError(f"not a run id: {run_id!r}")
+    path = directory / f"{run_id}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
+        hint = f"; saved runs: {', '.join(known[-5:])}" if known else ""
+        raise UsageError(f"no saved run {run_id!r} in {directory}{hint}")
+    return path
+
+
+def load_saved(path: Path) -> SavedRun:
+    """The saved run; UsageError (exit 2) for a file that is corrupt, truncated or of another format."""
+
+    def bad(why: str) -> UsageError:
+        return UsageError(
+            f"cannot resume from {path}: {why}; the file is damaged, so start a new run (without --resume)"
+        )
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad(f"cannot read it ({type(exc).__name__})") from None
+    except json.JSONDecodeError as exc:
+        raise bad(f"not valid JSON at line {exc.lineno} column {exc.colno} (truncated?)") from None
+    if not isinstance(data, dict) or data.get("state_version") != STATE_VERSION:
+        raise bad("not a celonis-runner state file of version 1")
+    try:
+        jobs = data["jobs"]
+        assert isinstance(data["run_id"], str)
+        assert isinstance(data["fingerprint"], dict)
+        assert isinstance(data["selection"]["select"], list)
+        assert isinstance(data["selection"]["exclude"], list)
+        assert isinstance(jobs, dict)
+        for name, job in jobs.items():
+            assert isinstance(name, str) and isinstance(job, dict)
+            assert job["state"] in (
+                "pending",
+                "starting",
+                "waiting",
+                "running",
+                "succeeded",
+                "failed",
+                "timed_out",
+                "cancelled",
+                "skipped",
+                "not_started",
+            )
+            if job["state"] == "running":
+                assert isinstance(job["handle"], dict)
+                assert isinstance(job["handle"]["before"], dict)
+            if job["state"] == "starting":
+                assert isinstance(job["intent_at"], int | float)
+    except (KeyError, TypeError, AssertionError):
+        raise bad("it lacks fields a resume needs") from None
+    return SavedRun(path, data)
+
+
+def manifest_changes(saved: SavedRun, plan: Plan) -> list[str]:
+    """What changed, in the manifest, that a resume depends on."""
+    before: dict[str, Any] = saved.data["fingerprint"]
+    now = fingerprint(plan)
+    changes = []
+    for name in sorted(set(before) | set(now)):
+        if name not in now:
+            changes.append(f"job '{name}' was removed")
+        elif name not in before:
+            changes.append(f"job '{name}' was added")
+        else:
+            for key in ("pool_id", "job_id", "mode", "depends_on"):
+                if before[name].get(key) != now[name][key]:
+                    changes.append(
+                        f"job '{name}': {key} changed from {before[name].get(key)!r} to {now[name][key]!r}"
+                    )
+    return changes
+
+
+def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
+    jobs: dict[str, Any] = saved.data["jobs"]
+    succeeded = frozenset(
+        n for n, j in jobs.items() if j["state"] == "succeeded" and n in plan.jobs
+    )
+    running: dict[str, ExecutionHandle] = {}
+    uncertain: dict[str, float] = {}
+    started: dict[str, float] = {}
+    for name, job in jobs.items():
+        if name not in plan.jobs:
+            continue
+        spec = plan.jobs[name].job
+        if isinstance(job.get("started_at"), int | float):
+            started[name] = float(job["started_at"])
+        if job["state"] == "running":
+            handle = job["handle"]
+            before = handle["before"]
+            running[name] = ExecutionHandle(
+                pool_id=spec.pool_id,
+                job_id=spec.job_id,
+                mode=spec.mode,
+                before=JobStatus(
+                    job_id=spec.job_id,
+                    status=before.get("status"),
+                    current_execution_id=before.get("current_execution_id"),
+                    latest_execution_item_id=before.get("latest_execution_item_id"),
+                    last_execution_start=before.get("last_execution_start"),
+                ),
+                triggered_at=0.0,
+                attempts=int(handle.get("attempts", 1)),
+                compared=frozenset(handle.get("compared", [])),
+            )
+        elif job["state"] == "starting":
+            uncertain[name] = float(job["intent_at"])
+    return ResumeFrom(succeeded=succeeded, running=running, uncertain=uncertain, started_at=started)
