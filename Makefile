@@ -23,6 +23,8 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/celonis-runner validate jobs.yaml
 	$(BIN)/celonis-runner plan jobs.yaml
+	$(BIN)/celonis-runner run jobs.yaml --emulator --scenario examples/demo-scenario.yaml \
+		--log-format console --report .celonis-runner/demo-report.json
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -1,8 +1,8 @@
 """Exit codes and the error types that map to them.
 
-    RunnerError                      exit 3 unless a subclass says otherwise
-     +-- UsageError                  exit 2: bad command line, bad or missing configuration
-     +-- ManifestError               exit 2: the manifest has problems (carries them)
+RunnerError                      exit 3 unless a subclass says otherwise
+ +-- UsageError                  exit 2: bad command line, bad or missing configuration
+ +-- ManifestError               exit 2: the manifest has problems (carries them)
 """
 
 from __future__ import annotations
