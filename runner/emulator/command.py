@@ -1,0 +1,165 @@
+"""`celonis-runner emulator`: serve a scenario (and/or a manifest's jobs) until SIGINT or SIGTERM.
+
+Keys come only from environment variables; with no API key set, the
+emulator makes a throwaway one and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from runner.emulator.scenario import Scenario, load_scenario
+from runner.emulator.server import Emulator
+from runner.errors import ExitCode, UsageError
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
+    return value
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenario", type=Path, metavar="FILE", help="scenario YAML (see the emulator README)"
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="serve the pools and jobs of this jobs.yaml (the scenario's jobs and settings win)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=_port, default=8080, help="port to listen on; 0 picks a free one (8080)"
+    )
+    parser.add_argument("--journal", type=Path, metavar="FILE", help="write the journal here")
+    parser.add_argument(
+        "--time-scale",
+        type=_scale,
+        metavar="X",
+        help="virtual seconds per real second (overrides the scenario's time_scale)",
+    )
+    parser.add_argument(
+        "--api-key-env",
+        default="CELONIS_API_KEY",
+        metavar="NAME",
+        help="environment variable with the accepted Bearer API key (CELONIS_API_KEY)",
+    )
+    parser.add_argument(
+        "--app-key-env",
+        default="CELONIS_APP_KEY",
+        metavar="NAME",
+        help="environment variable with the accepted AppKey (CELONIS_APP_KEY)",
+    )
+    parser.add_argument(
+        "--oauth-client-id-env",
+        default="CELONIS_CLIENT_ID",
+        metavar="NAME",
+        help="environment variable with the accepted OAuth client id (CELONIS_CLIENT_ID)",
+    )
+    parser.add_argument(
+        "--oauth-client-secret-env",
+        default="CELONIS_CLIENT_SECRET",
+        metavar="NAME",
+        help="environment variable with that client's secret (CELONIS_CLIENT_SECRET)",
+    )
+
+
+def build_scenario(args: argparse.Namespace, environ: Mapping[str, str]) -> Scenario:
+    scenario = load_scenario(args.scenario) if args.scenario is not None else None
+    if args.manifest is not None:
+        from runner.manifest import load_manifest
+
+        manifest = load_manifest(args.manifest, environ, strict_env=False)
+        scenario = Scenario.from_manifest(manifest, base=scenario)
+    scenario = scenario if scenario is not None else Scenario()
+    if args.time_scale is not None:
+        scenario = dataclasses.replace(scenario, time_scale=args.time_scale)
+    return scenario
+
+
+def main(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    stdout: TextIO,
+    *,
+    stop: threading.Event | None = None,
+) -> int:
+    """Serve until SIGINT/SIGTERM (or until `stop` is set, for tests); 0 after a clean stop."""
+    scenario = build_scenario(args, environ)
+    api_key = environ.get(args.api_key_env) or None
+    app_key = environ.get(args.app_key_env) or None
+    client_id = environ.get(args.oauth_client_id_env) or None
+    client_secret = environ.get(args.oauth_client_secret_env) or None
+    if (client_id is None) != (client_secret is None):
+        raise UsageError(
+            f"OAuth needs both {args.oauth_client_id_env} and {args.oauth_client_secret_env} "
+            "set, or neither"
+        )
+    emulator = Emulator(
+        scenario,
+        host=args.host,
+        port=args.port,
+        api_keys=[api_key] if api_key else None,
+        app_keys=[app_key] if app_key else None,
+        oauth_clients={client_id: client_secret} if client_id and client_secret else None,
+        journal_path=args.journal,
+    )
+    stop = stop if stop is not None else threading.Event()
+    with _stop_on_signals(stop):
+        emulator.start()
+        try:
+            stdout.write(f"emulator listening on {emulator.base_url}\n")
+            if api_key is None:
+                stdout.write(
+                    f"emulator API key (throwaway, made up for this run): {emulator.api_key}\n"
+                )
+            stdout.flush()
+            while not stop.wait(0.2):
+                pass
+        finally:
+            emulator.stop()
+    stdout.write("emulator stopped\n")
+    stdout.flush()
+    return ExitCode.OK
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set `stop` on SIGINT and SIGTERM (only the main thread can take signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

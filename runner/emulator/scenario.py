@@ -1,0 +1,407 @@
+"""The emulator's scenario: what it serves (pools, jobs, timing, auth, faults), and its loader.
+
+A scenario comes from a YAML file (`load_scenario`), from a mapping of the
+same shape (`Scenario.from_dict`) or from a manifest (`Scenario.from_manifest`).
+Anything wrong raises `ScenarioError` naming the field (and the file, line and
+column when there is a file), every problem at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from runner import yamlio
+from runner.durations import parse_duration
+from runner.errors import UsageError
+from runner.model import Manifest
+from runner.problems import Problem, did_you_mean, format_path, sort_problems
+from runner.schema import load_schema
+
+SCENARIO_SCHEMA = "scenario.schema.json"
+
+Outcome = Literal["SUCCESS", "FAIL", "CANCEL", "SKIPPED"]
+WhileRunning = Literal["reject", "queue", "ignore"]
+FaultAction = Literal["status", "delay", "drop_before", "drop_after"]
+
+OUTCOMES: tuple[Outcome, ...] = ("SUCCESS", "FAIL", "CANCEL", "SKIPPED")
+
+_FROM_DICT = "scenario"
+PathT = tuple[str | int, ...]
+
+
+class ScenarioError(UsageError):
+    """The scenario has problems; `problems` holds every one of them."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(p.render() for p in self.problems))
+
+
+@dataclass(frozen=True)
+class ScenarioJob:
+    id: str
+    name: str
+    duration: float | None = None
+    """None: the scenario's `default_duration`."""
+    outcomes: tuple[Outcome, ...] = ("SUCCESS",)
+    message: str | None = None
+    running_at_start: float | None = None
+    last_run: Outcome | None = None
+    odd_status: str | None = None
+
+    def outcome_of(self, index: int) -> Outcome:
+        """The outcome of this job's `index`-th execution (0-based); the last one repeats."""
+        return self.outcomes[min(index, len(self.outcomes) - 1)]
+
+
+@dataclass(frozen=True)
+class ScenarioPool:
+    id: str
+    name: str
+    jobs: tuple[ScenarioJob, ...] = ()
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int
+    per: float
+
+
+@dataclass(frozen=True)
+class Fault:
+    path: str
+    action: FaultAction
+    method: str | None = None
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: object = None
+    has_body: bool = False
+    delay: float = 0.0
+    times: int | None = None
+    skip: int = 0
+    probability: float | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    time_scale: float = 1.0
+    default_duration: float = 60.0
+    queued_for: float = 1.0
+    stale_status_for: float = 0.0
+    on_execute_while_running: WhileRunning = "reject"
+    token_lifetime: float = 3600.0
+    rate_limit: RateLimit | None = None
+    forbidden_pools: tuple[str, ...] = ()
+    logs_status_unavailable: bool = False
+    pools: tuple[ScenarioPool, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    description: str | None = None
+
+    def duration_of(self, job: ScenarioJob) -> float:
+        return self.default_duration if job.duration is None else job.duration
+
+    @classmethod
+    def from_dict(cls, data: object) -> Scenario:
+        """The scenario for a mapping shaped like the YAML file; ScenarioError when invalid."""
+        return _Loader(_FROM_DICT, None).load(data)
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, base: Scenario | None = None) -> Scenario:
+        """Pools and jobs of a manifest; `base`'s settings, faults and jobs win over them.
+
+        Jobs only in the manifest get `base.default_duration` and outcome SUCCESS.
+        """
+        base = base if base is not None else Scenario()
+        base_jobs = {job.id: job for pool in base.pools for job in pool.jobs}
+        pools: dict[str, tuple[str, list[ScenarioJob]]] = {
+            pool.id: (pool.name, list(pool.jobs)) for pool in base.pools
+        }
+        pool_names = {pool.pool_id.lower(): pool.name for pool in manifest.pools.values()}
+        for job in manifest.jobs.values():
+            job_id, pool_id = job.job_id.lower(), job.pool_id.lower()
+            if job_id in base_jobs:
+                continue
+            name, jobs = pools.setdefault(pool_id, (pool_names.get(pool_id, job.pool), []))
+            jobs.append(ScenarioJob(id=job_id, name=job.name))
+        for pool_id, name in pool_names.items():
+            pools.setdefault(pool_id, (name, []))
+        merged = tuple(
+            ScenarioPool(id=pool_id, name=name, jobs=tuple(jobs))
+            for pool_id, (name, jobs) in pools.items()
+        )
+        scenario = Scenario(
+            time_scale=base.time_scale,
+            default_duration=base.default_duration,
+            queued_for=base.queued_for,
+            stale_status_for=base.stale_status_for,
+            on_execute_while_running=base.on_execute_while_running,
+            token_lifetime=base.token_lifetime,
+            rate_limit=base.rate_limit,
+            forbidden_pools=base.forbidden_pools,
+            logs_status_unavailable=base.logs_status_unavailable,
+            pools=merged,
+            faults=base.faults,
+            description=base.description,
+        )
+        problems = [
+            Problem(manifest.path, 0, 0, format_path(path), message)
+            for path, message in _duplicate_ids(scenario.pools)
+        ]
+        if problems:
+            raise ScenarioError(problems)
+        return scenario
+
+
+def load_scenario(path: Path, *, display: str | None = None) -> Scenario:
+    """The scenario in a YAML file; ScenarioError naming file, line and field when invalid."""
+    shown = display if display is not None else str(path)
+    if path.is_dir():
+        raise ScenarioError([Problem(shown, 0, 0, "", "is a directory, not a scenario file")])
+    try:
+        doc = yamlio.load(path, display=shown)
+    except yamlio.YamlError as exc:
+        raise ScenarioError([exc.problem]) from None
+    if doc.problems:
+        raise ScenarioError(sort_problems(doc.problems))
+    if doc.root is None:
+        raise ScenarioError(
+            [Problem(shown, 0, 0, "", "the file is empty; a scenario is a mapping of fields")]
+        )
+    return _Loader(shown, doc).load(doc.data)
+
+
+class _Loader:
+    def __init__(self, file: str, doc: yamlio.Document | None) -> None:
+        self.file = file
+        self.doc = doc
+        self.problems: list[Problem] = []
+
+    def add(self, path: PathT, message: str, *, key: bool = False) -> None:
+        if self.doc is not None:
+            self.problems.append(self.doc.problem(path, message, key=key))
+        else:
+            self.problems.append(Problem(self.file, 0, 0, format_path(path), message))
+
+    def load(self, data: object) -> Scenario:
+        if not isinstance(data, dict):
+            kind = "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
+            self.add((), f"the scenario must be a mapping of fields, not {kind}")
+            raise ScenarioError(self.problems)
+        for error in _validator().iter_errors(data):
+            self._schema_error(error)
+        if not self.problems:
+            self._check(data)
+        if self.problems:
+            raise ScenarioError(sort_problems(self.problems))
+        return _build(data)
+
+    def _schema_error(self, error: ValidationError) -> None:
+        path: PathT = tuple(error.absolute_path)
+        schema: Mapping[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+        kind = error.validator
+        custom = schema.get("x-message")
+        if kind == "additionalProperties" and isinstance(error.instance, dict):
+            known = list(schema.get("properties", {}))
+            for key in error.instance:
+                if key not in known:
+                    hint = did_you_mean(str(key), known)
+                    where = f"; known keys: {', '.join(known)}" if not hint else ""
+                    self.add((*path, str(key)), f"unknown key '{key}'{hint}{where}", key=True)
+        elif kind == "required":
+            missing = re.match(r"'([^']+)'", error.message)
+            self.add(path, f"missing required key '{missing.group(1) if missing else '?'}'")
+        elif kind in ("anyOf", "oneOf") and custom:
+            self.add(path, f"{custom}, got {error.instance!r}")
+        elif kind in ("anyOf", "oneOf") and (best := best_match(error.context or [])) is not None:
+            self._schema_error(best)
+        elif kind == "enum":
+            allowed = [str(v) for v in schema.get("enum", [])]
+            hint = did_you_mean(str(error.instance), allowed)
+            self.add(path, f"must be one of {', '.join(allowed)}, got {error.instance!r}{hint}")
+        elif custom and kind in ("pattern", "type"):
+            self.add(path, f"{custom}, got {error.instance!r}")
+        elif kind == "type":
+            self.add(
+                path, f"must be of type {_type_names(schema.get('type'))}, got {error.instance!r}"
+            )
+        elif kind == "minItems":
+            self.add(path, "must not be empty")
+        else:
+            self.add(path, error.message)
+
+    def _check(self, data: Mapping[str, Any]) -> None:
+        """What the schema can't say: durations in range, unique ids, fields that go together."""
+        token = data.get("token_lifetime")
+        if token is not None and parse_duration(token) <= 0:
+            self.add(("token_lifetime",), f"must be more than 0, got {token!r}")
+        rate = data.get("rate_limit")
+        if isinstance(rate, dict) and parse_duration(rate["per"]) <= 0:
+            self.add(("rate_limit", "per"), f"must be more than 0, got {rate['per']!r}")
+        for p, pool in enumerate(data.get("pools", [])):
+            for j, job in enumerate(pool.get("jobs", [])):
+                if "outcome" in job and "outcomes" in job:
+                    self.add(
+                        ("pools", p, "jobs", j, "outcomes"),
+                        "give either 'outcome' or 'outcomes', not both",
+                        key=True,
+                    )
+        for path, message in _duplicate_ids(_build_pools(data.get("pools", []))):
+            self.add(path, message)
+        for f, fault in enumerate(data.get("faults", [])):
+            self._check_fault(("faults", f), fault)
+
+    def _check_fault(self, path: PathT, fault: Mapping[str, Any]) -> None:
+        action = fault["action"]
+        if action == "status" and "status" not in fault:
+            self.add(path, "action 'status' needs 'status': the HTTP status to answer with")
+        if action == "delay" and "delay" not in fault:
+            self.add(path, "action 'delay' needs 'delay': how long to wait (real time)")
+        only_for = {"status": "status", "headers": "status", "body": "status", "delay": "delay"}
+        for key, wanted in only_for.items():
+            if key in fault and action != wanted:
+                self.add((*path, key), f"'{key}' is only used with action: {wanted}", key=True)
+        if "seed" in fault and "probability" not in fault:
+            self.add((*path, "seed"), "'seed' is only used with 'probability'", key=True)
+        glob = fault["path"]
+        if not glob.startswith(("/", "*", "?", "[")):
+            self.add(
+                (*path, "path"),
+                f"must start with '/' (it is matched against the request path), got {glob!r}",
+            )
+
+
+def _duplicate_ids(pools: Sequence[ScenarioPool]) -> list[tuple[PathT, str]]:
+    problems: list[tuple[PathT, str]] = []
+    seen_pools: dict[str, int] = {}
+    seen_jobs: dict[str, tuple[int, int]] = {}
+    for p, pool in enumerate(pools):
+        if pool.id in seen_pools:
+            problems.append(
+                (
+                    ("pools", p, "id"),
+                    f"pool id {pool.id} is already used by pools[{seen_pools[pool.id]}]",
+                )
+            )
+        seen_pools.setdefault(pool.id, p)
+        for j, job in enumerate(pool.jobs):
+            if job.id in seen_jobs:
+                fp, fj = seen_jobs[job.id]
+                problems.append(
+                    (
+                        ("pools", p, "jobs", j, "id"),
+                        f"job id {job.id} is already used by pools[{fp}].jobs[{fj}]",
+                    )
+                )
+            seen_jobs.setdefault(job.id, (p, j))
+    return problems
+
+
+def _type_names(value: object) -> str:
+    if isinstance(value, list):
+        return " or ".join(str(v) for v in value)
+    return str(value)
+
+
+_VALIDATOR: jsonschema.protocols.Validator | None = None
+
+
+def _validator() -> jsonschema.protocols.Validator:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        schema = load_schema(SCENARIO_SCHEMA)
+        _VALIDATOR = jsonschema.validators.validator_for(schema)(schema)
+    return _VALIDATOR
+
+
+# -- building the model from data that validated -----------------------------------
+
+
+def _duration(value: object, default: float | None) -> float | None:
+    return default if value is None else parse_duration(value)
+
+
+def _seconds(value: object, default: float) -> float:
+    return default if value is None else parse_duration(value)
+
+
+def _build_job(data: Mapping[str, Any]) -> ScenarioJob:
+    job_id = str(data["id"]).lower()
+    if "outcomes" in data:
+        outcomes = tuple(cast(list[Outcome], data["outcomes"]))
+    else:
+        outcomes = (cast(Outcome, data.get("outcome", "SUCCESS")),)
+    return ScenarioJob(
+        id=job_id,
+        name=str(data.get("name", job_id)),
+        duration=_duration(data.get("duration"), None),
+        outcomes=outcomes,
+        message=data.get("message"),
+        running_at_start=_duration(data.get("running_at_start"), None),
+        last_run=cast("Outcome | None", data.get("last_run")),
+        odd_status=data.get("odd_status"),
+    )
+
+
+def _build_pools(data: Sequence[Mapping[str, Any]]) -> tuple[ScenarioPool, ...]:
+    return tuple(
+        ScenarioPool(
+            id=str(pool["id"]).lower(),
+            name=str(pool.get("name", str(pool["id"]).lower())),
+            jobs=tuple(_build_job(job) for job in pool.get("jobs", [])),
+        )
+        for pool in data
+    )
+
+
+def _build_fault(data: Mapping[str, Any]) -> Fault:
+    method = data.get("method")
+    return Fault(
+        path=data["path"],
+        action=data["action"],
+        method=method.upper() if isinstance(method, str) else None,
+        status=data.get("status"),
+        headers={str(k): _header_value(v) for k, v in data.get("headers", {}).items()},
+        body=data.get("body"),
+        has_body="body" in data and data["body"] is not None,
+        delay=_seconds(data.get("delay"), 0.0),
+        times=data.get("times"),
+        skip=int(data.get("skip", 0)),
+        probability=None if data.get("probability") is None else float(data["probability"]),
+        seed=int(data.get("seed", 0)),
+    )
+
+
+def _header_value(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _build(data: Mapping[str, Any]) -> Scenario:
+    rate = data.get("rate_limit")
+    return Scenario(
+        time_scale=float(data.get("time_scale", 1.0)),
+        default_duration=_seconds(data.get("default_duration"), 60.0),
+        queued_for=_seconds(data.get("queued_for"), 1.0),
+        stale_status_for=_seconds(data.get("stale_status_for"), 0.0),
+        on_execute_while_running=data.get("on_execute_while_running", "reject"),
+        token_lifetime=_seconds(data.get("token_lifetime"), 3600.0),
+        rate_limit=(
+            RateLimit(requests=int(rate["requests"]), per=parse_duration(rate["per"]))
+            if rate is not None
+            else None
+        ),
+        forbidden_pools=tuple(str(p).lower() for p in data.get("forbidden_pools", [])),
+        logs_status_unavailable=bool(data.get("logs_status_unavailable", False)),
+        pools=_build_pools(data.get("pools", [])),
+        faults=tuple(_build_fault(f) for f in data.get("faults", [])),
+        description=data.get("description"),
+    )
