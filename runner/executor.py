@@ -479,8 +479,8 @@ class Executor:
             self._after_failure(job)
 
     def _after_failure(self, job: JobRun) -> None:
-        if job.planned.job.allow_failure:
-            return
+        if job.planned.job.allow_failure or self.stop.is_set():
+            return  # when interrupted, what did not run is "not started", not a failure's fallout
         for name in self._downstream(job.name):
             other = self.state.jobs[name]
             if other.state == "pending":

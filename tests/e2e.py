@@ -162,3 +162,13 @@ class Journal:
                     assert done is not None and done <= execution["t"], (
                         f"{name} executed at {execution['t']:.1f} before {dep} succeeded ({done})"
                     )
+
+
+def emulator_for(pipeline: Pipeline, key: str) -> Any:
+    """An in-process emulator playing the pipeline's scenario (start it with `with`)."""
+    from runner.clock import ScaledClock
+    from runner.emulator import Emulator, Scenario
+
+    _, scenario_path = pipeline.write()
+    scenario = Scenario.from_dict(yaml.safe_load(scenario_path.read_text()))
+    return Emulator(scenario, clock=ScaledClock(scenario.time_scale), api_keys=[key])

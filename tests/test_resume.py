@@ -1,0 +1,259 @@
+"""Resume and interruption, end to end: the runner stops (API outage, SIGKILL, SIGTERM) and a resume completes
+the run without ever triggering a job twice or before its inputs succeeded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import CliResult
+from tests.e2e import Journal, Pipeline, emulator_for
+
+Cli = Callable[..., CliResult]
+KEY = "test-key-0123456789"
+
+
+def env_for(pipeline: Pipeline) -> dict[str, str]:
+    return {
+        "CELONIS_API_KEY": KEY,
+        "CELONIS_RUNNER_TIME_SCALE": str(pipeline.settings.get("time_scale", 3000)),
+        "CELONIS_RUNNER_STATE_DIR": str(pipeline.folder / "runs"),
+    }
+
+
+def executions_by_name(entries: list[dict], names: list[str]) -> dict[str, int]:
+    journal = Journal(entries)
+    return {name: len(journal.executions(name)) for name in names}
+
+
+def test_api_outage_exits_3_and_resume_completes(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("first", "sap", behaviour={"duration": "20m"})
+    p.job("second", "sap", "first")
+    # after the start and a few polls, every status read fails for longer than the retry budget
+    p.settings["faults"] = [
+        {
+            "method": "GET",
+            "path": "/integration/api/pools/*",
+            "action": "status",
+            "status": 503,
+            "skip": 6,
+            "times": 9,
+        }
+    ]
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        report = tmp_path / "report.json"
+        first = cli(
+            "run",
+            str(manifest),
+            "--base-url",
+            emu.base_url,
+            "--report",
+            str(report),
+            environ=env_for(p),
+        )
+        assert first.code == 3, first.err
+        data = json.loads(report.read_text())
+        assert data["status"] == "api_error"
+        assert {j["name"]: j["status"] for j in data["jobs"]} == {
+            "first": "running",
+            "second": "not_started",
+        }
+        assert "--resume" in first.out
+
+        second = cli(
+            "run",
+            str(manifest),
+            "--base-url",
+            emu.base_url,
+            "--resume",
+            "--report",
+            str(report),
+            environ=env_for(p),
+        )
+        assert second.code == 0, second.err
+        data = json.loads(report.read_text())
+        assert {j["name"]: j["status"] for j in data["jobs"]} == {
+            "first": "succeeded",
+            "second": "succeeded",
+        }
+        journal = Journal(emu.journal())
+        assert executions_by_name(journal.entries, ["first", "second"]) == {"first": 1, "second": 1}
+        journal.assert_order(p.jobs)
+        assert '"taken up from the earlier run; not triggered again"' in second.err
+
+
+def test_killed_runner_resumes_without_retriggering(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap").pool("crm")
+    p.settings["time_scale"] = 600
+    p.job("a", "sap", behaviour={"duration": "3m"})
+    p.job("b", "sap", "a", behaviour={"duration": "30m"})
+    p.job("c", "crm", behaviour={"duration": "40m"})
+    p.job("d", "crm", "b", "c", behaviour={"duration": "2m"})
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        env = {**os.environ, **env_for(p)}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "run",
+                str(manifest),
+                "--base-url",
+                emu.base_url,
+                "--log-format",
+                "json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if len(Journal(emu.journal()).executions("b")) == 1:
+                    break
+                time.sleep(0.02)
+            else:
+                raise AssertionError("b never started")
+            time.sleep(0.2)  # let the state file record b as running
+        finally:
+            proc.kill()
+            proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+
+        resumed = cli(
+            "run",
+            str(manifest),
+            "--base-url",
+            emu.base_url,
+            "--resume",
+            "--log-format",
+            "json",
+            environ=env_for(p),
+        )
+        assert resumed.code == 0, resumed.err
+        journal = Journal(emu.journal())
+        assert executions_by_name(journal.entries, list(p.jobs)) == {"a": 1, "b": 1, "c": 1, "d": 1}
+        journal.assert_order(p.jobs)
+        states = {
+            json.loads(l)["job"]: json.loads(l)
+            for l in resumed.err.splitlines()
+            if '"job_running"' in l
+        }
+        assert set(states) >= {"b", "c"}
+
+
+def test_sigterm_cancels_running_jobs_and_exits_143(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 600
+    p.job("long", "sap", behaviour={"duration": "2h"})
+    p.job("after", "sap", "long")
+    manifest, scenario = p.write()
+    journal_path, report = tmp_path / "journal.jsonl", tmp_path / "report.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "run",
+            str(manifest),
+            "--emulator",
+            "--scenario",
+            str(scenario),
+            "--emulator-journal",
+            str(journal_path),
+            "--report",
+            str(report),
+            "--log-format",
+            "json",
+            "--state-dir",
+            str(tmp_path / "runs"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the emulator has started the job
+        if journal_path.exists() and Journal.read(journal_path).executions("long"):
+            break
+        time.sleep(0.02)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    data = json.loads(report.read_text())
+    assert data["status"] == "interrupted"
+    assert {j["name"]: j["status"] for j in data["jobs"]} == {
+        "long": "cancelled",
+        "after": "not_started",
+    }
+    journal = Journal.read(journal_path)
+    assert len(journal.requests("POST", "/cancel")) == 1
+    assert "Traceback" not in err
+
+
+def test_resume_refuses_a_changed_manifest(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap", behaviour={"outcome": "FAIL"})
+    manifest, scenario = p.write()
+    first = cli(
+        "run", str(manifest), "--emulator", "--scenario", str(scenario), "--log-format", "json"
+    )
+    assert first.code == 1
+    manifest.write_text(
+        manifest.read_text().replace("poll_interval: 10s", "poll_interval: 10s\n  mode: FULL")
+    )
+    refused = cli("run", str(manifest), "--emulator", "--resume", "--log-format", "json")
+    assert refused.code == 2
+    assert "job 'only': mode changed from 'DELTA' to 'FULL'" in refused.err
+    forced = cli("run", str(manifest), "--emulator", "--resume", "--force", "--log-format", "json")
+    assert forced.code == 0  # a fresh emulator: the job succeeds this time
+
+
+def test_resume_runs_only_what_did_not_succeed(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("good", "sap")
+    p.job("bad", "sap", behaviour={"outcomes": ["FAIL", "SUCCESS"]})
+    p.job("after", "sap", "bad")
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        first = cli("run", str(manifest), "--base-url", emu.base_url, environ=env_for(p))
+        assert first.code == 1
+        second = cli(
+            "run", str(manifest), "--base-url", emu.base_url, "--resume", environ=env_for(p)
+        )
+        assert second.code == 0, second.err
+        counts = executions_by_name(emu.journal(), ["good", "bad", "after"])
+        assert counts == {"good": 1, "bad": 2, "after": 1}
+
+
+def test_corrupt_state_file_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "20260101T000000Z-abcdef.json").write_text('{"state_version": 1, "run_id": "x", "jo')
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap")
+    manifest, _ = p.write()
+    result = cli("run", str(manifest), "--emulator", "--resume")
+    assert result.code == 2
+    assert result.err.startswith("celonis-runner: error: cannot resume from ")
+    assert "not valid JSON at line 1" in result.err and "Traceback" not in result.err
+
+
+def test_resume_without_earlier_run(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap")
+    manifest, _ = p.write()
+    result = cli("run", str(manifest), "--emulator", "--resume")
+    assert result.code == 2 and "no earlier run to resume" in result.err
