@@ -1,0 +1,58 @@
+"""The Celonis API client: base URL, credentials, retries, and the data-job operations."""
+
+from __future__ import annotations
+
+from runner.api.auth import Auth, KeyAuth, OAuthClientAuth, Secret, auth_from_config
+from runner.api.baseurl import BASE_URL_ENV, is_loopback, resolve_base_url
+from runner.api.client import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    CelonisClient,
+    ExecutionHandle,
+    JobInfo,
+    JobStatus,
+    Observation,
+    PoolInfo,
+)
+from runner.api.errors import (
+    ApiError,
+    AuthError,
+    JobBusyError,
+    NetworkError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitedError,
+    ServerError,
+)
+from runner.api.transport import RetryPolicy, backoff_delay, redact_headers, retry_after_seconds
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "BASE_URL_ENV",
+    "FINISHED_STATUSES",
+    "ApiError",
+    "Auth",
+    "AuthError",
+    "CelonisClient",
+    "ExecutionHandle",
+    "JobBusyError",
+    "JobInfo",
+    "JobStatus",
+    "KeyAuth",
+    "NetworkError",
+    "NotFoundError",
+    "OAuthClientAuth",
+    "Observation",
+    "PoolInfo",
+    "ProtocolError",
+    "RateLimitedError",
+    "RetryPolicy",
+    "Secret",
+    "ServerError",
+    "auth_from_config",
+    "backoff_delay",
+    "is_loopback",
+    "redact_headers",
+    "resolve_base_url",
+    "retry_after_seconds",
+]

@@ -1,0 +1,85 @@
+"""Which Celonis base URL to talk to: `--base-url`, then `$CELONIS_BASE_URL`, then the manifest.
+
+Only `https://` is accepted, except on loopback hosts (127.0.0.0/8, ::1,
+localhost) where `http://` is allowed so the runner can talk to the emulator.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from runner.errors import UsageError
+from runner.model import Connection
+
+BASE_URL_ENV = "CELONIS_BASE_URL"
+
+_NONE_GIVEN = (
+    "no Celonis base URL: set connection.base_url (or connection.team and connection.realm)"
+    f" in the manifest, set ${BASE_URL_ENV}, or pass --base-url"
+)
+
+
+def resolve_base_url(
+    connection: Connection, override: str | None, environ: Mapping[str, str]
+) -> str:
+    """The base URL without a trailing slash; UsageError when there is none or it is unsafe."""
+    candidates = (
+        (override, "--base-url"),
+        (environ.get(BASE_URL_ENV), f"${BASE_URL_ENV}"),
+        (connection.url, "the manifest's connection"),
+    )
+    for value, source in candidates:
+        if value and value.strip():
+            return check_base_url(value.strip(), source)
+    raise UsageError(_NONE_GIVEN)
+
+
+def check_base_url(url: str, source: str) -> str:
+    """`url` normalised (no trailing slash), or UsageError saying what is wrong and where."""
+    parts = None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None:
+        raise UsageError(f"base URL from {source} is not a URL: {_shown(url)!r}")
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(
+            f"base URL from {source} is not a URL: {_shown(url)!r}"
+            " (expected https://TEAM.REALM.celonis.cloud)"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            f"base URL from {source} must not contain a user name or password;"
+            " put the key in the environment variable named by connection.auth"
+        )
+    if parts.query or parts.fragment:
+        raise UsageError(
+            f"base URL from {source} must not have a query or fragment: {_shown(url)!r}"
+            " (expected https://TEAM.REALM.celonis.cloud)"
+        )
+    if parts.scheme == "http" and not is_loopback(host):
+        raise UsageError(
+            f"base URL from {source} uses http:// for {host}: only https:// is allowed"
+            " (http:// only for 127.0.0.1, ::1 and localhost)"
+        )
+    return url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback IP addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _shown(url: str) -> str:
+    # A URL that may carry credentials (user:password@host) is not echoed back.
+    return "<a URL with an @ in it>" if "@" in url else url

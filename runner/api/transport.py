@@ -1,0 +1,563 @@
+"""The request layer: one `requests.Session`, explicit timeouts, error mapping, retries.
+
+Reads are retried on 429 (waiting what `x-ratelimit-reset` or `Retry-After`
+asks), on 500/502/503/504, on connection errors and on timeouts, with capped
+exponential backoff and full jitter, within an attempt limit and a time
+budget. Requests that are not idempotent are only retried when the server
+provably did not act on them (429, or no connection at all); the execute
+POST's other failures are handled by the client, which looks at the job's
+status before sending it again.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http
+import http.client
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+import requests
+import requests.auth
+import structlog
+import urllib3.exceptions
+
+from runner.api.auth import TOKEN_PATH, Auth
+from runner.api.errors import (
+    ApiError,
+    AuthError,
+    NetworkError,
+    NetworkKind,
+    NotFoundError,
+    ProtocolError,
+    RateLimitedError,
+    ServerError,
+)
+from runner.clock import Clock
+
+log = structlog.get_logger(__name__)
+
+USER_AGENT = "celonis-runner/0.1"
+DEFAULT_TIMEOUTS = (5.0, 30.0)
+RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+)
+_EPOCH_THRESHOLD = 1_000_000_000.0
+"""An `x-ratelimit-reset` above this is an epoch time, not a number of seconds."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. Times are seconds on the injected clock."""
+
+    max_attempts: int = 8
+    """Requests sent for one operation, the first one included."""
+    budget: float = 300.0
+    """No retry is started that would end after this much time since the first attempt."""
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    rate_limit_cap: float = 120.0
+    """Longest wait honoured from `x-ratelimit-reset` / `Retry-After`."""
+    execute_settle: float = 30.0
+    """After an execute whose outcome is unknown, how long the status must stay unchanged
+    before concluding that the job did not start (the status can be stale that long)."""
+    settle_poll: float = 5.0
+    """How often the status is read during `execute_settle`."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if min(self.budget, self.backoff_base, self.backoff_cap, self.rate_limit_cap) < 0:
+            raise ValueError("retry times must not be negative")
+        if self.settle_poll <= 0:
+            raise ValueError("settle_poll must be positive")
+
+
+def backoff_delay(policy: RetryPolicy, retry_number: int, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**retry_number)]; retry_number from 0."""
+    ceiling = min(policy.backoff_cap, policy.backoff_base * 2.0 ** min(retry_number, 62))
+    return rng.uniform(0.0, ceiling)
+
+
+def retry_after_seconds(headers: Mapping[str, str], now_epoch: float) -> float | None:
+    """The wait a 429 asks for: `x-ratelimit-reset` (seconds), else `Retry-After`.
+
+    `Retry-After` may be seconds or an HTTP date. An `x-ratelimit-reset` that
+    looks like an epoch time is read as one. None when neither is usable.
+    """
+    headers = {name.lower(): value for name, value in headers.items()}
+    reset = _number(headers.get("x-ratelimit-reset"))
+    if reset is not None:
+        return max(0.0, reset - now_epoch if reset > _EPOCH_THRESHOLD else reset)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now_epoch)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if number == number and number not in (float("inf"), float("-inf")) else None
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy safe to log: credentials and cookies replaced by `<redacted>`."""
+    return {
+        name: "<redacted>" if name.lower() in SENSITIVE_HEADERS else value
+        for name, value in headers.items()
+    }
+
+
+@dataclass
+class RetryState:
+    """One operation's progress against the policy."""
+
+    started: float
+    attempts: int = 0
+    waits: list[float] = field(default_factory=list)
+
+
+class _AuthorizationHeader(requests.auth.AuthBase):
+    # Setting the header through `auth=` also stops requests from using ~/.netrc instead.
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = self._value
+        return r
+
+    def __repr__(self) -> str:
+        return "<Authorization header>"
+
+
+class Transport:
+    """Sends requests to one Celonis base URL and maps every failure to an ApiError."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: Auth,
+        session: requests.Session,
+        clock: Clock,
+        *,
+        timeouts: tuple[float, float] = DEFAULT_TIMEOUTS,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.session = session
+        self.clock = clock
+        self.timeouts = timeouts
+        self.retry = retry or RetryPolicy()
+        self.rng = rng or random.Random()
+
+    # -- what OAuth needs (runner.api.auth.TokenEndpoint) --
+
+    def monotonic(self) -> float:
+        return self.clock.monotonic()
+
+    def request_token(self, form: Mapping[str, str], basic_auth: tuple[str, str]) -> object:
+        # A token grant can be repeated safely, so every transient failure is retried.
+        response = self.request(
+            "POST", TOKEN_PATH, form=form, basic_auth=basic_auth, idempotent=True
+        )
+        return self.json(response, "POST", TOKEN_PATH)
+
+    # -- requests --
+
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+        *,
+        pool_id: str | None = None,
+        job_id: str | None = None,
+    ) -> object:
+        """GET with retries, the parsed JSON answer."""
+        response = self.request("GET", path, params=params, pool_id=pool_id, job_id=job_id)
+        return self.json(response, "GET", shown_path(path, params))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        pool_id: str | None = None,
+        job_id: str | None = None,
+        idempotent: bool = True,
+        form: Mapping[str, str] | None = None,
+        basic_auth: tuple[str, str] | None = None,
+    ) -> requests.Response:
+        """Send with retries per the policy; the successful response or the last ApiError."""
+        state = self.start()
+        while True:
+            state.attempts += 1
+            try:
+                return self.send(
+                    method,
+                    path,
+                    params=params,
+                    pool_id=pool_id,
+                    job_id=job_id,
+                    form=form,
+                    basic_auth=basic_auth,
+                )
+            except ApiError as error:
+                if not retryable(error, idempotent=idempotent):
+                    raise
+                wait = self.next_wait(state, error)
+                if wait is None:
+                    raise
+                self.sleep_before_retry(state, error, wait)
+
+    def start(self) -> RetryState:
+        return RetryState(started=self.clock.monotonic())
+
+    def next_wait(self, state: RetryState, error: ApiError) -> float | None:
+        """How long to wait before the next attempt, or None: give up (limit or budget)."""
+        policy = self.retry
+        if state.attempts >= policy.max_attempts:
+            log.warning(
+                "api.giving_up",
+                method=error.method,
+                path=error.path,
+                reason="attempt limit",
+                attempts=state.attempts,
+            )
+            return None
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            wait = min(error.retry_after, policy.rate_limit_cap)
+        else:
+            wait = backoff_delay(policy, state.attempts - 1, self.rng)
+        elapsed = self.clock.monotonic() - state.started
+        if elapsed + wait > policy.budget:
+            log.warning(
+                "api.giving_up",
+                method=error.method,
+                path=error.path,
+                reason="time budget",
+                attempts=state.attempts,
+                elapsed=round(elapsed, 3),
+            )
+            return None
+        return wait
+
+    def sleep_before_retry(self, state: RetryState, error: ApiError, wait: float) -> None:
+        log.warning(
+            "api.retry",
+            method=error.method,
+            path=error.path,
+            status=error.status,
+            error=error_kind(error),
+            attempt=state.attempts,
+            wait=round(wait, 3),
+        )
+        state.waits.append(wait)
+        self.clock.sleep(wait)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        pool_id: str | None = None,
+        job_id: str | None = None,
+        form: Mapping[str, str] | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        on_send: Callable[[], None] | None = None,
+    ) -> requests.Response:
+        """One attempt (two when an OAuth token is refused and a fresh one may help).
+
+        `on_send` is called before each request goes out. Raises ApiError for
+        any answer outside 2xx and for every network failure.
+        """
+        shown = shown_path(path, params)
+        refreshed = False
+        while True:
+            authorization = None if basic_auth is not None else self.auth.authorization(self)
+            if on_send is not None:
+                on_send()
+            response = self._exchange(method, path, shown, params, form, basic_auth, authorization)
+            if (
+                response.status_code == 401
+                and authorization is not None
+                and not refreshed
+                and self.auth.invalidate(authorization)
+            ):
+                refreshed = True
+                log.info("api.token_refused_refreshing", method=method, path=shown)
+                continue
+            self._raise_for_status(response, method, shown, pool_id, job_id, authorization)
+            return response
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        shown: str,
+        params: Mapping[str, str | int] | None,
+        form: Mapping[str, str] | None,
+        basic_auth: tuple[str, str] | None,
+        authorization: str | None,
+    ) -> requests.Response:
+        auth: requests.auth.AuthBase | None = None
+        if basic_auth is not None:
+            auth = requests.auth.HTTPBasicAuth(*basic_auth)
+        elif authorization is not None:
+            auth = _AuthorizationHeader(authorization)
+        started = time.monotonic()
+        error: NetworkError | None = None
+        try:
+            response = self.session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                data=form,
+                headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+                auth=auth,
+                timeout=self.timeouts,
+                verify=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            error = network_error(exc, method, shown, self.timeouts)
+        # Raised here, outside the except block, so nothing chains back to requests'
+        # exception (which holds the request and its Authorization header).
+        if error is not None:
+            log.debug("api.no_answer", method=method, path=shown, error=error.kind)
+            raise error
+        log.debug(
+            "api.response",
+            method=method,
+            path=shown,
+            status=response.status_code,
+            ms=round((time.monotonic() - started) * 1000),
+            headers=redact_headers(response.headers),
+        )
+        return response
+
+    def _raise_for_status(
+        self,
+        response: requests.Response,
+        method: str,
+        shown: str,
+        pool_id: str | None,
+        job_id: str | None,
+        authorization: str | None,
+    ) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        token_request = shown == TOKEN_PATH
+        code, title = _error_fields(response, token_request, authorization)
+        prefix = f"{method} {shown}: HTTP {status} {_phrase(status)}{_detail(code, title)}"
+
+        def fail(kind: type[ApiError], message: str) -> ApiError:
+            return kind(
+                message, method=method, path=shown, status=status, error_code=code, title=title
+            )
+
+        if token_request and 400 <= status < 500 and status != 429:
+            raise fail(AuthError, f"{prefix}: {self.auth.token_request_hint}")
+        if status == 401:
+            raise fail(AuthError, f"{prefix}: {self.auth.unauthorized_hint}")
+        if status == 403:
+            raise fail(AuthError, f"{prefix}: {_forbidden_hint(pool_id)}")
+        if status == 404:
+            raise fail(NotFoundError, f"{prefix}: {_not_found_hint(pool_id, job_id)}")
+        if status == 429:
+            wait = retry_after_seconds(response.headers, self.clock.time())
+            asked = f"the server asked to wait {wait:g} s" if wait is not None else "no wait given"
+            raise RateLimitedError(
+                f"{prefix}: rate limited ({asked})",
+                method=method,
+                path=shown,
+                status=status,
+                error_code=code,
+                title=title,
+                retry_after=wait,
+            )
+        if 500 <= status < 600:
+            raise fail(ServerError, f"{prefix}: a fault on Celonis' side")
+        if 300 <= status < 400:
+            raise fail(ProtocolError, f"{prefix}: unexpected redirect; check the base URL")
+        raise fail(ApiError, prefix)
+
+    def json(self, response: requests.Response, method: str, shown: str) -> object:
+        """The answer's JSON; ProtocolError when it is not JSON (the body is not quoted)."""
+        try:
+            return response.json()
+        except ValueError:
+            pass
+        # Raised outside the except block: the decode error holds the whole body.
+        raise ProtocolError(
+            f"{method} {shown}: HTTP {response.status_code}: the answer is not JSON",
+            method=method,
+            path=shown,
+            status=response.status_code,
+        )
+
+
+def retryable(error: ApiError, *, idempotent: bool) -> bool:
+    """Whether sending the request again is safe and may help."""
+    if isinstance(error, RateLimitedError):
+        return True
+    if isinstance(error, NetworkError):
+        return error.transient and (idempotent or not error.request_may_have_arrived)
+    if isinstance(error, ServerError):
+        return idempotent and error.status in RETRIED_SERVER_STATUSES
+    return False
+
+
+def error_kind(error: ApiError) -> str:
+    """A short name for logs: the network failure kind or the HTTP status."""
+    if isinstance(error, NetworkError):
+        return error.kind
+    return f"http_{error.status}" if error.status is not None else type(error).__name__
+
+
+def shown_path(path: str, params: Mapping[str, str | int] | None) -> str:
+    """The path and query as messages show them (never with credentials: none travel there)."""
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+def network_error(
+    exc: requests.RequestException, method: str, shown: str, timeouts: tuple[float, float]
+) -> NetworkError:
+    """Map a requests exception to a NetworkError without keeping any part of it."""
+    kind, what = _classify(exc, timeouts)
+    return NetworkError(f"{method} {shown}: {what}", method=method, path=shown, kind=kind)
+
+
+def _classify(
+    exc: requests.RequestException, timeouts: tuple[float, float]
+) -> tuple[NetworkKind, str]:
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect_timeout", f"no connection within {timeouts[0]:g} s"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "read_timeout", f"no answer within {timeouts[1]:g} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "tls", "TLS failure (is the server's certificate trusted?)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "dropped", "the connection broke while the answer was read"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        causes = _causes(exc)
+        if any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in causes):
+            return "refused", "could not connect (the host name does not resolve)"
+        if any(isinstance(c, ConnectionRefusedError) for c in causes):
+            return "refused", "could not connect (connection refused)"
+        if any(isinstance(c, urllib3.exceptions.NewConnectionError) for c in causes):
+            return "refused", "could not connect"
+        if any(isinstance(c, urllib3.exceptions.ConnectTimeoutError) for c in causes):
+            return "connect_timeout", f"no connection within {timeouts[0]:g} s"
+        if any(isinstance(c, urllib3.exceptions.ReadTimeoutError) for c in causes):
+            return "read_timeout", f"no answer within {timeouts[1]:g} s"
+        if any(
+            isinstance(
+                c,
+                http.client.RemoteDisconnected
+                | ConnectionResetError
+                | BrokenPipeError
+                | ConnectionAbortedError
+                | urllib3.exceptions.ProtocolError,
+            )
+            for c in causes
+        ):
+            return "dropped", "the connection was closed before an answer came"
+        return "other", "the connection failed"
+    return "other", f"the request failed ({type(exc).__name__})"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception, what it wraps (args, reason, cause, context), breadth first, bounded."""
+    seen: list[BaseException] = []
+    queue: list[BaseException] = [exc]
+    while queue and len(seen) < 20:
+        current = queue.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        nested = [a for a in current.args if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            nested.append(reason)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                nested.append(linked)
+        queue.extend(nested)
+    return seen
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _detail(code: str | None, title: str | None) -> str:
+    if code and title:
+        return f" ({code}: {title})"
+    if code or title:
+        return f" ({code or title})"
+    return ""
+
+
+def _error_fields(
+    response: requests.Response, token_request: bool, authorization: str | None
+) -> tuple[str | None, str | None]:
+    """Celonis' `errorCode` and `title` (OAuth's `error`), short, one line, scrubbed."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    code = body.get("error") if token_request else body.get("errorCode")
+    title = body.get("title")
+    secret = authorization.partition(" ")[2] if authorization else ""
+    return _clean(code, secret), _clean(title, secret)
+
+
+def _clean(value: object, secret: str) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = " ".join(value.split())[:200]
+    if secret and secret in text:
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
+def _forbidden_hint(pool_id: str | None) -> str:
+    if pool_id is None:
+        return "the key lacks permission for this request"
+    return f"the key needs 'view' and 'manage' permission on pool {pool_id}"
+
+
+def _not_found_hint(pool_id: str | None, job_id: str | None) -> str:
+    if pool_id is not None and job_id is not None:
+        return f"pool {pool_id} or job {job_id} does not exist, or the key cannot see it"
+    if pool_id is not None:
+        return f"pool {pool_id} does not exist, or the key cannot see it"
+    return "no such resource: check the base URL"

@@ -1,0 +1,354 @@
+"""Unit tests of the API client's pure parts: base URL rules, auth, backoff, headers, the handle."""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+
+import pytest
+import requests
+import urllib3.exceptions
+
+from runner.api import (
+    ExecutionHandle,
+    JobBusyError,
+    JobStatus,
+    KeyAuth,
+    NetworkError,
+    OAuthClientAuth,
+    Observation,
+    RetryPolicy,
+    Secret,
+    auth_from_config,
+    backoff_delay,
+    redact_headers,
+    resolve_base_url,
+    retry_after_seconds,
+)
+from runner.api.transport import network_error
+from runner.errors import ExitCode, UsageError
+from runner.model import AuthConfig, Connection
+
+POOL = "11111111-1111-1111-1111-111111111111"
+JOB = "22222222-2222-2222-2222-222222222222"
+
+
+class FakeClock:
+    """Virtual time that only moves when slept on; records every sleep."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1_700_000_000.0 + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(seconds, 0.0)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        if event.is_set():
+            return True
+        self.sleep(seconds)
+        return event.is_set()
+
+
+# -- base URL --
+
+
+def test_base_url_override_wins_then_env_then_manifest() -> None:
+    conn = Connection(team="acme", realm="eu-1")
+    env = {"CELONIS_BASE_URL": "https://env.eu-2.celonis.cloud/"}
+    assert resolve_base_url(conn, "https://cli.us-1.celonis.cloud", env) == (
+        "https://cli.us-1.celonis.cloud"
+    )
+    assert resolve_base_url(conn, None, env) == "https://env.eu-2.celonis.cloud"
+    assert resolve_base_url(conn, None, {}) == "https://acme.eu-1.celonis.cloud"
+    assert resolve_base_url(conn, "", {"CELONIS_BASE_URL": ""}) == "https://acme.eu-1.celonis.cloud"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080", "http://localhost:1/", "http://[::1]:9000", "http://127.0.0.2"]
+)
+def test_base_url_http_allowed_on_loopback(url: str) -> None:
+    assert resolve_base_url(Connection(), url, {}) == url.rstrip("/")
+
+
+def test_base_url_missing() -> None:
+    with pytest.raises(UsageError) as info:
+        resolve_base_url(Connection(), None, {})
+    assert str(info.value) == (
+        "no Celonis base URL: set connection.base_url (or connection.team and connection.realm)"
+        " in the manifest, set $CELONIS_BASE_URL, or pass --base-url"
+    )
+    assert info.value.exit_code == ExitCode.INVALID
+
+
+def test_base_url_http_refused_for_remote_host() -> None:
+    with pytest.raises(UsageError) as info:
+        resolve_base_url(Connection(), None, {"CELONIS_BASE_URL": "http://acme.eu-1.celonis.cloud"})
+    assert str(info.value) == (
+        "base URL from $CELONIS_BASE_URL uses http:// for acme.eu-1.celonis.cloud:"
+        " only https:// is allowed (http:// only for 127.0.0.1, ::1 and localhost)"
+    )
+
+
+@pytest.mark.parametrize("url", ["acme.eu-1.celonis.cloud", "ftp://x.celonis.cloud", "https://"])
+def test_base_url_not_a_url(url: str) -> None:
+    with pytest.raises(UsageError) as info:
+        resolve_base_url(Connection(base_url=url), None, {})
+    assert str(info.value) == (
+        f"base URL from the manifest's connection is not a URL: {url.rstrip('/')!r}"
+        " (expected https://TEAM.REALM.celonis.cloud)"
+    )
+
+
+def test_base_url_with_a_bad_port() -> None:
+    with pytest.raises(UsageError) as info:
+        resolve_base_url(Connection(), "https://acme.eu-1.celonis.cloud:http", {})
+    assert str(info.value) == (
+        "base URL from --base-url is not a URL: 'https://acme.eu-1.celonis.cloud:http'"
+    )
+    assert info.value.__context__ is None
+
+
+def test_base_url_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(UsageError) as info:
+        resolve_base_url(Connection(), "https://me:hunter2@acme.eu-1.celonis.cloud", {})
+    assert "hunter2" not in str(info.value)
+    assert "must not contain a user name or password" in str(info.value)
+
+
+# -- auth --
+
+
+def test_auth_headers_bearer_and_appkey() -> None:
+    api = auth_from_config(AuthConfig(type="api_key"), {"CELONIS_API_KEY": "s3cret-key"})
+    app = auth_from_config(AuthConfig(type="app_key", key_env="MY_APP_KEY"), {"MY_APP_KEY": "ak"})
+    assert api.authorization(None) == "Bearer s3cret-key"  # type: ignore[arg-type]
+    assert app.authorization(None) == "AppKey ak"  # type: ignore[arg-type]
+    assert isinstance(api, KeyAuth)
+    assert "s3cret-key" not in repr(api) + str(api) + repr(vars(api))
+    assert repr(api) == "KeyAuth(scheme='Bearer', key_env='CELONIS_API_KEY')"
+
+
+def test_auth_missing_variable_names_it() -> None:
+    with pytest.raises(UsageError) as info:
+        auth_from_config(AuthConfig(type="api_key"), {"CELONIS_API_KEY": "  "})
+    assert str(info.value) == (
+        "$CELONIS_API_KEY is not set: connection.auth.type is api_key, so it must hold"
+        " a Celonis API key"
+    )
+    with pytest.raises(UsageError) as info:
+        auth_from_config(AuthConfig(type="oauth"), {"CELONIS_CLIENT_ID": "cid"})
+    assert str(info.value) == (
+        "$CELONIS_CLIENT_SECRET is not set: connection.auth.type is oauth, so $CELONIS_CLIENT_ID"
+        " must hold the OAuth client id and $CELONIS_CLIENT_SECRET its secret"
+    )
+
+
+def test_auth_control_characters_refused_without_the_value() -> None:
+    with pytest.raises(UsageError) as info:
+        auth_from_config(AuthConfig(), {"CELONIS_API_KEY": "abc\rdef"})
+    assert "abc" not in str(info.value)
+    assert "$CELONIS_API_KEY contains a line break" in str(info.value)
+
+
+def test_oauth_repr_hides_secrets() -> None:
+    env = {"CELONIS_CLIENT_ID": "the-id", "CELONIS_CLIENT_SECRET": "the-secret"}
+    auth = auth_from_config(AuthConfig(type="oauth"), env)
+    assert isinstance(auth, OAuthClientAuth)
+    shown = repr(auth) + str(auth) + repr(vars(auth))
+    assert "the-secret" not in shown and "the-id" not in shown
+    assert repr(Secret("x")) == str(Secret("x")) == "<secret>"
+
+
+# -- backoff and rate-limit headers --
+
+
+def test_backoff_full_jitter_is_capped() -> None:
+    policy = RetryPolicy(backoff_base=1.0, backoff_cap=10.0)
+
+    class Highest(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    assert [backoff_delay(policy, n, Highest()) for n in range(6)] == [1, 2, 4, 8, 10, 10]
+    rng = random.Random(7)
+    samples = [backoff_delay(policy, 3, rng) for _ in range(200)]
+    assert all(0 <= s <= 8 for s in samples) and min(samples) < 2 and max(samples) > 6
+    assert backoff_delay(policy, 10_000, rng) <= 10
+
+
+def test_retry_after_headers() -> None:
+    now = 1_700_000_000.0
+    assert retry_after_seconds({"x-ratelimit-reset": "17"}, now) == 17
+    assert retry_after_seconds({"X-RateLimit-Reset": "3", "Retry-After": "99"}, now) == 3
+    assert retry_after_seconds({"Retry-After": "42"}, now) == 42
+    date = "Tue, 14 Nov 2023 22:13:40 GMT"  # now + 20 s
+    assert retry_after_seconds({"Retry-After": date}, now) == pytest.approx(20)
+    assert retry_after_seconds({"x-ratelimit-reset": str(now + 5)}, now) == pytest.approx(5)
+    assert retry_after_seconds({"Retry-After": "soon"}, now) is None
+    assert retry_after_seconds({}, now) is None
+    assert retry_after_seconds({"Retry-After": "-3"}, now) == 0
+
+
+def test_redact_headers() -> None:
+    headers = {"Authorization": "Bearer k", "Set-Cookie": "s=1", "x-ratelimit-remaining": "9"}
+    assert redact_headers(headers) == {
+        "Authorization": "<redacted>",
+        "Set-Cookie": "<redacted>",
+        "x-ratelimit-remaining": "9",
+    }
+
+
+def test_retry_policy_validates() -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(max_attempts=0)
+
+
+# -- network errors --
+
+
+def _connection_error(reason: BaseException) -> requests.exceptions.ConnectionError:
+    request = requests.Request("GET", "https://x", headers={"Authorization": "Bearer k"}).prepare()
+    return requests.exceptions.ConnectionError(reason, request=request)
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "may_have_arrived"),
+    [
+        (
+            _connection_error(
+                urllib3.exceptions.MaxRetryError(
+                    None,  # type: ignore[arg-type]
+                    "/",
+                    urllib3.exceptions.NewConnectionError(None, "refused"),  # type: ignore[arg-type]
+                )
+            ),
+            "refused",
+            False,
+        ),
+        (
+            _connection_error(
+                urllib3.exceptions.ProtocolError(
+                    "Connection aborted.", http.client.RemoteDisconnected("closed")
+                )
+            ),
+            "dropped",
+            True,
+        ),
+        (
+            _connection_error(
+                urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104))
+            ),
+            "dropped",
+            True,
+        ),
+        (requests.exceptions.ReadTimeout("read timed out"), "read_timeout", True),
+        (requests.exceptions.ConnectTimeout("connect timed out"), "connect_timeout", False),
+        (requests.exceptions.SSLError("bad cert"), "tls", False),
+    ],
+)
+def test_network_errors_are_classified(
+    exc: requests.RequestException, kind: str, may_have_arrived: bool
+) -> None:
+    error = network_error(exc, "POST", "/x", (5.0, 30.0))
+    assert isinstance(error, NetworkError)
+    assert error.kind == kind
+    assert error.request_may_have_arrived is may_have_arrived
+    assert "Bearer" not in str(error) and error.__cause__ is None and error.__context__ is None
+
+
+# -- JobStatus and ExecutionHandle --
+
+
+def _handle(before: JobStatus, compared: frozenset[str] | None = None) -> ExecutionHandle:
+    if compared is None:
+        compared = frozenset(before.markers()) | {"currentExecutionId", "latestExecutionItemId"}
+    return ExecutionHandle(POOL, JOB, "FULL", before, 0.0, 1, compared)
+
+
+def test_job_status_helpers() -> None:
+    running = JobStatus(JOB, "RUNNING", "e1", "i1", 5)
+    assert running.is_active and not running.is_finished and running.in_progress
+    assert running.markers() == {
+        "currentExecutionId": "e1",
+        "latestExecutionItemId": "i1",
+        "lastExecutionStartDate": 5,
+    }
+    odd = JobStatus(JOB, "PAUSED")
+    assert odd.is_unknown and odd.in_progress and not odd.is_finished
+    never = JobStatus(JOB, None)
+    assert not (never.is_active or never.is_finished or never.is_unknown)
+    assert JobStatus(JOB, "SKIPPED").is_finished and not JobStatus(JOB, "FAIL").is_success
+
+
+def test_handle_stale_finished_status_is_not_this_run() -> None:
+    before = JobStatus(JOB, "SUCCESS", "e1", "i1", 1000)
+    handle = _handle(before)
+    assert handle.observe(JobStatus(JOB, "SUCCESS", "e1", "i1")) is Observation.NOT_YET
+    assert handle.observe(JobStatus(JOB, "SUCCESS", last_execution_start=1000)) is (
+        Observation.NOT_YET
+    )
+    # A finished status with no markers at all says nothing either.
+    assert handle.observe(JobStatus(JOB, "SUCCESS")) is Observation.NOT_YET
+
+
+def test_handle_marker_moved_means_this_run() -> None:
+    handle = _handle(JobStatus(JOB, "SUCCESS", "e1", "i1", 1000))
+    assert handle.observe(JobStatus(JOB, "FAIL", "e2", "i1")) is Observation.FINISHED
+    assert handle.observe(JobStatus(JOB, "FAIL", None, "i2")) is Observation.FINISHED
+    assert handle.observe(JobStatus(JOB, "SUCCESS", last_execution_start=2000)) is (
+        Observation.FINISHED
+    )
+
+
+def test_handle_active_and_unknown_are_this_run() -> None:
+    handle = _handle(JobStatus(JOB, "SUCCESS", "e1", "i1", 1000))
+    assert handle.observe(JobStatus(JOB, "QUEUED", "e1", "i1")) is Observation.ACTIVE
+    assert handle.observe(JobStatus(JOB, "WAITING_FOR_GODOT")) is Observation.ACTIVE
+    same = JobStatus(JOB, "SUCCESS", "e1", "i1", 1000)
+    assert handle.observe(same, seen_active=True) is Observation.FINISHED
+
+
+def test_handle_only_compares_markers_read_before() -> None:
+    # The pool's logs/status could not be read before the trigger: its
+    # lastExecutionStartDate is not known, so a value there proves nothing.
+    handle = _handle(JobStatus(JOB, "SUCCESS", "e1", "i1"))
+    assert "lastExecutionStartDate" not in handle.compared
+    assert handle.observe(JobStatus(JOB, "SUCCESS", last_execution_start=1000)) is (
+        Observation.NOT_YET
+    )
+    # ...but null before, value now, for a marker that was read: a new run.
+    handle = _handle(
+        JobStatus(JOB, "SUCCESS", None, "i1"),
+        frozenset({"currentExecutionId", "latestExecutionItemId"}),
+    )
+    assert handle.observe(JobStatus(JOB, "SUCCESS", "e9", "i1")) is Observation.FINISHED
+
+
+def test_handle_job_that_never_ran() -> None:
+    handle = _handle(JobStatus(JOB, None))
+    assert handle.never_ran_before
+    assert handle.observe(JobStatus(JOB, None)) is Observation.NOT_YET
+    assert handle.observe(JobStatus(JOB, "SUCCESS")) is Observation.FINISHED
+
+
+def test_handle_refuses_another_jobs_status() -> None:
+    with pytest.raises(ValueError):
+        _handle(JobStatus(JOB, None)).observe(JobStatus("other", "SUCCESS"))
+
+
+def test_job_busy_error_message() -> None:
+    error = JobBusyError(JobStatus(JOB, "RUNNING"), pool_id=POOL)
+    assert str(error) == (
+        f"job {JOB} in pool {POOL} is already RUNNING (a run this runner did not start):"
+        " wait for it to finish, then trigger it again"
+    )
+    assert error.exit_code == ExitCode.API_UNUSABLE
