@@ -217,8 +217,19 @@ def test_resume_refuses_a_changed_manifest(cli: Cli, tmp_path: Path) -> None:
     refused = cli("run", str(manifest), "--emulator", "--resume", "--log-format", "json")
     assert refused.code == 2
     assert "job 'only': mode changed from 'DELTA' to 'FULL'" in refused.err
-    forced = cli("run", str(manifest), "--emulator", "--resume", "--force", "--log-format", "json")
-    assert forced.code == 0  # a fresh emulator: the job succeeds this time
+    forced = cli(
+        "run",
+        str(manifest),
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--resume",
+        "--force",
+        "--log-format",
+        "json",
+    )
+    assert forced.code == 1  # resumed, not refused: the job ran again (and failed again)
+    assert '"event": "job_running"' in forced.err
 
 
 def test_resume_runs_only_what_did_not_succeed(cli: Cli, tmp_path: Path) -> None:
