@@ -19,6 +19,7 @@ import structlog
 from runner import logs
 from runner.api import CelonisClient, KeyAuth, Secret, auth_from_config, resolve_base_url
 from runner.api.auth import Auth
+from runner.api.transport import DEFAULT_TIMEOUTS
 from runner.clock import Clock, ScaledClock, SystemClock
 from runner.commands.plan import load_checked
 from runner.errors import ExitCode, UsageError
@@ -40,6 +41,20 @@ from runner.state import (
 log = structlog.get_logger(__name__)
 
 TIME_SCALE_ENV = "CELONIS_RUNNER_TIME_SCALE"
+READ_TIMEOUT_ENV = "CELONIS_RUNNER_READ_TIMEOUT"
+
+
+def http_timeouts(environ: Mapping[str, str]) -> tuple[float, float]:
+    """(connect, read) timeouts in real seconds; the read timeout from $CELONIS_RUNNER_READ_TIMEOUT."""
+    read = DEFAULT_TIMEOUTS[1]
+    if environ.get(READ_TIMEOUT_ENV):
+        try:
+            read = float(environ[READ_TIMEOUT_ENV])
+        except ValueError:
+            raise UsageError(f"${READ_TIMEOUT_ENV} must be a number of seconds") from None
+        if read <= 0:
+            raise UsageError(f"${READ_TIMEOUT_ENV} must be more than 0")
+    return (DEFAULT_TIMEOUTS[0], read)
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,9 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
     )
     with _target(options, manifest, environ, redactor) as target:
         session = requests.Session()
-        client = CelonisClient(target.base_url, target.auth, session, target.clock)
+        client = CelonisClient(
+            target.base_url, target.auth, session, target.clock, timeouts=http_timeouts(environ)
+        )
         if saved is None:
             run_id = new_run_id(target.clock)
             state_path = directory / f"{run_id}.json"
