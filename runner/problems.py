@@ -21,10 +21,19 @@ class Problem:
     severity: Severity = "error"
 
     def render(self) -> str:
+        """One line, whatever the file contained: control characters are shown escaped."""
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         field = f" {self.path}:" if self.path else ""
         label = " warning:" if self.severity == "warning" else ""
-        return f"{where}:{label}{field} {self.message}"
+        return printable(f"{where}:{label}{field} {self.message}")
+
+
+def printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -65,7 +74,7 @@ def write_json(problems: Sequence[Problem], stream: TextIO) -> None:
 def write_github(problems: Sequence[Problem], stream: TextIO) -> None:
     """GitHub Actions workflow commands, so problems show on the pull request's diff."""
     for p in problems:
-        text = (f"{p.path}: " if p.path else "") + p.message
+        text = printable((f"{p.path}: " if p.path else "") + p.message)
         stream.write(
             f"::{p.severity} file={_escape_property(p.file)},line={p.line or 1},"
             f"col={p.column or 1},title=celonis-runner::{_escape_data(text)}\n"

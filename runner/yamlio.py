@@ -147,8 +147,22 @@ def parse(text: str, *, display: str) -> Document:
         raise YamlError(
             Problem(display, line, column, "", f"YAML syntax error: {what or 'invalid YAML'}")
         ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise YamlError(
+            Problem(
+                display,
+                line,
+                column,
+                "",
+                f"YAML cannot contain the character {char!r} (U+{ord(char):04X}); remove it",
+            )
+        ) from None
     except yaml.YAMLError as exc:
-        raise YamlError(Problem(display, 1, 1, "", f"YAML error: {exc}")) from None
+        message = " ".join(str(exc).split())
+        raise YamlError(Problem(display, 1, 1, "", f"YAML error: {message}")) from None
     except RecursionError:
         raise YamlError(Problem(display, 1, 1, "", "YAML nested too deeply")) from None
     doc = Document(display, text, root, None)
@@ -232,8 +246,21 @@ class _Builder:
             if not isinstance(key_node, ScalarNode):
                 raise self._fail(key_node, "a mapping key must be a plain value, not a list or map")
             key = self._scalar(key_node, path)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                raise self._fail(key_node, "a mapping key must be a plain value")
+            if key is None or isinstance(key, bool):
+                mark = key_node.start_mark
+                self.doc.problems.append(
+                    Problem(
+                        self.doc.file,
+                        mark.line + 1,
+                        mark.column + 1,
+                        format_path(path),
+                        f"the key {key_node.value or '(empty)'!r} reads as {key!r}, not as a name:"
+                        " put it in quotes",
+                    )
+                )
+                key = key_node.value
+            elif not isinstance(key, str):
+                key = key_node.value  # a number used as a name stays as written
             if key in result:
                 first = next(
                     k for k, _ in node.value if k.tag != _MERGE and k.value == key_node.value
