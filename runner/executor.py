@@ -173,15 +173,15 @@ class Executor:
     # -- the loop ----------------------------------------------------------------
 
     def run(self) -> RunState:
-        with ThreadPoolExecutor(
-            max_workers=self.io_workers, thread_name_prefix="celonis-io"
-        ) as pool:
-            self._pool = pool
-            try:
-                self._resume(self._resume_from)
-                self._loop()
-            finally:
-                self._drain()
+        pool = ThreadPoolExecutor(max_workers=self.io_workers, thread_name_prefix="celonis-io")
+        self._pool = pool
+        try:
+            self._resume(self._resume_from)
+            self._loop()
+        finally:
+            self._drain()
+            # after a hard stop, requests still in flight are abandoned, not waited for
+            pool.shutdown(wait=not self.hard_stop.is_set(), cancel_futures=True)
         self._finish()
         self._save(force=True)
         return self.state
@@ -329,8 +329,13 @@ class Executor:
             elif isinstance(error, NotFoundError | AuthError) and error.status in (403, 404):
                 self._finish_job(job, "failed", str(error))
             elif isinstance(error, ApiError):
+                # The request may have reached Celonis before the API failed: the job stays
+                # "starting" (in the state file too), and a resume checks Celonis before acting.
+                job.error = (
+                    "may be running in Celonis: the execute request failed with an unclear outcome"
+                    f" ({error}); run --resume checks it"
+                )
                 self._abort(error)
-                self._set(job, "pending")
             else:
                 raise error
 
@@ -528,7 +533,11 @@ class Executor:
     def _finish(self) -> None:
         reason = self._stopping
         for job in self.state.jobs.values():
-            if job.state in ("pending", "starting"):
+            if job.state == "starting" and job.error is None:
+                job.error = (
+                    "may be running in Celonis: stopped while its execute request was in flight"
+                )
+            if job.state == "pending":
                 job.error = job.error or (f"not started: {reason}" if reason else "not started")
                 self._set(job, "not_started")
             elif job.state == "waiting":

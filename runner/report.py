@@ -23,7 +23,7 @@ _REPORT_STATUS = {
     "not_started": "not_started",
     "running": "running",
     "pending": "not_started",
-    "starting": "not_started",
+    "starting": "running",  # its execute was in flight: it may be running; a resume checks
     "waiting": "not_started",
 }
 

@@ -268,3 +268,47 @@ def test_resume_without_earlier_run(cli: Cli, tmp_path: Path) -> None:
     manifest, _ = p.write()
     result = cli("run", str(manifest), "--emulator", "--resume")
     assert result.code == 2 and "no earlier run to resume" in result.err
+
+
+def test_unclear_execute_then_outage_is_not_triggered_twice_on_resume(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The execute's answer is lost and the API fails before the runner can tell whether it started."""
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap", behaviour={"duration": "10m"})
+    p.settings["faults"] = [
+        {
+            "method": "POST",
+            "path": "/integration/api/v2/data-pools/*",
+            "action": "drop_after",
+            "times": 1,
+        },
+        {
+            "method": "GET",
+            "path": "/integration/api/pools/*",
+            "action": "status",
+            "status": 503,
+            "skip": 2,
+            "times": 9,
+        },
+    ]
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        report = tmp_path / "report.json"
+        first = cli(
+            "run",
+            str(manifest),
+            "--base-url",
+            emu.base_url,
+            "--report",
+            str(report),
+            environ=env_for(p),
+        )
+        assert first.code == 3, first.err
+        [job] = json.loads(report.read_text())["jobs"]
+        assert job["status"] == "running" and job["error"].startswith("may be running in Celonis")
+        second = cli(
+            "run", str(manifest), "--base-url", emu.base_url, "--resume", environ=env_for(p)
+        )
+        assert second.code == 0, second.err
+        assert executions_by_name(emu.journal(), ["only"]) == {"only": 1}

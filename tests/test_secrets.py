@@ -1,0 +1,130 @@
+"""No key, secret or token appears anywhere: stdout, stderr, logs, report, state file, emulator journal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runner.clock import ScaledClock
+from runner.emulator import Emulator, Scenario
+from tests.conftest import CliResult
+from tests.e2e import Pipeline
+
+Cli = Callable[..., CliResult]
+
+API_KEY = "apikey-Zq8ZfV2mJ7pWc4Lr9TnX"
+APP_KEY = "appkey-Hk3Dq9Lm2Vb8Xw5Rt7Ys"
+CLIENT_ID = "client-Ny6Pq1Ws4Ez7Ud0Tg"
+CLIENT_SECRET = "secret-Bv5Cx8Zl3Mk6Jh9Gf2Ds"
+STATUS_READS = "/integration/api/pools/*/logs/status"
+EXECUTE = "/integration/api/v2/data-pools/*/data-jobs/*/execute"
+
+
+def pipeline(tmp_path: Path, auth: str) -> Pipeline:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("extract", "sap", behaviour={"duration": "3m"})
+    p.job(
+        "broken", "sap", behaviour={"outcome": "FAIL", "message": "source system refused the login"}
+    )
+    p.job("after", "sap", "broken")
+    p.settings["token_lifetime"] = "2m"
+    p.settings["faults"] = [
+        {
+            "method": "GET",
+            "path": STATUS_READS,
+            "action": "status",
+            "status": 503,
+            "skip": 4,
+            "times": 2,
+        },
+        {"method": "POST", "path": EXECUTE, "action": "drop_after", "times": 1},
+    ]
+    if auth == "oauth":  # a token can be refreshed after a 401; a refused static key cannot
+        p.settings["faults"].insert(
+            0,
+            {
+                "method": "GET",
+                "path": STATUS_READS,
+                "action": "status",
+                "status": 401,
+                "skip": 2,
+                "times": 1,
+            },
+        )
+    manifest, _ = p.write()
+    block = {
+        "api_key": "    type: api_key\n",
+        "app_key": "    type: app_key\n    key_env: CELONIS_APP_KEY\n",
+        "oauth": "    type: oauth\n",
+    }[auth]
+    manifest.write_text(
+        manifest.read_text().replace(
+            "version: 1\n", f"version: 1\nconnection:\n  auth:\n{block}", 1
+        )
+    )
+    return p
+
+
+def everything_written(tmp_path: Path, *results: CliResult) -> str:
+    texts = [r.out + r.err for r in results]
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".xml", ".md", ".txt"):
+            texts.append(path.read_text(errors="replace"))
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("auth", ["api_key", "app_key", "oauth"])
+def test_no_secret_anywhere(cli: Cli, tmp_path: Path, auth: str) -> None:
+    p = pipeline(tmp_path, auth)
+    manifest = p.folder / "jobs.yaml"
+    scenario = Scenario.from_dict(yaml.safe_load((p.folder / "scenario.yaml").read_text()))
+    env = {
+        "CELONIS_API_KEY": API_KEY,
+        "CELONIS_APP_KEY": APP_KEY,
+        "CELONIS_CLIENT_ID": CLIENT_ID,
+        "CELONIS_CLIENT_SECRET": CLIENT_SECRET,
+        "CELONIS_RUNNER_TIME_SCALE": "3000",
+        "CELONIS_RUNNER_STATE_DIR": str(tmp_path / "runs"),
+    }
+    journal = tmp_path / "journal.jsonl"
+    with Emulator(
+        scenario,
+        clock=ScaledClock(3000),
+        api_keys=[API_KEY],
+        app_keys=[APP_KEY],
+        oauth_clients={CLIENT_ID: CLIENT_SECRET},
+        journal_path=journal,
+    ) as emu:
+        common = ("--base-url", emu.base_url, "-v", "--log-format", "json")
+        run = cli(
+            "run", str(manifest), *common, "--report", str(tmp_path / "report.json"), environ=env
+        )
+        resumed = cli("run", str(manifest), *common, "--resume", environ=env)
+        wrong = cli(
+            "run",
+            str(manifest),
+            *common,
+            environ={
+                **env,
+                "CELONIS_API_KEY": API_KEY + "x",
+                "CELONIS_APP_KEY": APP_KEY + "x",
+                "CELONIS_CLIENT_SECRET": CLIENT_SECRET + "x",
+            },
+        )
+        validate = cli("validate", str(manifest), environ=env)
+        plan = cli("plan", str(manifest), environ=env)
+        tokens = emu.issued_tokens()
+    assert run.code == 1, run.err  # "broken" failed; the faults were survived
+    assert "source system refused the login" in run.out
+    assert wrong.code == 3 and "401" in wrong.err
+    assert validate.code == 0 and plan.code == 0
+    assert '"level": "debug"' in run.err  # the highest verbosity was on
+    if auth == "oauth":
+        assert tokens
+    written = everything_written(tmp_path, run, resumed, wrong, validate, plan)
+    for secret in [API_KEY, APP_KEY, CLIENT_SECRET, *tokens]:
+        assert secret not in written, f"a secret ({secret[:6]}...) leaked"
+    assert "Authorization" not in written.replace('"auth": ', "")
