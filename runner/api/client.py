@@ -198,6 +198,16 @@ class JobInfo:
     status: JobStatus
 
 
+@dataclass(frozen=True)
+class ExecutionInfo:
+    """One entry of a job's execution history. Dates are epoch milliseconds; any may be None."""
+
+    execution_id: str | None
+    status: str | None
+    start_date: int | None
+    end_date: int | None
+
+
 def _pool_path(pool_id: str) -> str:
     return f"/integration/api/pools/{pool_id}"
 
@@ -284,6 +294,29 @@ class CelonisClient:
                 )
             )
         return jobs
+
+    def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None:
+        """The newest entry of the job's execution history; None if it never ran.
+
+        `GET /integration/api/pools/{pool}/logs/{job}/executions?limit=1&page=0`.
+        """
+        path = f"{_pool_path(pool_id)}/logs/{job_id}/executions"
+        params: dict[str, str | int] = {"limit": 1, "page": 0}
+        shown = shown_path(path, params)
+        answer = self.transport.get_json(path, params, pool_id=pool_id, job_id=job_id)
+        if not isinstance(answer, dict):
+            raise _unexpected("GET", shown, "expected a JSON object")
+        items = _objects(answer.get("executionItems") or [], "GET", shown)
+        if not items:
+            return None
+        item = items[0]
+        return ExecutionInfo(
+            execution_id=_opt_id(item, "executionId", "GET", shown)
+            or _opt_id(item, "id", "GET", shown),
+            status=_opt_str(item, "status", "GET", shown),
+            start_date=_epoch_ms(item.get("startDate"), "startDate", "GET", shown),
+            end_date=_epoch_ms(item.get("endDate"), "endDate", "GET", shown),
+        )
 
     def failure_reason(self, pool_id: str, job_id: str) -> str | None:
         """The ERROR log lines of the latest execution's failed tasks, joined; None if none.
@@ -375,14 +408,14 @@ class CelonisClient:
                     raise
                 bound.warning("api.execute_resend", attempt=state.attempts + 1)
         assert first_sent is not None
-        bound.info("api.executed", attempts=posts, before=before.markers(), status=before.status)
+        bound.debug("api.executed", attempts=posts, before=before.markers(), status=before.status)
         return ExecutionHandle(pool_id, job_id, mode, before, first_sent, posts, compared)
 
     def cancel(self, pool_id: str, job_id: str) -> None:
         """`POST /integration/api/pools/{pool}/jobs/{job}/cancel` (retried: cancelling twice is harmless)."""
         path = f"{_pool_path(pool_id)}/jobs/{job_id}/cancel"
         self.transport.request("POST", path, pool_id=pool_id, job_id=job_id, idempotent=True)
-        log.info("api.cancelled", pool=pool_id, job=job_id)
+        log.debug("api.cancelled", pool=pool_id, job=job_id)
 
     # -- internals --
 
