@@ -111,7 +111,7 @@ def write_summary(state: RunState, stream: TextIO) -> None:
     stream.write("\n")
     for row in [header, *rows]:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
-        stream.write("  ".join(cells) + ("  " + row[4] if row[4] else "") + "\n")
+        stream.write(("  ".join(cells) + "  " + row[4]).rstrip() + "\n")
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job_status(job)] = counts.get(job_status(job), 0) + 1
