@@ -14,11 +14,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from runner.api.client import ExecutionHandle, JobStatus
 from runner.errors import UsageError
-from runner.executor import ResumeFrom, RunState
+from runner.executor import JobState, ResumeFrom, RunState
 from runner.plan import Plan
 from runner.report import write_json_atomic
 
@@ -177,18 +177,7 @@ def load_saved(path: Path) -> SavedRun:
         assert isinstance(jobs, dict)
         for name, job in jobs.items():
             assert isinstance(name, str) and isinstance(job, dict)
-            assert job["state"] in (
-                "pending",
-                "starting",
-                "waiting",
-                "running",
-                "succeeded",
-                "failed",
-                "timed_out",
-                "cancelled",
-                "skipped",
-                "not_started",
-            )
+            assert job["state"] in get_args(JobState)
             if job["state"] == "running":
                 assert isinstance(job["handle"], dict)
                 assert isinstance(job["handle"]["before"], dict)

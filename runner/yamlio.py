@@ -192,11 +192,14 @@ class _Builder:
         self.limit = MIN_NODE_LIMIT + NODES_PER_BYTE * len(doc.text)
         self.active: set[int] = set()
 
-    def _fail(self, node: Node, message: str) -> _Abort:
+    def _report(self, node: Node, message: str, path: tuple[str | int, ...] = ()) -> None:
         mark = node.start_mark
         self.doc.problems.append(
-            Problem(self.doc.file, mark.line + 1, mark.column + 1, "", message)
+            Problem(self.doc.file, mark.line + 1, mark.column + 1, format_path(path), message)
         )
+
+    def _fail(self, node: Node, message: str) -> _Abort:
+        self._report(node, message)
         return _Abort()
 
     def build(self, node: Node, path: tuple[str | int, ...]) -> Any:
@@ -247,16 +250,11 @@ class _Builder:
                 raise self._fail(key_node, "a mapping key must be a plain value, not a list or map")
             key = self._scalar(key_node, path)
             if key is None or isinstance(key, bool):
-                mark = key_node.start_mark
-                self.doc.problems.append(
-                    Problem(
-                        self.doc.file,
-                        mark.line + 1,
-                        mark.column + 1,
-                        format_path(path),
-                        f"the key {key_node.value or '(empty)'!r} reads as {key!r}, not as a name:"
-                        " put it in quotes",
-                    )
+                self._report(
+                    key_node,
+                    f"the key {key_node.value or '(empty)'!r} reads as {key!r}, not as a name:"
+                    " put it in quotes",
+                    path,
                 )
                 key = key_node.value
             elif not isinstance(key, str):
@@ -265,16 +263,11 @@ class _Builder:
                 first = next(
                     k for k, _ in node.value if k.tag != _MERGE and k.value == key_node.value
                 )
-                mark = key_node.start_mark
-                self.doc.problems.append(
-                    Problem(
-                        self.doc.file,
-                        mark.line + 1,
-                        mark.column + 1,
-                        format_path((*path, str(key))),
-                        f"duplicate key '{key}' (first defined on line {first.start_mark.line + 1}); "
-                        "YAML keeps only one of them: remove or rename one",
-                    )
+                self._report(
+                    key_node,
+                    f"duplicate key '{key}' (first defined on line {first.start_mark.line + 1}); "
+                    "YAML keeps only one of them: remove or rename one",
+                    (*path, str(key)),
                 )
                 continue
             result[key] = self.build(value_node, (*path, str(key)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,3 +172,34 @@ def emulator_for(pipeline: Pipeline, key: str) -> Any:
     _, scenario_path = pipeline.write()
     scenario = Scenario.from_dict(yaml.safe_load(scenario_path.read_text()))
     return Emulator(scenario, clock=ScaledClock(scenario.time_scale), api_keys=[key])
+
+
+def run_pipeline(
+    cli: Callable[..., Any],
+    pipeline: Pipeline,
+    *extra: str,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Any, Journal, dict[str, Any]]:
+    """`run --emulator` on the pipeline: the CLI's result, the emulator's journal, the report (or {})."""
+    manifest, scenario = pipeline.write()
+    journal = pipeline.folder / "journal.jsonl"
+    report = pipeline.folder / "report.json"
+    result = cli(
+        "run",
+        str(manifest),
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--emulator-journal",
+        str(journal),
+        "--report",
+        str(report),
+        "--log-format",
+        "json",
+        "--state-dir",
+        str(pipeline.folder / "runs"),
+        *extra,
+        environ=environ,
+    )
+    data = json.loads(report.read_text()) if report.exists() else {}
+    return result, Journal.read(journal), data

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CliResult
-from tests.e2e import Journal, Pipeline
+from tests.e2e import Journal, Pipeline, run_pipeline
 
 Cli = Callable[..., CliResult]
 STATUS_READS = "/integration/api/pools/*/logs/status"
@@ -34,21 +34,8 @@ def run_with(
     cli: Cli, p: Pipeline, faults: list[dict[str, Any]], env: dict[str, str] | None = None
 ) -> tuple[CliResult, Journal]:
     p.settings["faults"] = faults
-    manifest, scenario = p.write()
-    journal = p.folder / "journal.jsonl"
-    result = cli(
-        "run",
-        str(manifest),
-        "--emulator",
-        "--scenario",
-        str(scenario),
-        "--emulator-journal",
-        str(journal),
-        "--log-format",
-        "json",
-        environ=env or {},
-    )
-    return result, Journal.read(journal)
+    result, journal, _ = run_pipeline(cli, p, environ=env)
+    return result, journal
 
 
 def assert_invariants(journal: Journal, p: Pipeline) -> None:

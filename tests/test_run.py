@@ -11,34 +11,14 @@ import pytest
 
 from runner.schema import REPORT_SCHEMA, load_schema
 from tests.conftest import CliResult
-from tests.e2e import Journal, Pipeline
+from tests.e2e import Journal, Pipeline, run_pipeline
 
 ROOT = Path(__file__).parent.parent
 Cli = Callable[..., CliResult]
 
 
 def run(cli: Cli, pipeline: Pipeline, *extra: str) -> tuple[CliResult, Journal, dict]:
-    manifest, scenario = pipeline.write()
-    journal = pipeline.folder / "journal.jsonl"
-    report = pipeline.folder / "report.json"
-    result = cli(
-        "run",
-        str(manifest),
-        "--emulator",
-        "--scenario",
-        str(scenario),
-        "--emulator-journal",
-        str(journal),
-        "--report",
-        str(report),
-        "--log-format",
-        "json",
-        "--state-dir",
-        str(pipeline.folder / "runs"),
-        *extra,
-    )
-    data = json.loads(report.read_text()) if report.exists() else {}
-    return result, Journal.read(journal), data
+    return run_pipeline(cli, pipeline, *extra)
 
 
 def statuses(report: dict) -> dict[str, str]:
