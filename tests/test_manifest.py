@@ -232,3 +232,16 @@ def test_example_jobs_yaml_is_valid() -> None:
     result = check_manifest(path, {}, strict_env=True)
     assert result.problems == []
     assert result.manifest is not None and 8 <= len(result.manifest.jobs) <= 12
+
+
+def test_installed_package_reads_the_schema_it_carries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a wheel the schema lives in runner/schema (pyproject force-include); the loader reads it there first."""
+    import runner.schema as schema_module
+
+    packaged = tmp_path / "runner"
+    (packaged / "schema").mkdir(parents=True)
+    (packaged / "schema" / "jobs.schema.json").write_text('{"title": "from the package"}')
+    monkeypatch.setattr(schema_module.resources, "files", lambda package: packaged)
+    assert json.loads(schema_module.schema_text())["title"] == "from the package"
