@@ -120,3 +120,8 @@ def write_summary(state: RunState, stream: TextIO) -> None:
     stream.write(f"\nRun {state.status}: {parts} in {format_duration(total)}\n")
     if state.error:
         stream.write(f"{state.error}\n")
+    unsettled = [job.name for job in jobs if job_status(job) == "running"]
+    if unsettled:
+        stream.write(
+            f"May still be running in Celonis: {', '.join(unsettled)} (run --resume takes them up)\n"
+        )

@@ -312,3 +312,49 @@ def test_unclear_execute_then_outage_is_not_triggered_twice_on_resume(
         )
         assert second.code == 0, second.err
         assert executions_by_name(emu.journal(), ["only"]) == {"only": 1}
+
+
+def test_no_cancel_leaves_remote_jobs_running(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 600
+    p.job("long", "sap", behaviour={"duration": "2h"})
+    manifest, scenario = p.write()
+    journal_path, report = tmp_path / "journal.jsonl", tmp_path / "report.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "run",
+            str(manifest),
+            "--emulator",
+            "--scenario",
+            str(scenario),
+            "--emulator-journal",
+            str(journal_path),
+            "--report",
+            str(report),
+            "--log-format",
+            "json",
+            "--state-dir",
+            str(tmp_path / "runs"),
+            "--no-cancel",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if journal_path.exists() and Journal.read(journal_path).executions("long"):
+            break
+        time.sleep(0.02)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert json.loads(report.read_text())["jobs"][0]["status"] == "running"
+    assert Journal.read(journal_path).requests("POST", "/cancel") == []
+    assert "May still be running in Celonis: long (run --resume takes them up)" in out
+    saved = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())
+    assert saved["jobs"]["long"]["state"] == "running" and saved["jobs"]["long"]["handle"]
