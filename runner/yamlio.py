@@ -61,6 +61,7 @@ class Document:
     root: Node | None
     data: Any
     problems: list[Problem] = field(default_factory=list)
+    _keys: dict[int, dict[str, tuple[Node | None, Node]]] = field(default_factory=dict, repr=False)
 
     def position(self, path: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
         """1-based line and column of the value at `path` (of its key with `key=True`).
@@ -74,7 +75,7 @@ class Document:
         mark = node.start_mark
         for index, part in enumerate(path):
             last = index == len(path) - 1
-            found = _child(node, part)
+            found = self._child(node, part)
             if found is None:
                 break
             key_node, node = found
@@ -82,6 +83,31 @@ class Document:
                 key_node.start_mark if (key and last and key_node is not None) else node.start_mark
             )
         return (mark.line + 1, mark.column + 1)
+
+    def _child(self, node: Node, part: str | int) -> tuple[Node | None, Node] | None:
+        """(key node, value node) of `part` in `node`; merged keys count, explicit ones win."""
+        if isinstance(node, SequenceNode) and isinstance(part, int):
+            return (None, node.value[part]) if 0 <= part < len(node.value) else None
+        if not isinstance(node, MappingNode):
+            return None
+        keys = self._keys.get(id(node))
+        if keys is None:  # indexed once per mapping: looking up every job stays linear
+            keys = {}
+            for key_node, value_node in node.value:  # explicit keys win, the first one as built
+                if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE:
+                    keys.setdefault(key_node.value, (key_node, value_node))
+            for key_node, value_node in node.value:  # then merged ones, earlier sources first
+                if key_node.tag != _MERGE:
+                    continue
+                for source in _merge_nodes(value_node):
+                    if isinstance(source, MappingNode):
+                        for name in _own_and_merged_keys(source):
+                            if name not in keys:
+                                found = self._child(source, name)
+                                if found is not None:
+                                    keys[name] = found
+            self._keys[id(node)] = keys
+        return keys.get(str(part))
 
     def problem(
         self,
@@ -283,23 +309,16 @@ class _Builder:
         raise self._fail(node, "'<<' (merge key) takes a mapping or a list of mappings")
 
 
-def _child(node: Node, part: str | int) -> tuple[Node | None, Node] | None:
-    if isinstance(node, SequenceNode) and isinstance(part, int):
-        if 0 <= part < len(node.value):
-            return (None, node.value[part])
-        return None
-    if isinstance(node, MappingNode):
-        merged: tuple[Node | None, Node] | None = None
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                for source in _merge_nodes(value_node):
-                    found = _child(source, part)
-                    if found is not None and merged is None:
-                        merged = found
-            elif isinstance(key_node, ScalarNode) and key_node.value == str(part):
-                return (key_node, value_node)
-        return merged
-    return None
+def _own_and_merged_keys(node: MappingNode) -> list[str]:
+    names = []
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE:
+            for source in _merge_nodes(value_node):
+                if isinstance(source, MappingNode):
+                    names += _own_and_merged_keys(source)
+        elif isinstance(key_node, ScalarNode):
+            names.append(key_node.value)
+    return names
 
 
 def _merge_nodes(node: Node) -> list[Node]:

@@ -26,6 +26,14 @@ def test_explicit_keys_win_over_merged_ones() -> None:
     doc = yamlio.parse("a: &a {mode: FULL, x: 1}\nb:\n  <<: *a\n  mode: DELTA\n", display="f")
     assert doc.data["b"] == {"mode": "DELTA", "x": 1}
     assert doc.problems == []
+    assert doc.position(("b", "mode")) == (4, 9)  # the explicit value, not the merged one
+    assert doc.position(("b", "x")) == (1, 23)
+
+
+def test_earlier_merge_sources_win() -> None:
+    doc = yamlio.parse("a: &a {m: 1}\nb: &b {m: 2}\nc:\n  <<: [*a, *b]\n", display="f")
+    assert doc.data["c"] == {"m": 1}
+    assert doc.position(("c", "m")) == (1, 11)
 
 
 def test_duplicate_keys_are_refused_with_both_lines() -> None:
