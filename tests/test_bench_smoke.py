@@ -1,0 +1,60 @@
+"""The benchmarks in bench/ still run: each script on a tiny input, in its own process.
+
+Only properties are checked (exit code, the report's lines, makespan >= critical path),
+never performance targets: those belong to `make bench` on a known machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=100,
+    )
+
+
+def test_validate_bench_runs() -> None:
+    if importlib.util.find_spec("check_jsonschema") is None:
+        pytest.skip("check-jsonschema is not installed (pip install -e '.[bench]')")
+    result = run_bench(
+        "validate.py", "--jobs", "200", "--pools", "4", "--runs", "1", "--split-runs", "1"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid (200 jobs in 4 pools)" in result.stdout
+    assert "ratio ours/theirs" in result.stdout
+    assert "validate does not import it" in result.stdout
+
+
+def test_makespan_bench_runs() -> None:
+    result = run_bench(
+        "makespan.py", "--jobs", "16", "--pools", "2", "--scale", "3000", "--naive-scale", "6000"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ratios = re.findall(r"^  makespan / critical path\s*:\s*([0-9.]+)", result.stdout, re.M)
+    assert len(ratios) == 2, result.stdout
+    # the critical path is a lower bound: a ratio under 1 would mean the analysis is wrong
+    assert all(float(r) >= 0.999 for r in ratios), ratios
+    assert "jobs succeeded            : 16/16" in result.stdout
+
+
+def test_scale_bench_runs() -> None:
+    result = run_bench("scale.py", "--jobs", "40", "--pools", "2", "--rounds", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    per_round = re.search(r"status requests per round\s*:\s*([0-9.]+)", result.stdout)
+    assert per_round is not None, result.stdout
+    assert "bench: 3 poll rounds measured" in result.stdout
