@@ -7,16 +7,40 @@ See README.md in this folder for the scenario file.
 
 from __future__ import annotations
 
-from runner.emulator.scenario import (
-    Fault,
-    RateLimit,
-    Scenario,
-    ScenarioError,
-    ScenarioJob,
-    ScenarioPool,
-    load_scenario,
-)
-from runner.emulator.server import Emulator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.emulator.scenario import (
+        Fault,
+        RateLimit,
+        Scenario,
+        ScenarioError,
+        ScenarioJob,
+        ScenarioPool,
+        load_scenario,
+    )
+    from runner.emulator.server import Emulator
+
+_WHERE = {
+    "Emulator": "runner.emulator.server",
+    "Fault": "runner.emulator.scenario",
+    "RateLimit": "runner.emulator.scenario",
+    "Scenario": "runner.emulator.scenario",
+    "ScenarioError": "runner.emulator.scenario",
+    "ScenarioJob": "runner.emulator.scenario",
+    "ScenarioPool": "runner.emulator.scenario",
+    "load_scenario": "runner.emulator.scenario",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Imported on first use, so that the CLI can build its parser without loading the emulator."""
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Emulator",

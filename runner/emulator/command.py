@@ -14,11 +14,12 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from runner.emulator.scenario import Scenario, load_scenario
-from runner.emulator.server import Emulator
 from runner.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:  # the CLI builds its parser with add_arguments: keep this module light
+    from runner.emulator.scenario import Scenario
 
 
 def _port(text: str) -> int:
@@ -89,6 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_scenario(args: argparse.Namespace, environ: Mapping[str, str]) -> Scenario:
+    from runner.emulator.scenario import Scenario, load_scenario
+
     scenario = load_scenario(args.scenario) if args.scenario is not None else None
     if args.manifest is not None:
         from runner.manifest import load_manifest
@@ -109,6 +112,8 @@ def main(
     stop: threading.Event | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM (or until `stop` is set, for tests); 0 after a clean stop."""
+    from runner.emulator.server import Emulator
+
     scenario = build_scenario(args, environ)
     api_key = environ.get(args.api_key_env) or None
     app_key = environ.get(args.app_key_env) or None
