@@ -53,6 +53,30 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_github(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--github",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="GitHub Actions annotations (and, for run, the step summary);"
+        " default: on when GITHUB_ACTIONS=true",
+    )
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the Celonis team URL (default: $CELONIS_BASE_URL, then the manifest)",
+    )
+    parser.add_argument(
+        "--emulator", action="store_true", help="talk to the embedded emulator of the Celonis API"
+    )
+    parser.add_argument(
+        "--scenario", metavar="FILE", help="with --emulator: the emulator's scenario file"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="celonis-runner",
@@ -74,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("file", nargs="?", default="jobs.yaml", metavar="FILE")
     plan.add_argument("--format", choices=["text", "json", "mermaid", "dot"], default="text")
     _add_selection(plan)
+    plan.add_argument(
+        "--check-remote",
+        action="store_true",
+        help="then check against the API, read-only, that every pool and job exists and is"
+        " visible to the key, and warn about jobs running now",
+    )
+    _add_connection(plan)
+    _add_github(plan)
     _add_manifest_options(plan)
 
     run = sub.add_parser("run", help="run the jobs in dependency order, in parallel where possible")
@@ -142,7 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --resume: resume even though the manifest changed",
     )
+    run.add_argument(
+        "--junit-xml", metavar="FILE", help="write a JUnit XML report (a test suite per pool)"
+    )
+    _add_github(run)
     _add_manifest_options(run)
+
+    status = sub.add_parser(
+        "status", help="each job's status in Celonis now, with its last execution (read-only)"
+    )
+    status.add_argument("file", nargs="?", default="jobs.yaml", metavar="FILE")
+    status.add_argument("--format", choices=["text", "json"], default="text")
+    _add_connection(status)
+    _add_github(status)
+    _add_manifest_options(status)
 
     schema = sub.add_parser("schema", help="print the manifest's JSON Schema")
     schema.add_argument(
@@ -177,6 +222,8 @@ def main(
     try:
         return _dispatch(args, env, stdout, stderr)
     except ManifestError as exc:
+        if hasattr(args, "github") and _github(args, env):
+            out.write_github(exc.problems, stderr)
         out.write_text(exc.problems, stderr)
         count = len(out.errors_of(exc.problems))
         stderr.write(f"{count} problem{'s' if count != 1 else ''}\n")
@@ -199,6 +246,11 @@ def main(
         return ExitCode.API_UNUSABLE
 
 
+def _github(args: argparse.Namespace, env: Mapping[str, str]) -> bool:
+    flag: bool | None = getattr(args, "github", None)
+    return flag if flag is not None else env.get("GITHUB_ACTIONS") == "true"
+
+
 def _dispatch(
     args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO
 ) -> int:
@@ -212,6 +264,17 @@ def _dispatch(
     if args.command == "plan":
         from runner.commands import plan
 
+        if args.scenario and not args.emulator:
+            raise UsageError("--scenario goes with --emulator")
+        if (args.emulator or args.base_url) and not args.check_remote:
+            raise UsageError(
+                "--base-url and --emulator go with --check-remote (plan alone makes no request)"
+            )
+        remote = None
+        if args.check_remote:
+            remote = plan.RemoteOptions(
+                base_url=args.base_url, emulator=args.emulator, scenario=args.scenario
+            )
         return plan.run(
             args.file,
             output_format=args.format,
@@ -222,6 +285,8 @@ def _dispatch(
             stdout=stdout,
             stderr=stderr,
             max_bytes=args.max_size,
+            github=_github(args, env),
+            remote=remote,
         )
     if args.command == "run":
         from runner.commands import run
@@ -247,8 +312,27 @@ def _dispatch(
             resume=args.resume,
             state_dir=args.state_dir,
             force=args.force,
+            junit_xml=args.junit_xml,
+            github=_github(args, env),
         )
         return run.run(options, environ=env, stdout=stdout, stderr=stderr)
+    if args.command == "status":
+        from runner.commands import status
+
+        if args.scenario and not args.emulator:
+            raise UsageError("--scenario goes with --emulator")
+        return status.run(
+            args.file,
+            output_format=args.format,
+            base_url=args.base_url,
+            emulator=args.emulator,
+            scenario=args.scenario,
+            environ=env,
+            stdout=stdout,
+            stderr=stderr,
+            max_bytes=args.max_size,
+            github=_github(args, env),
+        )
     if args.command == "schema":
         from runner.schema import MANIFEST_SCHEMA, REPORT_SCHEMA, schema_text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from runner.durations import format_duration
@@ -90,18 +91,41 @@ def write_text(plan: Plan, stream: TextIO) -> None:
         stream.write(f"Not selected: {', '.join(plan.excluded)}\n")
 
 
-def write_mermaid(plan: Plan, stream: TextIO) -> None:
+MERMAID_STATUS_STYLES = {
+    "succeeded": "fill:#d3f3d8,stroke:#1a7f37",
+    "failed": "fill:#ffd8d3,stroke:#cf222e",
+    "timed_out": "fill:#ffd8d3,stroke:#cf222e",
+    "cancelled": "fill:#ffd8d3,stroke:#cf222e",
+    "running": "fill:#ddf4ff,stroke:#0969da",
+    "skipped": "fill:#eaeef2,stroke:#6e7781,stroke-dasharray:4",
+    "not_started": "fill:#eaeef2,stroke:#6e7781,stroke-dasharray:4",
+}
+
+
+def write_mermaid(plan: Plan, stream: TextIO, *, statuses: Mapping[str, str] | None = None) -> None:
+    """A flowchart: one subgraph per pool, a node per job with its mode and, when `statuses`
+    (job name -> report status) is given, its final status as text and colour."""
     ids = {name: f"j{i}" for i, name in enumerate(plan.jobs)}
     stream.write("flowchart LR\n")
     for pool_number, pool in enumerate(plan.pools()):
         stream.write(f'  subgraph p{pool_number}["{pool}"]\n')
         for name, planned in plan.jobs.items():
             if planned.job.pool == pool:
-                stream.write(f'    {ids[name]}["{name}<br/>{planned.job.mode}"]\n')
+                label = f"{name}<br/>{planned.job.mode}"
+                if statuses is not None and name in statuses:
+                    label += f"<br/>{statuses[name].replace('_', ' ')}"
+                stream.write(f'    {ids[name]}["{label}"]\n')
         stream.write("  end\n")
     for name, planned in plan.jobs.items():
         for dep in planned.depends_on:
             stream.write(f"  {ids[dep]} --> {ids[name]}\n")
+    if statuses is None:
+        return
+    for status, style in MERMAID_STATUS_STYLES.items():
+        members = [ids[n] for n in plan.jobs if statuses.get(n) == status]
+        if members:
+            stream.write(f"  classDef {status} {style}\n")
+            stream.write(f"  class {','.join(members)} {status}\n")
 
 
 def write_dot(plan: Plan, stream: TextIO) -> None:

@@ -16,15 +16,13 @@ from typing import TextIO
 import requests
 import structlog
 
-from runner import logs
-from runner.api import CelonisClient, KeyAuth, Secret, auth_from_config, resolve_base_url
-from runner.api.auth import Auth
-from runner.api.transport import DEFAULT_TIMEOUTS
-from runner.clock import Clock, ScaledClock, SystemClock
+from runner import github, logs
+from runner.api import CelonisClient
+from runner.clock import Clock
 from runner.commands.plan import load_checked
 from runner.errors import ExitCode, UsageError
 from runner.executor import Executor, ResumeFrom, RunState
-from runner.model import Manifest
+from runner.junit import write_junit
 from runner.plan import build_plan
 from runner.progress import ProgressLine
 from runner.report import build_report, write_json_atomic, write_summary
@@ -37,24 +35,11 @@ from runner.state import (
     resume_from,
     state_dir,
 )
+from runner.target import READ_TIMEOUT_ENV as READ_TIMEOUT_ENV  # moved; still importable here
+from runner.target import TIME_SCALE_ENV as TIME_SCALE_ENV
+from runner.target import http_timeouts, open_target, secret_values
 
 log = structlog.get_logger(__name__)
-
-TIME_SCALE_ENV = "CELONIS_RUNNER_TIME_SCALE"
-READ_TIMEOUT_ENV = "CELONIS_RUNNER_READ_TIMEOUT"
-
-
-def http_timeouts(environ: Mapping[str, str]) -> tuple[float, float]:
-    """(connect, read) timeouts in real seconds; the read timeout from $CELONIS_RUNNER_READ_TIMEOUT."""
-    read = DEFAULT_TIMEOUTS[1]
-    if environ.get(READ_TIMEOUT_ENV):
-        try:
-            read = float(environ[READ_TIMEOUT_ENV])
-        except ValueError:
-            raise UsageError(f"${READ_TIMEOUT_ENV} must be a number of seconds") from None
-        if read <= 0:
-            raise UsageError(f"${READ_TIMEOUT_ENV} must be more than 0")
-    return (DEFAULT_TIMEOUTS[0], read)
 
 
 @dataclass(frozen=True)
@@ -77,13 +62,8 @@ class RunOptions:
     resume: str | None = None
     state_dir: str | None = None
     force: bool = False
-
-
-@dataclass(frozen=True)
-class Target:
-    base_url: str
-    auth: Auth
-    clock: Clock
+    junit_xml: str | None = None
+    github: bool = False
 
 
 def new_run_id(clock: Clock) -> str:
@@ -98,6 +78,7 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
         strict_env=not options.emulator,
         stderr=stderr,
         max_bytes=options.max_bytes,
+        annotate=options.github,
     )
     directory = state_dir(options.state_dir, environ)
     resume: ResumeFrom | None = None
@@ -121,7 +102,7 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
             )
         resume = resume_from(saved, plan)
     log_format = logs.choose_format(options.log_format, stderr)
-    redactor = logs.Redactor(_secret_values(manifest, environ))
+    redactor = logs.Redactor(secret_values(manifest, environ))
     progress = ProgressLine(stderr, enabled=log_format == "console" and _isatty(stderr))
     logs.configure(
         log_format=log_format,
@@ -130,7 +111,15 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
         environ=environ,
         redactor=redactor,
     )
-    with _target(options, manifest, environ, redactor) as target:
+    with open_target(
+        manifest,
+        environ,
+        redactor,
+        base_url=options.base_url,
+        emulator=options.emulator,
+        scenario=options.scenario,
+        emulator_journal=options.emulator_journal,
+    ) as target:
         session = requests.Session()
         client = CelonisClient(
             target.base_url, target.auth, session, target.clock, timeouts=http_timeouts(environ)
@@ -166,6 +155,10 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
     if options.report:
         write_json_atomic(Path(options.report), build_report(state, run_id=run_id))
     write_summary(state, stdout)
+    if options.github:
+        github.report_run(state, run_id=run_id, stream=stderr, environ=environ)
+    if options.junit_xml:
+        write_junit(Path(options.junit_xml), state)
     if state.status != "succeeded":
         stdout.write(
             f"State saved in {state_path}; resume with: celonis-runner run {options.file} --resume {run_id}\n"
@@ -206,40 +199,6 @@ def _signals(executor: Executor) -> Iterator[list[int]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-@contextlib.contextmanager
-def _target(
-    options: RunOptions, manifest: Manifest, environ: Mapping[str, str], redactor: logs.Redactor
-) -> Iterator[Target]:
-    if not options.emulator:
-        scale = environ.get(TIME_SCALE_ENV)
-        clock: Clock = ScaledClock(float(scale)) if scale else SystemClock()
-        yield Target(
-            base_url=resolve_base_url(manifest.connection, options.base_url, environ),
-            auth=auth_from_config(manifest.connection.auth, environ),
-            clock=clock,
-        )
-        return
-    from runner.emulator import Emulator, Scenario, load_scenario
-
-    base = load_scenario(Path(options.scenario)) if options.scenario else None
-    scenario = Scenario.from_manifest(manifest, base=base)
-    clock = ScaledClock(scenario.time_scale)
-    key = secrets.token_urlsafe(24)
-    redactor.add(key)
-    journal = Path(options.emulator_journal) if options.emulator_journal else None
-    with Emulator(scenario, clock=clock, api_keys=[key], journal_path=journal) as emulator:
-        log.info("emulator_started", base_url=emulator.base_url, time_scale=scenario.time_scale)
-        yield Target(
-            base_url=emulator.base_url, auth=KeyAuth("Bearer", Secret(key), "emulator"), clock=clock
-        )
-
-
-def _secret_values(manifest: Manifest, environ: Mapping[str, str]) -> list[str]:
-    auth = manifest.connection.auth
-    names = [auth.key_env, auth.client_id_env, auth.client_secret_env]
-    return [environ[n] for n in names if environ.get(n)]
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -1,0 +1,66 @@
+"""`celonis-runner plan --check-remote`: the plan checked against the API, read-only.
+
+Exit 0 (all found; warnings allowed), 2 (a pool or job in the manifest does
+not exist there), 3 (the API could not be used: credentials refused, no
+permission on a pool, network or server errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TextIO
+
+from runner import problems as out
+from runner.commands.plan import RemoteOptions
+from runner.errors import ExitCode
+from runner.plan import Plan
+from runner.remote_check import RemoteCheck, check_plan
+from runner.target import connect
+
+
+def run(
+    plan: Plan,
+    options: RemoteOptions,
+    *,
+    environ: Mapping[str, str],
+    stderr: TextIO,
+    github: bool = False,
+) -> int:
+    with connect(
+        plan.manifest,
+        environ,
+        stderr,
+        base_url=options.base_url,
+        emulator=options.emulator,
+        scenario=options.scenario,
+    ) as client:
+        stderr.write(
+            f"Checking {len(plan.jobs)} job{_s(len(plan.jobs))} against {client.base_url}"
+            " (read-only)\n"
+        )
+        result = check_plan(client, plan)
+    if github:
+        out.write_github(result.problems, stderr)
+    out.write_text(result.problems, stderr)
+    stderr.write(summary(result) + "\n")
+    if result.missing:
+        return ExitCode.INVALID  # surely wrong in the manifest, whatever else is
+    if result.access_denied:
+        return ExitCode.API_UNUSABLE
+    return ExitCode.OK
+
+
+def summary(result: RemoteCheck) -> str:
+    errors, warnings = len(result.errors), len(result.warnings)
+    found = (
+        f"{result.pools_found} of {result.pools_checked} pool{_s(result.pools_checked)} and "
+        f"{result.jobs_found} of {result.jobs_checked} job{_s(result.jobs_checked)} found"
+    )
+    verdict = "ok" if not errors else f"found {errors} problem{_s(errors)}"
+    if warnings:
+        verdict += f", {warnings} warning{_s(warnings)}"
+    return f"Remote check {verdict}: credentials accepted, {found}"
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"

@@ -1,0 +1,180 @@
+"""`celonis-runner status`: each job's status in Celonis now, with its last execution's start and end.
+
+Read-only: one job list per pool, then the newest entry of each job's
+execution history. Exit 0, 2 when a pool or job of the manifest does not
+exist there, 3 when the API cannot be used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from runner import problems as out
+from runner.api.client import CelonisClient
+from runner.commands.plan import load_checked
+from runner.durations import format_duration
+from runner.errors import ExitCode
+from runner.model import Job, Manifest
+from runner.remote_check import Locator, look_up_pools
+from runner.report import iso
+from runner.target import connect
+
+STATUS_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class JobState:
+    job: Job
+    status: str | None
+    """The job's status now (None: it never ran)."""
+    execution_id: str | None = None
+    started_at: float | None = None
+    """Its newest execution's start and end, epoch seconds."""
+    finished_at: float | None = None
+    error: str | None = None
+    """Why there is nothing to show (the pool or job was not found)."""
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+
+def run(
+    file: str,
+    *,
+    output_format: str,
+    base_url: str | None,
+    emulator: bool,
+    scenario: str | None,
+    environ: Mapping[str, str],
+    stdout: TextIO,
+    stderr: TextIO,
+    max_bytes: int,
+    github: bool = False,
+) -> int:
+    manifest = load_checked(
+        file,
+        environ=environ,
+        strict_env=not emulator,
+        stderr=stderr,
+        max_bytes=max_bytes,
+        annotate=github,
+    )
+    with connect(
+        manifest, environ, stderr, base_url=base_url, emulator=emulator, scenario=scenario
+    ) as client:
+        shown_url = client.base_url
+        states = collect(client, manifest)
+    if output_format == "json":
+        json.dump(to_dict(manifest, shown_url, states), stdout, indent=2)
+        stdout.write("\n")
+    else:
+        write_table(states, stdout)
+    missing = [s for s in states if s.error]
+    if missing:
+        locate = Locator(manifest)
+        problems = [locate.job(s.job, s.error or "") for s in missing]
+        if github:
+            out.write_github(problems, stderr)
+        out.write_text(problems, stderr)
+        return ExitCode.INVALID
+    return ExitCode.OK
+
+
+def collect(client: CelonisClient, manifest: Manifest) -> list[JobState]:
+    jobs = list(manifest.jobs.values())
+    lookups = look_up_pools(client, [job.pool_id for job in jobs])
+    states: list[JobState] = []
+    for job in jobs:
+        lookup = lookups[job.pool_id]
+        if lookup.jobs is None:
+            if lookup.error is not None and lookup.error.status == 403:
+                raise lookup.error  # no permission: the API is unusable for this manifest
+            states.append(
+                JobState(
+                    job,
+                    None,
+                    error=f"pool '{job.pool}' ({job.pool_id}) does not exist, or the key cannot see it",
+                )
+            )
+            continue
+        info = lookup.jobs.get(job.job_id.lower())
+        if info is None:
+            states.append(
+                JobState(
+                    job,
+                    None,
+                    error=f"job {job.job_id} does not exist in pool '{job.pool}', or the key cannot see it",
+                )
+            )
+            continue
+        latest = client.latest_execution(job.pool_id, job.job_id)
+        states.append(
+            JobState(
+                job,
+                info.status.status,
+                execution_id=latest.execution_id if latest else None,
+                started_at=_seconds(latest.start_date if latest else None),
+                finished_at=_seconds(latest.end_date if latest else None),
+            )
+        )
+    return states
+
+
+def to_dict(manifest: Manifest, base_url: str, states: list[JobState]) -> dict[str, Any]:
+    """The JSON form; stable like `plan --format json` (new fields may be added)."""
+    return {
+        "format_version": STATUS_FORMAT_VERSION,
+        "manifest": manifest.path,
+        "base_url": base_url,
+        "jobs": [
+            {
+                "name": s.job.name,
+                "pool": s.job.pool,
+                "pool_id": s.job.pool_id,
+                "job_id": s.job.job_id,
+                "status": s.status,
+                "execution_id": s.execution_id,
+                "started_at": iso(s.started_at),
+                "finished_at": iso(s.finished_at),
+                "duration_seconds": None if s.duration is None else round(s.duration, 3),
+                "error": s.error,
+            }
+            for s in states
+        ],
+    }
+
+
+def write_table(states: list[JobState], stream: TextIO) -> None:
+    header = ("JOB", "POOL", "STATUS", "STARTED", "ENDED", "DURATION")
+    rows = [
+        (
+            s.job.name,
+            s.job.pool,
+            "NOT FOUND" if s.error else (s.status or "never ran"),
+            _when(s.started_at),
+            _when(s.finished_at),
+            format_duration(s.duration) if s.duration is not None else "-",
+        )
+        for s in states
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        stream.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        stream.write("\n")
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _seconds(epoch_ms: int | None) -> float | None:
+    return None if epoch_ms is None else epoch_ms / 1000

@@ -1,0 +1,173 @@
+"""GitHub Actions: workflow-command annotations for failed jobs, and the run's Markdown step summary.
+
+On (`--github`, or by default when `GITHUB_ACTIONS=true`) `run` prints one
+`::error file=…,line=…,title=…::` per failed job (`::warning` when the job
+may fail) and appends a summary (status table, failures with Celonis'
+reasons, the graph as Mermaid with each job's final status) to the file
+named by `GITHUB_STEP_SUMMARY`. The environment is passed in, never read here.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from runner.durations import format_duration
+from runner.executor import JobRun, RunState
+from runner.plan_output import write_mermaid
+from runner.report import job_status
+
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+UNSUCCESSFUL = frozenset({"failed", "timed_out", "cancelled"})
+TABLE_REASON_LIMIT = 200
+
+_ICONS = {
+    "succeeded": "✅",
+    "failed": "❌",
+    "timed_out": "⏱️",
+    "cancelled": "🚫",
+    "skipped": "⏭️",
+    "not_started": "⏸️",
+    "running": "🔄",
+}
+
+
+def enabled(flag: bool | None, environ: Mapping[str, str]) -> bool:
+    """`--github` / `--no-github` if given, else whether we run in GitHub Actions."""
+    return flag if flag is not None else environ.get("GITHUB_ACTIONS") == "true"
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(
+    level: str, message: str, *, title: str, file: str | None = None, line: int | None = None
+) -> str:
+    """`::error file=…,line=…,title=…::message` (one line, escaped as GitHub wants)."""
+    props = []
+    if file:
+        props.append(f"file={escape_property(file)}")
+        if line:
+            props.append(f"line={line}")
+    props.append(f"title={escape_property(title)}")
+    return f"::{level} {','.join(props)}::{escape_data(message)}\n"
+
+
+def report_run(state: RunState, *, run_id: str, stream: TextIO, environ: Mapping[str, str]) -> None:
+    """Annotations on `stream`; the step summary appended where `GITHUB_STEP_SUMMARY` says."""
+    write_annotations(state, stream)
+    target = environ.get(STEP_SUMMARY_ENV)
+    if not target:
+        return
+    try:
+        with Path(target).open("a", encoding="utf-8") as summary:
+            summary.write(step_summary(state, run_id=run_id))
+    except OSError as exc:  # the summary is a nicety: never let it change the run's outcome
+        stream.write(
+            f"celonis-runner: warning: cannot append the step summary to ${STEP_SUMMARY_ENV}"
+            f" ({target}): {exc.strerror or exc}\n"
+        )
+
+
+def write_annotations(state: RunState, stream: TextIO) -> None:
+    manifest = state.plan.manifest.path
+    for job in state.jobs.values():
+        status = job_status(job)
+        if status not in UNSUCCESSFUL:
+            continue
+        allowed = job.planned.job.allow_failure
+        verb = {"timed_out": "timed out", "cancelled": "was cancelled"}.get(status, status)
+        stream.write(
+            command(
+                "warning" if allowed else "error",
+                job.error or verb,
+                title=f"celonis-runner: {job.name} {verb}" + (" (allowed)" if allowed else ""),
+                file=manifest,
+                line=job.planned.job.line or None,
+            )
+        )
+    if state.status == "api_error" and state.error:
+        stream.write(
+            command("error", state.error, title="celonis-runner: the Celonis API could not be used")
+        )
+
+
+def step_summary(state: RunState, *, run_id: str) -> str:
+    manifest = state.plan.manifest
+    jobs = list(state.jobs.values())
+    statuses = {job.name: job_status(job) for job in jobs}
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    total = (state.finished_at or state.started_at) - state.started_at
+    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
+    out = io.StringIO()
+    out.write(f"## celonis-runner: run {state.status}\n\n")
+    out.write(
+        f"Run `{run_id}` of `{manifest.path}` (sha256 `{manifest.sha256[:12]}`): "
+        f"{parts} in {format_duration(total)}.\n\n"
+    )
+    if state.error:
+        out.write(f"**Error:** {_cell(state.error)}\n\n")
+    out.write("| Job | Pool | Mode | Status | Duration | Reason |\n")
+    out.write("|---|---|---|---|---|---|\n")
+    for job in jobs:
+        status = statuses[job.name]
+        shown = f"{_ICONS.get(status, '')} {status.replace('_', ' ')}".strip()
+        if job.planned.job.allow_failure and status in UNSUCCESSFUL:
+            shown += " (allowed)"
+        reason = job.error if status != "succeeded" and job.error else ""
+        duration = format_duration(job.duration) if job.duration is not None else "-"
+        out.write(
+            f"| {job.name} | {job.planned.job.pool} | {job.planned.job.mode} | {shown} "
+            f"| {duration} | {_cell(reason, TABLE_REASON_LIMIT)} |\n"
+        )
+    failures = [j for j in jobs if statuses[j.name] in UNSUCCESSFUL]
+    if failures:
+        out.write("\n### Failures\n")
+        for job in failures:
+            _write_failure(out, job, statuses[job.name], manifest.path)
+    out.write("\n### Graph\n\n```mermaid\n")
+    write_mermaid(state.plan, out, statuses=statuses)
+    out.write("```\n")
+    if state.status != "succeeded":
+        out.write(
+            f"\nResume with `celonis-runner run {manifest.path} --resume {run_id}`"
+            " (keep the state directory, e.g. as an artifact).\n"
+        )
+    out.write("\n")
+    return out.getvalue()
+
+
+def _write_failure(out: TextIO, job: JobRun, status: str, manifest: str) -> None:
+    spec = job.planned.job
+    where = f"`{manifest}` line {spec.line}" if spec.line else f"`{manifest}`"
+    allowed = " (allowed to fail)" if spec.allow_failure else ""
+    out.write(
+        f"\n**{job.name}** {status.replace('_', ' ')}{allowed}: pool `{spec.pool}`, {where}\n\n"
+    )
+    reason = job.error or "no reason given"
+    fence = "`" * max(3, _longest_backtick_run(reason) + 1)
+    out.write(f"{fence}text\n{reason}\n{fence}\n")
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(m) for m in re.findall("`+", text)), default=0)
+
+
+def _cell(text: str, limit: int | None = None) -> str:
+    """Text safe in one Markdown table cell: one line, no pipes, no HTML."""
+    one_line = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    if limit is not None and len(one_line) > limit:
+        one_line = one_line[: limit - 1] + "…"
+    return (
+        one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    )

@@ -1,0 +1,177 @@
+"""A run as a JUnit XML report, for the test views of Jenkins, GitLab, GitHub and Azure.
+
+One `<testsuite>` per pool, one `<testcase>` per job (classname = pool, name =
+job, time = its duration in seconds). It keeps to the common JUnit schema
+(Jenkins xunit `junit-10.xsd`; `tests/data/junit.xsd` is the subset checked):
+
+- failed, timed out, cancelled: `<failure type=STATUS message=REASON>` with
+  the whole reason (Celonis' ERROR lines) as text;
+- the same for a job with `allow_failure`: `<skipped type="allowed_failure">`,
+  as pytest writes an expected failure, so the test view agrees with the exit code;
+- skipped and not started: `<skipped type=STATUS message=REASON/>`;
+- still running in Celonis when the runner stopped: `<error type="running">`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+from runner.errors import UsageError
+from runner.executor import JobRun, RunState
+from runner.report import iso, job_status
+
+FAILURES = frozenset({"failed", "timed_out", "cancelled"})
+NOT_RUN = frozenset({"skipped", "not_started"})
+MESSAGE_LIMIT = 1000
+
+# Characters XML 1.0 does not allow, even escaped; Celonis' log lines could hold any.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def build_junit(state: RunState) -> ET.Element:
+    root = ET.Element("testsuites", name="celonis-runner")
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    for pool in state.plan.pools():
+        jobs = [j for j in state.jobs.values() if j.planned.job.pool == pool]
+        suite = _suite(pool, jobs, state)
+        root.append(suite)
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", _seconds(_span(state.started_at, state.finished_at)))
+    return root
+
+
+def junit_text(state: RunState) -> str:
+    root = build_junit(state)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(path: Path, state: RunState) -> None:
+    """Written whole or not at all (a temporary file renamed into place); UsageError if it can't be."""
+    text = junit_text(state)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from None
+        raise
+
+
+def _unwritable(path: Path, exc: OSError) -> UsageError:
+    return UsageError(
+        f"cannot write the JUnit report to {path}: {exc.strerror or exc};"
+        " choose another --junit-xml FILE (the run itself is over: see its summary above)"
+    )
+
+
+def _suite(pool: str, jobs: list[JobRun], state: RunState) -> ET.Element:
+    statuses = [job_status(j) for j in jobs]
+    allowed = [j.planned.job.allow_failure for j in jobs]
+    starts = [j.started_at for j in jobs if j.started_at is not None]
+    ends = [j.finished_at for j in jobs if j.finished_at is not None]
+    first = min(starts, default=state.started_at)
+    suite = ET.Element(
+        "testsuite",
+        name=pool,
+        tests=str(len(jobs)),
+        failures=str(sum(s in FAILURES and not a for s, a in zip(statuses, allowed, strict=True))),
+        errors=str(statuses.count("running")),
+        skipped=str(
+            sum(
+                s in NOT_RUN or (s in FAILURES and a)
+                for s, a in zip(statuses, allowed, strict=True)
+            )
+        ),
+        time=_seconds(_span(min(starts), max(ends)) if starts and ends else 0.0),
+        timestamp=datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    properties = ET.SubElement(suite, "properties")
+    pool_id = jobs[0].planned.job.pool_id if jobs else ""
+    for name, value in (
+        ("pool_id", pool_id),
+        ("run_id", state.run_id),
+        ("manifest", state.plan.manifest.path),
+    ):
+        ET.SubElement(properties, "property", name=name, value=_clean(value))
+    for job in jobs:
+        suite.append(_case(job))
+    return suite
+
+
+def _case(job: JobRun) -> ET.Element:
+    spec = job.planned.job
+    status = job_status(job)
+    case = ET.Element(
+        "testcase",
+        classname=spec.pool,
+        name=job.name,
+        time=_seconds(job.duration or 0.0),
+    )
+    reason = job.error or status.replace("_", " ")
+    if status in FAILURES and spec.allow_failure:
+        ET.SubElement(case, "skipped", type="allowed_failure", message=_message(reason))
+    elif status in FAILURES:
+        failure = ET.SubElement(case, "failure", type=status, message=_message(reason))
+        failure.text = _clean(reason)
+    elif status in NOT_RUN:
+        ET.SubElement(case, "skipped", type=status, message=_message(reason))
+    elif status == "running":
+        error = ET.SubElement(
+            case,
+            "error",
+            type="running",
+            message="still running in Celonis when the runner stopped; its outcome is unknown",
+        )
+        error.text = _clean(reason)
+    out = ET.SubElement(case, "system-out")
+    out.text = _clean(
+        "\n".join(
+            [
+                f"status: {status}",
+                f"pool: {spec.pool} ({spec.pool_id})",
+                f"job id: {spec.job_id}",
+                f"mode: {spec.mode}",
+                f"attempts: {job.attempts}",
+                f"started: {iso(job.started_at) or '-'}",
+                f"finished: {iso(job.finished_at) or '-'}",
+                *([f"reason: {job.error}"] if job.error else []),
+            ]
+        )
+    )
+    return case
+
+
+def _message(reason: str) -> str:
+    """One line: attributes lose their line breaks in many consumers."""
+    text = " ".join(line.strip() for line in reason.splitlines() if line.strip())
+    if len(text) > MESSAGE_LIMIT:
+        text = text[: MESSAGE_LIMIT - 1] + "…"
+    return _clean(text)
+
+
+def _clean(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _span(start: float, end: float | None) -> float:
+    return max(0.0, (end if end is not None else start) - start)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}"

@@ -1,0 +1,479 @@
+"""CI output: the JUnit XML report (checked against tests/data/junit.xsd), GitHub annotations and
+step summary, and the plan's graph formats."""
+
+from __future__ import annotations
+
+import io
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+from runner.executor import JobRun, RunState
+from runner.junit import junit_text
+from runner.manifest import check_manifest
+from runner.plan import build_plan
+from runner.plan_output import write_mermaid
+from tests.conftest import CliResult
+from tests.e2e import Pipeline
+
+ROOT = Path(__file__).parent.parent
+XSD = Path(__file__).parent / "data" / "junit.xsd"
+XS = "{http://www.w3.org/2001/XMLSchema}"
+Cli = Callable[..., CliResult]
+
+# -- a minimal XSD checker ---------------------------------------------------------------
+# Neither lxml nor xmlschema is installed (and adding one only for this test is not worth a
+# dependency), so this reads the subset of XSD that junit.xsd uses (global elements, refs in a
+# sequence with minOccurs/maxOccurs, attributes with use="required", mixed and text-only
+# content) and checks a document against it. Anything else in the XSD fails loudly.
+
+
+@dataclass(frozen=True)
+class _Decl:
+    text_only: bool
+    mixed: bool
+    attributes: dict[str, bool]
+    sequence: list[tuple[str, int, int | None]]
+
+
+def load_xsd(path: Path) -> dict[str, _Decl]:
+    decls: dict[str, _Decl] = {}
+    for element in ET.parse(path).getroot().findall(f"{XS}element"):
+        name = element.get("name")
+        assert name, "only named global elements are supported"
+        if element.get("type") == "xs:string":
+            decls[name] = _Decl(True, True, {}, [])
+            continue
+        complex_type = element.find(f"{XS}complexType")
+        assert complex_type is not None, f"{name}: unsupported declaration"
+        sequence: list[tuple[str, int, int | None]] = []
+        for part in complex_type:
+            if part.tag == f"{XS}sequence":
+                for item in part:
+                    ref = item.get("ref")
+                    assert item.tag == f"{XS}element" and ref, f"{name}: unsupported particle"
+                    high = item.get("maxOccurs", "1")
+                    sequence.append(
+                        (
+                            ref,
+                            int(item.get("minOccurs", "1")),
+                            None if high == "unbounded" else int(high),
+                        )
+                    )
+            else:
+                assert part.tag == f"{XS}attribute", f"{name}: unsupported {part.tag}"
+        attributes = {
+            str(a.get("name")): a.get("use") == "required"
+            for a in complex_type.findall(f"{XS}attribute")
+        }
+        decls[name] = _Decl(False, complex_type.get("mixed") == "true", attributes, sequence)
+    return decls
+
+
+def schema_errors(element: ET.Element, decls: dict[str, _Decl], parent: str = "") -> list[str]:
+    where = f"{parent}/{element.tag}"
+    decl = decls.get(element.tag)
+    if decl is None:
+        return [f"{where}: element not in the schema"]
+    errors: list[str] = []
+    children = list(element)
+    if decl.text_only:
+        if element.attrib:
+            errors.append(f"{where}: no attributes allowed, has {sorted(element.attrib)}")
+        if children:
+            errors.append(f"{where}: text only, has child elements")
+        return errors
+    errors += [
+        f"{where}: missing required attribute {name!r}"
+        for name, required in decl.attributes.items()
+        if required and name not in element.attrib
+    ]
+    errors += [
+        f"{where}: attribute {a!r} not allowed" for a in element.attrib if a not in decl.attributes
+    ]
+    texts = [element.text, *(child.tail for child in children)]
+    if not decl.mixed and any(t and t.strip() for t in texts):
+        errors.append(f"{where}: text not allowed")
+    index = 0
+    for ref, low, high in decl.sequence:
+        count = 0
+        while (
+            index < len(children) and children[index].tag == ref and (high is None or count < high)
+        ):
+            count += 1
+            index += 1
+        if count < low:
+            errors.append(f"{where}: needs at least {low} <{ref}>, has {count}")
+    if index < len(children):
+        order = ", ".join(ref for ref, _, _ in decl.sequence)
+        errors.append(f"{where}: <{children[index].tag}> not allowed there (order: {order})")
+    for child in children:
+        errors += schema_errors(child, decls, where)
+    return errors
+
+
+def check_junit(text: str) -> ET.Element:
+    root = ET.fromstring(text)
+    assert root.tag == "testsuites"
+    assert schema_errors(root, load_xsd(XSD)) == []
+    for node in [root, *root.iter("testsuite")]:  # what consumers parse as numbers
+        for count in ("tests", "failures", "errors", "skipped"):
+            if count in node.attrib:
+                assert int(node.attrib[count]) >= 0
+        float(node.attrib["time"])
+    for suite in root.iter("testsuite"):
+        cases = suite.findall("testcase")
+        assert int(suite.attrib["tests"]) == len(cases)
+        assert int(suite.attrib["failures"]) == sum(len(c.findall("failure")) for c in cases)
+        assert int(suite.attrib["errors"]) == sum(len(c.findall("error")) for c in cases)
+        assert int(suite.attrib["skipped"]) == sum(len(c.findall("skipped")) for c in cases)
+        for case in cases:
+            assert case.attrib["classname"] == suite.attrib["name"]
+            float(case.attrib["time"])
+    return root
+
+
+def test_the_checker_rejects_what_the_schema_forbids() -> None:
+    decls = load_xsd(XSD)
+    bad = ET.fromstring(
+        '<testsuites skipped="1"><testsuite tests="1">'
+        '<testcase name="a"><system-out>x</system-out><skipped message="late"/></testcase>'
+        '<testcase><failure message="m" extra="no"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    assert schema_errors(bad, decls) == [
+        "/testsuites: attribute 'skipped' not allowed",
+        "/testsuites/testsuite: missing required attribute 'name'",
+        "/testsuites/testsuite/testcase: <skipped> not allowed there"
+        " (order: skipped, error, failure, system-out, system-err)",
+        "/testsuites/testsuite/testcase: missing required attribute 'name'",
+        "/testsuites/testsuite/testcase/failure: attribute 'extra' not allowed",
+    ]
+
+
+def test_xsd_validates_with_xmlschema_when_installed(tmp_path: Path) -> None:
+    xmlschema = pytest.importorskip("xmlschema")  # not a dependency; the checker above stands in
+    state = _state(tmp_path)
+    xmlschema.XMLSchema(str(XSD)).validate(junit_text(state))
+
+
+# -- one failed run against the emulator, shared by the tests below ----------------------
+
+
+@dataclass
+class FailedRun:
+    result: CliResult
+    manifest: Path
+    junit: str
+    summary: str
+    lines: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailedRun]:
+    folder = tmp_path_factory.mktemp("ci")
+    p = Pipeline(folder).pool("sap", max_parallel=2).pool("crm")
+    p.job(
+        "extract_a",
+        "sap",
+        behaviour={"outcome": "FAIL", "message": "Table VBAK: <timeout> | 5 rows"},
+    )
+    p.job("extract_b", "sap")
+    p.job("transform", "sap", "extract_a", "extract_b")
+    p.job("extract_crm", "crm")
+    p.job(
+        "crm_model",
+        "crm",
+        "extract_crm",
+        allow_failure=True,
+        behaviour={"outcome": "FAIL", "message": "bad data"},
+    )
+    p.job("load", "crm", "transform", "crm_model")
+    manifest, scenario = p.write()
+    summary = folder / "summary.md"
+    summary.write_text("# earlier step\n")
+    junit = folder / "out" / "junit.xml"
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        [
+            "run",
+            str(manifest),
+            "--emulator",
+            "--scenario",
+            str(scenario),
+            "--junit-xml",
+            str(junit),
+            "--log-format",
+            "json",
+            "--state-dir",
+            str(folder / "runs"),
+        ],
+        environ={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)},
+        stdout=out,
+        stderr=err,
+    )
+    text = manifest.read_text().splitlines()
+    lines = {name: text.index(f"  {name}:") + 1 for name in p.jobs}
+    yield FailedRun(
+        CliResult(code, out.getvalue(), err.getvalue()),
+        manifest,
+        junit.read_text(),
+        summary.read_text(),
+        lines,
+    )
+
+
+def test_junit_has_a_suite_per_pool_and_a_case_per_job(failed_run: FailedRun) -> None:
+    assert failed_run.result.code == 1
+    root = check_junit(failed_run.junit)
+    suites = {s.attrib["name"]: s for s in root.iter("testsuite")}
+    assert list(suites) == ["sap", "crm"]
+    assert {k: suites["sap"].attrib[k] for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "3",
+        "failures": "1",
+        "errors": "0",
+        "skipped": "1",
+    }
+    assert (root.attrib["tests"], root.attrib["failures"]) == ("6", "1")
+    cases = {c.attrib["name"]: c for c in root.iter("testcase")}
+    assert list(cases) == [
+        "extract_a",
+        "extract_b",
+        "transform",
+        "extract_crm",
+        "crm_model",
+        "load",
+    ]
+    assert float(cases["extract_b"].attrib["time"]) > 0
+    assert cases["extract_b"].find("failure") is None and cases["extract_b"].find("skipped") is None
+
+
+def test_junit_failure_carries_celonis_reason(failed_run: FailedRun) -> None:
+    cases = {c.attrib["name"]: c for c in ET.fromstring(failed_run.junit).iter("testcase")}
+    failure = cases["extract_a"].find("failure")
+    assert failure is not None
+    assert failure.attrib["type"] == "failed"
+    assert failure.attrib["message"].endswith("Table VBAK: <timeout> | 5 rows")
+    assert failure.text is not None and "Table VBAK: <timeout> | 5 rows" in failure.text
+    skipped = cases["transform"].find("skipped")
+    assert skipped is not None and skipped.attrib == {
+        "type": "skipped",
+        "message": "skipped: extract_a failed",
+    }
+    allowed = cases["crm_model"].find("skipped")
+    assert allowed is not None and allowed.attrib["type"] == "allowed_failure"
+    assert "bad data" in allowed.attrib["message"]
+    assert cases["load"].find("skipped") is not None  # after transform, which was skipped
+
+
+def test_github_annotates_each_failure_at_its_line(failed_run: FailedRun) -> None:
+    commands = [line for line in failed_run.result.err.splitlines() if line.startswith("::")]
+    assert commands == [
+        f"::error file={failed_run.manifest},line={failed_run.lines['extract_a']},"
+        "title=celonis-runner%3A extract_a failed::FAIL: Table VBAK: <timeout> | 5 rows",
+        f"::warning file={failed_run.manifest},line={failed_run.lines['crm_model']},"
+        "title=celonis-runner%3A crm_model failed (allowed)::FAIL: bad data",
+    ]
+    assert "::" not in failed_run.result.out  # stdout stays the summary table
+
+
+def test_github_step_summary_is_appended(failed_run: FailedRun) -> None:
+    summary = failed_run.summary
+    assert summary.startswith("# earlier step\n## celonis-runner: run failed\n")
+    assert "| Job | Pool | Mode | Status | Duration | Reason |" in summary
+    assert (
+        "| extract_a | sap | DELTA | ❌ failed |" in summary
+        and "FAIL: Table VBAK: &lt;timeout&gt; \\| 5 rows |" in summary
+    )
+    assert "| crm_model | crm | DELTA | ❌ failed (allowed) |" in summary
+    assert "| transform | sap | DELTA | ⏭️ skipped | - | skipped: extract_a failed |" in summary
+    assert (
+        "### Failures" in summary
+        and "```text\nFAIL: Table VBAK: <timeout> | 5 rows\n```" in summary
+    )
+    graph = summary.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert graph.startswith("flowchart LR\n")
+    assert 'subgraph p0["sap"]' in graph and 'subgraph p1["crm"]' in graph
+    assert 'j0["extract_a<br/>DELTA<br/>failed"]' in graph
+    assert "class j0,j4 failed" in graph and "class j1,j2 succeeded" in graph
+    assert "--resume" in summary
+
+
+def test_no_github_output_outside_actions(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap", behaviour={"outcome": "FAIL"})
+    manifest, scenario = p.write()
+    summary = tmp_path / "summary.md"
+    args = ["run", str(manifest), "--emulator", "--scenario", str(scenario), "--log-format", "json"]
+    result = cli(*args, environ={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.code == 1 and "::error" not in result.err and not summary.exists()
+    forced_off = cli(
+        *args,
+        "--no-github",
+        environ={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    assert "::error" not in forced_off.err and not summary.exists()
+    forced_on = cli(*args, "--github")
+    assert "::error file=" in forced_on.err
+
+
+# -- manifest problems as annotations in plan and run -------------------------------------
+
+
+@pytest.mark.parametrize("command", ["plan", "run", "status"])
+def test_manifest_problems_are_annotated_in_actions(
+    cli: Cli, write_manifest: Callable[[str], Path], command: str
+) -> None:
+    path = write_manifest("version: 1\npools: {}\njobs: {}\n")
+    result = cli(command, str(path), environ={"GITHUB_ACTIONS": "true"})
+    assert result.code == 2
+    assert (
+        f"::error file={path},line=2,col=8,title=celonis-runner::pools: must not be empty\n"
+        in result.err
+    )
+    assert f"{path}:2:8: pools: must not be empty" in result.err
+    assert "::" not in cli(command, str(path)).err
+
+
+def test_plan_warnings_are_annotated_and_stdout_stays_json(
+    cli: Cli, write_manifest: Callable[[str], Path]
+) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        pools:
+          sap: {id: "${SAP_POOL:-3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11}"}
+        jobs:
+          extract: {pool: sap, id: "${EXTRACT_ID}"}
+        """
+    )
+    result = cli("plan", str(path), "--format", "json", environ={"GITHUB_ACTIONS": "true"})
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["format_version"] == 1
+    assert result.err.startswith(f"::warning file={path},line=5,")
+
+
+# -- the plan's pictures -----------------------------------------------------------------
+
+
+def test_mermaid_dot_and_json_show_pools_and_modes(cli: Cli) -> None:
+    manifest = str(ROOT / "jobs.yaml")
+    mermaid = cli("plan", manifest, "--format", "mermaid").out
+    for number, pool in enumerate(["sap_ecc", "salesforce", "process_models"]):
+        assert f'  subgraph p{number}["{pool}"]\n' in mermaid
+    assert '"extract_sap_master_data<br/>FULL"]' in mermaid and "classDef" not in mermaid
+    dot = cli("plan", manifest, "--format", "dot").out
+    assert 'subgraph cluster_0 {\n    label="sap_ecc";' in dot
+    assert '"extract_sap_orders" [label="extract_sap_orders\\nDELTA"];' in dot
+    data = json.loads(cli("plan", manifest, "--format", "json").out)
+    assert data["format_version"] == 1
+    assert set(data) == {
+        "format_version",
+        "manifest",
+        "sha256",
+        "jobs",
+        "waves",
+        "critical_path",
+        "limits",
+        "excluded",
+    }
+    assert {job["mode"] for job in data["jobs"]} == {"FULL", "DELTA"}
+
+
+def test_mermaid_with_final_statuses(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    out = io.StringIO()
+    statuses = {"a": "succeeded", "b": "not_started"}
+    write_mermaid(state.plan, out, statuses=statuses)
+    text = out.getvalue()
+    assert 'j0["a<br/>FULL<br/>succeeded"]' in text and 'j1["b<br/>DELTA<br/>not started"]' in text
+    assert "class j0 succeeded\n" in text and "class j1 not_started\n" in text
+
+
+# -- JUnit from hand-made states ---------------------------------------------------------
+
+
+def _state(tmp_path: Path) -> RunState:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        "version: 1\n"
+        "pools:\n  sap: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11}\n"
+        "jobs:\n"
+        "  a: {pool: sap, id: 8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b33, mode: FULL}\n"
+        "  b: {pool: sap, id: 5b2e7a91-3c44-4f0d-8e2b-9c1d6a7f0e55, depends_on: [a]}\n"
+    )
+    manifest = check_manifest(path, {}, strict_env=True, display=str(path)).manifest
+    assert manifest is not None
+    plan = build_plan(manifest)
+    jobs = {name: JobRun(planned) for name, planned in plan.jobs.items()}
+    return RunState(
+        plan=plan, jobs=jobs, started_at=1_700_000_000.0, run_id="r1", finished_at=1_700_000_100.0
+    )
+
+
+def test_junit_running_job_is_an_error_and_hostile_text_stays_valid_xml(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    a, b = state.jobs["a"], state.jobs["b"]
+    a.state, a.started_at, a.finished_at = "failed", 1_700_000_000.0, 1_700_000_042.5
+    a.error = "FAIL: bad\x00byte \x1b[31mred\x1b[0m ]]> & <tag>\nsecond line"
+    b.state, b.started_at = "running", 1_700_000_050.0
+    text = junit_text(state)
+    root = check_junit(text)
+    failure = root.find("./testsuite/testcase[@name='a']/failure")
+    assert failure is not None and failure.attrib["message"] == (
+        "FAIL: bad\ufffdbyte \ufffd[31mred\ufffd[0m ]]> & <tag> second line"
+    )
+    assert failure.text == "FAIL: bad\ufffdbyte \ufffd[31mred\ufffd[0m ]]> & <tag>\nsecond line"
+    case_a = root.find("./testsuite/testcase[@name='a']")
+    assert case_a is not None and case_a.attrib["time"] == "42.500"
+    error = root.find("./testsuite/testcase[@name='b']/error")
+    assert error is not None and error.attrib["type"] == "running"
+    suite = root.find("testsuite")
+    assert suite is not None and suite.attrib["timestamp"] == "2023-11-14T22:13:20"
+
+
+def test_junit_not_started_is_skipped(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    for job in state.jobs.values():
+        job.state, job.error = "not_started", "not started: the API could not be used"
+    root = check_junit(junit_text(state))
+    skipped = root.findall("./testsuite/testcase/skipped")
+    assert [s.attrib for s in skipped] == [
+        {"type": "not_started", "message": "not started: the API could not be used"}
+    ] * 2
+    assert root.find("testsuite") is not None and root.attrib["time"] == "100.000"
+
+
+def test_unwritable_outputs_are_clear_errors_not_bugs(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap")
+    manifest, scenario = p.write()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = cli(
+        "run",
+        str(manifest),
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--log-format",
+        "json",
+        "--junit-xml",
+        str(blocker / "junit.xml"),
+        environ={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path)},
+    )
+    assert result.code == 2
+    assert "Run succeeded" in result.out  # the run's own summary came first
+    assert (
+        f"celonis-runner: warning: cannot append the step summary to $GITHUB_STEP_SUMMARY ({tmp_path}):"
+        in result.err
+    )
+    assert result.err.splitlines()[-1].startswith(
+        f"celonis-runner: error: cannot write the JUnit report to {blocker / 'junit.xml'}: "
+    )
+    assert "bug" not in result.err and "Traceback" not in result.err
