@@ -7,6 +7,7 @@ with one request per round. Time comes from the injected clock.
 
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -158,6 +159,7 @@ class Executor:
         self.io_workers = io_workers
         self._wake = threading.Event()
         self._inflight: dict[Future[Any], Callable[[Future[Any]], None]] = {}
+        self._finished: collections.deque[Future[Any]] = collections.deque()
         self._polling: set[str] = set()
         self._stopping: str | None = None
         self._grace_deadline: float | None = None
@@ -234,19 +236,27 @@ class Executor:
             self.clock.wait(self._wake, delay)
 
     def _any_done(self) -> bool:
-        return any(f.done() for f in self._inflight)
+        return bool(self._finished)
 
     def _submit(self, call: Callable[[], Any], on_done: Callable[[Future[Any]], None]) -> None:
         future = self._pool.submit(call)
         self._inflight[future] = on_done
-        future.add_done_callback(lambda _: self._wake.set())
+        future.add_done_callback(self._on_future_done)
+
+    def _on_future_done(self, future: Future[Any]) -> None:
+        # runs on the I/O thread: hand the future over; only the scheduling thread touches state
+        self._finished.append(future)
+        self._wake.set()
 
     def _collect(self) -> bool:
-        done = [f for f in self._inflight if f.done()]
-        for future in done:
+        """Apply the results that came back since the last call (a queue, not a scan)."""
+        collected = False
+        while self._finished:
+            future = self._finished.popleft()
             on_done = self._inflight.pop(future)
             on_done(future)
-        return bool(done)
+            collected = True
+        return collected
 
     def _drain(self) -> None:
         """Let in-flight requests finish so that no result is lost (unless stopping hard)."""
