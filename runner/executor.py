@@ -507,6 +507,14 @@ class Executor:
                 if other.state == "running":
                     self._cancel(other, self._stopping)
                     self._finish_job_quiet(other, "cancelled", f"cancelled: {self._stopping}")
+            self._stop_waiting(f"not started: {self._stopping}")
+
+    def _stop_waiting(self, reason: str) -> None:
+        """Jobs waiting for someone else's execution to end will not start: no need to wait on."""
+        for job in self.state.jobs.values():
+            if job.state == "waiting":
+                job.error = reason
+                self._set(job, "not_started")
 
     def _finish_job_quiet(self, job: JobRun, state: JobState, error: str) -> None:
         job.error = error
@@ -537,6 +545,7 @@ class Executor:
         for job in self.state.jobs.values():
             if job.state == "running" and self.cancel_on_stop:
                 self._cancel(job, reason)
+        self._stop_waiting(f"not started: {reason}")
         if not self.cancel_on_stop:
             self._grace_deadline = now  # leave remote jobs running; stop at once
 

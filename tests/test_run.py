@@ -216,3 +216,14 @@ def test_missing_key_env_is_a_clear_error(cli: Cli) -> None:
 @pytest.mark.parametrize("option", ["--scenario", "--emulator-journal"])
 def test_emulator_options_need_emulator(cli: Cli, option: str) -> None:
     assert cli("run", str(ROOT / "jobs.yaml"), option, "x").code == 2
+
+
+def test_fail_fast_does_not_wait_for_a_run_started_elsewhere(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap").pool("crm")
+    p.job("busy", "sap", behaviour={"running_at_start": "10h"})
+    p.job("broken", "crm", behaviour={"outcome": "FAIL", "duration": "1m"})
+    result, journal, report = run(cli, p, "--fail-fast")
+    assert result.code == 1
+    assert statuses(report) == {"busy": "not_started", "broken": "failed"}
+    assert report["jobs"][0]["error"] == "not started: --fail-fast after broken failed"
+    assert journal.executions("busy") == []
