@@ -113,8 +113,9 @@ class RunState:
 
 
 Listener = Callable[[RunState, JobRun], None]
-Checkpoint = Callable[[RunState, bool], None]
-"""Saves the run's state; the flag says it must be written now (before an execute goes out)."""
+Checkpoint = Callable[[RunState, bool], "float | None"]
+"""Saves the run's state. The flag says it must be written now (before an execute goes out);
+otherwise it may defer the write and return in how many (clock) seconds to call it again."""
 
 
 @dataclass
@@ -160,6 +161,8 @@ class Executor:
         self._wake = threading.Event()
         self._inflight: dict[Future[Any], Callable[[Future[Any]], None]] = {}
         self._finished: collections.deque[Future[Any]] = collections.deque()
+        self._changed = False
+        self._save_due: float | None = None
         self._polling: set[str] = set()
         self._stopping: str | None = None
         self._grace_deadline: float | None = None
@@ -196,14 +199,20 @@ class Executor:
         self._wake.set()
 
     def _save(self, *, force: bool) -> None:
-        if self.checkpoint is not None:
-            self.checkpoint(self.state, force)
+        """Checkpoint the state; a deferred write is retried before the loop sleeps."""
+        if self.checkpoint is None:
+            return
+        again = self.checkpoint(self.state, force)
+        if again is None:
+            self._changed = False
+            self._save_due = None
+        else:
+            self._save_due = self.clock.monotonic() + again
 
     def _loop(self) -> None:
         while True:
             self._wake.clear()
-            if self._collect():
-                self._save(force=False)
+            self._collect()
             if self.hard_stop.is_set():
                 return
             now = self.clock.monotonic()
@@ -227,12 +236,16 @@ class Executor:
                 ),
                 default=None,
             )
-            deadlines = [
-                t for t in (wake_at, self._grace_deadline, *self._timeouts(active)) if t is not None
-            ]
-            delay = max(0.0, min(deadlines) - now) if deadlines else 3600.0
             if self._any_done():
                 continue
+            if self._changed:  # every change reaches the state file before the loop sleeps
+                self._save(force=False)
+            deadlines = [
+                t
+                for t in (wake_at, self._grace_deadline, self._save_due, *self._timeouts(active))
+                if t is not None
+            ]
+            delay = max(0.0, min(deadlines) - now) if deadlines else 3600.0
             self.clock.wait(self._wake, delay)
 
     def _any_done(self) -> bool:
@@ -636,6 +649,7 @@ class Executor:
 
     def _set_state_only(self, job: JobRun, state: JobState) -> None:
         job.state = state
+        self._changed = True
 
     def _emit(self, job: JobRun, **extra: Any) -> None:
         spec = job.planned.job

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from runner.api.client import ExecutionHandle, JobStatus
+from runner.clock import Clock
 from runner.errors import UsageError
 from runner.executor import JobState, ResumeFrom, RunState
 from runner.plan import Plan
@@ -26,7 +27,7 @@ STATE_VERSION = 1
 DEFAULT_STATE_DIR = ".celonis-runner/runs"
 STATE_DIR_ENV = "CELONIS_RUNNER_STATE_DIR"
 MIN_WRITE_INTERVAL = 0.25
-"""Real seconds between two unforced writes (a forced write, before an execute, is never delayed)."""
+"""Clock seconds between two unforced writes (a forced write, before an execute, is never delayed)."""
 
 
 def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
@@ -93,23 +94,31 @@ def state_to_dict(
 
 
 class StateStore:
-    """A checkpoint for the executor: writes the state file, at most every MIN_WRITE_INTERVAL unless forced."""
+    """The executor's checkpoint: writes the state file, at most every MIN_WRITE_INTERVAL unless forced.
 
-    def __init__(self, path: Path, *, select: Sequence[str], exclude: Sequence[str]) -> None:
+    A deferred write is not lost: the store says when to call again, and the
+    executor does so before it sleeps, so the file is at most MIN_WRITE_INTERVAL
+    behind the run, and always up to date before an execute request goes out.
+    """
+
+    def __init__(
+        self, path: Path, *, select: Sequence[str], exclude: Sequence[str], clock: Clock
+    ) -> None:
         self.path = path
         self.select = list(select)
         self.exclude = list(exclude)
-        self._last = 0.0
-        self._dirty = False
+        self.clock = clock
+        self._last: float | None = None
+        self.writes = 0
 
-    def __call__(self, state: RunState, force: bool) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < MIN_WRITE_INTERVAL:
-            self._dirty = True
-            return
+    def __call__(self, state: RunState, force: bool) -> float | None:
+        now = self.clock.monotonic()
+        if not force and self._last is not None and now - self._last < MIN_WRITE_INTERVAL:
+            return self._last + MIN_WRITE_INTERVAL - now
         write_json_atomic(self.path, state_to_dict(state, select=self.select, exclude=self.exclude))
         self._last = now
-        self._dirty = False
+        self.writes += 1
+        return None
 
 
 @dataclass(frozen=True)

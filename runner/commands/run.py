@@ -129,7 +129,7 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
             state_path = directory / f"{run_id}.json"
         else:
             run_id, state_path = saved.run_id, saved.path
-        store = StateStore(state_path, select=select, exclude=exclude)
+        store = StateStore(state_path, select=select, exclude=exclude, clock=target.clock)
         executor = Executor(
             plan,
             client,
