@@ -358,3 +358,52 @@ def test_no_cancel_leaves_remote_jobs_running(tmp_path: Path) -> None:
     assert "May still be running in Celonis: long (run --resume takes them up)" in out
     saved = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())
     assert saved["jobs"]["long"]["state"] == "running" and saved["jobs"]["long"]["handle"]
+
+
+def test_second_signal_exits_at_once(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 600
+    p.job("long", "sap", behaviour={"duration": "2h"})
+    # after the execute's own reads, every status read hangs for 8 real seconds
+    p.settings["faults"] = [
+        {
+            "method": "GET",
+            "path": "/integration/api/pools/*/logs/status",
+            "skip": 1,
+            "action": "delay",
+            "delay": "8s",
+        }
+    ]
+    manifest, _ = p.write()
+    report = tmp_path / "report.json"
+    with emulator_for(p, KEY) as emu:  # outside the runner: its hanging answers are not cut short
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "run",
+                str(manifest),
+                "--base-url",
+                emu.base_url,
+                "--report",
+                str(report),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env_for(p)},
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not Journal(emu.journal()).executions("long"):
+            time.sleep(0.02)
+        time.sleep(0.3)  # a poll is now hanging
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 3, "did not exit at once"
+    assert proc.returncode == 130, err
+    assert json.loads(report.read_text())["status"] == "interrupted"
+    assert "May still be running in Celonis: long" in out

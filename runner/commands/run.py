@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import signal
 import threading
@@ -152,6 +153,35 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
         with _signals(executor) as received:
             state = executor.run()
         progress.close()
+        _write_outputs(
+            options,
+            state,
+            run_id=run_id,
+            state_path=state_path,
+            stdout=stdout,
+            stderr=stderr,
+            environ=environ,
+        )
+        code = exit_code(state, received)
+        if len(received) >= 2:
+            # A second signal means "now": the state, report and summary are written; don't wait
+            # for requests still in flight or for the emulator's threads to wind down.
+            stdout.flush()
+            stderr.flush()
+            os._exit(code)
+    return code
+
+
+def _write_outputs(
+    options: RunOptions,
+    state: RunState,
+    *,
+    run_id: str,
+    state_path: Path,
+    stdout: TextIO,
+    stderr: TextIO,
+    environ: Mapping[str, str],
+) -> None:
     if options.report:
         write_json_atomic(Path(options.report), build_report(state, run_id=run_id))
     write_summary(state, stdout)
@@ -163,7 +193,6 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
         stdout.write(
             f"State saved in {state_path}; resume with: celonis-runner run {options.file} --resume {run_id}\n"
         )
-    return exit_code(state, received)
 
 
 def exit_code(state: RunState, received: list[int]) -> int:
