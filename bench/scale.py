@@ -164,8 +164,11 @@ class Probe:
         )
 
     # what the Executor calls
-    def execute(self, pool_id: str, job_id: str, mode: Any) -> Any:
-        return self.client.execute(pool_id, job_id, mode)
+    def execute(self, pool_id: str, job_id: str, mode: Any, *, pool_entries: Any = None) -> Any:
+        return self.client.execute(pool_id, job_id, mode, pool_entries=pool_entries)
+
+    def pool_entries(self, pool_id: str) -> Any:
+        return self.client.pool_entries(pool_id)
 
     def cancel(self, pool_id: str, job_id: str) -> None:
         self.client.cancel(pool_id, job_id)

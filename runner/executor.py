@@ -52,7 +52,16 @@ BACKOFF_FRACTION = 0.05
 class Api(Protocol):
     """What the executor needs of `runner.api.CelonisClient`."""
 
-    def execute(self, pool_id: str, job_id: str, mode: Mode) -> ExecutionHandle: ...
+    def execute(
+        self,
+        pool_id: str,
+        job_id: str,
+        mode: Mode,
+        *,
+        pool_entries: Mapping[str, JobStatus] | None = None,
+    ) -> ExecutionHandle: ...
+
+    def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None: ...
 
     def pool_statuses(self, pool_id: str, job_ids: Iterable[str]) -> dict[str, JobStatus]: ...
 
@@ -310,8 +319,13 @@ class Executor:
             job.intent_at = self.clock.time()
             self._set(job, "starting")
         self._save(force=True)  # a crash after this point is seen as "uncertain" on resume
+        reads: dict[str, _SharedRead] = {}
         for job in jobs:
-            self._start(job)
+            pool_id = job.planned.job.pool_id
+            read = reads.setdefault(
+                pool_id, _SharedRead(functools.partial(self.api.pool_entries, pool_id))
+            )
+            self._start(job, read)
 
     def _dependencies_done(self, job: JobRun) -> bool:
         for dep in job.planned.depends_on:
@@ -323,7 +337,7 @@ class Executor:
             return False
         return True
 
-    def _start(self, job: JobRun) -> None:
+    def _start(self, job: JobRun, pool_read: _SharedRead) -> None:
         spec = job.planned.job
 
         def done(future: Future[ExecutionHandle]) -> None:
@@ -362,7 +376,12 @@ class Executor:
             else:
                 raise error
 
-        self._submit(lambda: self.api.execute(spec.pool_id, spec.job_id, spec.mode), done)
+        self._submit(
+            lambda: self.api.execute(
+                spec.pool_id, spec.job_id, spec.mode, pool_entries=pool_read.get()
+            ),
+            done,
+        )
 
     # -- polling -------------------------------------------------------------------
 
@@ -670,6 +689,23 @@ class Executor:
         getattr(log, level)(f"job_{job.state}", **fields)
         for listener in self.listeners:
             listener(self.state, job)
+
+
+class _SharedRead:
+    """One pool's `logs/status`, read once for a batch of executes by whichever needs it first."""
+
+    def __init__(self, read: Callable[[], dict[str, JobStatus] | None]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._done = False
+        self._value: dict[str, JobStatus] | None = None
+
+    def get(self) -> dict[str, JobStatus] | None:
+        with self._lock:  # the others wait for the first read instead of repeating it
+            if not self._done:
+                self._value = self._read()
+                self._done = True
+            return self._value
 
 
 def _verb(state: str) -> str:

@@ -227,3 +227,16 @@ def test_fail_fast_does_not_wait_for_a_run_started_elsewhere(cli: Cli, tmp_path:
     assert statuses(report) == {"busy": "not_started", "broken": "failed"}
     assert report["jobs"][0]["error"] == "not started: --fail-fast after broken failed"
     assert journal.executions("busy") == []
+
+
+def test_a_batch_of_starts_reads_the_pool_status_once(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    for i in range(6):
+        p.job(f"extract_{i}", "sap")
+    result, journal, _ = run(cli, p)
+    assert result.code == 0
+    requests = journal.requests()
+    last_execute = max(i for i, r in enumerate(requests) if r["path"].endswith("/execute"))
+    before = [r for r in requests[:last_execute] if r["path"].endswith("/logs/status")]
+    assert len(before) == 1  # the markers of all six jobs come from one read, before any POST
+    assert len(journal.requests("GET", "/jobs/")) >= 6  # each job's own status is still read fresh

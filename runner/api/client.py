@@ -335,18 +335,28 @@ class CelonisClient:
 
     # -- acting --
 
-    def execute(self, pool_id: str, job_id: str, mode: Mode) -> ExecutionHandle:
+    def execute(
+        self,
+        pool_id: str,
+        job_id: str,
+        mode: Mode,
+        *,
+        pool_entries: Mapping[str, JobStatus] | None = None,
+    ) -> ExecutionHandle:
         """Trigger a run: `POST /integration/api/v2/data-pools/{pool}/data-jobs/{job}/execute`.
 
         Reads the status first: JobBusyError if the job is QUEUED, RUNNING or in
         an unknown state. The POST is retried after a 429 or a connection that
         never opened; after a timeout, a dropped connection or a 5xx it is only
         sent again once the status stayed unchanged for `RetryPolicy.execute_settle`.
+
+        `pool_entries`: the pool's `logs/status` (from `pool_entries`) read just before a
+        batch of executes, so that starting N jobs of a pool reads it once, not N times.
         """
         if mode not in ("FULL", "DELTA"):
             raise ValueError(f"mode must be FULL or DELTA, not {mode!r}")
         bound = log.bind(pool=pool_id, job=job_id, mode=mode)
-        before, compared = self._snapshot(pool_id, job_id)
+        before, compared = self._snapshot(pool_id, job_id, pool_entries)
         if before.in_progress:
             raise JobBusyError(before, pool_id=pool_id)
         handle = ExecutionHandle(pool_id, job_id, mode, before, 0.0, 0, compared)
@@ -431,10 +441,16 @@ class CelonisClient:
                 return False
             self.clock.sleep(min(self.retry.settle_poll, remaining))
 
-    def _snapshot(self, pool_id: str, job_id: str) -> tuple[JobStatus, frozenset[str]]:
+    def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None:
+        """The pool's `logs/status` entries by job id (lower case); None when the pool lacks it."""
+        return self._pool_entries(pool_id)
+
+    def _snapshot(
+        self, pool_id: str, job_id: str, given: Mapping[str, JobStatus] | None = None
+    ) -> tuple[JobStatus, frozenset[str]]:
         """The job's answer merged with its pool entry, and the markers actually read."""
         status, keys = self._job_status_with_keys(pool_id, job_id)
-        entries = self._pool_entries(pool_id)
+        entries = given if given is not None else self._pool_entries(pool_id)
         entry = entries.get(job_id.lower()) if entries is not None else None
         if entry is None:
             return status, keys
