@@ -231,8 +231,9 @@ def test_fail_fast_does_not_wait_for_a_run_started_elsewhere(cli: Cli, tmp_path:
 
 def test_a_batch_of_starts_reads_the_pool_status_once(cli: Cli, tmp_path: Path) -> None:
     p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 100  # the first poll comes 100 ms after the starts: none in between
     for i in range(6):
-        p.job(f"extract_{i}", "sap")
+        p.job(f"extract_{i}", "sap", behaviour={"duration": "1m"})
     result, journal, _ = run(cli, p)
     assert result.code == 0
     requests = journal.requests()
