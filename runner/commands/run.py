@@ -36,8 +36,6 @@ from runner.state import (
     resume_from,
     state_dir,
 )
-from runner.target import READ_TIMEOUT_ENV as READ_TIMEOUT_ENV  # moved; still importable here
-from runner.target import TIME_SCALE_ENV as TIME_SCALE_ENV
 from runner.target import http_timeouts, open_target, secret_values
 
 log = structlog.get_logger(__name__)
