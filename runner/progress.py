@@ -36,21 +36,39 @@ class ProgressLine:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.stream: TextIO = _Stream(self) if enabled else target  # type: ignore[assignment]
+        self._state: RunState | None = None
+        self._closed = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def update(self, state: RunState, job: JobRun) -> None:
+        """A listener of the executor: redraw on every state change (and every second, for elapsed)."""
         if not self.enabled:
             return
+        self._state = state
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._ticker.start()
+        self._draw(state)
+
+    def _tick(self) -> None:
+        while not self._closed.wait(1.0):
+            if self._state is not None:
+                self._draw(self._state)
+
+    def _draw(self, state: RunState) -> None:
         counts = state.counts()
         done = counts.get("succeeded", 0)
         failed = sum(counts.get(k, 0) for k in ("failed", "timed_out", "cancelled"))
         running = counts.get("running", 0) + counts.get("starting", 0)
         waiting = counts.get("pending", 0) + counts.get("waiting", 0)
-        elapsed = format_duration(time.monotonic() - self.started)
+        elapsed = format_duration(float(int(time.monotonic() - self.started)))
         line = (
             f"[{elapsed}] {done}/{len(state.jobs)} done, {running} running, {waiting} waiting, "
             f"{failed} failed, {counts.get('skipped', 0)} skipped"
         )
         with self.lock:
+            if self._closed.is_set():
+                return
             self.line = line
             self.target.write(_CLEAR + line)
             self.target.flush()
@@ -66,6 +84,7 @@ class ProgressLine:
             return written
 
     def close(self) -> None:
+        self._closed.set()
         if self.enabled and self.line:
             with self.lock:
                 self.target.write(_CLEAR)
