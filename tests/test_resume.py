@@ -32,6 +32,53 @@ def executions_by_name(entries: list[dict], names: list[str]) -> dict[str, int]:
     return {name: len(journal.executions(name)) for name in names}
 
 
+def spawn_run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`celonis-runner run ARGS` in its own process, so that it can be signalled or killed."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        text=True,
+    )
+
+
+def spawn_with_emulator(p: Pipeline, *extra: str) -> tuple[subprocess.Popen[str], Path, Path]:
+    """`run --emulator` on the pipeline in its own process; (process, journal file, report file)."""
+    manifest, scenario = p.write()
+    journal_path, report = p.folder / "journal.jsonl", p.folder / "report.json"
+    proc = spawn_run(
+        str(manifest),
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--emulator-journal",
+        str(journal_path),
+        "--report",
+        str(report),
+        "--log-format",
+        "json",
+        "--state-dir",
+        str(p.folder / "runs"),
+        *extra,
+    )
+    return proc, journal_path, report
+
+
+def wait_for_execution(read: Callable[[], Journal], name: str) -> None:
+    """Until the emulator has started `name` (real time, at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if read().executions(name):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{name} never started")
+
+
+def journal_file(path: Path) -> Callable[[], Journal]:
+    return lambda: Journal.read(path) if path.exists() else Journal([])
+
+
 def test_api_outage_exits_3_and_resume_completes(cli: Cli, tmp_path: Path) -> None:
     p = Pipeline(tmp_path).pool("sap")
     p.job("first", "sap", behaviour={"duration": "20m"})
@@ -99,32 +146,11 @@ def test_killed_runner_resumes_without_retriggering(cli: Cli, tmp_path: Path) ->
     p.job("d", "crm", "b", "c", behaviour={"duration": "2m"})
     manifest, _ = p.write()
     with emulator_for(p, KEY) as emu:
-        env = {**os.environ, **env_for(p)}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runner",
-                "run",
-                str(manifest),
-                "--base-url",
-                emu.base_url,
-                "--log-format",
-                "json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
+        proc = spawn_run(
+            str(manifest), "--base-url", emu.base_url, "--log-format", "json", env=env_for(p)
         )
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if len(Journal(emu.journal()).executions("b")) == 1:
-                    break
-                time.sleep(0.02)
-            else:
-                raise AssertionError("b never started")
+            wait_for_execution(lambda: Journal(emu.journal()), "b")
             time.sleep(0.2)  # let the state file record b as running
         finally:
             proc.kill()
@@ -158,36 +184,8 @@ def test_sigterm_cancels_running_jobs_and_exits_143(tmp_path: Path) -> None:
     p.settings["time_scale"] = 600
     p.job("long", "sap", behaviour={"duration": "2h"})
     p.job("after", "sap", "long")
-    manifest, scenario = p.write()
-    journal_path, report = tmp_path / "journal.jsonl", tmp_path / "report.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "run",
-            str(manifest),
-            "--emulator",
-            "--scenario",
-            str(scenario),
-            "--emulator-journal",
-            str(journal_path),
-            "--report",
-            str(report),
-            "--log-format",
-            "json",
-            "--state-dir",
-            str(tmp_path / "runs"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # until the emulator has started the job
-        if journal_path.exists() and Journal.read(journal_path).executions("long"):
-            break
-        time.sleep(0.02)
+    proc, journal_path, report = spawn_with_emulator(p)
+    wait_for_execution(journal_file(journal_path), "long")
     time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
@@ -198,8 +196,7 @@ def test_sigterm_cancels_running_jobs_and_exits_143(tmp_path: Path) -> None:
         "long": "cancelled",
         "after": "not_started",
     }
-    journal = Journal.read(journal_path)
-    assert len(journal.requests("POST", "/cancel")) == 1
+    assert len(Journal.read(journal_path).requests("POST", "/cancel")) == 1
     assert "Traceback" not in err
 
 
@@ -318,37 +315,8 @@ def test_no_cancel_leaves_remote_jobs_running(tmp_path: Path) -> None:
     p = Pipeline(tmp_path).pool("sap")
     p.settings["time_scale"] = 600
     p.job("long", "sap", behaviour={"duration": "2h"})
-    manifest, scenario = p.write()
-    journal_path, report = tmp_path / "journal.jsonl", tmp_path / "report.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "run",
-            str(manifest),
-            "--emulator",
-            "--scenario",
-            str(scenario),
-            "--emulator-journal",
-            str(journal_path),
-            "--report",
-            str(report),
-            "--log-format",
-            "json",
-            "--state-dir",
-            str(tmp_path / "runs"),
-            "--no-cancel",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if journal_path.exists() and Journal.read(journal_path).executions("long"):
-            break
-        time.sleep(0.02)
+    proc, journal_path, report = spawn_with_emulator(p, "--no-cancel")
+    wait_for_execution(journal_file(journal_path), "long")
     time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -377,26 +345,10 @@ def test_second_signal_exits_at_once(tmp_path: Path) -> None:
     manifest, _ = p.write()
     report = tmp_path / "report.json"
     with emulator_for(p, KEY) as emu:  # outside the runner: its hanging answers are not cut short
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runner",
-                "run",
-                str(manifest),
-                "--base-url",
-                emu.base_url,
-                "--report",
-                str(report),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **env_for(p)},
-            text=True,
+        proc = spawn_run(
+            str(manifest), "--base-url", emu.base_url, "--report", str(report), env=env_for(p)
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not Journal(emu.journal()).executions("long"):
-            time.sleep(0.02)
+        wait_for_execution(lambda: Journal(emu.journal()), "long")
         time.sleep(0.3)  # a poll is now hanging
         proc.send_signal(signal.SIGINT)
         time.sleep(0.2)
