@@ -18,6 +18,13 @@ from runner.errors import ExitCode, ManifestError, RunnerError, UsageError
 from runner.yamlio import DEFAULT_MAX_BYTES
 
 
+def _scrubbed(message: str, environ: Mapping[str, str]) -> str:
+    """The message without the value of any credential-like environment variable (defence in depth)."""
+    from runner.logs import Redactor, secret_like_values
+
+    return str(Redactor(secret_like_values(environ)).scrub(message))
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -229,7 +236,7 @@ def main(
         stderr.write(f"{count} problem{'s' if count != 1 else ''}\n")
         return exc.exit_code
     except RunnerError as exc:
-        stderr.write(f"celonis-runner: error: {exc}\n")
+        stderr.write(f"celonis-runner: error: {_scrubbed(str(exc), env)}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         stderr.write("celonis-runner: interrupted\n")
@@ -240,7 +247,7 @@ def main(
         if env.get("CELONIS_RUNNER_DEBUG"):
             raise
         stderr.write(
-            f"celonis-runner: internal error: {type(exc).__name__}: {exc}\n"
+            f"celonis-runner: internal error: {type(exc).__name__}: {_scrubbed(str(exc), env)}\n"
             "This is a bug; set CELONIS_RUNNER_DEBUG=1 for the traceback and please report it.\n"
         )
         return ExitCode.API_UNUSABLE

@@ -8,6 +8,7 @@ through a redactor that replaces any known secret value with `***`.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -46,6 +47,16 @@ class Redactor:
         if not self.secrets:
             return event
         return {k: self.scrub(v) for k, v in event.items()}
+
+
+_SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)
+
+
+def secret_like_values(environ: Mapping[str, str]) -> list[str]:
+    """Values of environment variables whose names say they hold a credential."""
+    return [
+        value for name, value in environ.items() if _SECRET_NAME.search(name) and len(value) >= 8
+    ]
 
 
 def choose_format(requested: str | None, stream: TextIO) -> str:

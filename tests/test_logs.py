@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -13,6 +14,7 @@ from runner.executor import Executor
 from runner.manifest import load_manifest
 from runner.plan import build_plan
 from runner.progress import ProgressLine
+from tests.conftest import CliResult
 from tests.e2e import Pipeline
 from tests.test_state import FakeClock
 
@@ -93,3 +95,19 @@ def test_progress_line_draws_clears_and_redraws(tmp_path: Path) -> None:
     quiet.update(state, state.jobs["a"])
     quiet.close()
     assert ci.getvalue() == ""
+
+
+def test_error_messages_never_show_a_credential_from_the_environment(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    # A key pasted by mistake where a URL belongs ends up in an error message: it is masked.
+    key = "sk-live-9f8e7d6c5b4a3210"
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("a", "sap")
+    manifest, _ = p.write()
+    result = cli("run", str(manifest), "--base-url", key, environ={"CELONIS_API_KEY": key})
+    assert result.code == 2
+    assert key not in result.err and "***" in result.err
+    assert logs.secret_like_values(
+        {"MY_TOKEN": "abcdefgh", "PATH": "/usr/bin:/bin", "KEY": "short"}
+    ) == ["abcdefgh"]
