@@ -137,6 +137,7 @@ class ResumeFrom:
     running: Mapping[str, ExecutionHandle] = field(default_factory=dict)
     uncertain: Mapping[str, float] = field(default_factory=dict)
     started_at: Mapping[str, float] = field(default_factory=dict)
+    finished_at: Mapping[str, float] = field(default_factory=dict)
 
 
 class Executor:
@@ -549,6 +550,7 @@ class Executor:
                 self._set(job, "not_started")
 
     def _finish_job_quiet(self, job: JobRun, state: JobState, error: str) -> None:
+        """Like _finish_job, without propagating: what depended on it is left to _finish."""
         job.error = error
         job.finished_at = self.clock.time()
         self._set(job, state)
@@ -599,7 +601,7 @@ class Executor:
         state.stop_reason = reason
         if self._aborted is not None:
             state.status, state.error = "api_error", str(self._aborted)
-        elif self.stop.is_set() and not self.fail_fast_only():
+        elif self.stop.is_set():
             state.status = "interrupted"
         elif any(
             (j.state in UNSUCCESSFUL and not j.planned.job.allow_failure)
@@ -611,21 +613,15 @@ class Executor:
             state.status = "succeeded"
         log.info("run_finished", status=state.status, **state.counts())
 
-    def fail_fast_only(self) -> bool:
-        return (
-            self._stopping is not None
-            and self._stopping.startswith("--fail-fast")
-            and not self.stop.is_set()
-        )
-
     # -- resume ----------------------------------------------------------------------
 
     def _resume(self, resume: ResumeFrom) -> None:
         for name in resume.succeeded:
             if name in self.state.jobs:
                 job = self.state.jobs[name]
-                job.state = "succeeded"
-                job.error = "succeeded in an earlier run"
+                job.started_at = resume.started_at.get(name)
+                job.finished_at = resume.finished_at.get(name)
+                self._set(job, "succeeded", note="succeeded in the earlier run; not run again")
         for name, handle in resume.running.items():
             if name in self.state.jobs:
                 self._take_up(self.state.jobs[name], handle, resume.started_at.get(name))

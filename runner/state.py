@@ -224,12 +224,15 @@ def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
     running: dict[str, ExecutionHandle] = {}
     uncertain: dict[str, float] = {}
     started: dict[str, float] = {}
+    finished: dict[str, float] = {}
     for name, job in jobs.items():
         if name not in plan.jobs:
             continue
         spec = plan.jobs[name].job
         if isinstance(job.get("started_at"), int | float):
             started[name] = float(job["started_at"])
+        if job["state"] == "succeeded" and isinstance(job.get("finished_at"), int | float):
+            finished[name] = float(job["finished_at"])
         if job["state"] == "running":
             handle = job["handle"]
             before = handle["before"]
@@ -250,4 +253,10 @@ def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
             )
         elif job["state"] == "starting":
             uncertain[name] = float(job["intent_at"])
-    return ResumeFrom(succeeded=succeeded, running=running, uncertain=uncertain, started_at=started)
+    return ResumeFrom(
+        succeeded=succeeded,
+        running=running,
+        uncertain=uncertain,
+        started_at=started,
+        finished_at=finished,
+    )

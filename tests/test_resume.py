@@ -238,12 +238,23 @@ def test_resume_runs_only_what_did_not_succeed(cli: Cli, tmp_path: Path) -> None
     with emulator_for(p, KEY) as emu:
         first = cli("run", str(manifest), "--base-url", emu.base_url, environ=env_for(p))
         assert first.code == 1
+        report = tmp_path / "report.json"
         second = cli(
-            "run", str(manifest), "--base-url", emu.base_url, "--resume", environ=env_for(p)
+            "run",
+            str(manifest),
+            "--base-url",
+            emu.base_url,
+            "--resume",
+            "--report",
+            str(report),
+            environ=env_for(p),
         )
         assert second.code == 0, second.err
         counts = executions_by_name(emu.journal(), ["good", "bad", "after"])
         assert counts == {"good": 1, "bad": 2, "after": 1}
+        good = next(job for job in json.loads(report.read_text())["jobs"] if job["name"] == "good")
+        assert good["status"] == "succeeded" and good["error"] is None
+        assert good["started_at"] and good["finished_at"]  # from the earlier run
 
 
 def test_corrupt_state_file_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
