@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import collections
 import functools
+import heapq
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import structlog
 
@@ -173,6 +175,15 @@ class Executor:
         self._finished: collections.deque[Future[Any]] = collections.deque()
         self._changed = False
         self._save_due: float | None = None
+        # Indexes kept by _set_state_only, so that a pass of the loop costs what changed, not
+        # the number of jobs: jobs by state (in plan order), active jobs per pool, the jobs
+        # each pool poll reads, when each pool is next due, and a heap of timeout deadlines.
+        self._by_state: dict[str, dict[str, JobRun]] = {s: {} for s in get_args(JobState)}
+        self._active_per_pool: collections.Counter[str] = collections.Counter()
+        self._polled: dict[str, dict[str, JobRun]] = {}
+        self._pool_due: dict[str, float] = {}
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._sequence = itertools.count()
         self._polling: set[str] = set()
         self._stopping: str | None = None
         self._grace_deadline: float | None = None
@@ -183,6 +194,7 @@ class Executor:
             started_at=clock.time(),
             run_id=run_id,
         )
+        self._by_state["pending"].update(self.state.jobs)
         self._resume_from = resume or ResumeFrom()
 
     # -- the loop ----------------------------------------------------------------
@@ -234,25 +246,25 @@ class Executor:
             if self._stopping is None:
                 self._start_ready(now)
             self._poll_due(now)
-            active = [j for j in self.state.jobs.values() if j.state in ACTIVE]
-            if not active and not self._inflight:
+            if not sum(self._active_per_pool.values()) and not self._inflight:
                 return
-            # a job whose execute is in flight has nothing to poll yet: only its result wakes us
-            wake_at = min(
-                (
-                    j.next_poll
-                    for j in active
-                    if j.state != "starting" and j.planned.job.pool not in self._polling
-                ),
-                default=None,
-            )
             if self._any_done():
                 continue
             if self._changed:  # every change reaches the state file before the loop sleeps
                 self._save(force=False)
+            # a job whose execute is in flight has nothing to poll yet: only its result wakes us
+            wake_at = min(
+                (
+                    self._pool_due[pool]
+                    for pool, jobs in self._polled.items()
+                    if jobs and pool not in self._polling
+                ),
+                default=None,
+            )
+            timeout_at = self._deadlines[0][0] if self._deadlines else None
             deadlines = [
                 t
-                for t in (wake_at, self._grace_deadline, self._save_due, *self._timeouts(active))
+                for t in (wake_at, self._grace_deadline, self._save_due, timeout_at)
                 if t is not None
             ]
             delay = max(0.0, min(deadlines) - now) if deadlines else 3600.0
@@ -293,13 +305,10 @@ class Executor:
 
     def _start_ready(self, now: float) -> None:
         to_start: list[JobRun] = []
-        running_total = sum(1 for j in self.state.jobs.values() if j.state in ACTIVE)
-        per_pool: dict[str, int] = {}
-        for j in self.state.jobs.values():
-            if j.state in ACTIVE:
-                per_pool[j.planned.job.pool] = per_pool.get(j.planned.job.pool, 0) + 1
-        for job in self.state.jobs.values():
-            if job.state != "pending" or not self._dependencies_done(job):
+        per_pool = dict(self._active_per_pool)
+        running_total = sum(per_pool.values())
+        for job in self._by_state["pending"].values():
+            if not self._dependencies_done(job):
                 continue
             pool = job.planned.job.pool
             limit = self.plan.pool_limits.get(pool)
@@ -387,14 +396,11 @@ class Executor:
     # -- polling -------------------------------------------------------------------
 
     def _poll_due(self, now: float) -> None:
-        by_pool: dict[str, list[JobRun]] = {}
-        for job in self.state.jobs.values():
-            if job.state in ("running", "waiting"):
-                by_pool.setdefault(job.planned.job.pool, []).append(job)
-        for pool, jobs in by_pool.items():
-            if pool in self._polling or not any(j.next_poll <= now for j in jobs):
+        for pool, polled in self._polled.items():
+            if not polled or pool in self._polling or self._pool_due.get(pool, now) > now:
                 continue
             self._polling.add(pool)
+            jobs = list(polled.values())
             pool_id = jobs[0].planned.job.pool_id
             ids = [j.planned.job.job_id for j in jobs]
 
@@ -409,6 +415,9 @@ class Executor:
                         status = statuses.get(job.planned.job.job_id)
                         if status is not None and job.state in ("running", "waiting"):
                             self._observe(job, status)
+                    self._pool_due[pool] = min(
+                        (j.next_poll for j in self._polled[pool].values()), default=now
+                    )
                 elif isinstance(error, ApiError):
                     self._abort(error)
                 else:
@@ -473,16 +482,10 @@ class Executor:
 
     # -- timeouts, failures, stopping ----------------------------------------------
 
-    def _timeouts(self, active: list[JobRun]) -> list[float]:
-        out = []
-        for job in active:
-            since = job.started_mono if job.state == "running" else job.waiting_since
-            if since is not None:
-                out.append(since + job.planned.job.timeout)
-        return out
-
     def _check_timeouts(self, now: float) -> None:
-        for job in self.state.jobs.values():
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, name = heapq.heappop(self._deadlines)
+            job = self.state.jobs[name]  # the entry may be stale: check the job as it is now
             limit = job.planned.job.timeout
             if (
                 job.state == "running"
@@ -663,6 +666,22 @@ class Executor:
         self._emit(job, **extra)
 
     def _set_state_only(self, job: JobRun, state: JobState) -> None:
+        old, name, pool = job.state, job.name, job.planned.job.pool
+        del self._by_state[old][name]
+        self._by_state[state][name] = job
+        if (old in ACTIVE) != (state in ACTIVE):
+            self._active_per_pool[pool] += 1 if state in ACTIVE else -1
+        polled = self._polled.setdefault(pool, {})
+        if state in ("running", "waiting"):
+            polled[name] = job
+            due = self._pool_due.get(pool, job.next_poll) if len(polled) > 1 else job.next_poll
+            self._pool_due[pool] = min(due, job.next_poll)
+            since = job.started_mono if state == "running" else job.waiting_since
+            if since is not None and old != state:
+                deadline = since + job.planned.job.timeout
+                heapq.heappush(self._deadlines, (deadline, next(self._sequence), name))
+        else:
+            polled.pop(name, None)
         job.state = state
         self._changed = True
 
