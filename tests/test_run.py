@@ -241,3 +241,18 @@ def test_a_batch_of_starts_reads_the_pool_status_once(cli: Cli, tmp_path: Path) 
     before = [r for r in requests[:last_execute] if r["path"].endswith("/logs/status")]
     assert len(before) == 1  # the markers of all six jobs come from one read, before any POST
     assert len(journal.requests("GET", "/jobs/")) >= 6  # each job's own status is still read fresh
+
+
+def test_waiting_for_a_run_started_elsewhere_times_out(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("busy", "sap", timeout="20m", behaviour={"running_at_start": "10h"})
+    result, journal, report = run(cli, p)
+    assert result.code == 1
+    assert statuses(report) == {"busy": "timed_out"}
+    assert (
+        report["jobs"][0]["error"]
+        == "an execution started outside this run was still running after 20m"
+    )
+    assert (
+        journal.executions("busy") == [] and journal.requests("POST", "/cancel") == []
+    )  # not ours to cancel
