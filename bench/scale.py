@@ -170,6 +170,9 @@ class Probe:
     def pool_entries(self, pool_id: str) -> Any:
         return self.client.pool_entries(pool_id)
 
+    def latest_execution(self, pool_id: str, job_id: str) -> Any:
+        return self.client.latest_execution(pool_id, job_id)
+
     def cancel(self, pool_id: str, job_id: str) -> None:
         self.client.cancel(pool_id, job_id)
 

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, get_args
 
 import structlog
 
-from runner.api.client import ExecutionHandle, JobStatus, Observation
+from runner.api.client import ExecutionHandle, ExecutionInfo, JobStatus, Observation
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError
 from runner.clock import Clock
 from runner.durations import format_duration
@@ -47,6 +47,10 @@ FINAL: frozenset[str] = frozenset(
 UNSUCCESSFUL: frozenset[str] = frozenset({"failed", "timed_out", "cancelled"})
 RunStatus = Literal["succeeded", "failed", "api_error", "interrupted"]
 
+RESUME_CLOCK_SKEW = 300.0
+"""Seconds of clock difference to Celonis tolerated when a resume decides whether an execute whose
+outcome was unknown started an execution."""
+
 BACKOFF_FRACTION = 0.05
 """A running job is polled at least every BACKOFF_FRACTION of its elapsed time (within limits)."""
 
@@ -64,6 +68,8 @@ class Api(Protocol):
     ) -> ExecutionHandle: ...
 
     def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None: ...
+
+    def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None: ...
 
     def pool_statuses(self, pool_id: str, job_ids: Iterable[str]) -> dict[str, JobStatus]: ...
 
@@ -648,7 +654,14 @@ class Executor:
         if status is None:
             return
         began = status.last_execution_start
-        ours = status.in_progress or (began is not None and began >= intent * 1000 - 1000)
+        if began is None and not status.in_progress:  # no pool endpoint: ask the history
+            latest = self.api.latest_execution(spec.pool_id, spec.job_id)
+            began = latest.start_date if latest is not None else None
+        # Taken as ours when it began after we decided to start it, give or take the clock
+        # skew between this machine and Celonis: erring this way never starts a job twice.
+        ours = status.in_progress or (
+            began is not None and began >= (intent - RESUME_CLOCK_SKEW) * 1000
+        )
         if not ours:
             log.info("job_resume_not_started", job=job.name, pool=spec.pool)
             return
