@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CliResult
 from tests.e2e import Journal, Pipeline, emulator_for
 
@@ -278,17 +280,19 @@ def test_resume_without_earlier_run(cli: Cli, tmp_path: Path) -> None:
     assert result.code == 2 and "no earlier run to resume" in result.err
 
 
-def test_unclear_execute_then_outage_is_not_triggered_twice_on_resume(
-    cli: Cli, tmp_path: Path
+@pytest.mark.parametrize("drop", ["drop_after", "drop_before"])
+def test_unclear_execute_then_outage_runs_the_job_exactly_once_on_resume(
+    cli: Cli, tmp_path: Path, drop: str
 ) -> None:
-    """The execute's answer is lost and the API fails before the runner can tell whether it started."""
+    """The execute's answer is lost (after the job started, or before anything happened) and the
+    API fails before the runner can tell: the resume finds out, and the job runs exactly once."""
     p = Pipeline(tmp_path).pool("sap")
     p.job("only", "sap", behaviour={"duration": "10m"})
     p.settings["faults"] = [
         {
             "method": "POST",
             "path": "/integration/api/v2/data-pools/*",
-            "action": "drop_after",
+            "action": drop,
             "times": 1,
         },
         {
