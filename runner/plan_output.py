@@ -76,8 +76,10 @@ def write_text(plan: Plan, stream: TextIO) -> None:
             if planned.job.allow_failure:
                 notes.append("may fail")
             stream.write(
-                f"  {name:<{width}}  {planned.job.pool:<{pool_width}}  {planned.job.mode:<5}"
-                + (f"  {'; '.join(notes)}" if notes else "")
+                (
+                    f"  {name:<{width}}  {planned.job.pool:<{pool_width}}  {planned.job.mode:<5}"
+                    + (f"  {'; '.join(notes)}" if notes else "")
+                ).rstrip()
                 + "\n"
             )
     if plan.critical_path:
