@@ -979,7 +979,9 @@ def _manifest() -> Manifest:
     jobs = {
         "extract": Job(name="extract", pool="sap", pool_id=POOL, job_id=JOB),
         "transform": Job(name="transform", pool="sap", pool_id=POOL, job_id=JOB_2),
-        "crm": Job(name="crm", pool="crm", pool_id=POOL_2, job_id=JOB_3.upper()),
+        "crm": Job(
+            name="crm", pool="crm", pool_id=POOL_2, job_id=JOB_3.upper(), expected_duration=900.0
+        ),
     }
     return Manifest("jobs.yaml", "0" * 64, 1, Connection(), pools, jobs)
 
@@ -992,6 +994,9 @@ def test_from_manifest_serves_its_pools_and_jobs() -> None:
     ]
     job = scenario.pools[0].jobs[0]
     assert (job.name, job.outcomes, scenario.duration_of(job)) == ("extract", ("SUCCESS",), 60)
+    assert (
+        scenario.duration_of(scenario.pools[1].jobs[0]) == 900
+    )  # the manifest's expected_duration
 
 
 def test_from_manifest_keeps_the_base_settings_and_jobs() -> None:

@@ -117,7 +117,8 @@ class Scenario:
     def from_manifest(cls, manifest: Manifest, base: Scenario | None = None) -> Scenario:
         """Pools and jobs of a manifest; `base`'s settings, faults and jobs win over them.
 
-        Jobs only in the manifest get `base.default_duration` and outcome SUCCESS.
+        Jobs only in the manifest run for their `expected_duration` (else
+        `base.default_duration`) and succeed.
         """
         base = base if base is not None else Scenario()
         base_jobs = {job.id: job for pool in base.pools for job in pool.jobs}
@@ -130,7 +131,8 @@ class Scenario:
             if job_id in base_jobs:
                 continue
             name, jobs = pools.setdefault(pool_id, (pool_names.get(pool_id, job.pool), []))
-            jobs.append(ScenarioJob(id=job_id, name=job.name))
+            # a job's expected_duration, when the manifest has one, is how long it runs here
+            jobs.append(ScenarioJob(id=job_id, name=job.name, duration=job.expected_duration))
         for pool_id, name in pool_names.items():
             pools.setdefault(pool_id, (name, []))
         merged = tuple(
