@@ -23,7 +23,7 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/celonis-runner validate jobs.yaml
 	$(BIN)/celonis-runner plan jobs.yaml
-	$(BIN)/celonis-runner run jobs.yaml --emulator --scenario examples/demo-scenario.yaml \
+	$(BIN)/celonis-runner run jobs.yaml --emulator --scenario examples/scenarios/demo.yaml \
 		--log-format console --report .celonis-runner/demo-report.json
 
 bench: $(STAMP)
