@@ -18,10 +18,15 @@ WALL_START = 1_700_000_000.0
 
 
 class FakeClock:
-    """Virtual time that moves only when told to (`advance`, `sleep`, `wait`)."""
+    """Virtual time that moves only when told to (`advance`, `sleep`, `wait`); records sleeps.
 
-    def __init__(self, start: float = 1000.0) -> None:
+    One fake clock for every test that injects time (emulator, client, executor, state).
+    """
+
+    def __init__(self, start: float = 1000.0, wall_start: float = WALL_START) -> None:
         self.now = start
+        self.wall_start = wall_start
+        self.sleeps: list[float] = []
         self._lock = threading.Lock()
 
     def monotonic(self) -> float:
@@ -29,20 +34,21 @@ class FakeClock:
             return self.now
 
     def time(self) -> float:
-        """Epoch seconds: WALL_START + monotonic()."""
-        return WALL_START + self.monotonic()
+        """Epoch seconds: wall_start + monotonic()."""
+        return self.wall_start + self.monotonic()
 
     def advance(self, seconds: float) -> None:
         with self._lock:
             self.now += seconds
 
     def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
         self.advance(max(seconds, 0.0))
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
         if event.is_set():
             return True
-        self.advance(max(seconds, 0.0))
+        self.sleep(seconds)
         return event.is_set()
 
 

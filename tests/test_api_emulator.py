@@ -41,6 +41,7 @@ from runner.api.auth import Auth, Secret
 from runner.clock import Clock, ScaledClock
 from runner.emulator import Emulator, Scenario
 from runner.model import AuthConfig
+from tests.emulator_fixtures import FakeClock as SharedFakeClock
 
 POOL = "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11"
 JOB = "8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b33"
@@ -60,27 +61,11 @@ TOKEN_PATH = "/oauth2/token"
 SCALE = 1000.0
 
 
-class FakeClock:
-    """Virtual time that only moves when slept on; records every sleep."""
+class FakeClock(SharedFakeClock):
+    """The shared fake clock, starting at 0."""
 
     def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(seconds, 0.0)
-
-    def wait(self, event: threading.Event, seconds: float) -> bool:
-        if not event.is_set():
-            self.sleep(seconds)
-        return event.is_set()
+        super().__init__(start=0.0)
 
 
 class SteppedClock:

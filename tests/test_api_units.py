@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import random
-import threading
 
 import pytest
 import requests
@@ -29,33 +28,17 @@ from runner.api import (
 from runner.api.transport import network_error
 from runner.errors import ExitCode, UsageError
 from runner.model import AuthConfig, Connection
+from tests.emulator_fixtures import FakeClock as SharedFakeClock
 
 POOL = "11111111-1111-1111-1111-111111111111"
 JOB = "22222222-2222-2222-2222-222222222222"
 
 
-class FakeClock:
-    """Virtual time that only moves when slept on; records every sleep."""
+class FakeClock(SharedFakeClock):
+    """The shared fake clock, starting at 0."""
 
     def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(seconds, 0.0)
-
-    def wait(self, event: threading.Event, seconds: float) -> bool:
-        if event.is_set():
-            return True
-        self.sleep(seconds)
-        return event.is_set()
+        super().__init__(start=0.0)
 
 
 # -- base URL --

@@ -8,31 +8,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from runner.manifest import load_manifest
 from runner.plan import build_plan
 from runner.state import MIN_WRITE_INTERVAL, StateStore, load_saved
 from tests.conftest import CliResult
 from tests.e2e import Journal, Pipeline
+from tests.emulator_fixtures import FakeClock
 
 Cli = Callable[..., CliResult]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return 1_800_000_000.0 + self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    def wait(self, event: threading.Event, seconds: float) -> bool:
-        self.now += seconds
-        return event.is_set()
 
 
 def test_store_defers_unforced_writes_and_says_when(tmp_path: Path) -> None:
@@ -48,7 +33,7 @@ def test_store_defers_unforced_writes_and_says_when(tmp_path: Path) -> None:
     store = StateStore(path, select=[], exclude=[], clock=clock)
     assert store(state, False) is None and store.writes == 1
     clock.now += MIN_WRITE_INTERVAL / 5
-    assert store(state, False) == MIN_WRITE_INTERVAL * 4 / 5
+    assert store(state, False) == pytest.approx(MIN_WRITE_INTERVAL * 4 / 5)
     assert store.writes == 1
     assert store(state, True) is None and store.writes == 2  # before an execute: always
     clock.now += MIN_WRITE_INTERVAL
