@@ -41,9 +41,6 @@ JobState = Literal[
     "not_started",
 ]
 ACTIVE: frozenset[str] = frozenset({"starting", "waiting", "running"})
-FINAL: frozenset[str] = frozenset(
-    {"succeeded", "failed", "timed_out", "cancelled", "skipped", "not_started"}
-)
 UNSUCCESSFUL: frozenset[str] = frozenset({"failed", "timed_out", "cancelled"})
 RunStatus = Literal["succeeded", "failed", "api_error", "interrupted"]
 

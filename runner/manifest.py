@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import graphlib
 import hashlib
-import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -37,6 +36,7 @@ from runner.model import (
 )
 from runner.problems import Problem, did_you_mean, errors_of, sort_problems
 from runner.schema import load_schema
+from runner.urls import is_loopback
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _URL_PATH = re.compile(r"^/integration/ui/pools/([^/]+)/data-configuration/data-jobs/?$")
@@ -112,17 +112,6 @@ def parse_job_url(url: str) -> tuple[str, str] | None:
     if not (_UUID.match(pool_id) and _UUID.match(job_id)):
         return None
     return pool_id.lower(), job_id.lower()
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _Checker:
@@ -516,7 +505,3 @@ def _validator() -> jsonschema.protocols.Validator:
         cls = jsonschema.validators.validator_for(schema)
         _VALIDATOR = cls(schema)
     return _VALIDATOR
-
-
-def manifest_names(manifest: Manifest) -> Iterable[str]:
-    return manifest.jobs.keys()

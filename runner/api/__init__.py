@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runner.api.auth import Auth, KeyAuth, OAuthClientAuth, Secret, auth_from_config
-from runner.api.baseurl import BASE_URL_ENV, is_loopback, resolve_base_url
+from runner.api.baseurl import BASE_URL_ENV, resolve_base_url
 from runner.api.client import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -26,6 +26,7 @@ from runner.api.errors import (
     ServerError,
 )
 from runner.api.transport import RetryPolicy, backoff_delay, redact_headers, retry_after_seconds
+from runner.urls import is_loopback
 
 __all__ = [
     "ACTIVE_STATUSES",

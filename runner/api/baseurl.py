@@ -6,12 +6,12 @@ localhost) where `http://` is allowed so the runner can talk to the emulator.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from runner.errors import UsageError
 from runner.model import Connection
+from runner.urls import is_loopback
 
 BASE_URL_ENV = "CELONIS_BASE_URL"
 
@@ -68,16 +68,6 @@ def check_base_url(url: str, source: str) -> str:
             " (http:// only for 127.0.0.1, ::1 and localhost)"
         )
     return url.rstrip("/")
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback IP addresses (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _shown(url: str) -> str:
