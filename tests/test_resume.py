@@ -34,6 +34,25 @@ def executions_by_name(entries: list[dict], names: list[str]) -> dict[str, int]:
     return {name: len(journal.executions(name)) for name in names}
 
 
+def outage(skip: int) -> dict[str, object]:
+    """After `skip` reads, every read fails for longer than the retry budget (9 x 503)."""
+    return {
+        "method": "GET",
+        "path": "/integration/api/pools/*",
+        "action": "status",
+        "status": 503,
+        "skip": skip,
+        "times": 9,
+    }
+
+
+def run_against(cli: Cli, p: Pipeline, base_url: str, *extra: str) -> CliResult:
+    """`run` of the pipeline's manifest against an emulator that outlives the run."""
+    return cli(
+        "run", str(p.folder / "jobs.yaml"), "--base-url", base_url, *extra, environ=env_for(p)
+    )
+
+
 def spawn_run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """`celonis-runner run ARGS` in its own process, so that it can be signalled or killed."""
     return subprocess.Popen(
@@ -86,28 +105,11 @@ def test_api_outage_exits_3_and_resume_completes(cli: Cli, tmp_path: Path) -> No
     p.job("first", "sap", behaviour={"duration": "20m"})
     p.job("second", "sap", "first")
     # after the start and a few polls, every status read fails for longer than the retry budget
-    p.settings["faults"] = [
-        {
-            "method": "GET",
-            "path": "/integration/api/pools/*",
-            "action": "status",
-            "status": 503,
-            "skip": 6,
-            "times": 9,
-        }
-    ]
-    manifest, _ = p.write()
+    p.settings["faults"] = [outage(skip=6)]
+    p.write()
     with emulator_for(p, KEY) as emu:
         report = tmp_path / "report.json"
-        first = cli(
-            "run",
-            str(manifest),
-            "--base-url",
-            emu.base_url,
-            "--report",
-            str(report),
-            environ=env_for(p),
-        )
+        first = run_against(cli, p, emu.base_url, "--report", str(report))
         assert first.code == 3, first.err
         data = json.loads(report.read_text())
         assert data["status"] == "api_error"
@@ -117,16 +119,7 @@ def test_api_outage_exits_3_and_resume_completes(cli: Cli, tmp_path: Path) -> No
         }
         assert "--resume" in first.out
 
-        second = cli(
-            "run",
-            str(manifest),
-            "--base-url",
-            emu.base_url,
-            "--resume",
-            "--report",
-            str(report),
-            environ=env_for(p),
-        )
+        second = run_against(cli, p, emu.base_url, "--resume", "--report", str(report))
         assert second.code == 0, second.err
         data = json.loads(report.read_text())
         assert {j["name"]: j["status"] for j in data["jobs"]} == {
@@ -159,16 +152,7 @@ def test_killed_runner_resumes_without_retriggering(cli: Cli, tmp_path: Path) ->
             proc.communicate()
         assert proc.returncode == -signal.SIGKILL
 
-        resumed = cli(
-            "run",
-            str(manifest),
-            "--base-url",
-            emu.base_url,
-            "--resume",
-            "--log-format",
-            "json",
-            environ=env_for(p),
-        )
+        resumed = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json")
         assert resumed.code == 0, resumed.err
         journal = Journal(emu.journal())
         assert executions_by_name(journal.entries, list(p.jobs)) == {"a": 1, "b": 1, "c": 1, "d": 1}
@@ -236,21 +220,12 @@ def test_resume_runs_only_what_did_not_succeed(cli: Cli, tmp_path: Path) -> None
     p.job("good", "sap")
     p.job("bad", "sap", behaviour={"outcomes": ["FAIL", "SUCCESS"]})
     p.job("after", "sap", "bad")
-    manifest, _ = p.write()
+    p.write()
     with emulator_for(p, KEY) as emu:
-        first = cli("run", str(manifest), "--base-url", emu.base_url, environ=env_for(p))
+        first = run_against(cli, p, emu.base_url)
         assert first.code == 1
         report = tmp_path / "report.json"
-        second = cli(
-            "run",
-            str(manifest),
-            "--base-url",
-            emu.base_url,
-            "--resume",
-            "--report",
-            str(report),
-            environ=env_for(p),
-        )
+        second = run_against(cli, p, emu.base_url, "--resume", "--report", str(report))
         assert second.code == 0, second.err
         counts = executions_by_name(emu.journal(), ["good", "bad", "after"])
         assert counts == {"good": 1, "bad": 2, "after": 1}
@@ -295,33 +270,16 @@ def test_unclear_execute_then_outage_runs_the_job_exactly_once_on_resume(
             "action": drop,
             "times": 1,
         },
-        {
-            "method": "GET",
-            "path": "/integration/api/pools/*",
-            "action": "status",
-            "status": 503,
-            "skip": 2,
-            "times": 9,
-        },
+        outage(skip=2),
     ]
-    manifest, _ = p.write()
+    p.write()
     with emulator_for(p, KEY) as emu:
         report = tmp_path / "report.json"
-        first = cli(
-            "run",
-            str(manifest),
-            "--base-url",
-            emu.base_url,
-            "--report",
-            str(report),
-            environ=env_for(p),
-        )
+        first = run_against(cli, p, emu.base_url, "--report", str(report))
         assert first.code == 3, first.err
         [job] = json.loads(report.read_text())["jobs"]
         assert job["status"] == "running" and job["error"].startswith("may be running in Celonis")
-        second = cli(
-            "run", str(manifest), "--base-url", emu.base_url, "--resume", environ=env_for(p)
-        )
+        second = run_against(cli, p, emu.base_url, "--resume")
         assert second.code == 0, second.err
         assert executions_by_name(emu.journal(), ["only"]) == {"only": 1}
 
