@@ -524,12 +524,14 @@ class Executor:
         if reason is not None:
             log.info("job_cancel_requested", job=job.name, pool=spec.pool, reason=reason)
 
-    def _finish_job(self, job: JobRun, state: JobState, error: str | None) -> None:
+    def _finish_job(
+        self, job: JobRun, state: JobState, error: str | None, *, propagate: bool = True
+    ) -> None:
+        """End a job; an unsuccessful end skips its dependents (unless `propagate` is off)."""
         job.error = error
-        if job.started_at is not None or state in ("succeeded", "failed", "cancelled", "timed_out"):
-            job.finished_at = self.clock.time()
+        job.finished_at = self.clock.time()
         self._set(job, state)
-        if state in UNSUCCESSFUL:
+        if propagate and state in UNSUCCESSFUL:
             self._after_failure(job)
 
     def _after_failure(self, job: JobRun) -> None:
@@ -545,7 +547,9 @@ class Executor:
             for other in self.state.jobs.values():
                 if other.state == "running":
                     self._cancel(other, self._stopping)
-                    self._finish_job_quiet(other, "cancelled", f"cancelled: {self._stopping}")
+                    self._finish_job(
+                        other, "cancelled", f"cancelled: {self._stopping}", propagate=False
+                    )
             self._stop_waiting(f"not started: {self._stopping}")
 
     def _stop_waiting(self, reason: str) -> None:
@@ -554,12 +558,6 @@ class Executor:
             if job.state == "waiting":
                 job.error = reason
                 self._set(job, "not_started")
-
-    def _finish_job_quiet(self, job: JobRun, state: JobState, error: str) -> None:
-        """Like _finish_job, without propagating: what depended on it is left to _finish."""
-        job.error = error
-        job.finished_at = self.clock.time()
-        self._set(job, state)
 
     def _downstream(self, name: str) -> list[str]:
         seen: dict[str, None] = {}
