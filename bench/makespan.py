@@ -5,7 +5,7 @@ depends on 1-3 earlier jobs, mostly of the layer before and of its own pool;
 durations 2-30 virtual minutes; no pool limits) is served by the emulator
 (`python -m runner.emulator`, a subprocess, scaled time) and run twice:
 
-  runner: `runner.executor.Executor` on the plan of the manifest (load_manifest +
+  runner: `runner.execution.executor.Executor` on the plan of the manifest (load_manifest +
           build_plan), with `CelonisClient` over requests, at --scale (600);
   naive:  a script in the style of Celonis' documentation: in topological order,
           POST execute, then `GET .../jobs/{id}` every poll interval until the job
@@ -238,9 +238,9 @@ def analyse(
 
 def run_executor(dag: Sequence[DagJob], workdir: Path, scale: float) -> Outcome:
     from runner.clock import ScaledClock
-    from runner.executor import Executor
-    from runner.manifest import load_manifest
-    from runner.plan import build_plan
+    from runner.execution.executor import Executor
+    from runner.manifest.loader import load_manifest
+    from runner.plan.build import build_plan
 
     path = workdir / "jobs.yaml"
     path.write_text(manifest_yaml(dag), encoding="utf-8")

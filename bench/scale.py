@@ -2,7 +2,7 @@
 
 The emulator (`python -m runner.emulator`, a subprocess, scaled time) serves 2,000
 independent jobs (10 pools x 200) that each run 10 virtual hours, so all of them are
-running together. `runner.executor.Executor` starts them all, then polls. Two phases:
+running together. `runner.execution.executor.Executor` starts them all, then polls. Two phases:
 
   start:  from `run()` until every job is running: wall and CPU time, status
           requests and answer bytes per started job (the execute reads the job and
@@ -237,9 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import requests
 
     from runner.clock import ScaledClock
-    from runner.executor import Executor
-    from runner.manifest import load_manifest
-    from runner.plan import build_plan
+    from runner.execution.executor import Executor
+    from runner.manifest.loader import load_manifest
+    from runner.plan.build import build_plan
 
     quiet_logs()
     print(f"machine: {machine()}")

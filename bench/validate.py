@@ -204,14 +204,15 @@ class Split:
 
 
 def in_process_split(path: Path, runs: int) -> Split:
-    """Time the stages of `runner.manifest.check_manifest` (warm: imports and validator done).
+    """Time the stages of `runner.manifest.loader.check_manifest` (warm: imports and validator done).
 
     Wraps, for the measurement only, the module attributes check_manifest calls:
     `yamlio.read_text` + `yamlio.parse`, `_Checker._schema` and `_build` (the model,
     with each pool's and job's line number). What is left is `${VAR}` substitution and
     the semantic checks (pools, jobs, dependencies, cycles). Best total of `runs`.
     """
-    from runner import manifest, yamlio
+    from runner.manifest import loader as manifest
+    from runner.manifest import yamlio
 
     spent: dict[str, float] = {}
 
@@ -340,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         split = in_process_split(path, args.split_runs)
         print(
-            f"\nours in-process (warm, best of {args.split_runs}), runner.manifest.check_manifest:"
+            f"\nours in-process (warm, best of {args.split_runs}), runner.manifest.loader.check_manifest:"
         )
         for label, value in (
             ("read + YAML parse (yamlio)", split.read_parse),

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from runner import __version__
-from runner import problems as out
 from runner.errors import ExitCode, ManifestError, RunnerError, UsageError
-from runner.yamlio import DEFAULT_MAX_BYTES
+from runner.manifest import problems as out
+from runner.manifest.yamlio import DEFAULT_MAX_BYTES
 
 
 def _scrubbed(message: str, environ: Mapping[str, str]) -> str:

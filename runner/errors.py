@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runner.problems import Problem
+    from runner.manifest.problems import Problem
 
 
 class ExitCode(IntEnum):

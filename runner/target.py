@@ -22,7 +22,7 @@ from runner.api.auth import Auth
 from runner.api.transport import DEFAULT_TIMEOUTS
 from runner.clock import Clock, ScaledClock, SystemClock
 from runner.errors import UsageError
-from runner.model import Manifest
+from runner.manifest.model import Manifest
 
 log = structlog.get_logger(__name__)
 

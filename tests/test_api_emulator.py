@@ -40,7 +40,7 @@ from runner.api import (
 from runner.api.auth import Auth, Secret
 from runner.clock import Clock, ScaledClock
 from runner.emulator import Emulator, Scenario
-from runner.model import AuthConfig
+from runner.manifest.model import AuthConfig
 from tests.emulator_fixtures import FakeClock as SharedFakeClock
 
 POOL = "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11"

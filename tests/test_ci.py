@@ -14,11 +14,11 @@ import pytest
 import xmlschema
 
 from runner.cli import main
-from runner.executor import JobRun, RunState
-from runner.junit import junit_text
-from runner.manifest import check_manifest
-from runner.plan import build_plan
-from runner.plan_output import write_mermaid
+from runner.execution.executor import JobRun, RunState
+from runner.manifest.loader import check_manifest
+from runner.plan.build import build_plan
+from runner.reports.junit import junit_text
+from runner.reports.plan_output import write_mermaid
 from tests.conftest import CliResult
 from tests.e2e import Pipeline
 

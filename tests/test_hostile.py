@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from runner.cli import main
 from runner.emulator import ScenarioError, load_scenario
 from runner.errors import UsageError
-from runner.state import load_saved
+from runner.execution.statefile import load_saved
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = (ROOT / "jobs.yaml").read_text()

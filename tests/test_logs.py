@@ -10,10 +10,10 @@ from pathlib import Path
 import structlog
 
 from runner import logs
-from runner.executor import Executor
-from runner.manifest import load_manifest
-from runner.plan import build_plan
-from runner.progress import ProgressLine
+from runner.execution.executor import Executor
+from runner.execution.progress import ProgressLine
+from runner.manifest.loader import load_manifest
+from runner.plan.build import build_plan
 from tests.conftest import CliResult
 from tests.e2e import Pipeline
 from tests.test_state import FakeClock

@@ -7,7 +7,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from runner.manifest import check_manifest, load_manifest, parse_job_url
+from runner.manifest.loader import check_manifest, load_manifest, parse_job_url
 from runner.schema import load_schema, schema_text
 from tests.conftest import JOB_1, JOB_2, POOL_A, POOL_B
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from runner.errors import UsageError
-from runner.manifest import load_manifest
-from runner.model import Manifest
-from runner.plan import build_plan, resolve_selection
+from runner.manifest.loader import load_manifest
+from runner.manifest.model import Manifest
+from runner.plan.build import build_plan, resolve_selection
 
 EXAMPLE = Path(__file__).parent.parent / "jobs.yaml"
 

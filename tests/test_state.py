@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.manifest import load_manifest
-from runner.plan import build_plan
-from runner.state import MIN_WRITE_INTERVAL, StateStore, load_saved
+from runner.execution.statefile import MIN_WRITE_INTERVAL, StateStore, load_saved
+from runner.manifest.loader import load_manifest
+from runner.plan.build import build_plan
 from tests.conftest import CliResult
 from tests.e2e import Journal, Pipeline
 from tests.emulator_fixtures import FakeClock
@@ -21,7 +21,7 @@ Cli = Callable[..., CliResult]
 
 
 def test_store_defers_unforced_writes_and_says_when(tmp_path: Path) -> None:
-    from runner.executor import Executor
+    from runner.execution.executor import Executor
 
     p = Pipeline(tmp_path).pool("sap")
     p.job("a", "sap")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import yamlio
+from runner.manifest import yamlio
 
 
 def test_positions_follow_paths_through_merge_keys() -> None:

@@ -40,7 +40,7 @@ from runner.api.transport import (
     shown_path,
 )
 from runner.clock import Clock
-from runner.model import Mode
+from runner.manifest.model import Mode
 
 log = structlog.get_logger(__name__)
 

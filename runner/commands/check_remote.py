@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
-from runner import problems as out
 from runner.commands.plan import RemoteOptions
 from runner.errors import ExitCode
-from runner.plan import Plan
-from runner.remote_check import RemoteCheck, check_plan
+from runner.manifest import problems as out
+from runner.plan.build import Plan
+from runner.plan.remote import RemoteCheck, check_plan
 from runner.target import connect
 
 

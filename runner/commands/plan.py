@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from runner import plan_output
-from runner import problems as out
 from runner.errors import ExitCode, ManifestError
-from runner.manifest import check_manifest
-from runner.model import Manifest
-from runner.plan import build_plan
+from runner.manifest import problems as out
+from runner.manifest.loader import check_manifest
+from runner.manifest.model import Manifest
+from runner.plan.build import build_plan
+from runner.reports import plan_output
 
 WRITERS = {
     "text": plan_output.write_text,

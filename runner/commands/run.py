@@ -17,17 +17,14 @@ from typing import TextIO
 import requests
 import structlog
 
-from runner import github, logs
+from runner import logs
 from runner.api import CelonisClient
 from runner.clock import Clock
 from runner.commands.plan import load_checked
 from runner.errors import ExitCode, UsageError
-from runner.executor import Executor, ResumeFrom, RunState
-from runner.junit import write_junit
-from runner.plan import build_plan
-from runner.progress import ProgressLine
-from runner.report import build_report, write_json_atomic, write_summary
-from runner.state import (
+from runner.execution.executor import Executor, ResumeFrom, RunState
+from runner.execution.progress import ProgressLine
+from runner.execution.statefile import (
     SavedRun,
     StateStore,
     find_state,
@@ -36,6 +33,10 @@ from runner.state import (
     resume_from,
     state_dir,
 )
+from runner.plan.build import build_plan
+from runner.reports import github
+from runner.reports.junit import write_junit
+from runner.reports.report import build_report, write_json_atomic, write_summary
 from runner.target import http_timeouts, open_target, secret_values
 
 log = structlog.get_logger(__name__)

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from runner import problems as out
 from runner.api.client import CelonisClient
 from runner.commands.plan import load_checked
-from runner.durations import format_duration
 from runner.errors import ExitCode
-from runner.model import Job, Manifest
-from runner.remote_check import Locator, look_up_pools
-from runner.report import iso
+from runner.manifest import problems as out
+from runner.manifest.durations import format_duration
+from runner.manifest.model import Job, Manifest
+from runner.plan.remote import Locator, look_up_pools
+from runner.reports.report import iso
 from runner.target import connect
 
 STATUS_FORMAT_VERSION = 1

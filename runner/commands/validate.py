@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from runner import problems as out
 from runner.errors import ExitCode
-from runner.manifest import check_manifest
+from runner.manifest import problems as out
+from runner.manifest.loader import check_manifest
 
 
 def run(

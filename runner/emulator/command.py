@@ -94,7 +94,7 @@ def build_scenario(args: argparse.Namespace, environ: Mapping[str, str]) -> Scen
 
     scenario = load_scenario(args.scenario) if args.scenario is not None else None
     if args.manifest is not None:
-        from runner.manifest import load_manifest
+        from runner.manifest.loader import load_manifest
 
         manifest = load_manifest(args.manifest, environ, strict_env=False)
         scenario = Scenario.from_manifest(manifest, base=scenario)

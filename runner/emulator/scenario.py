@@ -17,11 +17,11 @@ from typing import Any, Literal, cast
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from runner import yamlio
-from runner.durations import parse_duration
 from runner.errors import UsageError
-from runner.model import Manifest
-from runner.problems import Problem, did_you_mean, format_path, sort_problems
+from runner.manifest import yamlio
+from runner.manifest.durations import parse_duration
+from runner.manifest.model import Manifest
+from runner.manifest.problems import Problem, did_you_mean, format_path, sort_problems
 from runner.schema import load_schema
 
 SCENARIO_SCHEMA = "scenario.schema.json"

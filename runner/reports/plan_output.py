@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from runner.durations import format_duration
-from runner.plan import Plan
+from runner.manifest.durations import format_duration
+from runner.plan.build import Plan
 
 PLAN_FORMAT_VERSION = 1
 

@@ -6,8 +6,8 @@ import threading
 import time
 from typing import TextIO
 
-from runner.durations import format_duration
-from runner.executor import JobRun, RunState
+from runner.execution.executor import JobRun, RunState
+from runner.manifest.durations import format_duration
 
 _CLEAR = "\r\x1b[K"
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from runner.durations import format_duration
-from runner.executor import JobRun, RunState
+from runner.execution.executor import JobRun, RunState
+from runner.manifest.durations import format_duration
 
 REPORT_VERSION = 1
 

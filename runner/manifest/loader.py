@@ -2,7 +2,7 @@
 
 Every problem names its file, line, column and the path to the field, and
 all of them are reported at once. Only a manifest without errors becomes a
-`runner.model.Manifest`.
+`runner.manifest.model.Manifest`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from runner import envsubst, yamlio
-from runner.durations import parse_duration
 from runner.errors import ManifestError
-from runner.model import (
+from runner.manifest import envsubst, yamlio
+from runner.manifest.durations import parse_duration
+from runner.manifest.model import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_MODE,
     DEFAULT_POLL_INTERVAL,
@@ -34,7 +34,7 @@ from runner.model import (
     Mode,
     Pool,
 )
-from runner.problems import Problem, did_you_mean, errors_of, sort_problems
+from runner.manifest.problems import Problem, did_you_mean, errors_of, sort_problems
 from runner.schema import load_schema
 from runner.urls import is_loopback
 

@@ -19,9 +19,9 @@ from typing import Any, get_args
 from runner.api.client import ExecutionHandle, JobStatus
 from runner.clock import Clock
 from runner.errors import UsageError
-from runner.executor import JobState, ResumeFrom, RunState
-from runner.plan import Plan
-from runner.report import write_json_atomic
+from runner.execution.executor import JobState, ResumeFrom, RunState
+from runner.plan.build import Plan
+from runner.reports.report import write_json_atomic
 
 STATE_VERSION = 1
 DEFAULT_STATE_DIR = ".celonis-runner/runs"

@@ -22,9 +22,9 @@ import structlog
 from runner.api.client import ExecutionHandle, ExecutionInfo, JobStatus, Observation
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError
 from runner.clock import Clock
-from runner.durations import format_duration
-from runner.model import Mode
-from runner.plan import Plan, PlannedJob
+from runner.manifest.durations import format_duration
+from runner.manifest.model import Mode
+from runner.plan.build import Plan, PlannedJob
 
 log = structlog.get_logger(__name__)
 

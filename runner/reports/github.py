@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from runner.durations import format_duration
-from runner.executor import JobRun, RunState
-from runner.plan_output import write_mermaid
-from runner.report import job_status
+from runner.execution.executor import JobRun, RunState
+from runner.manifest.durations import format_duration
+from runner.reports.plan_output import write_mermaid
+from runner.reports.report import job_status
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 UNSUCCESSFUL = frozenset({"failed", "timed_out", "cancelled"})

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from runner import yamlio
 from runner.api.client import JobInfo, PoolInfo
 from runner.api.errors import ApiError, AuthError, NotFoundError
-from runner.model import Job, Manifest, Pool
-from runner.plan import Plan
-from runner.problems import Problem, sort_problems
+from runner.manifest import yamlio
+from runner.manifest.model import Job, Manifest, Pool
+from runner.manifest.problems import Problem, sort_problems
+from runner.plan.build import Plan
 
 
 class Api(Protocol):

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runner.errors import UsageError
-from runner.executor import JobRun, RunState
-from runner.report import iso, job_status
+from runner.execution.executor import JobRun, RunState
+from runner.reports.report import iso, job_status
 
 FAILURES = frozenset({"failed", "timed_out", "cancelled"})
 NOT_RUN = frozenset({"skipped", "not_started"})

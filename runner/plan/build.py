@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from runner.errors import UsageError
-from runner.model import Job, Manifest
-from runner.problems import did_you_mean
+from runner.manifest.model import Job, Manifest
+from runner.manifest.problems import did_you_mean
 
 
 @dataclass(frozen=True)
