@@ -14,7 +14,7 @@ import pytest
 import xmlschema
 
 from runner.cli import main
-from runner.execution.executor import JobRun, RunState
+from runner.execution.runstate import JobRun, JobState, RunState
 from runner.manifest.loader import check_manifest
 from runner.plan.build import build_plan
 from runner.reports.junit import junit_text
@@ -320,9 +320,9 @@ def _state(tmp_path: Path) -> RunState:
 def test_junit_running_job_is_an_error_and_hostile_text_stays_valid_xml(tmp_path: Path) -> None:
     state = _state(tmp_path)
     a, b = state.jobs["a"], state.jobs["b"]
-    a.state, a.started_at, a.finished_at = "failed", 1_700_000_000.0, 1_700_000_042.5
+    a.state, a.started_at, a.finished_at = JobState.FAILED, 1_700_000_000.0, 1_700_000_042.5
     a.error = "FAIL: bad\x00byte \x1b[31mred\x1b[0m ]]> & <tag>\nsecond line"
-    b.state, b.started_at = "running", 1_700_000_050.0
+    b.state, b.started_at = JobState.RUNNING, 1_700_000_050.0
     text = junit_text(state)
     root = check_junit(text)
     failure = root.find("./testsuite/testcase[@name='a']/failure")
@@ -341,7 +341,7 @@ def test_junit_running_job_is_an_error_and_hostile_text_stays_valid_xml(tmp_path
 def test_junit_not_started_is_skipped(tmp_path: Path) -> None:
     state = _state(tmp_path)
     for job in state.jobs.values():
-        job.state, job.error = "not_started", "not started: the API could not be used"
+        job.state, job.error = JobState.NOT_STARTED, "not started: the API could not be used"
     root = check_junit(junit_text(state))
     skipped = root.findall("./testsuite/testcase/skipped")
     assert [s.attrib for s in skipped] == [

@@ -22,8 +22,9 @@ from runner.api import CelonisClient
 from runner.clock import Clock
 from runner.commands.plan import load_checked
 from runner.errors import ExitCode, UsageError
-from runner.execution.executor import Executor, ResumeFrom, RunState
+from runner.execution.executor import Executor
 from runner.execution.progress import ProgressLine
+from runner.execution.runstate import ResumeFrom, RunState
 from runner.execution.statefile import (
     SavedRun,
     StateStore,

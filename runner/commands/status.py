@@ -27,7 +27,7 @@ STATUS_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
-class JobState:
+class JobRow:
     job: Job
     status: str | None
     """The job's status now (None: it never ran)."""
@@ -87,17 +87,17 @@ def run(
     return ExitCode.OK
 
 
-def collect(client: CelonisClient, manifest: Manifest) -> list[JobState]:
+def collect(client: CelonisClient, manifest: Manifest) -> list[JobRow]:
     jobs = list(manifest.jobs.values())
     lookups = look_up_pools(client, [job.pool_id for job in jobs])
-    states: list[JobState] = []
+    states: list[JobRow] = []
     for job in jobs:
         lookup = lookups[job.pool_id]
         if lookup.jobs is None:
             if lookup.error is not None and lookup.error.status == 403:
                 raise lookup.error  # no permission: the API is unusable for this manifest
             states.append(
-                JobState(
+                JobRow(
                     job,
                     None,
                     error=f"pool '{job.pool}' ({job.pool_id}) does not exist, or the key cannot see it",
@@ -107,7 +107,7 @@ def collect(client: CelonisClient, manifest: Manifest) -> list[JobState]:
         info = lookup.jobs.get(job.job_id.lower())
         if info is None:
             states.append(
-                JobState(
+                JobRow(
                     job,
                     None,
                     error=f"job {job.job_id} does not exist in pool '{job.pool}', or the key cannot see it",
@@ -116,7 +116,7 @@ def collect(client: CelonisClient, manifest: Manifest) -> list[JobState]:
             continue
         latest = client.latest_execution(job.pool_id, job.job_id)
         states.append(
-            JobState(
+            JobRow(
                 job,
                 info.status.status,
                 execution_id=latest.execution_id if latest else None,
@@ -127,7 +127,7 @@ def collect(client: CelonisClient, manifest: Manifest) -> list[JobState]:
     return states
 
 
-def to_dict(manifest: Manifest, base_url: str, states: list[JobState]) -> dict[str, Any]:
+def to_dict(manifest: Manifest, base_url: str, states: list[JobRow]) -> dict[str, Any]:
     """The JSON form; stable like `plan --format json` (new fields may be added)."""
     return {
         "format_version": STATUS_FORMAT_VERSION,
@@ -151,7 +151,7 @@ def to_dict(manifest: Manifest, base_url: str, states: list[JobState]) -> dict[s
     }
 
 
-def write_table(states: list[JobState], stream: TextIO) -> None:
+def write_table(states: list[JobRow], stream: TextIO) -> None:
     header = ("JOB", "POOL", "STATUS", "STARTED", "ENDED", "DURATION")
     rows = [
         (

@@ -23,7 +23,7 @@ from runner.emulator.responses import (
     json_response,
     unauthorized,
 )
-from runner.emulator.state import JobState, State
+from runner.emulator.state import EmulatedJob, State
 
 MODES = ("FULL", "DELTA")
 ITEM_TYPES = ("JOB", "TASK", "STEP")
@@ -43,7 +43,7 @@ class _Answer(Exception):
         self.response = response
 
 
-class Api:
+class Routes:
     def __init__(self, state: State, credentials: Credentials) -> None:
         self.state = state
         self.credentials = credentials
@@ -95,7 +95,7 @@ class Api:
         if pool_id not in self.state.pools:
             raise _Answer(celonis_error(404, f"Data pool {pool_id} not found.", "NOT_FOUND"))
 
-    def _job(self, pool_id: str, job_id: str) -> JobState:
+    def _job(self, pool_id: str, job_id: str) -> EmulatedJob:
         self._check_pool(pool_id)
         job = self.state.job(pool_id, job_id)
         if job is None:

@@ -32,7 +32,7 @@ from runner.emulator.responses import (
     default_error_body,
     json_response,
 )
-from runner.emulator.routes import Api
+from runner.emulator.routes import Routes
 from runner.emulator.scenario import Fault, Scenario
 from runner.emulator.state import State
 from runner.errors import UsageError
@@ -65,7 +65,7 @@ class Emulator:
         self._state = State(
             scenario, self._journal, wall_offset=self.clock.time() - self.clock.monotonic()
         )
-        self._api = Api(self._state, self._credentials)
+        self._api = Routes(self._state, self._credentials)
         self._faults = FaultPlan(scenario.faults)
         self._limiter: RateLimiter | None = None
         self._server: _Server | None = None

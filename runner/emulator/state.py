@@ -94,7 +94,7 @@ class _Stale:
 
 
 @dataclass
-class JobState:
+class EmulatedJob:
     pool_id: str
     spec: ScenarioJob
     executions: list[Execution] = field(default_factory=list)
@@ -117,8 +117,8 @@ class State:
         self._order = itertools.count()
         self._start = 0.0
         self.pools: dict[str, ScenarioPool] = {pool.id: pool for pool in scenario.pools}
-        self.jobs: dict[str, JobState] = {
-            job.id: JobState(pool.id, job) for pool in scenario.pools for job in pool.jobs
+        self.jobs: dict[str, EmulatedJob] = {
+            job.id: EmulatedJob(pool.id, job) for pool in scenario.pools for job in pool.jobs
         }
 
     def ms(self, t: float | None) -> int | None:
@@ -203,7 +203,7 @@ class State:
 
     def _execution(
         self,
-        job: JobState,
+        job: EmulatedJob,
         mode: str,
         by: By,
         began: float,
@@ -226,7 +226,7 @@ class State:
         job.executions.append(execution)
         return execution
 
-    def _start_execution(self, job: JobState, mode: str, t0: float) -> Execution:
+    def _start_execution(self, job: EmulatedJob, mode: str, t0: float) -> Execution:
         duration = self.scenario.duration_of(job.spec)
         queued = min(self.scenario.queued_for, duration)
         outcome = job.spec.outcome_of(job.started)
@@ -286,25 +286,25 @@ class State:
     def pool_list(self) -> list[dict[str, Any]]:
         return [{"id": pool.id, "name": pool.name} for pool in self.pools.values()]
 
-    def pool_jobs(self, pool_id: str) -> list[JobState]:
+    def pool_jobs(self, pool_id: str) -> list[EmulatedJob]:
         return [job for job in self.jobs.values() if job.pool_id == pool_id]
 
-    def job(self, pool_id: str, job_id: str) -> JobState | None:
+    def job(self, pool_id: str, job_id: str) -> EmulatedJob | None:
         job = self.jobs.get(job_id)
         return job if job is not None and job.pool_id == pool_id else None
 
-    def _stale(self, job: JobState, now: float) -> _Stale | None:
+    def _stale(self, job: EmulatedJob, now: float) -> _Stale | None:
         return job.stale if job.stale is not None and now < job.stale.until else None
 
-    def job_view(self, job: JobState, now: float) -> dict[str, Any]:
+    def job_view(self, job: EmulatedJob, now: float) -> dict[str, Any]:
         stale = self._stale(job, now)
         return copy.deepcopy(stale.job) if stale else self._job_view(job, now)
 
-    def status_entry(self, job: JobState, now: float) -> dict[str, Any]:
+    def status_entry(self, job: EmulatedJob, now: float) -> dict[str, Any]:
         stale = self._stale(job, now)
         return copy.deepcopy(stale.status) if stale else self._status_entry(job, now)
 
-    def history(self, job: JobState, now: float) -> list[dict[str, Any]]:
+    def history(self, job: EmulatedJob, now: float) -> list[dict[str, Any]]:
         stale = self._stale(job, now)
         return copy.deepcopy(stale.history) if stale else self._history(job, now)
 
@@ -314,7 +314,7 @@ class State:
             return execution.job.odd_status
         return status
 
-    def _job_view(self, job: JobState, now: float) -> dict[str, Any]:
+    def _job_view(self, job: EmulatedJob, now: float) -> dict[str, Any]:
         latest = job.latest
         changed = self._start
         if latest is not None:
@@ -331,7 +331,7 @@ class State:
             "latestExecutionItemId": latest.item_id if latest else None,
         }
 
-    def _status_entry(self, job: JobState, now: float) -> dict[str, Any]:
+    def _status_entry(self, job: EmulatedJob, now: float) -> dict[str, Any]:
         latest = job.latest
         return {
             "id": job.spec.id,
@@ -339,7 +339,7 @@ class State:
             "lastExecutionStartDate": self.ms(latest.began) if latest else None,
         }
 
-    def _history(self, job: JobState, now: float) -> list[dict[str, Any]]:
+    def _history(self, job: EmulatedJob, now: float) -> list[dict[str, Any]]:
         return [self.job_item(e, now) for e in reversed(job.executions)]
 
     def job_item(self, execution: Execution, now: float) -> dict[str, Any]:

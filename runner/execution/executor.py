@@ -14,35 +14,26 @@ import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol
 
 import structlog
 
 from runner.api.client import ExecutionHandle, ExecutionInfo, JobStatus, Observation
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError
 from runner.clock import Clock
+from runner.execution.runstate import (
+    Checkpoint,
+    JobRun,
+    JobState,
+    Listener,
+    ResumeFrom,
+    RunState,
+)
 from runner.manifest.durations import format_duration
 from runner.manifest.model import Mode
-from runner.plan.build import Plan, PlannedJob
+from runner.plan.build import Plan
 
 log = structlog.get_logger(__name__)
-
-JobState = Literal[
-    "pending",  # waiting for dependencies or a free slot
-    "starting",  # execute request in flight
-    "waiting",  # someone else's execution is running; ours starts after it
-    "running",  # our execution is running in Celonis
-    "succeeded",
-    "failed",
-    "timed_out",
-    "cancelled",
-    "skipped",
-    "not_started",
-]
-ACTIVE: frozenset[str] = frozenset({"starting", "waiting", "running"})
-UNSUCCESSFUL: frozenset[str] = frozenset({"failed", "timed_out", "cancelled"})
-RunStatus = Literal["succeeded", "failed", "api_error", "interrupted"]
 
 RESUME_CLOCK_SKEW = 300.0
 """Seconds of clock difference to Celonis tolerated when a resume decides whether an execute whose
@@ -52,7 +43,7 @@ BACKOFF_FRACTION = 0.05
 """A running job is polled at least every BACKOFF_FRACTION of its elapsed time (within limits)."""
 
 
-class Api(Protocol):
+class JobsApi(Protocol):
     """What the executor needs of `runner.api.CelonisClient`."""
 
     def execute(
@@ -75,81 +66,11 @@ class Api(Protocol):
     def failure_reason(self, pool_id: str, job_id: str) -> str | None: ...
 
 
-@dataclass
-class JobRun:
-    """One job's progress in this run; owned by the scheduling thread."""
-
-    planned: PlannedJob
-    state: JobState = "pending"
-    handle: ExecutionHandle | None = None
-    seen_active: bool = False
-    started_at: float | None = None
-    finished_at: float | None = None
-    started_mono: float | None = None
-    waiting_since: float | None = None
-    attempts: int = 0
-    error: str | None = None
-    next_poll: float = 0.0
-    interval: float = 0.0
-    remote_status: str | None = None
-    intent_at: float | None = None
-    """Wall time when we decided to start it (saved before the execute request goes out)."""
-
-    @property
-    def name(self) -> str:
-        return self.planned.name
-
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return max(0.0, self.finished_at - self.started_at)
-
-
-@dataclass
-class RunState:
-    """Everything about a run so far; what listeners, reports and the state file read."""
-
-    plan: Plan
-    jobs: dict[str, JobRun]
-    started_at: float
-    run_id: str = ""
-    finished_at: float | None = None
-    status: RunStatus | None = None
-    error: str | None = None
-    stop_reason: str | None = None
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for job in self.jobs.values():
-            counts[job.state] = counts.get(job.state, 0) + 1
-        return counts
-
-
-Listener = Callable[[RunState, JobRun], None]
-Checkpoint = Callable[[RunState, bool], "float | None"]
-"""Saves the run's state. The flag says it must be written now (before an execute goes out);
-otherwise it may defer the write and return in how many (clock) seconds to call it again."""
-
-
-@dataclass
-class ResumeFrom:
-    """What an earlier run left: jobs already done, executions still running to take up, and
-    jobs whose execute was in flight when the runner died (`uncertain`, with the wall time of the
-    intent), which are checked before anything is triggered again."""
-
-    succeeded: frozenset[str] = frozenset()
-    running: Mapping[str, ExecutionHandle] = field(default_factory=dict)
-    uncertain: Mapping[str, float] = field(default_factory=dict)
-    started_at: Mapping[str, float] = field(default_factory=dict)
-    finished_at: Mapping[str, float] = field(default_factory=dict)
-
-
 class Executor:
     def __init__(
         self,
         plan: Plan,
-        api: Api,
+        api: JobsApi,
         clock: Clock,
         *,
         fail_fast: bool = False,
@@ -181,7 +102,7 @@ class Executor:
         # Indexes kept by _set_state_only, so that a pass of the loop costs what changed, not
         # the number of jobs: jobs by state (in plan order), active jobs per pool, the jobs
         # each pool poll reads, when each pool is next due, and a heap of timeout deadlines.
-        self._by_state: dict[str, dict[str, JobRun]] = {s: {} for s in get_args(JobState)}
+        self._by_state: dict[str, dict[str, JobRun]] = {s: {} for s in JobState}
         self._active_per_pool: collections.Counter[str] = collections.Counter()
         self._polled: dict[str, dict[str, JobRun]] = {}
         self._pool_due: dict[str, float] = {}
@@ -197,7 +118,7 @@ class Executor:
             started_at=clock.time(),
             run_id=run_id,
         )
-        self._by_state["pending"].update(self.state.jobs)
+        self._by_state[JobState.PENDING].update(self.state.jobs)
         self._resume_from = resume or ResumeFrom()
 
     # -- the loop ----------------------------------------------------------------
@@ -310,7 +231,7 @@ class Executor:
         to_start: list[JobRun] = []
         per_pool = dict(self._active_per_pool)
         running_total = sum(per_pool.values())
-        for job in self._by_state["pending"].values():
+        for job in self._by_state[JobState.PENDING].values():
             if not self._dependencies_done(job):
                 continue
             pool = job.planned.job.pool
@@ -330,7 +251,7 @@ class Executor:
         for job in jobs:
             job.attempts += 1
             job.intent_at = self.clock.time()
-            self._set(job, "starting")
+            self._set(job, JobState.STARTING)
         self._save(force=True)  # a crash after this point is seen as "uncertain" on resume
         reads: dict[str, _SharedRead] = {}
         for job in jobs:
@@ -343,9 +264,9 @@ class Executor:
     def _dependencies_done(self, job: JobRun) -> bool:
         for dep in job.planned.depends_on:
             other = self.state.jobs[dep]
-            if other.state == "succeeded":
+            if other.state == JobState.SUCCEEDED:
                 continue
-            if other.state in UNSUCCESSFUL and other.planned.job.allow_failure:
+            if other.state.is_unsuccessful and other.planned.job.allow_failure:
                 continue
             return False
         return True
@@ -362,7 +283,7 @@ class Executor:
                 job.started_at = self.clock.time()
                 job.interval = spec.poll_interval
                 job.next_poll = self.clock.monotonic() + spec.poll_interval
-                self._set(job, "running", attempt=job.attempts, posts=handle.attempts)
+                self._set(job, JobState.RUNNING, attempt=job.attempts, posts=handle.attempts)
                 if self._stopping is not None:
                     self._cancel(job, self._stopping)
             elif isinstance(error, JobBusyError):
@@ -372,12 +293,12 @@ class Executor:
                 job.next_poll = self.clock.monotonic() + spec.poll_interval
                 self._set(
                     job,
-                    "waiting",
+                    JobState.WAITING,
                     remote_status=error.job_status.status,
                     note="already running in Celonis (started by someone else); ours starts when it ends",
                 )
             elif isinstance(error, NotFoundError | AuthError) and error.status in (403, 404):
-                self._finish_job(job, "failed", str(error))
+                self._finish_job(job, JobState.FAILED, str(error))
             elif isinstance(error, ApiError):
                 # The request may have reached Celonis before the API failed: the job stays
                 # "starting" (in the state file too), and a resume checks Celonis before acting.
@@ -416,7 +337,7 @@ class Executor:
                     statuses = future.result()
                     for job in jobs:
                         status = statuses.get(job.planned.job.job_id)
-                        if status is not None and job.state in ("running", "waiting"):
+                        if status is not None and job.state in (JobState.RUNNING, JobState.WAITING):
                             self._observe(job, status)
                     self._pool_due[pool] = min(
                         (j.next_poll for j in self._polled[pool].values()), default=now
@@ -437,12 +358,12 @@ class Executor:
                     "job_status_unknown", job=job.name, pool=spec.pool, status=status.status
                 )
             job.remote_status = status.status
-        if job.state == "waiting":
+        if job.state == JobState.WAITING:
             if not status.in_progress:
                 log.info(
                     "job_external_run_ended", job=job.name, pool=spec.pool, status=status.status
                 )
-                self._set(job, "pending")
+                self._set(job, JobState.PENDING)
                 self._wake.set()
             else:
                 job.next_poll = now + job.interval
@@ -453,11 +374,11 @@ class Executor:
             job.seen_active = True
         if seen is Observation.FINISHED:
             if status.status == "SUCCESS":
-                self._finish_job(job, "succeeded", None)
+                self._finish_job(job, JobState.SUCCEEDED, None)
             elif status.status == "FAIL":
                 self._failed_with_reason(job)
             else:
-                self._finish_job(job, "cancelled", f"ended as {status.status} in Celonis")
+                self._finish_job(job, JobState.CANCELLED, f"ended as {status.status} in Celonis")
             return
         elapsed = now - (job.started_mono or now)
         job.interval = min(
@@ -468,7 +389,7 @@ class Executor:
     def _failed_with_reason(self, job: JobRun) -> None:
         spec = job.planned.job
         job.finished_at = self.clock.time()
-        self._set_state_only(job, "failed")
+        self._set_state_only(job, JobState.FAILED)
         self._after_failure(job)
 
         def done(future: Future[str | None]) -> None:
@@ -491,24 +412,24 @@ class Executor:
             job = self.state.jobs[name]  # the entry may be stale: check the job as it is now
             limit = job.planned.job.timeout
             if (
-                job.state == "running"
+                job.state == JobState.RUNNING
                 and job.started_mono is not None
                 and now - job.started_mono >= limit
             ):
                 self._cancel(job, None)
                 self._finish_job(
                     job,
-                    "timed_out",
+                    JobState.TIMED_OUT,
                     f"timed out after {format_duration(limit)}; cancelled in Celonis",
                 )
             elif (
-                job.state == "waiting"
+                job.state == JobState.WAITING
                 and job.waiting_since is not None
                 and now - job.waiting_since >= limit
             ):
                 self._finish_job(
                     job,
-                    "timed_out",
+                    JobState.TIMED_OUT,
                     f"an execution started outside this run was still running after {format_duration(limit)}",
                 )
 
@@ -531,7 +452,7 @@ class Executor:
         job.error = error
         job.finished_at = self.clock.time()
         self._set(job, state)
-        if propagate and state in UNSUCCESSFUL:
+        if propagate and state.is_unsuccessful:
             self._after_failure(job)
 
     def _after_failure(self, job: JobRun) -> None:
@@ -539,25 +460,25 @@ class Executor:
             return  # when interrupted, what did not run is "not started", not a failure's fallout
         for name in self._downstream(job.name):
             other = self.state.jobs[name]
-            if other.state == "pending":
-                other.error = f"skipped: {job.name} {_verb(job.state)}"
-                self._set(other, "skipped")
+            if other.state == JobState.PENDING:
+                other.error = f"skipped: {job.name} {job.state.verb}"
+                self._set(other, JobState.SKIPPED)
         if self.fail_fast and self._stopping is None:
-            self._stopping = f"--fail-fast after {job.name} {_verb(job.state)}"
+            self._stopping = f"--fail-fast after {job.name} {job.state.verb}"
             for other in self.state.jobs.values():
-                if other.state == "running":
+                if other.state == JobState.RUNNING:
                     self._cancel(other, self._stopping)
                     self._finish_job(
-                        other, "cancelled", f"cancelled: {self._stopping}", propagate=False
+                        other, JobState.CANCELLED, f"cancelled: {self._stopping}", propagate=False
                     )
             self._stop_waiting(f"not started: {self._stopping}")
 
     def _stop_waiting(self, reason: str) -> None:
         """Jobs waiting for someone else's execution to end will not start: no need to wait on."""
         for job in self.state.jobs.values():
-            if job.state == "waiting":
+            if job.state == JobState.WAITING:
                 job.error = reason
-                self._set(job, "not_started")
+                self._set(job, JobState.NOT_STARTED)
 
     def _downstream(self, name: str) -> list[str]:
         seen: dict[str, None] = {}
@@ -581,7 +502,7 @@ class Executor:
         self._grace_deadline = now + self.grace
         log.warning("run_stopping", reason=reason, grace=self.grace, cancel=self.cancel_on_stop)
         for job in self.state.jobs.values():
-            if job.state == "running" and self.cancel_on_stop:
+            if job.state == JobState.RUNNING and self.cancel_on_stop:
                 self._cancel(job, reason)
         self._stop_waiting(f"not started: {reason}")
         if not self.cancel_on_stop:
@@ -590,16 +511,16 @@ class Executor:
     def _finish(self) -> None:
         reason = self._stopping
         for job in self.state.jobs.values():
-            if job.state == "starting" and job.error is None:
+            if job.state == JobState.STARTING and job.error is None:
                 job.error = (
                     "may be running in Celonis: stopped while its execute request was in flight"
                 )
-            if job.state == "pending":
+            if job.state == JobState.PENDING:
                 job.error = job.error or (f"not started: {reason}" if reason else "not started")
-                self._set(job, "not_started")
-            elif job.state == "waiting":
+                self._set(job, JobState.NOT_STARTED)
+            elif job.state == JobState.WAITING:
                 job.error = "not started: an execution started elsewhere was still running"
-                self._set(job, "not_started")
+                self._set(job, JobState.NOT_STARTED)
         state = self.state
         state.finished_at = self.clock.time()
         state.stop_reason = reason
@@ -608,8 +529,8 @@ class Executor:
         elif self.stop.is_set():
             state.status = "interrupted"
         elif any(
-            (j.state in UNSUCCESSFUL and not j.planned.job.allow_failure)
-            or j.state in ("skipped", "not_started")
+            (j.state.is_unsuccessful and not j.planned.job.allow_failure)
+            or j.state in (JobState.SKIPPED, JobState.NOT_STARTED)
             for j in state.jobs.values()
         ):
             state.status = "failed"
@@ -625,7 +546,9 @@ class Executor:
                 job = self.state.jobs[name]
                 job.started_at = resume.started_at.get(name)
                 job.finished_at = resume.finished_at.get(name)
-                self._set(job, "succeeded", note="succeeded in the earlier run; not run again")
+                self._set(
+                    job, JobState.SUCCEEDED, note="succeeded in the earlier run; not run again"
+                )
         for name, handle in resume.running.items():
             if name in self.state.jobs:
                 self._take_up(self.state.jobs[name], handle, resume.started_at.get(name))
@@ -640,7 +563,7 @@ class Executor:
         job.started_at = started_at or self.clock.time()
         job.interval = job.planned.job.poll_interval
         job.next_poll = now
-        self._set(job, "running", note="taken up from the earlier run; not triggered again")
+        self._set(job, JobState.RUNNING, note="taken up from the earlier run; not triggered again")
 
     def _settle_uncertain(self, job: JobRun, intent: float, started_at: float | None) -> None:
         """The runner died while this job's execute was in flight: did it start?"""
@@ -677,14 +600,14 @@ class Executor:
         old, name, pool = job.state, job.name, job.planned.job.pool
         del self._by_state[old][name]
         self._by_state[state][name] = job
-        if (old in ACTIVE) != (state in ACTIVE):
-            self._active_per_pool[pool] += 1 if state in ACTIVE else -1
+        if old.is_active != state.is_active:
+            self._active_per_pool[pool] += 1 if state.is_active else -1
         polled = self._polled.setdefault(pool, {})
-        if state in ("running", "waiting"):
+        if state in (JobState.RUNNING, JobState.WAITING):
             polled[name] = job
             due = self._pool_due.get(pool, job.next_poll) if len(polled) > 1 else job.next_poll
             self._pool_due[pool] = min(due, job.next_poll)
-            since = job.started_mono if state == "running" else job.waiting_since
+            since = job.started_mono if state == JobState.RUNNING else job.waiting_since
             if since is not None and old != state:
                 deadline = since + job.planned.job.timeout
                 heapq.heappush(self._deadlines, (deadline, next(self._sequence), name))
@@ -708,7 +631,7 @@ class Executor:
         if job.error:
             fields["reason"] = job.error
         fields.update(extra)
-        level = "warning" if job.state in UNSUCCESSFUL or job.state == "skipped" else "info"
+        level = "warning" if job.state.is_unsuccessful or job.state == JobState.SKIPPED else "info"
         getattr(log, level)(f"job_{job.state}", **fields)
         for listener in self.listeners:
             listener(self.state, job)
@@ -729,7 +652,3 @@ class _SharedRead:
                 self._value = self._read()
                 self._done = True
             return self._value
-
-
-def _verb(state: str) -> str:
-    return {"timed_out": "timed out", "cancelled": "was cancelled"}.get(state, state)

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import TextIO
 
-from runner.execution.executor import JobRun, RunState
+from runner.execution.runstate import JobRun, JobState, RunState
 from runner.manifest.durations import format_duration
 
 _CLEAR = "\r\x1b[K"
@@ -58,7 +58,7 @@ class ProgressLine:
     def _draw(self, state: RunState) -> None:
         counts = state.counts()
         done = counts.get("succeeded", 0)
-        failed = sum(counts.get(k, 0) for k in ("failed", "timed_out", "cancelled"))
+        failed = sum(n for s, n in counts.items() if JobState(s).is_unsuccessful)
         running = counts.get("running", 0) + counts.get("starting", 0)
         waiting = counts.get("pending", 0) + counts.get("waiting", 0)
         elapsed = format_duration(float(int(time.monotonic() - self.started)))

@@ -14,12 +14,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from runner.api.client import ExecutionHandle, JobStatus
 from runner.clock import Clock
 from runner.errors import UsageError
-from runner.execution.executor import JobState, ResumeFrom, RunState
+from runner.execution.runstate import JobState, ResumeFrom, RunState
 from runner.plan.build import Plan
 from runner.reports.report import write_json_atomic
 
@@ -186,7 +186,7 @@ def load_saved(path: Path) -> SavedRun:
         assert isinstance(jobs, dict)
         for name, job in jobs.items():
             assert isinstance(name, str) and isinstance(job, dict)
-            assert job["state"] in get_args(JobState)
+            assert job["state"] in set(JobState)
             if job["state"] == "running":
                 assert isinstance(job["handle"], dict)
                 assert isinstance(job["handle"]["before"], dict)

@@ -23,7 +23,7 @@ from runner.manifest.problems import Problem, sort_problems
 from runner.plan.build import Plan
 
 
-class Api(Protocol):
+class ReadApi(Protocol):
     """What the check needs of `runner.api.CelonisClient`."""
 
     def list_pools(self) -> list[PoolInfo]: ...
@@ -40,7 +40,7 @@ class PoolLookup:
     error: ApiError | None = None
 
 
-def look_up_pools(api: Api, pool_ids: Iterable[str]) -> dict[str, PoolLookup]:
+def look_up_pools(api: ReadApi, pool_ids: Iterable[str]) -> dict[str, PoolLookup]:
     """Each pool's job list; 404 and 403 are kept per pool, any other ApiError is raised."""
     found: dict[str, PoolLookup] = {}
     for pool_id in dict.fromkeys(pool_ids):
@@ -76,7 +76,7 @@ class RemoteCheck:
         return [p for p in self.problems if p.severity == "warning"]
 
 
-def check_plan(api: Api, plan: Plan) -> RemoteCheck:
+def check_plan(api: ReadApi, plan: Plan) -> RemoteCheck:
     """Check the plan's pools and jobs; raises ApiError when the API cannot be used at all."""
     manifest = plan.manifest
     result = RemoteCheck()

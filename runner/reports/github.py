@@ -15,13 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from runner.execution.executor import JobRun, RunState
+from runner.execution.runstate import JobRun, RunState
 from runner.manifest.durations import format_duration
 from runner.reports.plan_output import write_mermaid
-from runner.reports.report import job_status
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-UNSUCCESSFUL = frozenset({"failed", "timed_out", "cancelled"})
 TABLE_REASON_LIMIT = 200
 
 _ICONS = {
@@ -80,11 +78,10 @@ def report_run(state: RunState, *, run_id: str, stream: TextIO, environ: Mapping
 def write_annotations(state: RunState, stream: TextIO) -> None:
     manifest = state.plan.manifest.path
     for job in state.jobs.values():
-        status = job_status(job)
-        if status not in UNSUCCESSFUL:
+        if not job.state.is_unsuccessful:
             continue
         allowed = job.planned.job.allow_failure
-        verb = {"timed_out": "timed out", "cancelled": "was cancelled"}.get(status, status)
+        verb = job.state.verb
         stream.write(
             command(
                 "warning" if allowed else "error",
@@ -103,7 +100,7 @@ def write_annotations(state: RunState, stream: TextIO) -> None:
 def step_summary(state: RunState, *, run_id: str) -> str:
     manifest = state.plan.manifest
     jobs = list(state.jobs.values())
-    statuses = {job.name: job_status(job) for job in jobs}
+    statuses = {job.name: job.report_status for job in jobs}
     counts: dict[str, int] = {}
     for status in statuses.values():
         counts[status] = counts.get(status, 0) + 1
@@ -122,7 +119,7 @@ def step_summary(state: RunState, *, run_id: str) -> str:
     for job in jobs:
         status = statuses[job.name]
         shown = f"{_ICONS.get(status, '')} {status.replace('_', ' ')}".strip()
-        if job.planned.job.allow_failure and status in UNSUCCESSFUL:
+        if job.planned.job.allow_failure and job.state.is_unsuccessful:
             shown += " (allowed)"
         reason = job.error if status != "succeeded" and job.error else ""
         duration = format_duration(job.duration) if job.duration is not None else "-"
@@ -130,7 +127,7 @@ def step_summary(state: RunState, *, run_id: str) -> str:
             f"| {job.name} | {job.planned.job.pool} | {job.planned.job.mode} | {shown} "
             f"| {duration} | {_cell(reason, TABLE_REASON_LIMIT)} |\n"
         )
-    failures = [j for j in jobs if statuses[j.name] in UNSUCCESSFUL]
+    failures = [j for j in jobs if j.state.is_unsuccessful]
     if failures:
         out.write("\n### Failures\n")
         for job in failures:

@@ -22,11 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runner.errors import UsageError
-from runner.execution.executor import JobRun, RunState
-from runner.reports.report import iso, job_status
+from runner.execution.runstate import JobRun, RunState
+from runner.reports.report import iso
 
-FAILURES = frozenset({"failed", "timed_out", "cancelled"})
-NOT_RUN = frozenset({"skipped", "not_started"})
 MESSAGE_LIMIT = 1000
 
 # Characters XML 1.0 does not allow, even escaped; Celonis' log lines could hold any.
@@ -81,8 +79,10 @@ def _unwritable(path: Path, exc: OSError) -> UsageError:
 
 
 def _suite(pool: str, jobs: list[JobRun], state: RunState) -> ET.Element:
-    statuses = [job_status(j) for j in jobs]
-    allowed = [j.planned.job.allow_failure for j in jobs]
+    failed = [j.state.is_unsuccessful and not j.planned.job.allow_failure for j in jobs]
+    skipped = [
+        j.state.not_run or (j.state.is_unsuccessful and j.planned.job.allow_failure) for j in jobs
+    ]
     starts = [j.started_at for j in jobs if j.started_at is not None]
     ends = [j.finished_at for j in jobs if j.finished_at is not None]
     first = min(starts, default=state.started_at)
@@ -90,14 +90,9 @@ def _suite(pool: str, jobs: list[JobRun], state: RunState) -> ET.Element:
         "testsuite",
         name=pool,
         tests=str(len(jobs)),
-        failures=str(sum(s in FAILURES and not a for s, a in zip(statuses, allowed, strict=True))),
-        errors=str(statuses.count("running")),
-        skipped=str(
-            sum(
-                s in NOT_RUN or (s in FAILURES and a)
-                for s, a in zip(statuses, allowed, strict=True)
-            )
-        ),
+        failures=str(sum(failed)),
+        errors=str(sum(j.report_status == "running" for j in jobs)),
+        skipped=str(sum(skipped)),
         time=_seconds(_span(min(starts), max(ends)) if starts and ends else 0.0),
         timestamp=datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
     )
@@ -116,7 +111,7 @@ def _suite(pool: str, jobs: list[JobRun], state: RunState) -> ET.Element:
 
 def _case(job: JobRun) -> ET.Element:
     spec = job.planned.job
-    status = job_status(job)
+    status = job.report_status
     case = ET.Element(
         "testcase",
         classname=spec.pool,
@@ -124,12 +119,12 @@ def _case(job: JobRun) -> ET.Element:
         time=_seconds(job.duration or 0.0),
     )
     reason = job.error or status.replace("_", " ")
-    if status in FAILURES and spec.allow_failure:
+    if job.state.is_unsuccessful and spec.allow_failure:
         ET.SubElement(case, "skipped", type="allowed_failure", message=_message(reason))
-    elif status in FAILURES:
+    elif job.state.is_unsuccessful:
         failure = ET.SubElement(case, "failure", type=status, message=_message(reason))
         failure.text = _clean(reason)
-    elif status in NOT_RUN:
+    elif job.state.not_run:
         ET.SubElement(case, "skipped", type=status, message=_message(reason))
     elif status == "running":
         error = ET.SubElement(

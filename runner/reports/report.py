@@ -9,23 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from runner.execution.executor import JobRun, RunState
+from runner.execution.runstate import RunState
 from runner.manifest.durations import format_duration
 
 REPORT_VERSION = 1
-
-_REPORT_STATUS = {
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "timed_out": "timed_out",
-    "cancelled": "cancelled",
-    "skipped": "skipped",
-    "not_started": "not_started",
-    "running": "running",
-    "pending": "not_started",
-    "starting": "running",  # its execute was in flight: it may be running; a resume checks
-    "waiting": "not_started",
-}
 
 
 def iso(epoch: float | None) -> str | None:
@@ -34,10 +21,6 @@ def iso(epoch: float | None) -> str | None:
     return (
         datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
-
-
-def job_status(job: JobRun) -> str:
-    return _REPORT_STATUS[job.state]
 
 
 def build_report(state: RunState, *, run_id: str) -> dict[str, Any]:
@@ -59,7 +42,7 @@ def build_report(state: RunState, *, run_id: str) -> dict[str, Any]:
                 "pool_id": job.planned.job.pool_id,
                 "job_id": job.planned.job.job_id,
                 "mode": job.planned.job.mode,
-                "status": job_status(job),
+                "status": job.report_status,
                 "allow_failure": job.planned.job.allow_failure,
                 "started_at": iso(job.started_at),
                 "finished_at": iso(job.finished_at),
@@ -94,13 +77,8 @@ def write_summary(state: RunState, stream: TextIO) -> None:
         (
             job.name,
             job.planned.job.pool,
-            job_status(job)
-            + (
-                " (allowed)"
-                if job.planned.job.allow_failure
-                and job.state in ("failed", "timed_out", "cancelled")
-                else ""
-            ),
+            job.report_status
+            + (" (allowed)" if job.planned.job.allow_failure and job.state.is_unsuccessful else ""),
             format_duration(job.duration) if job.duration is not None else "-",
             job.error if job.state != "succeeded" and job.error else "",
         )
@@ -114,13 +92,13 @@ def write_summary(state: RunState, stream: TextIO) -> None:
         stream.write(("  ".join(cells) + "  " + row[4]).rstrip() + "\n")
     counts: dict[str, int] = {}
     for job in jobs:
-        counts[job_status(job)] = counts.get(job_status(job), 0) + 1
+        counts[job.report_status] = counts.get(job.report_status, 0) + 1
     total = (state.finished_at or state.started_at) - state.started_at
     parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
     stream.write(f"\nRun {state.status}: {parts} in {format_duration(total)}\n")
     if state.error:
         stream.write(f"{state.error}\n")
-    unsettled = [job.name for job in jobs if job_status(job) == "running"]
+    unsettled = [job.name for job in jobs if job.report_status == "running"]
     if unsettled:
         stream.write(
             f"May still be running in Celonis: {', '.join(unsettled)} (run --resume takes them up)\n"
