@@ -34,10 +34,11 @@ from runner.execution.statefile import (
     resume_from,
     state_dir,
 )
+from runner.files import write_json_atomic
 from runner.plan.build import build_plan
 from runner.reports import github
 from runner.reports.junit import write_junit
-from runner.reports.report import build_report, write_json_atomic, write_summary
+from runner.reports.report import build_report, write_summary
 from runner.target import http_timeouts, open_target, secret_values
 
 log = structlog.get_logger(__name__)

@@ -20,8 +20,8 @@ from runner.api.client import ExecutionHandle, JobStatus
 from runner.clock import Clock
 from runner.errors import UsageError
 from runner.execution.runstate import JobState, ResumeFrom, RunState
+from runner.files import write_json_atomic
 from runner.plan.build import Plan
-from runner.reports.report import write_json_atomic
 
 STATE_VERSION = 1
 DEFAULT_STATE_DIR = ".celonis-runner/runs"

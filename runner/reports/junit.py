@@ -14,15 +14,14 @@ job, time = its duration in seconds). It keeps to the common JUnit schema
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
 from runner.errors import UsageError
 from runner.execution.runstate import JobRun, RunState
+from runner.files import write_text_atomic
 from runner.reports.report import iso
 
 MESSAGE_LIMIT = 1000
@@ -56,19 +55,9 @@ def write_junit(path: Path, state: RunState) -> None:
     """Written whole or not at all (a temporary file renamed into place); UsageError if it can't be."""
     text = junit_text(state)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        write_text_atomic(path, text)
     except OSError as exc:
         raise _unwritable(path, exc) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _unwritable(path, exc) from None
-        raise
 
 
 def _unwritable(path: Path, exc: OSError) -> UsageError:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 from runner.execution.runstate import RunState
@@ -53,22 +49,6 @@ def build_report(state: RunState, *, run_id: str) -> dict[str, Any]:
             for job in state.jobs.values()
         ],
     }
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write, fsync, rename: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_summary(state: RunState, stream: TextIO) -> None:
