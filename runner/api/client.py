@@ -144,6 +144,8 @@ class ExecutionHandle:
     triggered_at: float
     attempts: int
     compared: frozenset[str] = frozenset(MARKERS)
+    sent_at: float | None = None
+    """Wall-clock epoch seconds when the first POST went out (None: not known)."""
 
     @property
     def never_ran_before(self) -> bool:

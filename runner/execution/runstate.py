@@ -32,6 +32,8 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     NOT_STARTED = "not_started"
+    UNCLEAR = "unclear"
+    """Its execute may have taken effect, and no status read settled whether it did."""
 
     @property
     def is_active(self) -> bool:
@@ -66,7 +68,7 @@ class JobState(StrEnum):
 _ACTIVE = frozenset({JobState.STARTING, JobState.WAITING, JobState.RUNNING})
 _UNSUCCESSFUL = frozenset({JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED})
 _NOT_RUN = frozenset({JobState.SKIPPED, JobState.NOT_STARTED})
-_FINAL = _UNSUCCESSFUL | _NOT_RUN | {JobState.SUCCEEDED}
+_FINAL = _UNSUCCESSFUL | _NOT_RUN | {JobState.SUCCEEDED, JobState.UNCLEAR}
 _VERBS = {JobState.TIMED_OUT: "timed out", JobState.CANCELLED: "was cancelled"}
 _REPORT_STATUS = {
     JobState.PENDING: "not_started",
@@ -96,6 +98,8 @@ class JobRun:
     remote_status: str | None = None
     intent_at: float | None = None
     """Wall time when we decided to start it (saved before the execute request goes out)."""
+    cancel_reason: str | None = None
+    """Why a cancel was sent; the job stays active until Celonis confirms it ended."""
 
     @property
     def name(self) -> str:
