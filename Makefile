@@ -4,21 +4,32 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean
+.PHONY: test test-lowest lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check runner tests bench
-	$(BIN)/ruff format --check runner tests bench
+	$(BIN)/ruff check runner tests bench .ci
+	$(BIN)/ruff format --check runner tests bench .ci
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The suite again, with every declared dependency at its lowest declared version.
+LOWEST := .venv-lowest
+test-lowest:
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/lowest_constraints.py test > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[test]'
+	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pyyaml|jsonschema|requests|structlog|urllib3|pytest)=='
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider
 
 demo: $(STAMP)
 	$(BIN)/celonis-runner validate jobs.yaml
@@ -33,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/scale.py
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) build dist .mypy_cache .pytest_cache .ruff_cache
