@@ -121,18 +121,25 @@ def test_mutated_valid_manifest(
         ("version: &v\n  self: *v\n", "an alias refers to a node that contains it"),
         ("version: 1\njobs:\n\tx: 1\n", "YAML syntax error"),
         ("version: 1\nname: " + "x" * 200_000 + "\n", "unknown key 'name'"),
-        ("version: 1\nx: " + "[" * 5000 + "]" * 5000 + "\n", "YAML syntax error"),
+        # libyaml's own depth limit (newer wheels) or ours (PyYAML 6.0's) refuses it first
+        (
+            "version: 1\nx: " + "[" * 5000 + "]" * 5000 + "\n",
+            ("YAML syntax error", "nested deeper than 64"),
+        ),
         ("version: 1\nx: " + "{a: " * 80 + "1" + "}" * 80 + "\n", "nested deeper than"),
     ],
     ids=["billion-laughs", "self-reference", "tab-indent", "long-string", "deep-flow", "deep-maps"],
 )
-def test_known_hostile_documents(tmp_path: Path, content: str, expected: str) -> None:
+def test_known_hostile_documents(
+    tmp_path: Path, content: str, expected: str | tuple[str, ...]
+) -> None:
     path = tmp_path / "jobs.yaml"
     path.write_text(content)
     started = time.perf_counter()
     code, out, err = validate(path)
     assert time.perf_counter() - started < 10
-    assert code == 2 and expected in out and "Traceback" not in out + err
+    wanted = (expected,) if isinstance(expected, str) else expected
+    assert code == 2 and any(e in out for e in wanted) and "Traceback" not in out + err
 
 
 def test_size_limit_option(tmp_path: Path) -> None:
