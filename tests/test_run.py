@@ -11,7 +11,7 @@ import pytest
 
 from runner.schema import REPORT_SCHEMA, load_schema
 from tests.conftest import CliResult
-from tests.e2e import Journal, Pipeline, run_pipeline
+from tests.e2e import Journal, Pipeline, emulator_for, run_pipeline
 
 ROOT = Path(__file__).parent.parent
 Cli = Callable[..., CliResult]
@@ -215,3 +215,25 @@ def test_a_batch_of_starts_reads_the_pool_status_once(cli: Cli, tmp_path: Path) 
     before = [r for r in requests[:last_execute] if r["path"].endswith("/logs/status")]
     assert len(before) == 1  # the markers of all six jobs come from one read, before any POST
     assert len(journal.requests("GET", "/jobs/")) >= 6  # each job's own status is still read fresh
+
+
+def test_a_refused_key_stops_the_run_with_nothing_running(cli: Cli, tmp_path: Path) -> None:
+    pipeline = diamond(tmp_path)
+    report_path = tmp_path / "report.json"
+    with emulator_for(pipeline, "the-right-key-1234") as emu:
+        result = cli(
+            "run",
+            str(tmp_path / "jobs.yaml"),
+            "--base-url",
+            emu.base_url,
+            "--report",
+            str(report_path),
+            "--state-dir",
+            str(tmp_path / "runs"),
+            environ={"CELONIS_API_KEY": "a-wrong-key-5678"},
+        )
+    assert result.code == 3, result.err
+    report = json.loads(report_path.read_text())
+    assert set(statuses(report).values()) == {"not_started"}
+    assert "may still be running" not in (result.out + result.err).lower()
+    assert "a-wrong-key-5678" not in result.out + result.err + report_path.read_text()
