@@ -340,6 +340,23 @@ def test_an_execute_that_stays_unclear_ends_unclear_at_its_timeout() -> None:
     assert len(api.times("execute", "a")) == 1 and may_still_run(state) == {"a"}
 
 
+def test_a_stop_while_an_execute_is_unclear_leaves_it_may_be_running() -> None:
+    api = fake(takes_effect={"a"})
+    api.execute_errors["a"] = [unclear("a", api.clock)]
+    holder: list[Executor] = []
+
+    def listen(state: RunState, j: JobRun) -> None:
+        if j.name == "b" and j.state == JobState.RUNNING:
+            holder[0].request_stop("SIGTERM received")
+
+    ex = executor(plan_of(job("a"), job("b", pool="crm")), api, listeners=[listen], grace=30.0)
+    holder.append(ex)
+    state = ex.run()
+    assert state.jobs["a"].state == JobState.STARTING  # never settled: it may have started
+    assert may_still_run(state) == {"a"} and state.status == "interrupted"
+    assert len(api.times("settle", "a")) >= 3  # still settled during the grace period
+
+
 def test_resume_settles_an_uncertain_job_the_same_way() -> None:
     api = fake()
     api.runs["a"] = []
