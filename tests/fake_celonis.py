@@ -70,7 +70,8 @@ class FakeCelonis:
             return JobStatus(job_id, "RUNNING", current_execution_id=marker)
         return JobStatus(job_id, run.outcome, current_execution_id=marker)
 
-    def _start_run(self, job_id: str) -> None:
+    def start_run(self, job_id: str) -> None:
+        """A run of the job begins now (as if an execute took effect)."""
         runs = self.runs.setdefault(job_id, [])
         duration = self.durations.get(job_id, self.default_duration)
         outcome = self.outcomes.get(job_id, "SUCCESS")
@@ -91,9 +92,9 @@ class FakeCelonis:
         errors = self.execute_errors.get(job_id)
         if errors:
             if job_id in self.takes_effect:
-                self._start_run(job_id)
+                self.start_run(job_id)
             raise errors.pop(0)
-        self._start_run(job_id)
+        self.start_run(job_id)
         now = self.clock.monotonic()
         return ExecutionHandle(pool_id, job_id, mode, before, now, 1, sent_at=self.clock.time())
 

@@ -360,7 +360,7 @@ def test_a_stop_while_an_execute_is_unclear_leaves_it_may_be_running() -> None:
 def test_resume_settles_an_uncertain_job_the_same_way() -> None:
     api = fake()
     api.runs["a"] = []
-    api._start_run("a")  # the earlier run's execute took effect
+    api.start_run("a")  # the earlier run's execute took effect
     api.settlements["a"] = [Settlement.UNCLEAR, Settlement.STARTED]
     resume = ResumeFrom(uncertain={"a": api.clock.time() - 5.0})
     state = run(plan_of(job("a"), job("b", "a")), api, resume=resume)
@@ -380,7 +380,7 @@ def test_resume_starts_an_uncertain_job_only_on_evidence_it_did_not_start() -> N
 
 def test_a_resumed_running_job_is_taken_up_without_an_execute() -> None:
     api = fake()
-    api._start_run("a")
+    api.start_run("a")
     handle = ExecutionHandle("pool-sap", "a", "DELTA", JobStatus("a", None), 0.0, 1)
     state = run(plan_of(job("a")), api, resume=ResumeFrom(running={"a": handle}))
     assert state.jobs["a"].state == JobState.SUCCEEDED and not api.times("execute")
