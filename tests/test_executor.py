@@ -8,10 +8,11 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from runner.api.client import ExecutionHandle, JobStatus, Settlement
-from runner.api.errors import UnclearExecuteError
+from runner.api.errors import ServerError, UnclearExecuteError
 from runner.execution.executor import Executor
 from runner.execution.io import InlineCalls
 from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
+from runner.execution.settling import settle_by_reads
 from runner.plan.build import Plan
 from tests.emulator_fixtures import FakeClock
 from tests.fake_celonis import FakeCelonis, job, plan_of
@@ -407,3 +408,34 @@ def test_scheduling_looks_at_each_dependency_once_not_per_pass() -> None:
     assert len(state.jobs) == 5000
     assert set(states(state).values()) == {JobState.SUCCEEDED}
     assert ex.dependency_checks == edges  # a rescan per pass would be millions
+
+
+def test_an_execute_failing_unclearly_is_the_only_job_that_may_run() -> None:
+    api = fake(takes_effect={"a"})
+    api.execute_errors["a"] = [ServerError("HTTP 502: bad gateway", status=502)]
+    state = run(plan_of(job("a"), job("b", "a"), job("c", "a")), api)
+    assert state.status == "api_error"
+    assert states(state) == {
+        "a": JobState.STARTING,
+        "b": JobState.NOT_STARTED,
+        "c": JobState.NOT_STARTED,
+    }
+    assert may_still_run(state) == {"a"}
+    assert "may be running in Celonis" in (state.jobs["a"].error or "")
+
+
+# -- the read-based stand-in for CelonisClient.settle ---------------------------------------
+
+
+def handle_sent_at(sent_at: float) -> ExecutionHandle:
+    return ExecutionHandle.unknown_before("pool-sap", "a", "DELTA", sent_at)
+
+
+def test_settle_by_reads_needs_evidence() -> None:
+    api = fake()
+    sent_at = api.clock.time()
+    api.start_run("a")
+    api.runs["a"][-1].start -= 10_000.0  # an old run, long finished
+    assert settle_by_reads(api, handle_sent_at(sent_at)) is Settlement.NOT_STARTED
+    api.start_run("a")
+    assert settle_by_reads(api, handle_sent_at(sent_at)) is Settlement.STARTED  # running
