@@ -60,7 +60,6 @@ class ExecutorBase:
         *,
         fail_fast: bool,
         grace: float,
-        stop: threading.Event | None,
         listeners: Sequence[Listener],
     ) -> None:
         self.plan = plan
@@ -71,8 +70,7 @@ class ExecutorBase:
         self.grace = grace
         self.listeners = list(listeners)
         self.index = JobIndex(plan, state.jobs)
-        self.stopping = Stopping(grace=grace, event=stop)
-        self.stop = self.stopping.event
+        self.stopping = Stopping(grace=grace)
         self._settle: Settle = settler_for(api, api)
         self._wake = threading.Event()
         self.calls: CallRunner = InlineCalls(self._wake)  # replaced by run()

@@ -41,7 +41,6 @@ class Executor(JobCalls):
         clock: Clock,
         *,
         fail_fast: bool = False,
-        stop: threading.Event | None = None,
         cancel_on_stop: bool = True,
         grace: float = 60.0,
         listeners: Sequence[Listener] = (),
@@ -64,7 +63,6 @@ class Executor(JobCalls):
             state,
             fail_fast=fail_fast,
             grace=grace,
-            stop=stop,
             listeners=listeners,
         )
         self.cancel_on_stop = cancel_on_stop

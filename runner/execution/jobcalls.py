@@ -151,7 +151,7 @@ class JobCalls(FailurePolicy):
         elif outcome is Settlement.NOT_STARTED:
             del self._settling[job.name]
             job.handle = None
-            log.info("job_resume_not_started", job=job.name, pool=job.planned.job.pool)
+            log.info("job_execute_not_started", job=job.name, pool=job.planned.job.pool)
             stopped = self.stopping.reason
             job.error = f"not started: {stopped}" if stopped else None
             self._set(job, JobState.NOT_STARTED if stopped else JobState.PENDING)

@@ -20,9 +20,9 @@ log = structlog.get_logger(__name__)
 class Stopping:
     """The run's stop state. `request` is the one way in from outside the scheduling thread."""
 
-    def __init__(self, *, grace: float, event: threading.Event | None = None) -> None:
+    def __init__(self, *, grace: float) -> None:
         self.grace = grace
-        self.event = event or threading.Event()
+        self.event = threading.Event()
         """Set once a stop was requested from outside (the run then ends "interrupted")."""
         self.hard = threading.Event()
         """Stop at once: in-flight requests are abandoned."""
