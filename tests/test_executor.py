@@ -8,7 +8,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from runner.api.client import ExecutionHandle, JobStatus, Settlement
-from runner.api.errors import ServerError, UnclearExecuteError
+from runner.api.errors import AuthError, ServerError, UnclearExecuteError
 from runner.execution.executor import Executor
 from runner.execution.io import InlineCalls
 from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
@@ -439,3 +439,16 @@ def test_settle_by_reads_needs_evidence() -> None:
     assert settle_by_reads(api, handle_sent_at(sent_at)) is Settlement.NOT_STARTED
     api.start_run("a")
     assert settle_by_reads(api, handle_sent_at(sent_at)) is Settlement.STARTED  # running
+
+
+def test_a_credential_refused_mid_run_stops_it_and_that_job_did_not_start() -> None:
+    api = fake(durations={"a": 30.0, "b": 600.0})
+    api.execute_errors["c"] = [AuthError("HTTP 401: the token was refused", status=401)]
+    state = run(plan_of(job("a"), job("b", pool="crm"), job("c", "a")), api)
+    assert state.status == "api_error"
+    assert states(state) == {
+        "a": JobState.SUCCEEDED,
+        "b": JobState.RUNNING,
+        "c": JobState.NOT_STARTED,
+    }
+    assert may_still_run(state) == {"b"}

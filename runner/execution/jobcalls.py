@@ -77,11 +77,12 @@ class JobCalls(FailurePolicy):
             self._begin_settling(job, error.handle)
         elif isinstance(error, JobBusyError):
             self._wait_for_other(job, error)
-        elif isinstance(error, AuthError) and not self._executes_out:
-            # refused before anything of ours could have started: nothing may be running
+        elif isinstance(error, AuthError) and (not self._executes_out or error.status == 401):
+            # refused, so this one did not start; before any execute of ours went out nothing
+            # may be running and the run ends at once, later the API is unusable for the rest
             job.error = f"not started: the credential was refused ({error})"
             self._set(job, JobState.NOT_STARTED)
-            self.stopping.abort(error, now=self.clock.monotonic(), hard=False)
+            self.stopping.abort(error, now=self.clock.monotonic(), hard=self._executes_out)
         elif isinstance(error, NotFoundError | AuthError) and error.status in (403, 404):
             self._finish_job(job, JobState.FAILED, str(error))
         else:
