@@ -3,6 +3,8 @@ no sleeps (calls run inline; time moves only when the executor waits)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from structlog.testing import capture_logs
@@ -10,7 +12,7 @@ from structlog.testing import capture_logs
 from runner.api.client import ExecutionHandle, JobStatus, Settlement
 from runner.api.errors import AuthError, ServerError, UnclearExecuteError
 from runner.execution.executor import Executor
-from runner.execution.io import InlineCalls
+from runner.execution.io import InlineCalls, OnDone
 from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
 from runner.execution.settling import settle_by_reads
 from runner.plan.build import Plan
@@ -452,3 +454,39 @@ def test_a_credential_refused_mid_run_stops_it_and_that_job_did_not_start() -> N
         "c": JobState.NOT_STARTED,
     }
     assert may_still_run(state) == {"b"}
+
+
+class HeldReasons(InlineCalls):
+    """Inline, except that a failure-reason read answers one pass later (as if in flight)."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__(wake)
+        self.held: list[tuple[Callable[[], Any], OnDone]] = []
+
+    def submit(self, call: Callable[[], Any], on_done: OnDone) -> None:
+        if getattr(getattr(call, "func", None), "__name__", "") == "failure_reason":
+            self.held.append((call, on_done))
+        else:
+            super().submit(call, on_done)
+
+    def collect(self) -> bool:
+        collected = super().collect()
+        held, self.held = self.held, []
+        for call, on_done in held:
+            super().submit(call, on_done)
+        return collected
+
+    def in_flight(self) -> bool:
+        return bool(self.held) or super().in_flight()
+
+
+def test_fail_fast_starts_nothing_while_the_failure_reason_is_read() -> None:
+    api = fake(outcomes={"a": "FAIL"}, durations={"a": 20.0, "x": 20.0})
+    plan = plan_of(job("a"), job("x", pool="crm"), job("b", "x", pool="crm"))
+    state = Executor(plan, api, api.clock, calls=HeldReasons, fail_fast=True).run()
+    assert states(state) == {
+        "a": JobState.FAILED,
+        "x": JobState.SUCCEEDED,
+        "b": JobState.NOT_STARTED,
+    }
+    assert not api.times("execute", "b")

@@ -299,7 +299,8 @@ def test_fail_fast_reports_cancelled_only_once_celonis_confirms(cli: Cli, tmp_pa
     p = Pipeline(tmp_path).pool("sap").pool("crm")
     p.job("broken", "sap", behaviour={"outcome": "FAIL", "duration": "1m"})
     p.job("long", "crm", behaviour={"duration": "1h"})
-    result, journal, report = run_pipeline(cli, p, "--fail-fast")
+    # the grace bounds the wait for Celonis to confirm the cancel: 60 s is 20 ms real at 3000x
+    result, journal, report = run_pipeline(cli, p, "--fail-fast", "--grace", "3600")
     assert result.code == 1, result.err
     long = next(job for job in report["jobs"] if job["name"] == "long")
     assert long["status"] == "cancelled"

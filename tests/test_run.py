@@ -83,7 +83,8 @@ def test_allow_failure_lets_dependents_run(cli: Cli, tmp_path: Path) -> None:
 def test_fail_fast_cancels_running_and_starts_nothing_new(cli: Cli, tmp_path: Path) -> None:
     pipeline = diamond(tmp_path)
     pipeline.behaviour["extract_crm"].update(outcome="FAIL", duration="1m")
-    result, journal, report = run(cli, pipeline, "--fail-fast")
+    # the grace bounds the wait for Celonis to confirm the cancel: 60 s is 20 ms real at 3000x
+    result, journal, report = run(cli, pipeline, "--fail-fast", "--grace", "3600")
     assert result.code == 1
     got = statuses(report)
     assert got["extract_crm"] == "failed"
@@ -99,7 +100,8 @@ def test_timeout_cancels_the_remote_job(cli: Cli, tmp_path: Path) -> None:
     p = Pipeline(tmp_path).pool("sap")
     p.job("slow", "sap", timeout="20m", behaviour={"duration": "3h"})
     p.job("after", "sap", "slow")
-    result, journal, report = run(cli, p)
+    # the grace bounds the wait for Celonis to confirm the cancel: 60 s is 20 ms real at 3000x
+    result, journal, report = run(cli, p, "--grace", "3600")
     assert result.code == 1
     assert statuses(report) == {"slow": "timed_out", "after": "skipped"}
     assert [r["path"].rsplit("/", 1)[-1] for r in journal.requests("POST", "/cancel")] == ["cancel"]

@@ -106,7 +106,8 @@ class Executor(JobCalls):
             if self.stopping.over(now):
                 return
             self._check_timeouts(now)
-            if self.stopping.reason is None:
+            # while a failure's reason is read nothing starts: fail-fast may be about to stop
+            if self.stopping.reason is None and not self._reason_pending:
                 self._start_ready()
             self._settle_due(now)
             self._poll_due(now)
