@@ -3,6 +3,7 @@
 RunnerError                      exit 3 unless a subclass says otherwise
  +-- UsageError                  exit 2: bad command line, bad or missing configuration
  +-- ManifestError               exit 2: the manifest has problems (carries them)
+ +-- PlanError                   exit 2: the plan asked for cannot be built (unknown job, limits)
 """
 
 from __future__ import annotations
@@ -39,3 +40,9 @@ class ManifestError(RunnerError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}")
+
+
+class PlanError(RunnerError):
+    """The plan asked for cannot be built: an unknown job or pool selected, a bad limit."""
+
+    exit_code = ExitCode.INVALID

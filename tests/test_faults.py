@@ -276,3 +276,36 @@ def test_soak_random_faults(cli: Cli, tmp_path: Path, seed: int) -> None:
         assert count <= 1, f"{name} executed {count} times; {context}"
         assert count == 1 or result.code == 3, context
     journal.assert_order(p.jobs)
+
+
+CANCEL = "/integration/api/pools/*/jobs/*/cancel"
+
+
+def test_fail_fast_with_a_failing_cancel_reports_what_celonis_did(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap").pool("crm")
+    p.job("broken", "sap", behaviour={"outcome": "FAIL", "duration": "1m"})
+    p.job("long", "crm", behaviour={"duration": "20m"})
+    p.settings["time_scale"] = 600  # the cancel must be answered well before "long" ends
+    p.settings["faults"] = [{"method": "POST", "path": CANCEL, "action": "status", "status": 503}]
+    result, journal, report = run_pipeline(cli, p, "--fail-fast", "--grace", "3600")
+    assert result.code == 1, result.err
+    got = {job["name"]: job["status"] for job in report["jobs"]}
+    assert got == {"broken": "failed", "long": "succeeded"}  # the cancel never took effect
+    assert len(journal.executions("long")) == 1
+    assert "job_cancel_failed" in result.err
+
+
+def test_fail_fast_reports_cancelled_only_once_celonis_confirms(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap").pool("crm")
+    p.job("broken", "sap", behaviour={"outcome": "FAIL", "duration": "1m"})
+    p.job("long", "crm", behaviour={"duration": "1h"})
+    # the grace bounds the wait for Celonis to confirm the cancel: 60 s is 20 ms real at 3000x
+    result, journal, report = run_pipeline(cli, p, "--fail-fast", "--grace", "3600")
+    assert result.code == 1, result.err
+    long = next(job for job in report["jobs"] if job["name"] == "long")
+    assert long["status"] == "cancelled"
+    cancels = journal.requests("POST", "/cancel")
+    assert len(cancels) == 1
+    reads_after = [r for r in journal.requests("GET", "/logs/status") if r["t"] > cancels[0]["t"]]
+    assert reads_after  # the end was read from Celonis, not assumed
+    assert "may still be running" not in result.out.lower()

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import UsageError
+from runner.errors import ExitCode, PlanError
 from runner.manifest.loader import load_manifest
 from runner.manifest.model import Manifest
-from runner.plan.build import build_plan, resolve_selection
+from runner.plan.build import build_plan, downstream, resolve_selection, upstream
 
 EXAMPLE = Path(__file__).parent.parent / "jobs.yaml"
 
@@ -89,9 +89,25 @@ def test_both_ways_and_commas(example: Manifest) -> None:
     ],
 )
 def test_unknown_selection_names(example: Manifest, spec: str, message: str) -> None:
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(PlanError) as info:
         build_plan(example, select=[spec])
     assert str(info.value).startswith(message)
+    assert info.value.exit_code == ExitCode.INVALID
+
+
+def test_max_parallel_below_one_is_a_plan_error(example: Manifest) -> None:
+    with pytest.raises(PlanError, match="must be at least 1") as info:
+        build_plan(example, max_parallel=0)
+    assert info.value.exit_code == ExitCode.INVALID
+
+
+def test_downstream_and_upstream_share_one_closure(example: Manifest) -> None:
+    plan = build_plan(example)
+    first = next(iter(plan.jobs))
+    below = downstream(plan, first)
+    assert first not in below
+    for name in below:
+        assert first in upstream(plan, name)
 
 
 def test_pool_limits_only_for_planned_pools(example: Manifest) -> None:

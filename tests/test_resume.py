@@ -170,7 +170,8 @@ def test_sigterm_cancels_running_jobs_and_exits_143(tmp_path: Path) -> None:
     p.settings["time_scale"] = 600
     p.job("long", "sap", behaviour={"duration": "2h"})
     p.job("after", "sap", "long")
-    proc, journal_path, report = spawn_with_emulator(p)
+    # the grace bounds the wait for Celonis to confirm the cancel (60 s is 100 ms real at 600x)
+    proc, journal_path, report = spawn_with_emulator(p, "--grace", "1200")
     wait_for_execution(journal_file(journal_path), "long")
     time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)

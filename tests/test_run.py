@@ -11,7 +11,7 @@ import pytest
 
 from runner.schema import REPORT_SCHEMA, load_schema
 from tests.conftest import CliResult
-from tests.e2e import Journal, Pipeline, run_pipeline
+from tests.e2e import Journal, Pipeline, emulator_for, run_pipeline
 
 ROOT = Path(__file__).parent.parent
 Cli = Callable[..., CliResult]
@@ -50,22 +50,6 @@ def test_runs_in_dependency_order_within_limits(cli: Cli, tmp_path: Path) -> Non
     assert journal.max_concurrent(pipeline.jobs) >= 3  # pools run side by side
 
 
-def test_a_job_starts_within_one_poll_round_of_its_last_dependency(
-    cli: Cli, tmp_path: Path
-) -> None:
-    pipeline = diamond(tmp_path)
-    pipeline.settings["time_scale"] = 600  # 1 ms of real overhead = 0.6 s here
-    pipeline.defaults["max_poll_interval"] = "10s"
-    result, journal, _ = run(cli, pipeline)
-    assert result.code == 0
-    poll = 10.0  # the manifest's poll interval, in emulator seconds
-    margin = 25.0  # ~40 ms of real time: the execute's three requests and the scheduler on a loaded machine
-    for name in ("transform", "crm_model", "load"):
-        last_dep = max(journal.success_time(d) or 0 for d in pipeline.jobs[name]["depends_on"])
-        started = journal.executions(name)[0]["t"]
-        assert started - last_dep <= poll + margin, (name, started - last_dep)
-
-
 def test_failure_skips_dependents_and_other_branches_finish(cli: Cli, tmp_path: Path) -> None:
     pipeline = diamond(tmp_path)
     pipeline.behaviour["extract_a"].update(
@@ -99,7 +83,8 @@ def test_allow_failure_lets_dependents_run(cli: Cli, tmp_path: Path) -> None:
 def test_fail_fast_cancels_running_and_starts_nothing_new(cli: Cli, tmp_path: Path) -> None:
     pipeline = diamond(tmp_path)
     pipeline.behaviour["extract_crm"].update(outcome="FAIL", duration="1m")
-    result, journal, report = run(cli, pipeline, "--fail-fast")
+    # the grace bounds the wait for Celonis to confirm the cancel: 60 s is 20 ms real at 3000x
+    result, journal, report = run(cli, pipeline, "--fail-fast", "--grace", "3600")
     assert result.code == 1
     got = statuses(report)
     assert got["extract_crm"] == "failed"
@@ -115,7 +100,8 @@ def test_timeout_cancels_the_remote_job(cli: Cli, tmp_path: Path) -> None:
     p = Pipeline(tmp_path).pool("sap")
     p.job("slow", "sap", timeout="20m", behaviour={"duration": "3h"})
     p.job("after", "sap", "slow")
-    result, journal, report = run(cli, p)
+    # the grace bounds the wait for Celonis to confirm the cancel: 60 s is 20 ms real at 3000x
+    result, journal, report = run(cli, p, "--grace", "3600")
     assert result.code == 1
     assert statuses(report) == {"slow": "timed_out", "after": "skipped"}
     assert [r["path"].rsplit("/", 1)[-1] for r in journal.requests("POST", "/cancel")] == ["cancel"]
@@ -153,16 +139,6 @@ def test_selection_runs_only_selected_jobs(cli: Cli, tmp_path: Path) -> None:
     assert result.code == 0
     assert [job["name"] for job in report["jobs"]] == ["transform", "load"]
     assert journal.executions("extract_a") == [] and len(journal.executions("transform")) == 1
-
-
-def test_global_max_parallel(cli: Cli, tmp_path: Path) -> None:
-    p = Pipeline(tmp_path).pool("a").pool("b")
-    for i in range(3):
-        p.job(f"a{i}", "a")
-        p.job(f"b{i}", "b")
-    result, journal, _ = run(cli, p, "--max-parallel", "2")
-    assert result.code == 0
-    assert journal.max_concurrent(p.jobs) == 2
 
 
 def test_report_matches_its_schema(cli: Cli, tmp_path: Path) -> None:
@@ -243,16 +219,23 @@ def test_a_batch_of_starts_reads_the_pool_status_once(cli: Cli, tmp_path: Path) 
     assert len(journal.requests("GET", "/jobs/")) >= 6  # each job's own status is still read fresh
 
 
-def test_waiting_for_a_run_started_elsewhere_times_out(cli: Cli, tmp_path: Path) -> None:
-    p = Pipeline(tmp_path).pool("sap")
-    p.job("busy", "sap", timeout="20m", behaviour={"running_at_start": "10h"})
-    result, journal, report = run(cli, p)
-    assert result.code == 1
-    assert statuses(report) == {"busy": "timed_out"}
-    assert (
-        report["jobs"][0]["error"]
-        == "an execution started outside this run was still running after 20m"
-    )
-    assert (
-        journal.executions("busy") == [] and journal.requests("POST", "/cancel") == []
-    )  # not ours to cancel
+def test_a_refused_key_stops_the_run_with_nothing_running(cli: Cli, tmp_path: Path) -> None:
+    pipeline = diamond(tmp_path)
+    report_path = tmp_path / "report.json"
+    with emulator_for(pipeline, "the-right-key-1234") as emu:
+        result = cli(
+            "run",
+            str(tmp_path / "jobs.yaml"),
+            "--base-url",
+            emu.base_url,
+            "--report",
+            str(report_path),
+            "--state-dir",
+            str(tmp_path / "runs"),
+            environ={"CELONIS_API_KEY": "a-wrong-key-5678"},
+        )
+    assert result.code == 3, result.err
+    report = json.loads(report_path.read_text())
+    assert set(statuses(report).values()) == {"not_started"}
+    assert "may still be running" not in (result.out + result.err).lower()
+    assert "a-wrong-key-5678" not in result.out + result.err + report_path.read_text()

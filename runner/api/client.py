@@ -185,6 +185,23 @@ class ExecutionHandle:
             return True
         return self.before.status is None and status.status is not None
 
+    @classmethod
+    def unknown_before(
+        cls, pool_id: str, job_id: str, mode: Mode, sent_at: float | None
+    ) -> ExecutionHandle:
+        """A handle for a resumed job whose execute may have gone out and whose before-markers
+        were never read: no marker counts as compared."""
+        before = JobStatus(job_id=job_id, status=None)
+        return cls(pool_id, job_id, mode, before, 0.0, 1, frozenset(), sent_at)
+
+
+class Settlement(StrEnum):
+    """What one round of reads says about an execute whose outcome was unclear."""
+
+    STARTED = "started"
+    NOT_STARTED = "not_started"
+    UNCLEAR = "unclear"
+
 
 @dataclass(frozen=True)
 class PoolInfo:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 from runner.errors import RunnerError
 
 if TYPE_CHECKING:
-    from runner.api.client import JobStatus
+    from runner.api.client import ExecutionHandle, JobStatus
 
 NetworkKind = Literal[
     "refused",  # the connection was never established: nothing reached the server
@@ -134,3 +134,14 @@ class JobBusyError(ApiError):
         )
         self.job_status = job_status
         self.pool_id = pool_id
+
+
+class UnclearExecuteError(ApiError):
+    """The execute POST may have taken effect, and the client's settle window did not tell.
+
+    `handle` (before-markers, `sent_at`) is what `CelonisClient.settle` needs to decide it later.
+    """
+
+    def __init__(self, message: str, *, handle: ExecutionHandle) -> None:
+        super().__init__(message)
+        self.handle = handle

@@ -220,8 +220,7 @@ def _signals(executor: Executor) -> Iterator[list[int]]:
         if len(received) == 1:
             executor.request_stop(f"{name} received")
         else:
-            executor.hard_stop.set()
-            executor.request_stop(f"{name} received twice")
+            executor.request_stop(f"{name} received twice", hard=True)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -9,7 +9,7 @@ import graphlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from runner.errors import UsageError
+from runner.errors import PlanError
 from runner.manifest.model import Job, Manifest
 from runner.manifest.problems import did_you_mean
 
@@ -57,7 +57,7 @@ def build_plan(
     max_parallel: int | None = None,
 ) -> Plan:
     if max_parallel is not None and max_parallel < 1:
-        raise UsageError("--max-parallel must be at least 1")
+        raise PlanError("--max-parallel must be at least 1")
     names = list(manifest.jobs)
     chosen = set(resolve_selection(manifest, select)) if select else set(names)
     chosen -= set(resolve_selection(manifest, exclude)) if exclude else set()
@@ -107,6 +107,16 @@ def build_plan(
     )
 
 
+def downstream(plan: Plan, name: str) -> list[str]:
+    """Every selected job that depends on `name`, directly or not."""
+    return closure(name, lambda n: plan.jobs[n].dependents)
+
+
+def upstream(plan: Plan, name: str) -> list[str]:
+    """Every selected job that `name` depends on, directly or not."""
+    return closure(name, lambda n: plan.jobs[n].depends_on)
+
+
 def resolve_selection(manifest: Manifest, specs: Iterable[str]) -> list[str]:
     """Job names for selectors `name`, `+name`, `name+`, `+name+`, `pool:NAME` (commas allowed)."""
     selected: dict[str, None] = {}
@@ -117,7 +127,7 @@ def resolve_selection(manifest: Manifest, specs: Iterable[str]) -> list[str]:
         if spec.startswith("pool:"):
             pool = spec[len("pool:") :]
             if pool not in manifest.pools:
-                raise UsageError(
+                raise PlanError(
                     f"unknown pool '{pool}' in '{spec}'{did_you_mean(pool, manifest.pools)}"
                 )
             selected.update((n, None) for n, j in manifest.jobs.items() if j.pool == pool)
@@ -126,14 +136,12 @@ def resolve_selection(manifest: Manifest, specs: Iterable[str]) -> list[str]:
         downstream = spec.endswith("+") and len(spec) > 1
         name = spec.strip("+")
         if name not in manifest.jobs:
-            raise UsageError(f"unknown job '{name}' in '{spec}'{did_you_mean(name, manifest.jobs)}")
+            raise PlanError(f"unknown job '{name}' in '{spec}'{did_you_mean(name, manifest.jobs)}")
         selected[name] = None
         if upstream:
-            selected.update(
-                (n, None) for n in _closure(name, lambda n: manifest.jobs[n].depends_on)
-            )
+            selected.update((n, None) for n in closure(name, lambda n: manifest.jobs[n].depends_on))
         if downstream:
-            selected.update((n, None) for n in _closure(name, children.__getitem__))
+            selected.update((n, None) for n in closure(name, children.__getitem__))
     return list(selected)
 
 
@@ -145,7 +153,8 @@ def _children(manifest: Manifest) -> dict[str, list[str]]:
     return children
 
 
-def _closure(start: str, edges: Callable[[str], Iterable[str]]) -> list[str]:
+def closure(start: str, edges: Callable[[str], Iterable[str]]) -> list[str]:
+    """Every node reachable from `start` along `edges` (not `start` itself), first seen first."""
     seen: dict[str, None] = {}
     stack = [start]
     while stack:

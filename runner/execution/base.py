@@ -1,0 +1,117 @@
+"""What every part of the executor shares: the run's state, its indexes, and the one way a job
+changes state (which updates the indexes, logs the event and tells the listeners)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import structlog
+
+from runner.api.client import ExecutionHandle, ExecutionInfo, JobStatus, Settlement
+from runner.clock import Clock
+from runner.execution.io import CallRunner, InlineCalls
+from runner.execution.jobindex import JobIndex
+from runner.execution.runstate import JobRun, JobState, Listener, RunState
+from runner.execution.settling import Settle, settler_for
+from runner.execution.stopping import Stopping
+from runner.manifest.model import Mode
+from runner.plan.build import Plan
+
+log = structlog.get_logger(__name__)
+
+
+class JobsApi(Protocol):
+    """What the executor needs of `runner.api.CelonisClient` (plus `settle`, contract 1, which
+    it uses when the client has it)."""
+
+    def execute(
+        self,
+        pool_id: str,
+        job_id: str,
+        mode: Mode,
+        *,
+        pool_entries: Mapping[str, JobStatus] | None = None,
+    ) -> ExecutionHandle: ...
+
+    def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None: ...
+
+    def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None: ...
+
+    def pool_statuses(self, pool_id: str, job_ids: Iterable[str]) -> dict[str, JobStatus]: ...
+
+    def cancel(self, pool_id: str, job_id: str) -> None: ...
+
+    def failure_reason(self, pool_id: str, job_id: str) -> str | None: ...
+
+
+class SettlingApi(JobsApi, Protocol):
+    def settle(self, handle: ExecutionHandle) -> Settlement: ...
+
+
+class ExecutorBase:
+    def __init__(
+        self,
+        plan: Plan,
+        api: JobsApi,
+        clock: Clock,
+        state: RunState,
+        *,
+        fail_fast: bool,
+        grace: float,
+        listeners: Sequence[Listener],
+    ) -> None:
+        self.plan = plan
+        self.api = api
+        self.clock = clock
+        self.state = state
+        self.fail_fast = fail_fast
+        self.grace = grace
+        self.listeners = list(listeners)
+        self.index = JobIndex(plan, state.jobs)
+        self.stopping = Stopping(grace=grace)
+        self._settle: Settle = settler_for(api, api)
+        self._wake = threading.Event()
+        self.calls: CallRunner = InlineCalls(self._wake)  # replaced by run()
+        self._executes_out = False
+        """An execute of this run (or of the resumed one) may have taken effect."""
+        self._polling: set[str] = set()
+        self._settling: dict[str, JobRun] = {}
+        self._settle_busy: set[str] = set()
+        self._settle_since: dict[str, float] = {}
+        self._reason_pending: set[str] = set()
+        self._timed_out: set[str] = set()
+
+    def _watch(self, job: JobRun, handle: ExecutionHandle, started_at: float) -> None:
+        """Poll `job` as running with `handle`, from now on."""
+        now = self.clock.monotonic()
+        job.handle = handle
+        job.started_mono = now
+        job.started_at = started_at
+        job.interval = job.planned.job.poll_interval
+        job.next_poll = now
+
+    def _set(self, job: JobRun, state: JobState, **extra: Any) -> None:
+        self.index.move(job, state)
+        self._emit(job, **extra)
+
+    def _emit(self, job: JobRun, **extra: Any) -> None:
+        spec = job.planned.job
+        now = self.clock.monotonic()
+        elapsed = round(now - job.started_mono, 3) if job.started_mono is not None else None
+        fields: dict[str, Any] = {
+            "job": job.name,
+            "pool": spec.pool,
+            "mode": spec.mode,
+            "status": job.state,
+            "elapsed": elapsed,
+            "attempt": job.attempts,
+        }
+        if job.error:
+            fields["reason"] = job.error
+        fields.update(extra)
+        bad = job.state.is_unsuccessful or job.state in (JobState.SKIPPED, JobState.UNCLEAR)
+        getattr(log, "warning" if bad else "info")(f"job_{job.state}", **fields)
+        for listener in self.listeners:
+            listener(self.state, job)

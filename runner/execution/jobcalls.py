@@ -1,0 +1,289 @@
+"""The executor's requests and what each answer does to a job: execute, settle, poll, observe.
+
+Every handler runs on the scheduling thread (the CallRunner hands results
+back); none reads time except through the injected clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import structlog
+
+from runner.api.client import ExecutionHandle, JobStatus, Observation, Settlement
+from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError, UnclearExecuteError
+from runner.execution.base import JobsApi
+from runner.execution.policy import CANCEL_POLL_INTERVAL, FailurePolicy
+from runner.execution.runstate import JobRun, JobState
+from runner.execution.settling import unclear_message
+from runner.manifest.durations import format_duration
+
+__all__ = ["JobCalls", "JobsApi"]
+
+log = structlog.get_logger(__name__)
+
+BACKOFF_FRACTION = 0.05
+"""A running job is polled at least every BACKOFF_FRACTION of its elapsed time (within limits)."""
+
+
+class JobCalls(FailurePolicy):
+    # -- execute -------------------------------------------------------------------
+
+    def _execute_all(self, jobs: list[JobRun]) -> None:
+        reads: dict[str, _SharedRead] = {}
+        for job in jobs:
+            pool_id = job.planned.job.pool_id
+            read = reads.setdefault(
+                pool_id, _SharedRead(functools.partial(self.api.pool_entries, pool_id))
+            )
+            self._execute(job, read)
+
+    def _execute(self, job: JobRun, pool_read: _SharedRead) -> None:
+        spec = job.planned.job
+
+        def execute() -> ExecutionHandle:
+            entries = pool_read.get()
+            return self.api.execute(spec.pool_id, spec.job_id, spec.mode, pool_entries=entries)
+
+        def done(future: Future[ExecutionHandle]) -> None:
+            error = future.exception()
+            if error is None:
+                self._executed(job, future.result())
+            elif isinstance(error, ApiError):
+                self._execute_failed(job, error)
+            else:
+                raise error
+
+        self.calls.submit(execute, done)
+
+    def _executed(self, job: JobRun, handle: ExecutionHandle) -> None:
+        job.attempts += 1
+        self._executes_out = True
+        self._watch(job, handle, self.clock.time())
+        job.started_mono = handle.triggered_at
+        job.next_poll = self.clock.monotonic() + job.planned.job.poll_interval
+        self._set(job, JobState.RUNNING, posts=handle.attempts)
+        if self.stopping.reason is not None and self.cancel_on_stop:
+            self._cancel(job, self.stopping.reason)
+
+    def _execute_failed(self, job: JobRun, error: ApiError) -> None:
+        if isinstance(error, UnclearExecuteError):
+            job.attempts += 1
+            self._executes_out = True
+            self._emit(job, note=f"the execute's outcome is unclear ({error}); settling it")
+            self._begin_settling(job, error.handle)
+        elif isinstance(error, JobBusyError):
+            self._wait_for_other(job, error)
+        elif isinstance(error, AuthError) and (not self._executes_out or error.status == 401):
+            # refused, so this one did not start; before any execute of ours went out nothing
+            # may be running and the run ends at once, later the API is unusable for the rest
+            job.error = f"not started: the credential was refused ({error})"
+            self._set(job, JobState.NOT_STARTED)
+            self.stopping.abort(error, now=self.clock.monotonic(), hard=self._executes_out)
+        elif isinstance(error, NotFoundError | AuthError) and error.status in (403, 404):
+            self._finish_job(job, JobState.FAILED, str(error))
+        else:
+            # The request may have reached Celonis before the API failed: the job stays
+            # "starting" (in the state file too), and a resume settles it before acting.
+            self._executes_out = True
+            job.error = (
+                "may be running in Celonis: the execute request failed with an unclear outcome"
+                f" ({error}); run --resume checks it"
+            )
+            self.stopping.abort(error, now=self.clock.monotonic(), hard=True)
+            self._wake.set()
+
+    def _wait_for_other(self, job: JobRun, error: JobBusyError) -> None:
+        now = self.clock.monotonic()
+        job.waiting_since = job.waiting_since or now
+        job.remote_status = error.job_status.status
+        job.interval = job.planned.job.poll_interval
+        job.next_poll = now + job.interval
+        self._set(
+            job,
+            JobState.WAITING,
+            remote_status=error.job_status.status,
+            note="already running in Celonis (started by someone else); ours starts when it ends",
+        )
+
+    # -- settle an unclear execute ---------------------------------------------------
+
+    def _begin_settling(self, job: JobRun, handle: ExecutionHandle) -> None:
+        now = self.clock.monotonic()
+        job.handle = handle
+        job.next_poll = now
+        self._settling[job.name] = job
+        self._settle_since[job.name] = now
+
+    def _settle_due(self, now: float) -> None:
+        for job in list(self._settling.values()):
+            if job.name in self._settle_busy or job.next_poll > now:
+                continue
+            self._settle_busy.add(job.name)
+            handle = job.handle
+            assert handle is not None
+
+            def done(future: Future[Settlement], job: JobRun = job) -> None:
+                self._settle_busy.discard(job.name)
+                error = future.exception()
+                if error is not None and not isinstance(error, ApiError):
+                    raise error
+                if isinstance(error, ApiError):
+                    log.warning("job_settle_failed", job=job.name, error=str(error))
+                self._settled(job, Settlement.UNCLEAR if error else future.result())
+
+            self.calls.submit(functools.partial(self._settle, handle), done)
+
+    def _settled(self, job: JobRun, outcome: Settlement) -> None:
+        if job.name not in self._settling or job.state != JobState.STARTING:
+            return
+        now = self.clock.monotonic()
+        if outcome is Settlement.STARTED:
+            del self._settling[job.name]
+            handle = job.handle
+            assert handle is not None
+            self._watch(job, handle, job.started_at or handle.sent_at or self.clock.time())
+            self._set(job, JobState.RUNNING, note="its execute took effect")
+            if self.stopping.reason is not None and self.cancel_on_stop:
+                self._cancel(job, self.stopping.reason)
+        elif outcome is Settlement.NOT_STARTED:
+            del self._settling[job.name]
+            job.handle = None
+            log.info("job_execute_not_started", job=job.name, pool=job.planned.job.pool)
+            stopped = self.stopping.reason
+            job.error = f"not started: {stopped}" if stopped else None
+            self._set(job, JobState.NOT_STARTED if stopped else JobState.PENDING)
+        elif now - self._settle_since[job.name] >= job.planned.job.timeout:
+            self._finish_job(job, JobState.UNCLEAR, unclear_message(job))
+        else:
+            job.next_poll = now + job.planned.job.poll_interval
+
+    # -- polling -------------------------------------------------------------------
+
+    def _poll_due(self, now: float) -> None:
+        for pool, polled in self.index.polled.items():
+            if not polled or pool in self._polling or self.index.pool_due.get(pool, now) > now:
+                continue
+            self._polling.add(pool)
+            jobs = list(polled.values())
+            pool_id = jobs[0].planned.job.pool_id
+            ids = [j.planned.job.job_id for j in jobs]
+            done = functools.partial(self._polled, pool, jobs)
+            self.calls.submit(functools.partial(self.api.pool_statuses, pool_id, ids), done)
+
+    def _polled(self, pool: str, jobs: list[JobRun], future: Future[dict[str, JobStatus]]) -> None:
+        self._polling.discard(pool)
+        error = future.exception()
+        if isinstance(error, ApiError):
+            self.stopping.abort(error, now=self.clock.monotonic(), hard=True)
+            self._wake.set()
+            return
+        if error is not None:
+            raise error
+        statuses = future.result()
+        for job in jobs:
+            status = statuses.get(job.planned.job.job_id)
+            if status is None or job.name in self._reason_pending:
+                continue
+            if job.state in (JobState.RUNNING, JobState.WAITING):
+                self._observe(job, status)
+        self.index.pool_due[pool] = min(
+            (j.next_poll for j in self.index.polled[pool].values()),
+            default=self.clock.monotonic(),
+        )
+
+    def _observe(self, job: JobRun, status: JobStatus) -> None:
+        spec = job.planned.job
+        if status.status != job.remote_status:
+            if status.is_unknown:
+                log.warning(
+                    "job_status_unknown", job=job.name, pool=spec.pool, status=status.status
+                )
+            job.remote_status = status.status
+        if job.state == JobState.WAITING:
+            self._observe_other(job, status)
+            return
+        assert job.handle is not None
+        seen = job.handle.observe(status, seen_active=job.seen_active)
+        if seen is Observation.ACTIVE:
+            job.seen_active = True
+        if seen is Observation.FINISHED:
+            self._ended(job, status.status)
+            return
+        now = self.clock.monotonic()
+        elapsed = now - (job.started_mono or now)
+        backoff = min(spec.max_poll_interval, max(spec.poll_interval, elapsed * BACKOFF_FRACTION))
+        job.interval = CANCEL_POLL_INTERVAL if job.cancel_reason else backoff
+        job.next_poll = now + job.interval
+
+    def _observe_other(self, job: JobRun, status: JobStatus) -> None:
+        if not status.in_progress:
+            log.info(
+                "job_external_run_ended",
+                job=job.name,
+                pool=job.planned.job.pool,
+                status=status.status,
+            )
+            self._set(job, JobState.PENDING)
+            self._wake.set()
+        else:
+            job.next_poll = self.clock.monotonic() + job.interval
+
+    def _ended(self, job: JobRun, outcome: str | None) -> None:
+        """Celonis shows our execution ended: the only way a job gets a final remote outcome."""
+        if outcome == "SUCCESS":
+            self._finish_job(job, JobState.SUCCEEDED, None)
+        elif outcome == "FAIL":
+            self._fetch_failure_reason(job)
+        elif job.name in self._timed_out:
+            limit = format_duration(job.planned.job.timeout)
+            self._finish_job(
+                job, JobState.TIMED_OUT, f"timed out after {limit}; cancelled in Celonis"
+            )
+        elif job.cancel_reason is not None:
+            # fail-fast's and a stop's cancellations: what waited on it is "not started"
+            self._finish_job(
+                job, JobState.CANCELLED, f"cancelled: {job.cancel_reason}", propagate=False
+            )
+        else:
+            self._finish_job(job, JobState.CANCELLED, f"ended as {outcome} in Celonis")
+
+    def _fetch_failure_reason(self, job: JobRun) -> None:
+        """Read why it failed, then end it: its failure is logged before its dependents' skips."""
+        spec = job.planned.job
+        self._reason_pending.add(job.name)
+
+        def done(future: Future[str | None]) -> None:
+            self._reason_pending.discard(job.name)
+            error = future.exception()
+            if isinstance(error, ApiError):
+                log.warning("job_failure_reason_unavailable", job=job.name, error=str(error))
+            elif error is not None:
+                raise error
+            reason = None if error is not None else future.result()
+            message = f"FAIL: {reason}" if reason else "FAIL (Celonis gave no reason)"
+            self._finish_job(job, JobState.FAILED, message)
+
+        self.calls.submit(
+            functools.partial(self.api.failure_reason, spec.pool_id, spec.job_id), done
+        )
+
+
+class _SharedRead:
+    """One pool's `logs/status`, read once for a batch of executes by whichever needs it first."""
+
+    def __init__(self, read: Callable[[], dict[str, JobStatus] | None]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._done = False
+        self._value: dict[str, JobStatus] | None = None
+
+    def get(self) -> dict[str, JobStatus] | None:
+        with self._lock:  # the others wait for the first read instead of repeating it
+            if not self._done:
+                self._value = self._read()
+                self._done = True
+            return self._value

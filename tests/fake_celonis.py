@@ -1,0 +1,183 @@
+"""A fake Celonis jobs API on a fake clock, for driving the executor without threads or sleeps.
+
+Each execute starts a run that lasts `durations[job]` seconds of the fake
+clock and ends with `outcomes[job]` (SUCCESS by default). Every call is
+recorded in `calls` as (time, method, job_id), so tests assert what the
+executor decided and when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from runner.api.client import ExecutionHandle, ExecutionInfo, JobStatus, Settlement
+from runner.api.errors import ApiError, AuthError, JobBusyError, ServerError
+from runner.manifest.model import Connection as ManifestConnection
+from runner.manifest.model import Job, Manifest, Mode, Pool
+from runner.plan.build import Plan, build_plan
+from tests.emulator_fixtures import FakeClock
+
+
+@dataclass
+class Run:
+    start: float
+    duration: float
+    outcome: str
+    number: int
+    cancel_at: float | None = None
+
+
+@dataclass
+class FakeCelonis:
+    clock: FakeClock
+    durations: dict[str, float] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    default_duration: float = 60.0
+    cancel_delay: float = 3.0
+    cancel_fails: set[str] = field(default_factory=set)
+    """Cancels of these jobs answer 503."""
+    cancel_ignored: set[str] = field(default_factory=set)
+    """Cancels of these jobs are accepted but never take effect."""
+    refuse_credential: bool = False
+    busy_until: dict[str, float] = field(default_factory=dict)
+    """Someone else's run of the job, active until this time."""
+    execute_errors: dict[str, list[ApiError]] = field(default_factory=dict)
+    """Raised by the next executes of a job (the run still starts when `takes_effect`)."""
+    takes_effect: set[str] = field(default_factory=set)
+    settlements: dict[str, list[Settlement]] = field(default_factory=dict)
+    status_error_after: float | None = None
+    calls: list[tuple[float, str, str]] = field(default_factory=list)
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+    def _record(self, method: str, job_id: str = "") -> None:
+        self.calls.append((self.clock.monotonic(), method, job_id))
+        if self.refuse_credential:
+            raise AuthError("HTTP 401: the API key was refused", status=401)
+
+    def status(self, job_id: str) -> JobStatus:
+        now = self.clock.monotonic()
+        if self.busy_until.get(job_id, -1.0) > now:
+            return JobStatus(job_id, "RUNNING")
+        runs = self.runs.get(job_id)
+        if not runs:
+            return JobStatus(job_id, None)
+        run = runs[-1]
+        marker = f"{job_id}-{run.number}"
+        if run.cancel_at is not None and now >= run.cancel_at and now < run.start + run.duration:
+            return JobStatus(job_id, "CANCEL", current_execution_id=marker)
+        if now < run.start + run.duration:
+            return JobStatus(job_id, "RUNNING", current_execution_id=marker)
+        return JobStatus(job_id, run.outcome, current_execution_id=marker)
+
+    def start_run(self, job_id: str) -> None:
+        """A run of the job begins now (as if an execute took effect)."""
+        runs = self.runs.setdefault(job_id, [])
+        duration = self.durations.get(job_id, self.default_duration)
+        outcome = self.outcomes.get(job_id, "SUCCESS")
+        runs.append(Run(self.clock.monotonic(), duration, outcome, len(runs) + 1))
+
+    def execute(
+        self,
+        pool_id: str,
+        job_id: str,
+        mode: Mode,
+        *,
+        pool_entries: Mapping[str, JobStatus] | None = None,
+    ) -> ExecutionHandle:
+        self._record("execute", job_id)
+        before = self.status(job_id)
+        if before.in_progress:
+            raise JobBusyError(before, pool_id=pool_id)
+        errors = self.execute_errors.get(job_id)
+        if errors:
+            if job_id in self.takes_effect:
+                self.start_run(job_id)
+            raise errors.pop(0)
+        self.start_run(job_id)
+        now = self.clock.monotonic()
+        return ExecutionHandle(pool_id, job_id, mode, before, now, 1, sent_at=self.clock.time())
+
+    def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None:
+        self._record("pool_entries")
+        return None
+
+    def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None:
+        self._record("latest_execution", job_id)
+        return None
+
+    def pool_statuses(self, pool_id: str, job_ids: Iterable[str]) -> dict[str, JobStatus]:
+        ids = list(job_ids)
+        for job_id in ids:
+            self._record("status", job_id)
+        after = self.status_error_after
+        if after is not None and self.clock.monotonic() >= after:
+            raise ServerError("HTTP 503: service unavailable", status=503)
+        return {job_id: self.status(job_id) for job_id in ids}
+
+    def cancel(self, pool_id: str, job_id: str) -> None:
+        self._record("cancel", job_id)
+        if job_id in self.cancel_fails:
+            raise ServerError("HTTP 503: service unavailable", status=503)
+        if job_id not in self.cancel_ignored and self.runs.get(job_id):
+            self.runs[job_id][-1].cancel_at = self.clock.monotonic() + self.cancel_delay
+
+    def failure_reason(self, pool_id: str, job_id: str) -> str | None:
+        self._record("failure_reason", job_id)
+        return "table T missing"
+
+    def settle(self, handle: ExecutionHandle) -> Settlement:
+        self._record("settle", handle.job_id)
+        answers = self.settlements.get(handle.job_id)
+        return answers.pop(0) if answers else Settlement.UNCLEAR
+
+    # -- what tests read --------------------------------------------------------
+
+    def times(self, method: str, job_id: str = "") -> list[float]:
+        return [t for t, m, j in self.calls if m == method and (not job_id or j == job_id)]
+
+    def max_concurrent(self, job_ids: Iterable[str]) -> int:
+        """Most runs of these jobs active at one moment (cancelled runs end at their cancel)."""
+        edges: list[tuple[float, int]] = []
+        for job_id in job_ids:
+            for run in self.runs.get(job_id, []):
+                end = run.start + run.duration
+                if run.cancel_at is not None:
+                    end = min(end, run.cancel_at)
+                edges += [(run.start, 1), (end, -1)]
+        best = current = 0
+        for _, step in sorted(edges):
+            current += step
+            best = max(best, current)
+        return best
+
+
+def job(name: str, *depends_on: str, pool: str = "sap", **fields: object) -> Job:
+    return Job(
+        name=name,
+        pool=pool,
+        pool_id=f"pool-{pool}",
+        job_id=name,
+        depends_on=depends_on,
+        poll_interval=10.0,
+        max_poll_interval=60.0,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def plan_of(
+    *jobs: Job,
+    limits: Mapping[str, int | None] | None = None,
+    max_parallel: int | None = None,
+    select: tuple[str, ...] = (),
+) -> Plan:
+    pools = {j.pool: Pool(j.pool, f"pool-{j.pool}", (limits or {}).get(j.pool)) for j in jobs}
+    manifest = Manifest(
+        path="jobs.yaml",
+        sha256="0" * 64,
+        version=1,
+        connection=ManifestConnection(team="acme", realm="eu-1"),
+        pools=pools,
+        jobs={j.name: j for j in jobs},
+    )
+    return build_plan(manifest, select=select, max_parallel=max_parallel)

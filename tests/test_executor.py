@@ -1,0 +1,492 @@
+"""The executor's scheduling decisions, driven with the fake clock and a fake API: no threads,
+no sleeps (calls run inline; time moves only when the executor waits)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from structlog.testing import capture_logs
+
+from runner.api.client import ExecutionHandle, JobStatus, Settlement
+from runner.api.errors import AuthError, ServerError, UnclearExecuteError
+from runner.execution.executor import Executor
+from runner.execution.io import InlineCalls, OnDone
+from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
+from runner.execution.settling import settle_by_reads
+from runner.plan.build import Plan
+from tests.emulator_fixtures import FakeClock
+from tests.fake_celonis import FakeCelonis, job, plan_of
+
+T0 = 1000.0
+"""The fake clock's start."""
+
+
+def executor(plan: Plan, api: FakeCelonis, **options: Any) -> Executor:
+    return Executor(plan, api, api.clock, calls=InlineCalls, **options)
+
+
+def run(plan: Plan, api: FakeCelonis, **options: Any) -> RunState:
+    return executor(plan, api, **options).run()
+
+
+def states(state: RunState) -> dict[str, JobState]:
+    return {name: j.state for name, j in state.jobs.items()}
+
+
+def may_still_run(state: RunState) -> set[str]:
+    """What reports list as "may still be running in Celonis"."""
+    return {n for n, j in state.jobs.items() if j.report_status in ("running", "unclear")}
+
+
+def fake(**fields: Any) -> FakeCelonis:
+    return FakeCelonis(FakeClock(), **fields)
+
+
+# -- starting -----------------------------------------------------------------------
+
+
+def test_a_job_starts_in_the_pass_that_sees_its_last_dependency_end() -> None:
+    api = fake(durations={"a": 45.0, "b": 30.0})
+    state = run(plan_of(job("a"), job("b", "a")), api)
+    assert states(state) == {"a": JobState.SUCCEEDED, "b": JobState.SUCCEEDED}
+    (b_started,) = api.times("execute", "b")
+    seen_end = [t for t in api.times("status", "a") if t >= T0 + 45.0]
+    assert b_started == seen_end[0]  # the read that saw a end, then b at once
+    assert seen_end[0] - (T0 + 45.0) <= 10.0  # within one poll interval of a's end
+
+
+def test_pool_limit_and_max_parallel_are_kept_and_used() -> None:
+    jobs = [job(f"s{i}") for i in range(5)] + [job(f"c{i}", pool="crm") for i in range(5)]
+    api = fake()
+    state = run(plan_of(*jobs, limits={"sap": 2}), api)
+    assert set(states(state).values()) == {JobState.SUCCEEDED}
+    assert api.max_concurrent(f"s{i}" for i in range(5)) == 2
+    assert api.max_concurrent(f"c{i}" for i in range(5)) == 5
+
+    api = fake()
+    run(plan_of(*jobs, limits={"sap": 2}, max_parallel=3), api)
+    assert api.max_concurrent([j.name for j in jobs]) == 3
+
+
+def test_a_job_that_waits_for_a_slot_says_so_once() -> None:
+    api = fake()
+    with capture_logs() as logs:
+        run(plan_of(job("a"), job("b"), job("c"), limits={"sap": 1}), api)
+    waits = [e for e in logs if e["event"] == "job_waiting_for_slot"]
+    assert [(e["job"], e["reason"]) for e in waits] == [
+        ("b", "1/1 running in sap"),
+        ("c", "1/1 running in sap"),
+    ]
+
+
+def test_max_parallel_wait_is_announced() -> None:
+    api = fake()
+    with capture_logs() as logs:
+        run(plan_of(job("a"), job("b", pool="crm"), max_parallel=1), api)
+    waits = [(e["job"], e["reason"]) for e in logs if e["event"] == "job_waiting_for_slot"]
+    assert waits == [("b", "1/1 running (max_parallel)")]
+
+
+def test_a_selection_warns_about_dependencies_assumed_done() -> None:
+    api = fake()
+    plan = plan_of(job("a"), job("b", "a"), job("c", "b"), select=("c",))
+    with capture_logs() as logs:
+        run(plan, api)
+    (warning,) = [e for e in logs if e["event"] == "dependencies_assumed_done"]
+    assert warning["jobs"] == ["b"] and warning["log_level"] == "warning"
+
+
+def test_attempt_counts_only_our_executes() -> None:
+    api = fake(busy_until={"a": T0 + 25.0})
+    state = run(plan_of(job("a")), api)
+    a = state.jobs["a"]
+    assert a.state == JobState.SUCCEEDED
+    assert len(api.runs["a"]) == 1 and a.attempts == 1
+    assert len(api.times("execute", "a")) == 2  # refused once: someone else's run
+
+
+# -- failures ---------------------------------------------------------------------
+
+
+def test_a_failure_skips_its_dependents_only_and_is_logged_first() -> None:
+    api = fake(outcomes={"a": "FAIL"})
+    plan = plan_of(job("a"), job("b", "a"), job("c", "b"), job("d"))
+    with capture_logs() as logs:
+        state = run(plan, api)
+    assert states(state) == {
+        "a": JobState.FAILED,
+        "b": JobState.SKIPPED,
+        "c": JobState.SKIPPED,
+        "d": JobState.SUCCEEDED,
+    }
+    assert state.jobs["a"].error == "FAIL: table T missing"
+    assert state.status == "failed"
+    order = [e["event"] for e in logs if e["event"] in ("job_failed", "job_skipped")]
+    assert order == ["job_failed", "job_skipped", "job_skipped"]
+    assert not api.times("execute", "b")
+
+
+def test_allow_failure_lets_dependents_run() -> None:
+    api = fake(outcomes={"a": "FAIL"})
+    state = run(plan_of(job("a", allow_failure=True), job("b", "a")), api)
+    assert states(state) == {"a": JobState.FAILED, "b": JobState.SUCCEEDED}
+    assert state.status == "succeeded"
+
+
+def test_fail_fast_cancels_and_waits_for_celonis_to_confirm() -> None:
+    api = fake(outcomes={"a": "FAIL"}, durations={"a": 20.0, "b": 600.0})
+    plan = plan_of(job("a"), job("b", pool="crm"), job("c", "b", pool="crm"))
+    confirmations: list[tuple[float, JobState]] = []
+
+    def listen(state: RunState, j: JobRun) -> None:
+        if j.name == "b":
+            confirmations.append((api.clock.monotonic(), j.state))
+
+    state = run(plan, api, fail_fast=True, listeners=[listen])
+    (cancel_at,) = api.times("cancel", "b")
+    assert states(state) == {
+        "a": JobState.FAILED,
+        "b": JobState.CANCELLED,
+        "c": JobState.NOT_STARTED,
+    }
+    ended_at, ended = confirmations[-1]
+    assert ended == JobState.CANCELLED and ended_at >= cancel_at + api.cancel_delay
+    assert ended_at - (cancel_at + api.cancel_delay) <= 2.0  # read at the short interval
+    assert state.jobs["b"].cancel_reason == "--fail-fast after a failed"
+    assert state.status == "failed" and may_still_run(state) == set()
+
+
+def test_a_failing_cancel_leaves_the_job_watched_until_it_ends() -> None:
+    api = fake(outcomes={"a": "FAIL"}, durations={"a": 20.0, "b": 50.0}, cancel_fails={"b"})
+    state = run(plan_of(job("a"), job("b", pool="crm")), api, fail_fast=True)
+    assert api.times("cancel", "b")
+    assert state.jobs["b"].state == JobState.SUCCEEDED  # not "cancelled": Celonis ran it
+
+
+def test_an_unconfirmed_cancel_is_still_running_when_the_grace_ends() -> None:
+    api = fake(outcomes={"a": "FAIL"}, durations={"a": 20.0, "b": 900.0}, cancel_ignored={"b"})
+    state = run(plan_of(job("a"), job("b", pool="crm")), api, fail_fast=True, grace=30.0)
+    assert state.jobs["b"].state == JobState.RUNNING
+    assert may_still_run(state) == {"b"}
+    assert api.clock.monotonic() <= T0 + 20.0 + 10.0 + 30.0 + 1.0
+
+
+def test_fail_fast_does_not_wait_for_someone_elses_run() -> None:
+    api = fake(busy_until={"busy": T0 + 36000.0}, outcomes={"broken": "FAIL"})
+    plan = plan_of(job("busy"), job("broken", pool="crm"))
+    state = run(plan, api, fail_fast=True)
+    assert states(state) == {"busy": JobState.NOT_STARTED, "broken": JobState.FAILED}
+    assert state.jobs["busy"].error == "not started: --fail-fast after broken failed"
+    assert "busy" not in api.runs and api.clock.monotonic() - T0 < 120.0
+
+
+# -- timeouts -----------------------------------------------------------------------
+
+
+def test_a_timeout_is_reported_once_celonis_confirms_the_cancel() -> None:
+    api = fake(durations={"a": 3600.0})
+    state = run(plan_of(job("a", timeout=600.0), job("b", "a")), api)
+    a = state.jobs["a"]
+    assert a.state == JobState.TIMED_OUT
+    assert a.error == "timed out after 10m; cancelled in Celonis"
+    (cancel_at,) = api.times("cancel", "a")
+    assert T0 + 600.0 <= cancel_at <= T0 + 600.0 + 1.0
+    assert state.jobs["b"].state == JobState.SKIPPED
+
+
+def test_a_timeout_whose_cancel_is_never_confirmed_ends_unclear() -> None:
+    api = fake(durations={"a": 3600.0}, cancel_ignored={"a"})
+    state = run(plan_of(job("a", timeout=600.0)), api, grace=60.0)
+    a = state.jobs["a"]
+    assert a.state == JobState.UNCLEAR and "did not confirm the cancel" in (a.error or "")
+    assert may_still_run(state) == {"a"}
+
+
+def test_waiting_for_someone_elses_run_times_out_without_a_cancel() -> None:
+    api = fake(busy_until={"busy": T0 + 36000.0})
+    state = run(plan_of(job("busy", timeout=1200.0)), api)
+    busy = state.jobs["busy"]
+    assert busy.state == JobState.TIMED_OUT
+    assert busy.error == "an execution started outside this run was still running after 20m"
+    assert not api.times("cancel") and "busy" not in api.runs  # not ours to cancel
+
+
+# -- stopping --------------------------------------------------------------------------
+
+
+def stop_when_running(name: str, *, hard: bool = False) -> tuple[list[Executor], Any]:
+    holder: list[Executor] = []
+
+    def listen(state: RunState, j: JobRun) -> None:
+        if j.name == name and j.state == JobState.RUNNING:
+            holder[0].request_stop("SIGINT received", hard=hard)
+
+    return holder, listen
+
+
+def test_stop_cancels_confirms_and_starts_nothing_new() -> None:
+    api = fake(durations={"a": 600.0})
+    holder, listen = stop_when_running("a")
+    ex = executor(plan_of(job("a"), job("b", "a"), job("c", "a")), api, listeners=[listen])
+    holder.append(ex)
+    state = ex.run()
+    assert states(state) == {
+        "a": JobState.CANCELLED,
+        "b": JobState.NOT_STARTED,
+        "c": JobState.NOT_STARTED,
+    }
+    assert state.status == "interrupted" and state.stop_reason == "SIGINT received"
+    assert may_still_run(state) == set()
+    assert api.clock.monotonic() - T0 <= api.cancel_delay + 2.0  # no waiting out the grace
+
+
+def test_stop_ends_after_the_grace_with_unconfirmed_jobs_running() -> None:
+    api = fake(durations={"a": 600.0}, cancel_ignored={"a"})
+    holder, listen = stop_when_running("a")
+    ex = executor(plan_of(job("a"), job("b", "a")), api, listeners=[listen], grace=20.0)
+    holder.append(ex)
+    state = ex.run()
+    assert states(state) == {"a": JobState.RUNNING, "b": JobState.NOT_STARTED}
+    assert may_still_run(state) == {"a"}
+    assert api.clock.monotonic() - T0 == 20.0
+    assert len(api.times("status", "a")) >= 10  # read at the short interval during the grace
+
+
+def test_hard_stop_ends_at_once() -> None:
+    api = fake(durations={"a": 600.0})
+    holder, listen = stop_when_running("a", hard=True)
+    ex = executor(plan_of(job("a"), job("b", "a")), api, listeners=[listen])
+    holder.append(ex)
+    state = ex.run()
+    assert states(state) == {"a": JobState.RUNNING, "b": JobState.NOT_STARTED}
+    assert may_still_run(state) == {"a"}  # its execute went out
+    assert api.clock.monotonic() == T0
+
+
+def test_stop_without_cancel_leaves_jobs_running() -> None:
+    api = fake(durations={"a": 600.0})
+    holder, listen = stop_when_running("a")
+    ex = executor(plan_of(job("a")), api, listeners=[listen], cancel_on_stop=False)
+    holder.append(ex)
+    state = ex.run()
+    assert state.jobs["a"].state == JobState.RUNNING and not api.times("cancel")
+
+
+# -- the API refuses or fails ---------------------------------------------------------------
+
+
+def test_a_refused_credential_stops_the_run_with_nothing_started() -> None:
+    api = fake(refuse_credential=True)
+    plan = plan_of(job("a"), job("b"), job("c", "a"), job("d", pool="crm"))
+    state = run(plan, api)
+    assert set(states(state).values()) == {JobState.NOT_STARTED}
+    assert state.status == "api_error" and "401" in (state.error or "")
+    assert may_still_run(state) == set()
+    assert all(j.attempts == 0 for j in state.jobs.values())
+    assert api.clock.monotonic() == T0  # at once
+
+
+def test_an_api_failing_mid_run_lists_only_executed_jobs_as_running() -> None:
+    api = fake(status_error_after=30.0)
+    state = run(plan_of(job("a"), job("b", "a")), api)
+    assert state.status == "api_error"
+    assert states(state) == {"a": JobState.RUNNING, "b": JobState.NOT_STARTED}
+    assert may_still_run(state) == {"a"}
+
+
+# -- unclear executes and resume ----------------------------------------------------------
+
+
+def unclear(job_id: str, clock: FakeClock) -> UnclearExecuteError:
+    handle = ExecutionHandle(
+        "pool-sap",
+        job_id,
+        "DELTA",
+        JobStatus(job_id, None),
+        clock.monotonic(),
+        1,
+        sent_at=clock.time(),
+    )
+    return UnclearExecuteError("the execute timed out", handle=handle)
+
+
+def test_an_unclear_execute_is_settled_then_watched_not_sent_again() -> None:
+    api = fake(takes_effect={"a"})
+    api.execute_errors["a"] = [unclear("a", api.clock)]
+    api.settlements["a"] = [Settlement.UNCLEAR, Settlement.UNCLEAR, Settlement.STARTED]
+    state = run(plan_of(job("a"), job("b", "a")), api)
+    assert states(state) == {"a": JobState.SUCCEEDED, "b": JobState.SUCCEEDED}
+    assert len(api.times("execute", "a")) == 1 and len(api.runs["a"]) == 1
+    settles = api.times("settle", "a")
+    assert len(settles) == 3 and settles[1] - settles[0] == 10.0  # once per poll round
+
+
+def test_an_unclear_execute_settled_not_started_is_started_again() -> None:
+    api = fake()
+    api.execute_errors["a"] = [unclear("a", api.clock)]
+    api.settlements["a"] = [Settlement.NOT_STARTED]
+    state = run(plan_of(job("a")), api)
+    assert state.jobs["a"].state == JobState.SUCCEEDED
+    assert len(api.times("execute", "a")) == 2 and len(api.runs["a"]) == 1
+
+
+def test_an_execute_that_stays_unclear_ends_unclear_at_its_timeout() -> None:
+    api = fake(takes_effect={"a"})
+    api.execute_errors["a"] = [unclear("a", api.clock)]
+    state = run(plan_of(job("a", timeout=120.0), job("b", "a")), api)
+    a = state.jobs["a"]
+    assert a.state == JobState.UNCLEAR
+    assert "check the execution history of job a in pool pool-sap" in (a.error or "")
+    assert state.jobs["b"].state == JobState.SKIPPED
+    assert len(api.times("execute", "a")) == 1 and may_still_run(state) == {"a"}
+
+
+def test_a_stop_while_an_execute_is_unclear_leaves_it_may_be_running() -> None:
+    api = fake(takes_effect={"a"})
+    api.execute_errors["a"] = [unclear("a", api.clock)]
+    holder: list[Executor] = []
+
+    def listen(state: RunState, j: JobRun) -> None:
+        if j.name == "b" and j.state == JobState.RUNNING:
+            holder[0].request_stop("SIGTERM received")
+
+    ex = executor(plan_of(job("a"), job("b", pool="crm")), api, listeners=[listen], grace=30.0)
+    holder.append(ex)
+    state = ex.run()
+    assert state.jobs["a"].state == JobState.STARTING  # never settled: it may have started
+    assert may_still_run(state) == {"a"} and state.status == "interrupted"
+    assert len(api.times("settle", "a")) >= 3  # still settled during the grace period
+
+
+def test_resume_settles_an_uncertain_job_the_same_way() -> None:
+    api = fake()
+    api.runs["a"] = []
+    api.start_run("a")  # the earlier run's execute took effect
+    api.settlements["a"] = [Settlement.UNCLEAR, Settlement.STARTED]
+    resume = ResumeFrom(uncertain={"a": api.clock.time() - 5.0})
+    state = run(plan_of(job("a"), job("b", "a")), api, resume=resume)
+    assert states(state) == {"a": JobState.SUCCEEDED, "b": JobState.SUCCEEDED}
+    assert not api.times("execute", "a") and len(api.times("settle", "a")) == 2
+
+
+def test_resume_starts_an_uncertain_job_only_on_evidence_it_did_not_start() -> None:
+    api = fake()
+    api.settlements["a"] = [Settlement.UNCLEAR, Settlement.NOT_STARTED]
+    resume = ResumeFrom(uncertain={"a": api.clock.time() - 5.0})
+    state = run(plan_of(job("a")), api, resume=resume)
+    assert state.jobs["a"].state == JobState.SUCCEEDED
+    (execute_at,) = api.times("execute", "a")
+    assert execute_at > api.times("settle", "a")[1] - 1e-9
+
+
+def test_a_resumed_running_job_is_taken_up_without_an_execute() -> None:
+    api = fake()
+    api.start_run("a")
+    handle = ExecutionHandle("pool-sap", "a", "DELTA", JobStatus("a", None), 0.0, 1)
+    state = run(plan_of(job("a")), api, resume=ResumeFrom(running={"a": handle}))
+    assert state.jobs["a"].state == JobState.SUCCEEDED and not api.times("execute")
+
+
+# -- scheduling cost ------------------------------------------------------------------------
+
+
+def test_scheduling_looks_at_each_dependency_once_not_per_pass() -> None:
+    width, layers = 500, 10
+    jobs = []
+    edges = 0
+    for layer in range(layers):
+        for i in range(width):
+            deps = (
+                () if layer == 0 else (f"j{layer - 1}_{i}", f"j{layer - 1}_{(i * 7 + 3) % width}")
+            )
+            edges += len(set(deps))
+            jobs.append(job(f"j{layer}_{i}", *dict.fromkeys(deps), pool=f"p{i % 4}"))
+    api = fake(default_duration=30.0)
+    ex = executor(plan_of(*jobs, limits={"p0": 50}), api)
+    with capture_logs():  # 15,000 events: kept in a list, not formatted
+        state = ex.run()
+    assert len(state.jobs) == 5000
+    assert set(states(state).values()) == {JobState.SUCCEEDED}
+    assert ex.dependency_checks == edges  # a rescan per pass would be millions
+
+
+def test_an_execute_failing_unclearly_is_the_only_job_that_may_run() -> None:
+    api = fake(takes_effect={"a"})
+    api.execute_errors["a"] = [ServerError("HTTP 502: bad gateway", status=502)]
+    state = run(plan_of(job("a"), job("b", "a"), job("c", "a")), api)
+    assert state.status == "api_error"
+    assert states(state) == {
+        "a": JobState.STARTING,
+        "b": JobState.NOT_STARTED,
+        "c": JobState.NOT_STARTED,
+    }
+    assert may_still_run(state) == {"a"}
+    assert "may be running in Celonis" in (state.jobs["a"].error or "")
+
+
+# -- the read-based stand-in for CelonisClient.settle ---------------------------------------
+
+
+def handle_sent_at(sent_at: float) -> ExecutionHandle:
+    return ExecutionHandle.unknown_before("pool-sap", "a", "DELTA", sent_at)
+
+
+def test_settle_by_reads_needs_evidence() -> None:
+    api = fake()
+    sent_at = api.clock.time()
+    api.start_run("a")
+    api.runs["a"][-1].start -= 10_000.0  # an old run, long finished
+    assert settle_by_reads(api, handle_sent_at(sent_at)) is Settlement.NOT_STARTED
+    api.start_run("a")
+    assert settle_by_reads(api, handle_sent_at(sent_at)) is Settlement.STARTED  # running
+
+
+def test_a_credential_refused_mid_run_stops_it_and_that_job_did_not_start() -> None:
+    api = fake(durations={"a": 30.0, "b": 600.0})
+    api.execute_errors["c"] = [AuthError("HTTP 401: the token was refused", status=401)]
+    state = run(plan_of(job("a"), job("b", pool="crm"), job("c", "a")), api)
+    assert state.status == "api_error"
+    assert states(state) == {
+        "a": JobState.SUCCEEDED,
+        "b": JobState.RUNNING,
+        "c": JobState.NOT_STARTED,
+    }
+    assert may_still_run(state) == {"b"}
+
+
+class HeldReasons(InlineCalls):
+    """Inline, except that a failure-reason read answers one pass later (as if in flight)."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__(wake)
+        self.held: list[tuple[Callable[[], Any], OnDone]] = []
+
+    def submit(self, call: Callable[[], Any], on_done: OnDone) -> None:
+        if getattr(getattr(call, "func", None), "__name__", "") == "failure_reason":
+            self.held.append((call, on_done))
+        else:
+            super().submit(call, on_done)
+
+    def collect(self) -> bool:
+        collected = super().collect()
+        held, self.held = self.held, []
+        for call, on_done in held:
+            super().submit(call, on_done)
+        return collected
+
+    def in_flight(self) -> bool:
+        return bool(self.held) or super().in_flight()
+
+
+def test_fail_fast_starts_nothing_while_the_failure_reason_is_read() -> None:
+    api = fake(outcomes={"a": "FAIL"}, durations={"a": 20.0, "x": 20.0})
+    plan = plan_of(job("a"), job("x", pool="crm"), job("b", "x", pool="crm"))
+    state = Executor(plan, api, api.clock, calls=HeldReasons, fail_fast=True).run()
+    assert states(state) == {
+        "a": JobState.FAILED,
+        "x": JobState.SUCCEEDED,
+        "b": JobState.NOT_STARTED,
+    }
+    assert not api.times("execute", "b")
