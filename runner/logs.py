@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from runner.terminal import isatty, use_colour
+
 REDACTED = "***"
 
 
@@ -59,10 +61,12 @@ def secret_like_values(environ: Mapping[str, str]) -> list[str]:
     ]
 
 
-def choose_format(requested: str | None, stream: TextIO) -> str:
+def choose_format(
+    requested: str | None, stream: TextIO, environ: Mapping[str, str] | None = None
+) -> str:
     if requested:
         return requested
-    return "console" if _isatty(stream) else "json"
+    return "console" if isatty(stream) else "json"
 
 
 def configure(
@@ -83,7 +87,7 @@ def configure(
     if log_format == "json":
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        colors = _isatty(stream) and "NO_COLOR" not in environ and environ.get("TERM") != "dumb"
+        colors = use_colour(stream, environ)
         processors.append(structlog.dev.ConsoleRenderer(colors=colors))
     structlog.configure(
         processors=processors,
@@ -91,10 +95,3 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -115,22 +115,14 @@ def open_target(
 def connect(
     manifest: Manifest,
     environ: Mapping[str, str],
-    stderr: TextIO,
+    redactor: logs.Redactor,
     *,
     base_url: str | None = None,
     emulator: bool = False,
     scenario: str | None = None,
-    verbose: int = 0,
 ) -> Iterator[CelonisClient]:
-    """A client for a read-only command (`status`, `plan --check-remote`), logging to `stderr`."""
-    redactor = logs.Redactor(secret_values(manifest, environ))
-    logs.configure(
-        log_format=logs.choose_format(None, stderr),
-        verbosity=verbose,
-        stream=stderr,
-        environ=environ,
-        redactor=redactor,
-    )
+    """A client for a read-only command (`status`, `plan --check-remote`); the command has
+    configured logging with `redactor` (see `logs.configure`)."""
     with open_target(
         manifest, environ, redactor, base_url=base_url, emulator=emulator, scenario=scenario
     ) as target:
@@ -141,3 +133,18 @@ def connect(
             target.clock,
             timeouts=http_timeouts(environ),
         )
+
+
+def command_logging(
+    manifest: Manifest, environ: Mapping[str, str], stream: TextIO, verbose: int = 0
+) -> logs.Redactor:
+    """Logging of a read-only command to `stream`, in the default format; its redactor."""
+    redactor = logs.Redactor(secret_values(manifest, environ))
+    logs.configure(
+        log_format=logs.choose_format(None, stream, environ),
+        verbosity=verbose,
+        stream=stream,
+        environ=environ,
+        redactor=redactor,
+    )
+    return redactor

@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import JOB_1, POOL_A, CliResult
 
 ROOT = Path(__file__).parent.parent
@@ -130,3 +132,78 @@ def test_python_dash_m_and_version() -> None:
         [sys.executable, "-m", "runner", "--version"], capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.startswith("celonis-runner ")
+
+
+def test_commands_are_a_table_each_module_declares_its_arguments() -> None:
+    import importlib
+
+    from runner.cli import COMMANDS, build_parser
+
+    for name, info in COMMANDS.items():
+        module = importlib.import_module(info.module)
+        assert callable(module.add_arguments) and callable(module.main), name
+        assert module.EXAMPLES.count("celonis-runner ") in (2, 3), name
+        parser = build_parser(name)
+        assert parser.parse_args([name]).command == name
+
+
+def test_commands_share_helpers_through_one_module() -> None:
+    commands = ROOT / "runner" / "commands"
+    for path in commands.glob("*.py"):
+        text = path.read_text()
+        for other in ("plan", "check_remote", "status", "run", "validate"):
+            if other != path.stem and other != "plan":
+                assert f"from runner.commands.{other} import" not in text, path
+    assert "runner.commands.plan" not in (commands / "check_remote.py").read_text()
+    assert "runner.commands.plan" not in (commands / "status.py").read_text()
+
+
+def test_version_reads_package_metadata_and_loads_no_yaml() -> None:
+    from importlib import metadata
+
+    code = (
+        "import sys, io; from runner.cli import main; out = io.StringIO(); "
+        "rc = main(['--version'], stdout=out); "
+        "assert not [m for m in sys.modules if m.startswith(('yaml', 'runner.manifest'))], "
+        "sorted(sys.modules); print(out.getvalue(), end=''); sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"celonis-runner {metadata.version('celonis-runner')}\n"
+
+
+def test_main_in_process_never_hard_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a second signal `main` returns; only the entry point calls os._exit."""
+    import os
+
+    from runner import cli
+    from runner.commands import run as run_command
+
+    assert "os._exit" not in (ROOT / "runner" / "commands" / "run.py").read_text()
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(cli, "invoke", lambda argv: cli.Outcome(130, hard_exit=True))
+    with pytest.raises(SystemExit):  # os._exit is patched, so entry goes on
+        cli.entry()
+    assert exits == [130]
+    monkeypatch.setattr(cli, "invoke", lambda argv: cli.Outcome(1))
+    with pytest.raises(SystemExit) as raised:
+        cli.entry()
+    assert raised.value.code == 1 and exits == [130]
+    assert "ctx" in run_command.run.__kwdefaults__
+
+
+def test_connect_leaves_logging_to_the_command() -> None:
+    import structlog
+
+    from runner.logs import Redactor
+    from runner.manifest.loader import load_manifest
+    from runner.target import connect
+
+    manifest = load_manifest(ROOT / "jobs.yaml", {})
+    marker = [structlog.processors.JSONRenderer()]
+    structlog.configure(processors=marker)
+    with connect(manifest, {}, Redactor(), emulator=True) as client:
+        assert client.base_url.startswith("http://127.0.0.1")
+    assert structlog.get_config()["processors"] is marker
+    structlog.reset_defaults()
