@@ -90,11 +90,22 @@ def _version_action(stdout: TextIO) -> type[argparse.Action]:
     return Version
 
 
+def _parser_class(stdout: TextIO, stderr: TextIO) -> type[argparse.ArgumentParser]:
+    class Parser(argparse.ArgumentParser):
+        """Help and usage errors go to the invocation's streams, not always sys.stdout/err."""
+
+        def _print_message(self, message: str, file: object = None) -> None:
+            if message:
+                (stderr if file is sys.stderr or file is None else stdout).write(message)
+
+    return Parser
+
+
 def build_parser(
-    command: str | None = None, stdout: TextIO | None = None
+    command: str | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> argparse.ArgumentParser:
     """The parser; only `command`'s arguments are declared (its module is imported for them)."""
-    parser = argparse.ArgumentParser(
+    parser = _parser_class(stdout or sys.stdout, stderr or sys.stderr)(
         prog="celonis-runner",
         description="Validate, plan and run Celonis data jobs declared in jobs.yaml.",
         epilog=EXIT_CODES,
@@ -106,14 +117,16 @@ def build_parser(
         if name == command:
             module = _module(name)
             child.formatter_class = argparse.RawDescriptionHelpFormatter
-            child.epilog = f"examples:\n{module.EXAMPLES}\n\n{EXIT_CODES}"
+            child.epilog = f"examples:\n{module.EXAMPLES}"
             module.add_arguments(child)
     return parser
 
 
-def parse_args(words: Sequence[str], stdout: TextIO | None = None) -> argparse.Namespace:
+def parse_args(
+    words: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> argparse.Namespace:
     """The parsed command line (SystemExit on --help, --version and usage errors, as argparse)."""
-    return build_parser(_chosen(words), stdout).parse_args(words)
+    return build_parser(_chosen(words), stdout, stderr).parse_args(words)
 
 
 def _module(name: str) -> ModuleType:
@@ -164,7 +177,7 @@ def invoke(
         stderr=stderr or sys.stderr,
     )
     try:
-        args = parse_args(words, ctx.stdout)
+        args = parse_args(words, ctx.stdout, ctx.stderr)
     except SystemExit as exc:  # argparse: --help/--version exit 0, usage errors exit 2
         return Outcome(int(exc.code or 0))
     code = _guarded(args, ctx)

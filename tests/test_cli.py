@@ -207,3 +207,82 @@ def test_connect_leaves_logging_to_the_command() -> None:
         assert client.base_url.startswith("http://127.0.0.1")
     assert structlog.get_config()["processors"] is marker
     structlog.reset_defaults()
+
+
+def test_value_options_do_not_swallow_the_manifest(tmp_path: Path) -> None:
+    from runner.cli import parse_args
+
+    def parsed(line: str) -> tuple[str, str | None, list[str]]:
+        args = parse_args(line.split())
+        return args.file, getattr(args, "resume", None), args.select
+
+    assert parsed("plan --select transform_o2c my.yaml") == ("my.yaml", None, ["transform_o2c"])
+    assert parsed("plan --select a --select b,c x.yml") == ("x.yml", None, ["a", "b,c"])
+    assert parsed("run --resume my.yaml") == ("my.yaml", "latest", [])
+    assert parsed("run my.yaml --resume") == ("my.yaml", "latest", [])
+    assert parsed("run --resume latest my.yaml") == ("my.yaml", "latest", [])
+    assert parsed("run --resume 20260101T000000Z-abcdef") == (
+        "jobs.yaml",
+        "20260101T000000Z-abcdef",
+        [],
+    )
+    existing = tmp_path / "manifest"
+    existing.write_text("")
+    assert parsed(f"run --resume {existing}") == (str(existing), "latest", [])
+    with pytest.raises(SystemExit):
+        parse_args(["run", "a.yaml", "--resume", "b.yaml"])
+
+
+def test_plan_select_then_file_runs(cli: Cli) -> None:
+    result = cli("plan", "--select", "transform_o2c", str(ROOT / "jobs.yaml"), "--format", "json")
+    assert result.code == 0, result.err
+    assert [j["name"] for j in json.loads(result.out)["jobs"]] == ["transform_o2c"]
+
+
+def test_grace_must_not_be_negative(cli: Cli) -> None:
+    result = cli("run", "--grace", "-5", str(ROOT / "jobs.yaml"))
+    assert result.code == 2 and "--grace: must be 0 or more" in result.err
+    assert cli("run", "--grace", "nan", str(ROOT / "jobs.yaml")).code == 2
+
+
+def test_every_command_help_describes_options_and_ends_with_examples() -> None:
+    from runner.cli import COMMANDS, build_parser
+
+    descriptions = set()
+    for name, info in COMMANDS.items():
+        parser = build_parser(name)
+        child = next(a for a in parser._actions if a.dest == "command").choices[name]  # type: ignore[attr-defined]
+        text = child.format_help()
+        descriptions.add(info.summary)
+        assert "\n" not in info.summary and info.summary in text
+        for action in child._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help"
+        if any(a.dest in ("file", "files") for a in child._actions):
+            assert "default: jobs.yaml" in text, name
+        if any("--format" in a.option_strings for a in child._actions):
+            assert "(default: " in next(
+                a.help for a in child._actions if "--format" in a.option_strings
+            )
+        tail = text.rstrip().split("examples:\n")[-1].splitlines()
+        assert 2 <= len(tail) <= 3 and all(
+            line.strip().startswith(f"celonis-runner {name}") for line in tail
+        ), name
+    assert len(descriptions) == len(COMMANDS)
+
+
+def test_missing_jobs_yaml_suggests_jobs_yml(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "jobs.yml").write_text((ROOT / "jobs.yaml").read_text())
+    missing = tmp_path / "jobs.yaml"
+    for command in ("validate", "plan"):
+        result = cli(command, str(missing))
+        assert result.code == 2
+        assert f"{missing}: file not found (did you mean {tmp_path / 'jobs.yml'}?)" in (
+            result.out + result.err
+        )
+
+
+def test_unknown_pool_lists_or_suggests_pools(cli: Cli) -> None:
+    near = cli("plan", str(ROOT / "jobs.yaml"), "--select", "pool:sap_ec")
+    assert near.code == 2 and "did you mean 'sap_ecc'?" in near.err
+    far = cli("plan", str(ROOT / "jobs.yaml"), "--select", "pool:nope")
+    assert far.code == 2 and "(the pools are: " in far.err and "sap_ecc" in far.err

@@ -44,19 +44,17 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     forms = "NAME, +NAME (with its dependencies), NAME+ (with its dependents), +NAME+, pool:POOL"
     parser.add_argument(
         "--select",
-        nargs="+",
-        action="extend",
+        action="append",
         default=[],
         metavar="SEL",
-        help=f"only these jobs; repeat for more. SEL: {forms}",
+        help=f"only these jobs; repeat the option for more. SEL: {forms}; commas allowed",
     )
     parser.add_argument(
         "--exclude",
-        nargs="+",
-        action="extend",
+        action="append",
         default=[],
         metavar="SEL",
-        help="leave these jobs out (after --select); repeat for more",
+        help="leave these jobs out (applied after --select); repeat the option for more",
     )
     parser.add_argument(
         "--max-parallel", type=positive_int, metavar="N", help="at most N jobs at once overall"

@@ -22,12 +22,14 @@ from runner.api import CelonisClient
 from runner.clock import Clock
 from runner.commands.plan import add_selection
 from runner.commands.shared import (
+    DEFAULT_FILE,
     Context,
-    add_file,
     add_github,
     add_manifest_options,
     github_enabled,
     load_checked,
+    looks_like_manifest,
+    non_negative_float,
 )
 from runner.errors import ExitCode, UsageError
 from runner.execution.executor import Executor
@@ -280,7 +282,14 @@ EXAMPLES = """\
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_file(parser)
+    parser.add_argument(
+        "file",
+        nargs="?",
+        default=DEFAULT_FILE,
+        action=_File,
+        metavar="FILE",
+        help=f"the manifest (default: {DEFAULT_FILE})",
+    )
     add_selection(parser)
     parser.add_argument(
         "--fail-fast",
@@ -338,11 +347,47 @@ def _add_stopping(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--grace",
-        type=float,
+        type=non_negative_float,
         default=60.0,
         metavar="SECONDS",
         help="on Ctrl-C/SIGTERM wait this long for cancelled jobs to end (default 60)",
     )
+
+
+class _File(argparse.Action):
+    """FILE; when absent, a manifest given right after --resume stands (see _Resume)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        after_resume: str | None = getattr(namespace, "file_after_resume", None)
+        if after_resume is None or values != self.default:
+            if after_resume not in (None, values):
+                parser.error(f"two manifests: {values} and {after_resume}")
+            namespace.file = values
+
+
+class _Resume(argparse.Action):
+    """`--resume [RUN_ID]`: a manifest right after it is FILE (`run --resume jobs.yaml`)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        value = str(values)
+        if value != "latest" and looks_like_manifest(value):
+            if getattr(namespace, "file", DEFAULT_FILE) not in (DEFAULT_FILE, value):
+                parser.error(f"two manifests: {namespace.file} and {value}")
+            namespace.file = namespace.file_after_resume = value
+            value = "latest"
+        namespace.resume = value
 
 
 def _add_resume(parser: argparse.ArgumentParser) -> None:
@@ -350,8 +395,10 @@ def _add_resume(parser: argparse.ArgumentParser) -> None:
         "--resume",
         nargs="?",
         const="latest",
+        action=_Resume,
         metavar="RUN_ID",
-        help="run what did not succeed in an earlier run (default: the latest)",
+        help="run what did not succeed in an earlier run: RUN_ID, or the latest when none is"
+        " given (a .yaml/.yml or an existing file after it is FILE, not a run id)",
     )
     parser.add_argument(
         "--state-dir",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 from runner.errors import ManifestError, UsageError
 
 if TYPE_CHECKING:
+    from runner.manifest.loader import CheckResult
     from runner.manifest.model import Manifest
 
 DEFAULT_FILE = "jobs.yaml"
@@ -55,6 +56,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def looks_like_manifest(word: str) -> bool:
+    """A word that names a manifest rather than a run id: an existing file, or *.yaml/*.yml."""
+    return word.endswith((".yaml", ".yml")) or Path(word).is_file()
 
 
 def add_file(parser: argparse.ArgumentParser) -> None:
@@ -129,14 +145,43 @@ def load_checked(
     does the same for errors).
     """
     from runner.manifest import problems as out
-    from runner.manifest.loader import check_manifest
 
-    result = check_manifest(
-        Path(file), environ, strict_env=strict_env, display=file, max_bytes=max_bytes
-    )
+    result = check_file(file, environ, strict_env=strict_env, max_bytes=max_bytes)
     if result.manifest is None:
         raise ManifestError(result.problems)
     if annotate:
         out.write_github(result.problems, stderr)
     out.write_text(result.problems, stderr)
     return result.manifest
+
+
+def check_file(
+    file: str, environ: Mapping[str, str], *, strict_env: bool, max_bytes: int
+) -> CheckResult:
+    """check_manifest, and for a missing jobs.yaml beside a jobs.yml (or the other way round):
+    "did you mean jobs.yml?"."""
+    import dataclasses
+
+    from runner.manifest.loader import check_manifest
+
+    result = check_manifest(
+        Path(file), environ, strict_env=strict_env, display=file, max_bytes=max_bytes
+    )
+    other = _other_suffix(Path(file))
+    if result.manifest is None and other is not None and not Path(file).exists():
+        result.problems = [
+            dataclasses.replace(p, message=f"{p.message} (did you mean {other}?)")
+            if p.message == "file not found"
+            else p
+            for p in result.problems
+        ]
+    return result
+
+
+def _other_suffix(path: Path) -> str | None:
+    """`jobs.yml` for `jobs.yaml` and the reverse, when that file exists."""
+    swap = {".yaml": ".yml", ".yml": ".yaml"}
+    if path.suffix not in swap:
+        return None
+    other = path.with_suffix(swap[path.suffix])
+    return str(other) if other.is_file() else None

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TextIO
 
-from runner.commands.shared import DEFAULT_FILE, Context, add_manifest_options
+from runner.commands.shared import DEFAULT_FILE, Context, add_manifest_options, check_file
 from runner.errors import ExitCode
 from runner.manifest import problems as out
-from runner.manifest.loader import check_manifest
 
 EXAMPLES = """\
   celonis-runner validate                      # checks ./jobs.yaml
@@ -58,9 +56,7 @@ def run(
     found: list[out.Problem] = []
     summaries: list[str] = []
     for name in files:
-        result = check_manifest(
-            Path(name), environ, strict_env=False, display=name, max_bytes=max_bytes
-        )
+        result = check_file(name, environ, strict_env=False, max_bytes=max_bytes)
         found.extend(result.problems)
         if result.manifest is not None:
             m = result.manifest

@@ -117,9 +117,10 @@ def resolve_selection(manifest: Manifest, specs: Iterable[str]) -> list[str]:
         if spec.startswith("pool:"):
             pool = spec[len("pool:") :]
             if pool not in manifest.pools:
-                raise UsageError(
-                    f"unknown pool '{pool}' in '{spec}'{did_you_mean(pool, manifest.pools)}"
+                hint = did_you_mean(pool, manifest.pools) or (
+                    f" (the pools are: {', '.join(sorted(manifest.pools))})"
                 )
+                raise UsageError(f"unknown pool '{pool}' in '{spec}'{hint}")
             selected.update((n, None) for n, j in manifest.jobs.items() if j.pool == pool)
             continue
         upstream = spec.startswith("+")
