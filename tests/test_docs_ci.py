@@ -109,3 +109,9 @@ def test_readme_documents_the_ci_options() -> None:
         "docs/ci.md",
     ):
         assert text in readme, text
+
+
+def test_docs_ci_describes_the_log_formats() -> None:
+    doc = (ROOT / "docs" / "ci.md").read_text()
+    assert "--log-format json" in doc and "CELONIS_RUNNER_LOG_FORMAT: json" in doc
+    assert "JSON lines when stderr is not a terminal" not in (ROOT / "README.md").read_text()

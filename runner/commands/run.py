@@ -51,7 +51,7 @@ from runner.reports import github
 from runner.reports.junit import write_junit
 from runner.reports.report import build_report, write_summary
 from runner.target import http_timeouts, open_target, secret_values
-from runner.terminal import isatty
+from runner.terminal import isatty, use_colour
 
 log = structlog.get_logger(__name__)
 
@@ -229,7 +229,7 @@ def _write_outputs(
 ) -> None:
     if options.report:
         write_json_atomic(Path(options.report), build_report(state, run_id=run_id))
-    write_summary(state, stdout)
+    write_summary(state, stdout, colour=use_colour(stdout, environ))
     if options.github:
         github.report_run(state, run_id=run_id, stream=stderr, environ=environ)
     if options.junit_xml:

@@ -51,7 +51,10 @@ def build_report(state: RunState, *, run_id: str) -> dict[str, Any]:
     }
 
 
-def write_summary(state: RunState, stream: TextIO) -> None:
+def write_summary(state: RunState, stream: TextIO, *, colour: bool = False) -> None:
+    """The table of jobs and the verdict; states coloured when `colour` (a terminal)."""
+    from runner.logs import colour_state
+
     jobs = list(state.jobs.values())
     rows = [
         (
@@ -69,13 +72,16 @@ def write_summary(state: RunState, stream: TextIO) -> None:
     stream.write("\n")
     for row in [header, *rows]:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
+        if row is not header:
+            cells[2] = colour_state(cells[2], colour)
         stream.write(("  ".join(cells) + "  " + row[4]).rstrip() + "\n")
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.report_status] = counts.get(job.report_status, 0) + 1
     total = (state.finished_at or state.started_at) - state.started_at
     parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
-    stream.write(f"\nRun {state.status}: {parts} in {format_duration(total)}\n")
+    verdict = colour_state(f"Run {state.status}", colour, state.status)
+    stream.write(f"\n{verdict}: {parts} in {format_duration(total)}\n")
     if state.error:
         stream.write(f"{state.error}\n")
     unsettled = [job.name for job in jobs if job.report_status == "running"]
