@@ -44,14 +44,11 @@ from runner.execution.statefile import (
     resume_from,
     state_dir,
 )
-from runner.files import write_json_atomic
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
-from runner.reports import github
-from runner.reports.junit import write_junit
-from runner.reports.report import build_report, write_summary
+from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
 from runner.target import http_timeouts, open_target, secret_values
-from runner.terminal import isatty, use_colour
+from runner.terminal import isatty
 
 log = structlog.get_logger(__name__)
 
@@ -102,6 +99,7 @@ def run(
         annotate=options.github,
     )
     directory = state_dir(options.state_dir, environ)
+    _check_outputs(options, directory)
     plan, saved, resume = _plan_and_resume(options, manifest, directory)
     # a resumed run keeps the selection it started with (checked in _plan_and_resume)
     select, exclude = (
@@ -134,8 +132,10 @@ def run(
         with _signals(executor) as received:
             state = executor.run()
         progress.close()
-        _write_outputs(options, state, run_id, state_path, stdout, stderr, environ)
-        code = exit_code(state, received)
+        written = _write_outputs(
+            options, state, run_id, state_path, stdout, stderr, environ, redactor
+        )
+        code = exit_code(state, received, written)
         if len(received) >= 2 and ctx is not None:
             # A second signal means "now": the state, report and summary are written; the entry
             # point exits without waiting for requests in flight or the emulator's threads.
@@ -174,7 +174,7 @@ def _configure_logging(
     options: RunOptions, manifest: Manifest, environ: Mapping[str, str], stderr: TextIO
 ) -> tuple[logs.Redactor, ProgressLine]:
     log_format = logs.choose_format(options.log_format, stderr, environ)
-    redactor = logs.Redactor(secret_values(manifest, environ))
+    redactor = logs.Redactor([*secret_values(manifest, environ), *logs.secret_like_values(environ)])
     progress = ProgressLine(stderr, enabled=log_format == "console" and isatty(stderr))
     logs.configure(
         log_format=log_format,
@@ -226,28 +226,50 @@ def _write_outputs(
     stdout: TextIO,
     stderr: TextIO,
     environ: Mapping[str, str],
-) -> None:
-    if options.report:
-        write_json_atomic(Path(options.report), build_report(state, run_id=run_id))
-    write_summary(state, stdout, colour=use_colour(stdout, environ))
-    if options.github:
-        github.report_run(state, run_id=run_id, stream=stderr, environ=environ)
-    if options.junit_xml:
-        write_junit(Path(options.junit_xml), state)
+    redactor: logs.Redactor,
+) -> bool:
+    """False when an output file could not be written (the summary is printed all the same)."""
+    wanted = Outputs(report=options.report, junit_xml=options.junit_xml, github=options.github)
+    ok = write_outputs(
+        state,
+        wanted,
+        run_id=run_id,
+        redactor=redactor,
+        stdout=stdout,
+        stderr=stderr,
+        environ=environ,
+    )
     if state.status != "succeeded":
         stdout.write(
             f"State saved in {state_path}; resume with: celonis-runner run {options.file} --resume {run_id}\n"
         )
+    return ok
 
 
-def exit_code(state: RunState, received: list[int]) -> int:
+def _check_outputs(options: RunOptions, directory: Path) -> None:
+    """Before anything runs: no output over the manifest, every output and the state writable."""
+    named = [
+        ("--report", options.report),
+        ("--junit-xml", options.junit_xml),
+        ("--emulator-journal", options.emulator_journal),
+    ]
+    check_paths(options.file, named)
+    journal = Path(options.emulator_journal) if options.emulator_journal else None
+    if journal is not None and not journal.parent.is_dir():
+        raise UsageError(f"cannot write --emulator-journal {journal}: no folder {journal.parent}")
+    check_state_dir(directory)
+
+
+def exit_code(state: RunState, received: list[int], outputs_written: bool = True) -> int:
+    """The documented exit code; an output that could not be written is a usage error (2)
+    when nothing worse happened."""
     if received:
         return ExitCode.TERMINATED if received[0] == signal.SIGTERM else ExitCode.INTERRUPTED
     if state.status == "api_error":
         return ExitCode.API_UNUSABLE
     if state.status == "failed":
         return ExitCode.JOB_FAILED
-    return ExitCode.OK
+    return ExitCode.OK if outputs_written else ExitCode.INVALID
 
 
 @contextlib.contextmanager
