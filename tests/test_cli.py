@@ -286,3 +286,25 @@ def test_unknown_pool_lists_or_suggests_pools(cli: Cli) -> None:
     assert near.code == 2 and "did you mean 'sap_ecc'?" in near.err
     far = cli("plan", str(ROOT / "jobs.yaml"), "--select", "pool:nope")
     assert far.code == 2 and "(the pools are: " in far.err and "sap_ecc" in far.err
+
+
+def test_version_in_a_source_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    import runner
+
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    assert runner.version() == runner.SOURCE_VERSION
+    assert runner.__version__ == runner.SOURCE_VERSION
+
+
+def test_plan_does_not_import_requests() -> None:
+    code = (
+        "import sys; from runner.cli import main; "
+        f"rc = main(['plan', {str(ROOT / 'jobs.yaml')!r}, '--select', 'transform_o2c']); "
+        "assert 'requests' not in sys.modules, 'requests was imported'; sys.exit(rc)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
