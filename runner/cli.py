@@ -1,21 +1,58 @@
-"""The command line: parses arguments, calls one command, maps errors to exit codes.
+"""The command line: a table of commands, the parser built from it, errors mapped to exit codes.
 
-Commands are imported only when used, so `validate` and `plan` never load
-the HTTP stack.
+Each command is a module of runner.commands with `add_arguments(parser)`,
+`main(args, ctx)` and `EXAMPLES`; adding one is a new module and a line in
+COMMANDS. Only the chosen command's module is imported, so `validate` and
+`plan` never load the HTTP stack, and `--version` loads no YAML.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TextIO
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from runner import __version__
-from runner.errors import ExitCode, ManifestError, RunnerError, UsageError
-from runner.manifest import problems as out
-from runner.manifest.yamlio import DEFAULT_MAX_BYTES
+from runner.errors import ExitCode, ManifestError, RunnerError
+
+if TYPE_CHECKING:
+    from runner.commands.shared import Context
+
+
+@dataclass(frozen=True)
+class CommandInfo:
+    module: str
+    summary: str
+    """One line: `celonis-runner --help` lists it, the command's `--help` starts with it."""
+
+
+COMMANDS: dict[str, CommandInfo] = {
+    "validate": CommandInfo(
+        "runner.commands.validate", "check manifests offline; report every problem with its line"
+    ),
+    "plan": CommandInfo(
+        "runner.commands.plan", "dry run: print the waves and critical path `run` would execute"
+    ),
+    "run": CommandInfo(
+        "runner.commands.run", "run the jobs in dependency order, in parallel where possible"
+    ),
+    "status": CommandInfo(
+        "runner.commands.status", "each job's status in Celonis now, with its last execution"
+    ),
+    "schema": CommandInfo("runner.commands.schema", "print the manifest's JSON Schema"),
+    "emulator": CommandInfo(
+        "runner.commands.emulator", "serve an emulator of the Celonis API on 127.0.0.1"
+    ),
+}
+
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 a job failed; 2 invalid manifest or usage; "
+    "3 API unusable or internal error; 130/143 interrupted."
+)
 
 
 def _scrubbed(message: str, environ: Mapping[str, str]) -> str:
@@ -25,190 +62,81 @@ def _scrubbed(message: str, environ: Mapping[str, str]) -> str:
     return str(Redactor(secret_like_values(environ)).scrub(message))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command named on the line (the first word that is not an option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
-def _add_manifest_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--max-size",
-        type=_positive_int,
-        default=DEFAULT_MAX_BYTES,
-        metavar="BYTES",
-        help=f"refuse manifests larger than this (default {DEFAULT_MAX_BYTES:,} bytes)",
-    )
+def _version() -> str:
+    from runner import version
+
+    return f"celonis-runner {version()}"
 
 
-def _add_selection(parser: argparse.ArgumentParser) -> None:
-    help_text = (
-        "NAME, +NAME (with its dependencies), NAME+ (with its dependents), +NAME+, pool:POOL"
-    )
-    parser.add_argument(
-        "--select", nargs="+", action="extend", default=[], metavar="SEL", help=help_text
-    )
-    parser.add_argument(
-        "--exclude", nargs="+", action="extend", default=[], metavar="SEL", help=help_text
-    )
-    parser.add_argument(
-        "--max-parallel", type=_positive_int, metavar="N", help="at most N jobs at once overall"
-    )
+def _version_action(stdout: TextIO) -> type[argparse.Action]:
+    class Version(argparse.Action):
+        """`--version`: reads the version only when asked (importlib.metadata is not free)."""
+
+        def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+            super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+        def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+            stdout.write(_version() + "\n")
+            parser.exit()
+
+    return Version
 
 
-def _add_github(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--github",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="GitHub Actions annotations (and, for run, the step summary);"
-        " default: on when GITHUB_ACTIONS=true",
-    )
+def _parser_class(stdout: TextIO, stderr: TextIO) -> type[argparse.ArgumentParser]:
+    class Parser(argparse.ArgumentParser):
+        """Help and usage errors go to the invocation's streams, not always sys.stdout/err."""
+
+        def _print_message(self, message: str, file: object = None) -> None:
+            if message:
+                (stderr if file is sys.stderr or file is None else stdout).write(message)
+
+    return Parser
 
 
-def _add_connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="the Celonis team URL (default: $CELONIS_BASE_URL, then the manifest)",
-    )
-    parser.add_argument(
-        "--emulator", action="store_true", help="talk to the embedded emulator of the Celonis API"
-    )
-    parser.add_argument(
-        "--scenario", metavar="FILE", help="with --emulator: the emulator's scenario file"
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(
+    command: str | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> argparse.ArgumentParser:
+    """The parser; only `command`'s arguments are declared (its module is imported for them)."""
+    parser = _parser_class(stdout or sys.stdout, stderr or sys.stderr)(
         prog="celonis-runner",
         description="Validate, plan and run Celonis data jobs declared in jobs.yaml.",
-        epilog="Exit codes: 0 ok; 1 a job failed; 2 invalid manifest or usage; "
-        "3 API unusable or internal error; 130/143 interrupted.",
+        epilog=EXIT_CODES,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_version_action(stdout or sys.stdout))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    validate = sub.add_parser(
-        "validate", help="check manifests; report every problem with its line"
-    )
-    validate.add_argument("files", nargs="*", default=["jobs.yaml"], metavar="FILE")
-    validate.add_argument("--format", choices=["text", "json", "github"], default=None)
-    _add_manifest_options(validate)
-
-    plan = sub.add_parser("plan", help="dry run: print the plan that `run` would execute")
-    plan.add_argument("file", nargs="?", default="jobs.yaml", metavar="FILE")
-    plan.add_argument("--format", choices=["text", "json", "mermaid", "dot"], default="text")
-    _add_selection(plan)
-    plan.add_argument(
-        "--check-remote",
-        action="store_true",
-        help="then check against the API, read-only, that every pool and job exists and is"
-        " visible to the key, and warn about jobs running now",
-    )
-    _add_connection(plan)
-    _add_github(plan)
-    _add_manifest_options(plan)
-
-    run = sub.add_parser("run", help="run the jobs in dependency order, in parallel where possible")
-    run.add_argument("file", nargs="?", default="jobs.yaml", metavar="FILE")
-    _add_selection(run)
-    run.add_argument(
-        "--fail-fast",
-        action="store_true",
-        help="after the first failure start nothing new and cancel running jobs",
-    )
-    run.add_argument(
-        "--report",
-        metavar="FILE",
-        help="write a JSON report of the run (see schema/report.schema.json)",
-    )
-    run.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="the Celonis team URL (default: $CELONIS_BASE_URL, then the manifest)",
-    )
-    run.add_argument(
-        "--log-format",
-        choices=["console", "json"],
-        help="default: console on a terminal, JSON lines otherwise",
-    )
-    run.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more detail in the log (debug events)"
-    )
-    run.add_argument(
-        "--emulator",
-        action="store_true",
-        help="run against the embedded emulator of the Celonis API",
-    )
-    run.add_argument(
-        "--scenario", metavar="FILE", help="with --emulator: the emulator's scenario file"
-    )
-    run.add_argument(
-        "--emulator-journal",
-        metavar="FILE",
-        help="with --emulator: write the emulator's journal (JSON lines)",
-    )
-    run.add_argument(
-        "--no-cancel", action="store_true", help="on Ctrl-C/SIGTERM leave remote jobs running"
-    )
-    run.add_argument(
-        "--grace",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="on Ctrl-C/SIGTERM wait this long for cancelled jobs to end (default 60)",
-    )
-    run.add_argument(
-        "--resume",
-        nargs="?",
-        const="latest",
-        metavar="RUN_ID",
-        help="run what did not succeed in an earlier run (default: the latest); put FILE before it",
-    )
-    run.add_argument(
-        "--state-dir",
-        metavar="DIR",
-        help="where run state is saved (default: $CELONIS_RUNNER_STATE_DIR, then .celonis-runner/runs)",
-    )
-    run.add_argument(
-        "--force",
-        action="store_true",
-        help="with --resume: resume even though the manifest changed",
-    )
-    run.add_argument(
-        "--junit-xml", metavar="FILE", help="write a JUnit XML report (a test suite per pool)"
-    )
-    _add_github(run)
-    _add_manifest_options(run)
-
-    status = sub.add_parser(
-        "status", help="each job's status in Celonis now, with its last execution (read-only)"
-    )
-    status.add_argument("file", nargs="?", default="jobs.yaml", metavar="FILE")
-    status.add_argument("--format", choices=["text", "json"], default="text")
-    _add_connection(status)
-    _add_github(status)
-    _add_manifest_options(status)
-
-    schema = sub.add_parser("schema", help="print the manifest's JSON Schema")
-    schema.add_argument(
-        "--report", action="store_true", help="print the run report's schema instead"
-    )
-
-    emulator = sub.add_parser("emulator", help="serve an emulator of the Celonis API on 127.0.0.1")
-    try:
-        from runner.emulator.command import add_arguments as add_emulator_arguments
-    except ImportError:  # pragma: no cover - while the emulator is being written
-        pass
-    else:
-        add_emulator_arguments(emulator)
+    for name, info in COMMANDS.items():
+        child = sub.add_parser(name, help=info.summary, description=info.summary + ".")
+        if name == command:
+            module = _module(name)
+            child.formatter_class = argparse.RawDescriptionHelpFormatter
+            child.epilog = f"examples:\n{module.EXAMPLES}"
+            module.add_arguments(child)
     return parser
+
+
+def parse_args(
+    words: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> argparse.Namespace:
+    """The parsed command line (SystemExit on --help, --version and usage errors, as argparse)."""
+    return build_parser(_chosen(words), stdout, stderr).parse_args(words)
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name].module)
+
+
+@dataclass
+class Outcome:
+    code: int
+    hard_exit: bool = False
 
 
 def main(
@@ -218,23 +146,52 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    env = os.environ if environ is None else environ
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
-    parser = build_parser()
+    """Run one command in-process; its exit code (never exits the process)."""
+    return invoke(argv, environ=environ, stdout=stdout, stderr=stderr).code
+
+
+def entry() -> NoReturn:
+    """The console script and `python -m runner`: main, then exit the process."""
+    outcome = invoke(None)
+    if outcome.hard_exit:
+        # a second Ctrl-C/SIGTERM: outputs are written; don't wait for threads to wind down
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(outcome.code)
+    raise SystemExit(outcome.code)
+
+
+def invoke(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> Outcome:
+    from runner.commands.shared import Context
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    ctx = Context(
+        environ=os.environ if environ is None else environ,
+        stdout=stdout or sys.stdout,
+        stderr=stderr or sys.stderr,
+    )
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(words, ctx.stdout, ctx.stderr)
     except SystemExit as exc:  # argparse: --help/--version exit 0, usage errors exit 2
-        return int(exc.code or 0)
+        return Outcome(int(exc.code or 0))
+    code = _guarded(args, ctx)
+    return Outcome(code, ctx.hard_exit)
+
+
+def _guarded(args: argparse.Namespace, ctx: Context) -> int:
+    """The command's exit code; errors printed (never a traceback) with their exit code."""
+    env, stderr = ctx.environ, ctx.stderr
     try:
-        return _dispatch(args, env, stdout, stderr)
+        code: int = _module(args.command).main(args, ctx)
+        return code
     except ManifestError as exc:
-        if hasattr(args, "github") and _github(args, env):
-            out.write_github(exc.problems, stderr)
-        out.write_text(exc.problems, stderr)
-        count = len(out.errors_of(exc.problems))
-        stderr.write(f"{count} problem{'s' if count != 1 else ''}\n")
-        return exc.exit_code
+        return _manifest_problems(exc, args, ctx)
     except RunnerError as exc:
         stderr.write(f"celonis-runner: error: {_scrubbed(str(exc), env)}\n")
         return exc.exit_code
@@ -253,100 +210,13 @@ def main(
         return ExitCode.API_UNUSABLE
 
 
-def _github(args: argparse.Namespace, env: Mapping[str, str]) -> bool:
-    flag: bool | None = getattr(args, "github", None)
-    return flag if flag is not None else env.get("GITHUB_ACTIONS") == "true"
+def _manifest_problems(exc: ManifestError, args: argparse.Namespace, ctx: Context) -> int:
+    from runner.commands.shared import github_enabled
+    from runner.manifest import problems as out
 
-
-def _dispatch(
-    args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO
-) -> int:
-    if args.command == "validate":
-        from runner.commands import validate
-
-        fmt = args.format or ("github" if env.get("GITHUB_ACTIONS") == "true" else "text")
-        return validate.run(
-            args.files, output_format=fmt, environ=env, stdout=stdout, max_bytes=args.max_size
-        )
-    if args.command == "plan":
-        from runner.commands import plan
-
-        if args.scenario and not args.emulator:
-            raise UsageError("--scenario goes with --emulator")
-        if (args.emulator or args.base_url) and not args.check_remote:
-            raise UsageError(
-                "--base-url and --emulator go with --check-remote (plan alone makes no request)"
-            )
-        remote = None
-        if args.check_remote:
-            remote = plan.RemoteOptions(
-                base_url=args.base_url, emulator=args.emulator, scenario=args.scenario
-            )
-        return plan.run(
-            args.file,
-            output_format=args.format,
-            select=args.select,
-            exclude=args.exclude,
-            max_parallel=args.max_parallel,
-            environ=env,
-            stdout=stdout,
-            stderr=stderr,
-            max_bytes=args.max_size,
-            github=_github(args, env),
-            remote=remote,
-        )
-    if args.command == "run":
-        from runner.commands import run
-
-        if (args.scenario or args.emulator_journal) and not args.emulator:
-            raise UsageError("--scenario and --emulator-journal go with --emulator")
-        options = run.RunOptions(
-            file=args.file,
-            select=args.select,
-            exclude=args.exclude,
-            max_parallel=args.max_parallel,
-            fail_fast=args.fail_fast,
-            report=args.report,
-            base_url=args.base_url,
-            log_format=args.log_format,
-            verbose=args.verbose,
-            emulator=args.emulator,
-            scenario=args.scenario,
-            emulator_journal=args.emulator_journal,
-            cancel_on_stop=not args.no_cancel,
-            grace=args.grace,
-            max_bytes=args.max_size,
-            resume=args.resume,
-            state_dir=args.state_dir,
-            force=args.force,
-            junit_xml=args.junit_xml,
-            github=_github(args, env),
-        )
-        return run.run(options, environ=env, stdout=stdout, stderr=stderr)
-    if args.command == "status":
-        from runner.commands import status
-
-        if args.scenario and not args.emulator:
-            raise UsageError("--scenario goes with --emulator")
-        return status.run(
-            args.file,
-            output_format=args.format,
-            base_url=args.base_url,
-            emulator=args.emulator,
-            scenario=args.scenario,
-            environ=env,
-            stdout=stdout,
-            stderr=stderr,
-            max_bytes=args.max_size,
-            github=_github(args, env),
-        )
-    if args.command == "schema":
-        from runner.schema import MANIFEST_SCHEMA, REPORT_SCHEMA, schema_text
-
-        stdout.write(schema_text(REPORT_SCHEMA if args.report else MANIFEST_SCHEMA))
-        return ExitCode.OK
-    if args.command == "emulator":
-        from runner.emulator.command import main as emulator_main
-
-        return emulator_main(args, env, stdout)
-    raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
+    if hasattr(args, "github") and github_enabled(args, ctx):
+        out.write_github(exc.problems, ctx.stderr)
+    out.write_text(exc.problems, ctx.stderr)
+    count = len(out.errors_of(exc.problems))
+    ctx.stderr.write(f"{count} problem{'s' if count != 1 else ''}\n")
+    return exc.exit_code

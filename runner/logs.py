@@ -1,8 +1,15 @@
-"""Logging set-up for the CLI: structlog, console on a terminal, JSON lines otherwise.
+"""Logging set-up for the CLI: readable lines for people (colour on a terminal), or JSON lines.
 
-Only the CLI entry point calls `configure`; library modules just
+Only the commands call `configure`; library modules just
 `structlog.get_logger(__name__)` and bind context. Every event passes
-through a redactor that replaces any known secret value with `***`.
+through a redactor that replaces any known secret value with `***` before
+it is rendered (and so before a long line is shortened).
+
+The console line: `HH:MM:SS +ELAPSED event key=value ...`: wall time, time
+since logging started, durations as `1m30s`, no empty fields, at most
+CONSOLE_WIDTH characters at the default verbosity. CI logs are read in a
+browser, so the default is the console form everywhere; JSON lines with
+`--log-format json` or CELONIS_RUNNER_LOG_FORMAT=json.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+
+from runner.terminal import use_colour
 
 REDACTED = "***"
 
@@ -59,10 +68,25 @@ def secret_like_values(environ: Mapping[str, str]) -> list[str]:
     ]
 
 
-def choose_format(requested: str | None, stream: TextIO) -> str:
+LOG_FORMAT_ENV = "CELONIS_RUNNER_LOG_FORMAT"
+LOG_FORMATS = ("console", "json")
+CONSOLE_WIDTH = 120
+
+
+def choose_format(
+    requested: str | None, stream: TextIO, environ: Mapping[str, str] | None = None
+) -> str:
+    """`--log-format`, else $CELONIS_RUNNER_LOG_FORMAT, else console (on a terminal or not)."""
     if requested:
         return requested
-    return "console" if _isatty(stream) else "json"
+    from_env = (environ or {}).get(LOG_FORMAT_ENV, "").strip().lower()
+    if not from_env:
+        return "console"
+    if from_env not in LOG_FORMATS:
+        from runner.errors import UsageError
+
+        raise UsageError(f"${LOG_FORMAT_ENV} must be console or json, got {from_env[:20]!r}")
+    return from_env
 
 
 def configure(
@@ -77,14 +101,22 @@ def configure(
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redactor,
     ]
     if log_format == "json":
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        processors += [
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redactor,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ]
     else:
-        colors = _isatty(stream) and "NO_COLOR" not in environ and environ.get("TERM") != "dumb"
-        processors.append(structlog.dev.ConsoleRenderer(colors=colors))
+        width = None if verbosity >= 1 else CONSOLE_WIDTH
+        processors += [
+            structlog.processors.TimeStamper(fmt=None),
+            redactor,
+            structlog.processors.format_exc_info,
+            ConsoleLine(colour=use_colour(stream, environ), width=width),
+        ]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -93,8 +125,125 @@ def configure(
     )
 
 
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
+RESET = "\x1b[0m"
+GREEN, RED, YELLOW, CYAN, DIM = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[36m", "\x1b[2m"
+STATE_COLOURS = {
+    "succeeded": GREEN,
+    "success": GREEN,
+    "failed": RED,
+    "fail": RED,
+    "timed_out": RED,
+    "unclear": RED,
+    "cancelled": YELLOW,
+    "cancel": YELLOW,
+    "skipped": YELLOW,
+    "not_started": YELLOW,
+    "running": CYAN,
+    "starting": CYAN,
+    "waiting": CYAN,
+}
+"""Colours of job states (ours, lower case) and Celonis statuses (upper case, folded)."""
+
+DURATION_FIELDS = frozenset(
+    {"elapsed", "duration", "wait", "grace", "expires_in", "refresh_in", "assumed_expires_in"}
+)
+"""Fields that hold seconds: shown as `1m30s`."""
+
+SHORTENED_FIELDS = ("reason", "error", "headers", "path", "base_url", "manifest")
+"""Free text that may be cut (with `…`) to keep a console line within its width, first first."""
+
+QUIET_VALUES = {"attempt": 1, "posts": 1}
+"""Values a console line leaves out as the usual case (JSON lines keep every field)."""
+
+LEVEL_TAGS = {"warning": "WARN ", "error": "ERROR ", "critical": "ERROR ", "debug": "debug "}
+
+
+def colour_state(text: str, colour: bool, state: str | None = None) -> str:
+    """`text` in the colour of `state` (default: its first word), when `colour`; shared with
+    the summary table."""
+    key = (state or text.split(" ")[0]).lower()
+    code = STATE_COLOURS.get(key, RED if key in ("api_error", "interrupted") else None)
+    code = code if colour else None
+    return f"{code}{text}{RESET}" if code else text
+
+
+class ConsoleLine:
+    """Renders an event as one readable line (see the module docstring)."""
+
+    def __init__(self, *, colour: bool, width: int | None) -> None:
+        self.colour = colour
+        self.width = width
+        self.started: float | None = None
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        stamp = float(event.pop("timestamp", 0.0) or 0.0)
+        if self.started is None:
+            self.started = stamp
+        level = str(event.pop("level", method))
+        name = str(event.pop("event", ""))
+        head = f"{_clock(stamp)} +{format_seconds(int(stamp - self.started)):<6} "
+        head += LEVEL_TAGS.get(level, "") + name
+        fields = [(k, _shown(k, v)) for k, v in event.items() if _worth_showing(name, k, v)]
+        fields = self._fit(len(head), fields)
+        line = self._paint(head, level, name) + "".join(
+            f" {k}={self._value(k, v)}" for k, v in fields
+        )
+        return line
+
+    def _fit(self, used: int, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Shorten free-text values until the line fits `width` (redaction already happened)."""
+        if self.width is None:
+            return fields
+        for name in SHORTENED_FIELDS:
+            total = used + sum(len(k) + len(v) + 2 for k, v in fields)
+            if total <= self.width:
+                break
+            for i, (key, value) in enumerate(fields):
+                if key == name and len(value) > 20:
+                    keep = max(20, len(value) - (total - self.width))
+                    fields[i] = (key, value[: keep - 1] + "…")
+        return fields
+
+    def _paint(self, head: str, level: str, name: str) -> str:
+        if not self.colour:
+            return head
+        clock, rest = head[:9], head[9:]
+        code = STATE_COLOURS.get(name.removeprefix("job_"))
+        if level in ("error", "critical"):
+            code = RED
+        elif level == "warning" and code is None:
+            code = YELLOW
+        painted = f"{code}{rest}{RESET}" if code else rest
+        return f"{DIM}{clock}{RESET}{painted}"
+
+    def _value(self, key: str, value: str) -> str:
+        if key == "status" and self.colour:
+            return colour_state(value, True)
+        return value
+
+
+def format_seconds(seconds: float) -> str:
+    """`1m30s`, `45s`, `0.5s`: how durations read in the console."""
+    from runner.manifest.durations import format_duration
+
+    return format_duration(max(0.0, float(seconds)))
+
+
+def _clock(epoch: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+def _worth_showing(event: str, key: str, value: Any) -> bool:
+    if value is None or value == "" or QUIET_VALUES.get(key) == value:
         return False
+    # `job_failed ... status=failed` says it twice
+    return not (key == "status" and event == f"job_{value}")
+
+
+def _shown(key: str, value: Any) -> str:
+    if key in DURATION_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
+        return format_seconds(value)
+    text = str(value)
+    return repr(text) if " " in text or not text.isprintable() else text

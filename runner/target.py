@@ -6,6 +6,7 @@ base URL, the credentials, the clock and the HTTP timeouts the same way.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import secrets
 from collections.abc import Iterator, Mapping
@@ -57,7 +58,13 @@ def secret_values(manifest: Manifest, environ: Mapping[str, str]) -> list[str]:
     """The values of the credential variables the manifest names (for the log redactor)."""
     auth = manifest.connection.auth
     names = [auth.key_env, auth.client_id_env, auth.client_secret_env]
-    return [environ[n] for n in names if environ.get(n)]
+    values = [environ[n] for n in names if environ.get(n)]
+    client_id, secret = environ.get(auth.client_id_env), environ.get(auth.client_secret_env)
+    if client_id and secret:
+        # a token endpoint may echo the Basic credentials it was sent
+        pair = f"{client_id}:{secret}"
+        values += [pair, base64.b64encode(pair.encode()).decode("ascii")]
+    return values
 
 
 def _clock(environ: Mapping[str, str]) -> Clock:
@@ -115,22 +122,14 @@ def open_target(
 def connect(
     manifest: Manifest,
     environ: Mapping[str, str],
-    stderr: TextIO,
+    redactor: logs.Redactor,
     *,
     base_url: str | None = None,
     emulator: bool = False,
     scenario: str | None = None,
-    verbose: int = 0,
 ) -> Iterator[CelonisClient]:
-    """A client for a read-only command (`status`, `plan --check-remote`), logging to `stderr`."""
-    redactor = logs.Redactor(secret_values(manifest, environ))
-    logs.configure(
-        log_format=logs.choose_format(None, stderr),
-        verbosity=verbose,
-        stream=stderr,
-        environ=environ,
-        redactor=redactor,
-    )
+    """A client for a read-only command (`status`, `plan --check-remote`); the command has
+    configured logging with `redactor` (see `logs.configure`)."""
     with open_target(
         manifest, environ, redactor, base_url=base_url, emulator=emulator, scenario=scenario
     ) as target:
@@ -141,3 +140,18 @@ def connect(
             target.clock,
             timeouts=http_timeouts(environ),
         )
+
+
+def command_logging(
+    manifest: Manifest, environ: Mapping[str, str], stream: TextIO, verbose: int = 0
+) -> logs.Redactor:
+    """Logging of a read-only command to `stream`, in the default format; its redactor."""
+    redactor = logs.Redactor([*secret_values(manifest, environ), *logs.secret_like_values(environ)])
+    logs.configure(
+        log_format=logs.choose_format(None, stream, environ),
+        verbosity=verbose,
+        stream=stream,
+        environ=environ,
+        redactor=redactor,
+    )
+    return redactor

@@ -350,12 +350,20 @@ def test_junit_not_started_is_skipped(tmp_path: Path) -> None:
     assert root.find("testsuite") is not None and root.attrib["time"] == "100.000"
 
 
-def test_unwritable_outputs_are_clear_errors_not_bugs(cli: Cli, tmp_path: Path) -> None:
+def test_unwritable_outputs_are_clear_errors_not_bugs(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.commands import run as run_command
+
     p = Pipeline(tmp_path).pool("sap")
     p.job("only", "sap")
     manifest, scenario = p.write()
     blocker = tmp_path / "a-file"
     blocker.write_text("")
+    early = cli("run", str(manifest), "--emulator", "--junit-xml", str(blocker / "junit.xml"))
+    assert early.code == 2 and "is not a folder" in early.err  # refused before anything ran
+    # a path that goes bad during the run: the summary first, then a clear error, exit 2
+    monkeypatch.setattr(run_command, "check_paths", lambda manifest, named: None)
     result = cli(
         "run",
         str(manifest),
@@ -378,3 +386,132 @@ def test_unwritable_outputs_are_clear_errors_not_bugs(cli: Cli, tmp_path: Path) 
         f"celonis-runner: error: cannot write the JUnit report to {blocker / 'junit.xml'}: "
     )
     assert "bug" not in result.err and "Traceback" not in result.err
+
+
+def test_unclear_job_in_report_junit_summary_and_github(tmp_path: Path) -> None:
+    import jsonschema
+
+    from runner.reports.github import step_summary, write_annotations
+    from runner.reports.report import build_report, write_summary
+
+    state = _state(tmp_path)
+    a, b = state.jobs["a"], state.jobs["b"]
+    a.state, a.error = (
+        JobState.UNCLEAR,
+        "unclear: the execute may have started; check it in Celonis",
+    )
+    b.state, b.error = JobState.NOT_STARTED, "not started"
+    state.status = "failed"
+    report = build_report(state, run_id="r1")
+    schema = json.loads((ROOT / "schema" / "report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    assert [j["status"] for j in report["jobs"]] == ["unclear", "not_started"]
+    error = check_junit(junit_text(state)).find("./testsuite/testcase[@name='a']/error")
+    assert error is not None and error.attrib["type"] == "unclear"
+    summary = io.StringIO()
+    write_summary(state, summary)
+    assert "May still be running in Celonis: a (" in summary.getvalue()
+    annotations = io.StringIO()
+    write_annotations(state, annotations)
+    assert annotations.getvalue().startswith("::error file=")
+    assert "May still be running in Celonis:** a" in step_summary(state, run_id="r1")
+
+
+def test_may_still_be_running_lists_exactly_running_and_unclear(tmp_path: Path) -> None:
+    from runner.reports.report import write_summary
+
+    for a_state, b_state, listed in [
+        (JobState.RUNNING, JobState.UNCLEAR, "a, b"),
+        (JobState.STARTING, JobState.FAILED, "a"),
+        (JobState.SUCCEEDED, JobState.NOT_STARTED, None),
+        (JobState.CANCELLED, JobState.SKIPPED, None),
+    ]:
+        state = _state(tmp_path)
+        state.jobs["a"].state, state.jobs["b"].state = a_state, b_state
+        out = io.StringIO()
+        write_summary(state, out)
+        lines = [x for x in out.getvalue().splitlines() if x.startswith("May still be running")]
+        assert lines == (
+            [f"May still be running in Celonis: {listed} (run --resume takes them up)"]
+            if listed
+            else []
+        )
+
+
+def test_summary_never_starts_a_line_with_a_workflow_command(tmp_path: Path) -> None:
+    from runner.reports.report import write_summary
+
+    state = _state(tmp_path)
+    state.jobs["a"].state = JobState.FAILED
+    state.jobs["a"].error = "FAIL: bad\n::error file=x::pwned\r\n  ::set-output name=a::b"
+    state.error = "::warning::from Celonis\nsecond"
+    state.status = "failed"
+    out = io.StringIO()
+    write_summary(state, out)
+    assert not [x for x in out.getvalue().splitlines() if x.lstrip().startswith("::")]
+    assert "FAIL: bad%0A::error file=x::pwned%0A  ::set-output" in out.getvalue()
+
+
+def test_outputs_over_the_manifest_are_refused_before_anything_runs(
+    cli: Cli, tmp_path: Path
+) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap")
+    manifest, scenario = p.write()
+    before = manifest.read_text()
+    for option in ("--report", "--junit-xml", "--emulator-journal"):
+        result = cli(
+            "run", str(manifest), "--emulator", "--scenario", str(scenario), option, str(manifest)
+        )
+        assert result.code == 2, result.err
+        assert f"{option} {manifest} is the manifest itself" in result.err
+        assert manifest.read_text() == before and "job_" not in result.err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_report_that_cannot_be_written_still_prints_the_summary(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.reports import outputs
+
+    def refuse(path: Path, data: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(outputs, "write_json_atomic", refuse)
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap")
+    manifest, scenario = p.write()
+    report = tmp_path / "out" / "report.json"
+    result = cli(
+        "run", str(manifest), "--emulator", "--scenario", str(scenario), "--report", str(report)
+    )
+    assert result.code == 2
+    assert "Run succeeded" in result.out
+    assert f"celonis-runner: error: cannot write --report {report}: Permission denied" in result.err
+    assert "internal error" not in result.err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    early = cli(
+        "run",
+        str(manifest),
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--report",
+        str(blocker / "r.json"),
+    )
+    assert (
+        early.code == 2
+        and f"cannot write --report {blocker / 'r.json'}: {blocker} is not a folder" in early.err
+    )
+    state = cli(
+        "run",
+        str(manifest),
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--state-dir",
+        str(blocker / "runs"),
+    )
+    assert state.code == 2 and f"cannot save run state in {blocker / 'runs'}" in state.err
+    assert "internal error" not in early.err + state.err

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.cli import build_parser
+from runner.cli import parse_args
 
 ROOT = Path(__file__).parent.parent
-EXAMPLES = [
-    ROOT / "docs" / "examples" / "github-workflow.yml",
-    ROOT / "docs" / "examples" / "gitlab-ci.yml",
-]
+GITHUB = ROOT / "docs" / "examples" / "github-workflow.yml"
+GITLAB = ROOT / "docs" / "examples" / "gitlab-ci.yml"
+SCHEDULED = ROOT / "docs" / "examples" / "github-scheduled.yml"
+EXAMPLES = [GITHUB, GITLAB, SCHEDULED]
 SHELL_OPERATORS = {">", ">>", "<", "|", "||", "&&", ";", "&", "2>", "2>&1"}
 
 
@@ -72,18 +72,18 @@ def test_every_command_in_the_examples_parses(path: Path) -> None:
     document = yaml.safe_load(path.read_text())
     lines = [line for text in scripts(document) for line in commands(text)]
     subcommands = {argv(line)[0] for line in lines}
-    assert {"validate", "plan", "run"} <= subcommands
-    parser = build_parser()
+    assert {"plan", "run"} <= subcommands
     for line in lines:
         try:
-            parser.parse_args(argv(line))
+            parse_args(argv(line))
         except SystemExit:
             pytest.fail(f"{path.name}: celonis-runner rejects: {line}")
 
 
 def test_the_examples_use_the_ci_features() -> None:
-    github, gitlab = (path.read_text() for path in EXAMPLES)
-    for text in (github, gitlab):
+    github, gitlab, scheduled = (path.read_text() for path in EXAMPLES)
+    assert "celonis-runner validate" in github + gitlab
+    for text in (github, gitlab, scheduled):
         assert "--junit-xml junit.xml" in text and "--report report.json" in text
         assert "--resume" in text and "--check-remote" in text
         assert "CELONIS_RUNNER_STATE_DIR: celonis-state" in text
@@ -110,3 +110,55 @@ def test_readme_documents_the_ci_options() -> None:
         "docs/ci.md",
     ):
         assert text in readme, text
+
+
+def test_docs_ci_describes_the_log_formats() -> None:
+    doc = (ROOT / "docs" / "ci.md").read_text()
+    assert "--log-format json" in doc and "CELONIS_RUNNER_LOG_FORMAT: json" in doc
+    assert "JSON lines when stderr is not a terminal" not in (ROOT / "README.md").read_text()
+
+
+def snippets() -> Iterator[tuple[str, str]]:
+    """(where, text) of every file a user copies from: README, docs, the hook file."""
+    for path in [ROOT / "README.md", ROOT / ".pre-commit-hooks.yaml", *ROOT.glob("docs/**/*.*")]:
+        if path.suffix in (".md", ".yml", ".yaml"):
+            yield str(path.relative_to(ROOT)), path.read_text()
+
+
+def test_no_snippet_pins_a_tag_that_does_not_exist() -> None:
+    """`rev: v0.1.0` and `@v0.1.0` failed: no such tag. Pin what exists, or a placeholder that
+    says plainly what to replace."""
+    import subprocess
+
+    done = subprocess.run(["git", "tag"], cwd=ROOT, capture_output=True, text=True)
+    tags = set(done.stdout.split()) if done.returncode == 0 else set()
+    pins = re.compile(r"(?:rev:\s*|celonis-runner@)([^\s\"'#]+)")
+    found = 0
+    for where, text in snippets():
+        for line in text.splitlines():
+            for ref in pins.findall(line):
+                found += 1
+                assert ref in tags or (ref == "COMMIT_SHA" and "REPLACE" in text), (where, line)
+    assert found >= 4
+
+
+def test_gitlab_image_has_what_its_commands_need() -> None:
+    document = yaml.safe_load(GITLAB.read_text())
+    image = document["default"]["image"]
+    installs = " ".join(document["default"]["before_script"])
+    if "git+" in installs:  # pip clones: the image needs git (python:*-slim and alpine have none)
+        assert not image.endswith(("-slim", "-alpine")) and "alpine" not in image, image
+
+
+def test_scheduled_example_runs_on_cron_and_may_read_other_runs_artifacts() -> None:
+    for path in (SCHEDULED, GITHUB):
+        document = yaml.safe_load(path.read_text())
+        assert document["permissions"] == {"contents": "read", "actions": "read"}, path.name
+        steps = [s for job in document["jobs"].values() for s in job["steps"]]
+        download = [
+            s for s in steps if str(s.get("uses", "")).startswith("actions/download-artifact")
+        ]
+        assert download and all("run-id" in s["with"] for s in download)
+    on = yaml.safe_load(SCHEDULED.read_text())[True]  # YAML 1.1 reads the key `on` as True
+    [cron] = on["schedule"]
+    assert len(cron["cron"].split()) == 5 and "workflow_dispatch" in on

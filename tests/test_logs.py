@@ -38,9 +38,9 @@ def emit(
     return stream.getvalue()
 
 
-def test_console_on_a_terminal_json_otherwise() -> None:
+def test_console_on_a_terminal_and_in_ci() -> None:
     assert logs.choose_format(None, Terminal()) == "console"
-    assert logs.choose_format(None, io.StringIO()) == "json"
+    assert logs.choose_format(None, io.StringIO()) == "console"  # CI logs are read in a browser
     assert logs.choose_format("json", Terminal()) == "json"
 
 
@@ -111,3 +111,106 @@ def test_error_messages_never_show_a_credential_from_the_environment(
     assert logs.secret_like_values(
         {"MY_TOKEN": "abcdefgh", "PATH": "/usr/bin:/bin", "KEY": "short"}
     ) == ["abcdefgh"]
+
+
+def _emitted_event_names() -> set[str]:
+    import re
+
+    from runner.execution.runstate import JobState
+
+    root = Path(__file__).parent.parent / "runner"
+    call = re.compile(
+        r'\.(?:debug|info|warning|error|exception|critical)\(\s*"([a-z_]+(?:\.[a-z_]+)?)"'
+    )
+    names = {f"job_{state}" for state in JobState}  # the executor logs f"job_{job.state}"
+    for path in root.rglob("*.py"):
+        if "emulator" not in path.parts:
+            names |= set(call.findall(path.read_text()))
+    return names
+
+
+def test_every_event_name_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = [line for line in readme.splitlines() if line.startswith("| `")]
+    names = _emitted_event_names()
+    assert {"run_started", "job_failed", "api.retry"} <= names
+    missing = sorted(n for n in names if not any(f"`{n}`" in row for row in table))
+    assert not missing, f"events not in the README's event table: {missing}"
+
+
+def console_line(
+    environ: dict[str, str], stream: io.StringIO, verbosity: int = 0, **fields: object
+) -> str:
+    logs.configure(
+        log_format="console",
+        verbosity=verbosity,
+        stream=stream,
+        environ=environ,
+        redactor=logs.Redactor(["s3cr3t-value-0123"]),
+    )
+    structlog.get_logger("t").warning("job_failed", **fields)
+    return stream.getvalue()
+
+
+def test_console_lines_are_for_people() -> None:
+    import re
+
+    reason = "FAIL: " + "x" * 150 + " s3cr3t-value-0123"
+    line = console_line(
+        {},
+        io.StringIO(),
+        job="a",
+        pool="p",
+        status="failed",
+        elapsed=90.0,
+        attempt=1,
+        error=None,
+        reason=reason,
+    )
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert re.match(
+        r"^\d\d:\d\d:\d\d \+0s +WARN job_failed job=a pool=p elapsed=1m30s reason=", line
+    )
+    assert "None" not in line and "status=" not in line and "attempt" not in line
+    assert len(line.rstrip("\n")) <= logs.CONSOLE_WIDTH and "…" in line and "s3cr3t" not in line
+    whole = console_line({}, io.StringIO(), verbosity=1, job="a", reason=reason)
+    assert "x" * 150 + " ***" in whole  # -v: nothing shortened; redacted before any cut
+
+
+def test_colour_on_a_terminal_only_and_no_color_respected() -> None:
+    coloured = console_line({}, Terminal(), job="a")
+    assert "\x1b[31mWARN job_failed" in coloured or "\x1b[31m" in coloured
+    assert "\x1b[" not in console_line({"NO_COLOR": "1"}, Terminal(), job="a")
+    assert "\x1b[" not in console_line({}, io.StringIO(), job="a")
+
+
+def test_default_log_format_is_console_and_json_when_asked() -> None:
+    assert logs.choose_format(None, io.StringIO(), {}) == "console"
+    assert logs.choose_format(None, io.StringIO(), {"CELONIS_RUNNER_LOG_FORMAT": "json"}) == "json"
+    assert (
+        logs.choose_format("console", io.StringIO(), {"CELONIS_RUNNER_LOG_FORMAT": "json"})
+        == "console"
+    )
+
+
+def test_summary_table_is_coloured_on_a_terminal_only(tmp_path: Path) -> None:
+    from runner.execution.runstate import JobState
+    from runner.reports.report import write_summary
+
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("a", "sap")
+    p.job("b", "sap", "a")
+    manifest, _ = p.write()
+    state = Executor(build_plan(load_manifest(manifest, {})), api=None, clock=FakeClock()).state  # type: ignore[arg-type]
+    state.jobs["a"].state, state.jobs["a"].error = JobState.FAILED, "FAIL: boom"
+    state.jobs["b"].state = JobState.SKIPPED
+    state.status = "failed"
+    coloured, plain = io.StringIO(), io.StringIO()
+    write_summary(state, coloured, colour=True)
+    write_summary(state, plain)
+    assert "\x1b[31mfailed" in coloured.getvalue() and "\x1b[33mskipped" in coloured.getvalue()
+    assert "\x1b[31mRun failed\x1b[0m" in coloured.getvalue()
+    assert "\x1b[" not in plain.getvalue()
+    assert "\x1b" not in coloured.getvalue().replace("\x1b[0m", "").replace("\x1b[31m", "").replace(
+        "\x1b[33m", ""
+    )

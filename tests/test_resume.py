@@ -119,7 +119,9 @@ def test_api_outage_exits_3_and_resume_completes(cli: Cli, tmp_path: Path) -> No
         }
         assert "--resume" in first.out
 
-        second = run_against(cli, p, emu.base_url, "--resume", "--report", str(report))
+        second = run_against(
+            cli, p, emu.base_url, "--resume", "--report", str(report), "--log-format", "json"
+        )
         assert second.code == 0, second.err
         data = json.loads(report.read_text())
         assert {j["name"]: j["status"] for j in data["jobs"]} == {

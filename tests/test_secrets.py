@@ -128,3 +128,37 @@ def test_no_secret_anywhere(cli: Cli, tmp_path: Path, auth: str) -> None:
     for secret in [API_KEY, APP_KEY, CLIENT_SECRET, *tokens]:
         assert secret not in written, f"a secret ({secret[:6]}...) leaked"
     assert "Authorization" not in written.replace('"auth": ', "")
+
+
+def test_celonis_error_echoing_the_key_is_scrubbed_in_every_output(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Only stderr was redacted: a reason from Celonis holding the key reached stdout, the report,
+    JUnit and the GitHub outputs. One redactor now scrubs the run's texts before any output (and
+    before the step summary cuts long reasons)."""
+    p = Pipeline(tmp_path).pool("sap")
+    message = "x" * 190 + f" key {API_KEY} refused\n::error::injected"
+    p.job("broken", "sap", behaviour={"outcome": "FAIL", "message": message, "duration": "1m"})
+    manifest, scenario = p.write()
+    step_summary = tmp_path / "summary.md"
+    result = cli(
+        "run",
+        str(manifest),
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--report",
+        str(tmp_path / "report.json"),
+        "--junit-xml",
+        str(tmp_path / "junit.xml"),
+        "--github",
+        environ={"CELONIS_API_KEY": API_KEY, "GITHUB_STEP_SUMMARY": str(step_summary)},
+    )
+    assert result.code == 1, result.err
+    assert "refused" in result.out and "***" in result.out
+    # the state file (runs/) is scrubbed by StateStore's own redactor (runner/execution/statefile.py)
+    outputs = [tmp_path / name for name in ("report.json", "junit.xml", "summary.md")]
+    written = "\n".join([result.out, result.err, *(path.read_text() for path in outputs)])
+    assert API_KEY not in written and API_KEY[:12] not in written
+    assert all(path.read_text().count("***") for path in outputs)
+    assert not [line for line in result.out.splitlines() if line.lstrip().startswith("::")]

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
-from runner.commands.plan import RemoteOptions
+from runner.commands.shared import RemoteOptions
 from runner.errors import ExitCode
 from runner.manifest import problems as out
 from runner.plan.build import Plan
 from runner.plan.remote import RemoteCheck, check_plan
-from runner.target import connect
+from runner.target import command_logging, connect
 
 
 def run(
@@ -26,10 +26,11 @@ def run(
     stderr: TextIO,
     github: bool = False,
 ) -> int:
+    redactor = command_logging(plan.manifest, environ, stderr)
     with connect(
         plan.manifest,
         environ,
-        stderr,
+        redactor,
         base_url=options.base_url,
         emulator=options.emulator,
         scenario=options.scenario,

@@ -6,15 +6,23 @@ With `--check-remote` it then checks the plan against the API, read-only
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 
-from runner.errors import ExitCode, ManifestError
-from runner.manifest import problems as out
-from runner.manifest.loader import check_manifest
-from runner.manifest.model import Manifest
+from runner.commands.shared import (
+    Context,
+    RemoteOptions,
+    add_connection,
+    add_file,
+    add_github,
+    add_manifest_options,
+    github_enabled,
+    load_checked,
+    positive_int,
+    remote_options,
+)
+from runner.errors import ExitCode, UsageError
 from runner.plan.build import build_plan
 from runner.reports import plan_output
 
@@ -25,30 +33,74 @@ WRITERS = {
     "dot": plan_output.write_dot,
 }
 
+EXAMPLES = """\
+  celonis-runner plan                                   # the waves of ./jobs.yaml
+  celonis-runner plan --select +transform_o2c --format mermaid
+  celonis-runner plan prod.jobs.yaml --check-remote     # are the pools and jobs there?"""
 
-def load_checked(
-    file: str,
-    *,
-    environ: Mapping[str, str],
-    strict_env: bool,
-    stderr: TextIO,
-    max_bytes: int,
-    annotate: bool = False,
-) -> Manifest:
-    """The manifest, with warnings printed; ManifestError on errors.
 
-    `annotate`: also print the warnings as GitHub workflow commands (the CLI
-    does the same for errors).
-    """
-    result = check_manifest(
-        Path(file), environ, strict_env=strict_env, display=file, max_bytes=max_bytes
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    """`--select`, `--exclude`, `--max-parallel`: which jobs, how many at once (also `run`'s)."""
+    forms = "NAME, +NAME (with its dependencies), NAME+ (with its dependents), +NAME+, pool:POOL"
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="SEL",
+        help=f"only these jobs; repeat the option for more. SEL: {forms}; commas allowed",
     )
-    if result.manifest is None:
-        raise ManifestError(result.problems)
-    if annotate:
-        out.write_github(result.problems, stderr)
-    out.write_text(result.problems, stderr)
-    return result.manifest
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="SEL",
+        help="leave these jobs out (applied after --select); repeat the option for more",
+    )
+    parser.add_argument(
+        "--max-parallel", type=positive_int, metavar="N", help="at most N jobs at once overall"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_file(parser)
+    parser.add_argument(
+        "--format",
+        choices=list(WRITERS),
+        default="text",
+        help="text: waves and the critical path; json: for scripts; mermaid/dot: the graph"
+        " (default: text)",
+    )
+    add_selection(parser)
+    parser.add_argument(
+        "--check-remote",
+        action="store_true",
+        help="then check against the API, read-only, that every pool and job exists and is"
+        " visible to the key, and warn about jobs running now",
+    )
+    add_connection(parser)
+    add_github(parser, "GitHub Actions annotations for problems")
+    add_manifest_options(parser)
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    remote = remote_options(args)
+    if (args.emulator or args.base_url) and not args.check_remote:
+        raise UsageError(
+            "--base-url and --emulator go with --check-remote (plan alone makes no request)"
+        )
+    return run(
+        args.file,
+        output_format=args.format,
+        select=args.select,
+        exclude=args.exclude,
+        max_parallel=args.max_parallel,
+        environ=ctx.environ,
+        stdout=ctx.stdout,
+        stderr=ctx.stderr,
+        max_bytes=args.max_size,
+        github=github_enabled(args, ctx),
+        remote=remote if args.check_remote else None,
+    )
 
 
 def run(
@@ -81,12 +133,3 @@ def run(
     from runner.commands import check_remote  # loads the HTTP stack only when asked to
 
     return check_remote.run(plan, remote, environ=environ, stderr=stderr, github=github)
-
-
-@dataclass(frozen=True)
-class RemoteOptions:
-    """`plan --check-remote` and where to check: like `run`'s connection options."""
-
-    base_url: str | None = None
-    emulator: bool = False
-    scenario: str | None = None

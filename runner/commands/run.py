@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import os
 import secrets
 import signal
 import threading
@@ -20,7 +20,17 @@ import structlog
 from runner import logs
 from runner.api import CelonisClient
 from runner.clock import Clock
-from runner.commands.plan import load_checked
+from runner.commands.plan import add_selection
+from runner.commands.shared import (
+    DEFAULT_FILE,
+    Context,
+    add_github,
+    add_manifest_options,
+    github_enabled,
+    load_checked,
+    looks_like_manifest,
+    non_negative_float,
+)
 from runner.errors import ExitCode, UsageError
 from runner.execution.executor import Executor
 from runner.execution.progress import ProgressLine
@@ -34,12 +44,11 @@ from runner.execution.statefile import (
     resume_from,
     state_dir,
 )
-from runner.files import write_json_atomic
-from runner.plan.build import build_plan
-from runner.reports import github
-from runner.reports.junit import write_junit
-from runner.reports.report import build_report, write_summary
+from runner.manifest.model import Manifest
+from runner.plan.build import Plan, build_plan
+from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
 from runner.target import http_timeouts, open_target, secret_values
+from runner.terminal import isatty
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +82,14 @@ def new_run_id(clock: Clock) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+def run(
+    options: RunOptions,
+    *,
+    environ: Mapping[str, str],
+    stdout: TextIO,
+    stderr: TextIO,
+    ctx: Context | None = None,
+) -> int:
     manifest = load_checked(
         options.file,
         environ=environ,
@@ -83,6 +99,54 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
         annotate=options.github,
     )
     directory = state_dir(options.state_dir, environ)
+    _check_outputs(options, directory)
+    plan, saved, resume = _plan_and_resume(options, manifest, directory)
+    # a resumed run keeps the selection it started with (checked in _plan_and_resume)
+    select, exclude = (
+        (saved.select, saved.exclude) if saved else (list(options.select), list(options.exclude))
+    )
+    redactor, progress = _configure_logging(options, manifest, environ, stderr)
+    with open_target(
+        manifest,
+        environ,
+        redactor,
+        base_url=options.base_url,
+        emulator=options.emulator,
+        scenario=options.scenario,
+        emulator_journal=options.emulator_journal,
+    ) as target:
+        session = requests.Session()
+        client = CelonisClient(
+            target.base_url, target.auth, session, target.clock, timeouts=http_timeouts(environ)
+        )
+        run_id, state_path = _run_id_and_path(saved, directory, target.clock)
+        store = StateStore(state_path, select=select, exclude=exclude, clock=target.clock)
+        executor = _executor(options, plan, client, target.clock, progress, store, resume, run_id)
+        log.info(
+            "run_started",
+            run_id=run_id,
+            manifest=manifest.path,
+            jobs=len(plan.jobs),
+            base_url=target.base_url,
+        )
+        with _signals(executor) as received:
+            state = executor.run()
+        progress.close()
+        written = _write_outputs(
+            options, state, run_id, state_path, stdout, stderr, environ, redactor
+        )
+        code = exit_code(state, received, written)
+        if len(received) >= 2 and ctx is not None:
+            # A second signal means "now": the state, report and summary are written; the entry
+            # point exits without waiting for requests in flight or the emulator's threads.
+            ctx.hard_exit = True
+    return code
+
+
+def _plan_and_resume(
+    options: RunOptions, manifest: Manifest, directory: Path
+) -> tuple[Plan, SavedRun | None, ResumeFrom | None]:
+    """The plan; with --resume, the saved run it takes up and what to take from it."""
     resume: ResumeFrom | None = None
     saved: SavedRun | None = None
     select, exclude = list(options.select), list(options.exclude)
@@ -103,9 +167,15 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
                 + ". Resume anyway with --force, or start a new run without --resume"
             )
         resume = resume_from(saved, plan)
-    log_format = logs.choose_format(options.log_format, stderr)
-    redactor = logs.Redactor(secret_values(manifest, environ))
-    progress = ProgressLine(stderr, enabled=log_format == "console" and _isatty(stderr))
+    return plan, saved, resume
+
+
+def _configure_logging(
+    options: RunOptions, manifest: Manifest, environ: Mapping[str, str], stderr: TextIO
+) -> tuple[logs.Redactor, ProgressLine]:
+    log_format = logs.choose_format(options.log_format, stderr, environ)
+    redactor = logs.Redactor([*secret_values(manifest, environ), *logs.secret_like_values(environ)])
+    progress = ProgressLine(stderr, enabled=log_format == "console" and isatty(stderr))
     logs.configure(
         log_format=log_format,
         verbosity=options.verbose,
@@ -113,97 +183,93 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
         environ=environ,
         redactor=redactor,
     )
-    with open_target(
-        manifest,
-        environ,
-        redactor,
-        base_url=options.base_url,
-        emulator=options.emulator,
-        scenario=options.scenario,
-        emulator_journal=options.emulator_journal,
-    ) as target:
-        session = requests.Session()
-        client = CelonisClient(
-            target.base_url, target.auth, session, target.clock, timeouts=http_timeouts(environ)
-        )
-        if saved is None:
-            run_id = new_run_id(target.clock)
-            state_path = directory / f"{run_id}.json"
-        else:
-            run_id, state_path = saved.run_id, saved.path
-        store = StateStore(state_path, select=select, exclude=exclude, clock=target.clock)
-        executor = Executor(
-            plan,
-            client,
-            target.clock,
-            fail_fast=options.fail_fast,
-            cancel_on_stop=options.cancel_on_stop,
-            grace=options.grace,
-            listeners=[progress.update],
-            checkpoint=store,
-            resume=resume,
-            run_id=run_id,
-        )
-        log.info(
-            "run_started",
-            run_id=run_id,
-            manifest=manifest.path,
-            jobs=len(plan.jobs),
-            base_url=target.base_url,
-        )
-        with _signals(executor) as received:
-            state = executor.run()
-        progress.close()
-        _write_outputs(
-            options,
-            state,
-            run_id=run_id,
-            state_path=state_path,
-            stdout=stdout,
-            stderr=stderr,
-            environ=environ,
-        )
-        code = exit_code(state, received)
-        if len(received) >= 2:
-            # A second signal means "now": the state, report and summary are written; don't wait
-            # for requests still in flight or for the emulator's threads to wind down.
-            stdout.flush()
-            stderr.flush()
-            os._exit(code)
-    return code
+    return redactor, progress
+
+
+def _executor(
+    options: RunOptions,
+    plan: Plan,
+    client: CelonisClient,
+    clock: Clock,
+    progress: ProgressLine,
+    store: StateStore,
+    resume: ResumeFrom | None,
+    run_id: str,
+) -> Executor:
+    return Executor(
+        plan,
+        client,
+        clock,
+        fail_fast=options.fail_fast,
+        cancel_on_stop=options.cancel_on_stop,
+        grace=options.grace,
+        listeners=[progress.update],
+        checkpoint=store,
+        resume=resume,
+        run_id=run_id,
+    )
+
+
+def _run_id_and_path(saved: SavedRun | None, directory: Path, clock: Clock) -> tuple[str, Path]:
+    """A new run's id and state file, or those of the run it resumes."""
+    if saved is None:
+        run_id = new_run_id(clock)
+        return run_id, directory / f"{run_id}.json"
+    return saved.run_id, saved.path
 
 
 def _write_outputs(
     options: RunOptions,
     state: RunState,
-    *,
     run_id: str,
     state_path: Path,
     stdout: TextIO,
     stderr: TextIO,
     environ: Mapping[str, str],
-) -> None:
-    if options.report:
-        write_json_atomic(Path(options.report), build_report(state, run_id=run_id))
-    write_summary(state, stdout)
-    if options.github:
-        github.report_run(state, run_id=run_id, stream=stderr, environ=environ)
-    if options.junit_xml:
-        write_junit(Path(options.junit_xml), state)
+    redactor: logs.Redactor,
+) -> bool:
+    """False when an output file could not be written (the summary is printed all the same)."""
+    wanted = Outputs(report=options.report, junit_xml=options.junit_xml, github=options.github)
+    ok = write_outputs(
+        state,
+        wanted,
+        run_id=run_id,
+        redactor=redactor,
+        stdout=stdout,
+        stderr=stderr,
+        environ=environ,
+    )
     if state.status != "succeeded":
         stdout.write(
             f"State saved in {state_path}; resume with: celonis-runner run {options.file} --resume {run_id}\n"
         )
+    return ok
 
 
-def exit_code(state: RunState, received: list[int]) -> int:
+def _check_outputs(options: RunOptions, directory: Path) -> None:
+    """Before anything runs: no output over the manifest, every output and the state writable."""
+    named = [
+        ("--report", options.report),
+        ("--junit-xml", options.junit_xml),
+        ("--emulator-journal", options.emulator_journal),
+    ]
+    check_paths(options.file, named)
+    journal = Path(options.emulator_journal) if options.emulator_journal else None
+    if journal is not None and not journal.parent.is_dir():
+        raise UsageError(f"cannot write --emulator-journal {journal}: no folder {journal.parent}")
+    check_state_dir(directory)
+
+
+def exit_code(state: RunState, received: list[int], outputs_written: bool = True) -> int:
+    """The documented exit code; an output that could not be written is a usage error (2)
+    when nothing worse happened."""
     if received:
         return ExitCode.TERMINATED if received[0] == signal.SIGTERM else ExitCode.INTERRUPTED
     if state.status == "api_error":
         return ExitCode.API_UNUSABLE
     if state.status == "failed":
         return ExitCode.JOB_FAILED
-    return ExitCode.OK
+    return ExitCode.OK if outputs_written else ExitCode.INVALID
 
 
 @contextlib.contextmanager
@@ -230,8 +296,165 @@ def _signals(executor: Executor) -> Iterator[list[int]]:
             signal.signal(sig, old)
 
 
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+EXAMPLES = """\
+  celonis-runner run --emulator                 # try ./jobs.yaml against the embedded emulator
+  celonis-runner run prod.jobs.yaml --select +load_o2c_model --report report.json
+  celonis-runner run prod.jobs.yaml --resume    # take up the latest run that did not succeed"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file",
+        nargs="?",
+        default=DEFAULT_FILE,
+        action=_File,
+        metavar="FILE",
+        help=f"the manifest (default: {DEFAULT_FILE})",
+    )
+    add_selection(parser)
+    parser.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="after the first failure start nothing new and cancel running jobs",
+    )
+    _add_outputs(parser)
+    _add_target(parser)
+    _add_stopping(parser)
+    _add_resume(parser)
+    add_github(parser, "GitHub Actions annotations and the job summary")
+    add_manifest_options(parser)
+
+
+def _add_outputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report", metavar="PATH", help="write a JSON report (schema/report.schema.json)"
+    )
+    parser.add_argument(
+        "--junit-xml", metavar="PATH", help="write a JUnit XML report (a test suite per pool)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["console", "json"],
+        help="console: lines for people; json: one JSON object a line"
+        " (default: $CELONIS_RUNNER_LOG_FORMAT, then console)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail in the log (debug events)"
+    )
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the Celonis team URL (default: $CELONIS_BASE_URL, then the manifest)",
+    )
+    parser.add_argument(
+        "--emulator", action="store_true", help="run against the embedded emulator instead"
+    )
+    parser.add_argument(
+        "--scenario", metavar="PATH", help="with --emulator: the emulator's scenario file"
+    )
+    parser.add_argument(
+        "--emulator-journal",
+        metavar="PATH",
+        help="with --emulator: write every request the emulator saw (JSON lines)",
+    )
+
+
+def _add_stopping(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cancel", action="store_true", help="on Ctrl-C/SIGTERM leave remote jobs running"
+    )
+    parser.add_argument(
+        "--grace",
+        type=non_negative_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="on Ctrl-C/SIGTERM wait this long for cancelled jobs to end (default 60)",
+    )
+
+
+class _File(argparse.Action):
+    """FILE; when absent, a manifest given right after --resume stands (see _Resume)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        after_resume: str | None = getattr(namespace, "file_after_resume", None)
+        if after_resume is None or values != self.default:
+            if after_resume not in (None, values):
+                parser.error(f"two manifests: {values} and {after_resume}")
+            namespace.file = values
+
+
+class _Resume(argparse.Action):
+    """`--resume [RUN_ID]`: a manifest right after it is FILE (`run --resume jobs.yaml`)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        value = str(values)
+        if value != "latest" and looks_like_manifest(value):
+            if getattr(namespace, "file", DEFAULT_FILE) not in (DEFAULT_FILE, value):
+                parser.error(f"two manifests: {namespace.file} and {value}")
+            namespace.file = namespace.file_after_resume = value
+            value = "latest"
+        namespace.resume = value
+
+
+def _add_resume(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        action=_Resume,
+        metavar="RUN_ID",
+        help="run what did not succeed in an earlier run: RUN_ID, or the latest when none is"
+        " given (a .yaml/.yml or an existing file after it is FILE, not a run id)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where run state is saved"
+        " (default: $CELONIS_RUNNER_STATE_DIR, then .celonis-runner/runs)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="with --resume: resume even if the manifest changed"
+    )
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    if (args.scenario or args.emulator_journal) and not args.emulator:
+        raise UsageError("--scenario and --emulator-journal go with --emulator")
+    options = RunOptions(
+        file=args.file,
+        select=args.select,
+        exclude=args.exclude,
+        max_parallel=args.max_parallel,
+        fail_fast=args.fail_fast,
+        report=args.report,
+        base_url=args.base_url,
+        log_format=args.log_format,
+        verbose=args.verbose,
+        emulator=args.emulator,
+        scenario=args.scenario,
+        emulator_journal=args.emulator_journal,
+        cancel_on_stop=not args.no_cancel,
+        grace=args.grace,
+        max_bytes=args.max_size,
+        resume=args.resume,
+        state_dir=args.state_dir,
+        force=args.force,
+        junit_xml=args.junit_xml,
+        github=github_enabled(args, ctx),
+    )
+    return run(options, environ=ctx.environ, stdout=ctx.stdout, stderr=ctx.stderr, ctx=ctx)

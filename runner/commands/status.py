@@ -7,6 +7,7 @@ exist there, 3 when the API cannot be used.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,16 +15,59 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from runner.api.client import CelonisClient
-from runner.commands.plan import load_checked
+from runner.commands.shared import (
+    Context,
+    add_connection,
+    add_file,
+    add_github,
+    add_manifest_options,
+    github_enabled,
+    load_checked,
+    remote_options,
+)
 from runner.errors import ExitCode
 from runner.manifest import problems as out
 from runner.manifest.durations import format_duration
 from runner.manifest.model import Job, Manifest
 from runner.plan.remote import Locator, look_up_pools
 from runner.reports.report import iso
-from runner.target import connect
+from runner.target import command_logging, connect
 
 STATUS_FORMAT_VERSION = 1
+
+EXAMPLES = """\
+  celonis-runner status                        # every job of ./jobs.yaml, now
+  celonis-runner status prod.jobs.yaml --format json | jq '.jobs[] | select(.status=="FAIL")'
+  celonis-runner status --emulator             # try it without a Celonis team"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_file(parser)
+    parser.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text: a table; json: for scripts (default: text)",
+    )
+    add_connection(parser)
+    add_github(parser, "GitHub Actions annotations for jobs not found")
+    add_manifest_options(parser)
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    remote = remote_options(args)
+    return run(
+        args.file,
+        output_format=args.format,
+        base_url=remote.base_url,
+        emulator=remote.emulator,
+        scenario=remote.scenario,
+        environ=ctx.environ,
+        stdout=ctx.stdout,
+        stderr=ctx.stderr,
+        max_bytes=args.max_size,
+        github=github_enabled(args, ctx),
+    )
 
 
 @dataclass(frozen=True)
@@ -66,8 +110,9 @@ def run(
         max_bytes=max_bytes,
         annotate=github,
     )
+    redactor = command_logging(manifest, environ, stderr)
     with connect(
-        manifest, environ, stderr, base_url=base_url, emulator=emulator, scenario=scenario
+        manifest, environ, redactor, base_url=base_url, emulator=emulator, scenario=scenario
     ) as client:
         shown_url = client.base_url
         states = collect(client, manifest)

@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TextIO
 
+from runner.commands.shared import DEFAULT_FILE, Context, add_manifest_options, check_file
 from runner.errors import ExitCode
 from runner.manifest import problems as out
-from runner.manifest.loader import check_manifest
+
+EXAMPLES = """\
+  celonis-runner validate                      # checks ./jobs.yaml
+  celonis-runner validate prod.jobs.yaml dev.jobs.yaml
+  celonis-runner validate --format json jobs.yaml > problems.json"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "files",
+        nargs="*",
+        default=[DEFAULT_FILE],
+        metavar="FILE",
+        help=f"manifests to check, any number (default: {DEFAULT_FILE})",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["text", "json", "github"],
+        default=None,
+        help="text: one problem a line; json: a list of problems; github: workflow annotations"
+        " and text (default: github when GITHUB_ACTIONS=true, else text)",
+    )
+    add_manifest_options(parser)
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    fmt = args.format or ("github" if ctx.github_actions else "text")
+    return run(
+        args.files,
+        output_format=fmt,
+        environ=ctx.environ,
+        stdout=ctx.stdout,
+        max_bytes=args.max_size,
+    )
 
 
 def run(
@@ -22,9 +56,7 @@ def run(
     found: list[out.Problem] = []
     summaries: list[str] = []
     for name in files:
-        result = check_manifest(
-            Path(name), environ, strict_env=False, display=name, max_bytes=max_bytes
-        )
+        result = check_file(name, environ, strict_env=False, max_bytes=max_bytes)
         found.extend(result.problems)
         if result.manifest is not None:
             m = result.manifest

@@ -57,7 +57,7 @@ def build_plan(
     max_parallel: int | None = None,
 ) -> Plan:
     if max_parallel is not None and max_parallel < 1:
-        raise PlanError("--max-parallel must be at least 1")
+        raise PlanError(f"the limit of jobs running at once must be at least 1, not {max_parallel}")
     names = list(manifest.jobs)
     chosen = set(resolve_selection(manifest, select)) if select else set(names)
     chosen -= set(resolve_selection(manifest, exclude)) if exclude else set()
@@ -127,9 +127,10 @@ def resolve_selection(manifest: Manifest, specs: Iterable[str]) -> list[str]:
         if spec.startswith("pool:"):
             pool = spec[len("pool:") :]
             if pool not in manifest.pools:
-                raise PlanError(
-                    f"unknown pool '{pool}' in '{spec}'{did_you_mean(pool, manifest.pools)}"
+                hint = did_you_mean(pool, manifest.pools) or (
+                    f" (the pools are: {', '.join(sorted(manifest.pools))})"
                 )
+                raise PlanError(f"unknown pool '{pool}' in '{spec}'{hint}")
             selected.update((n, None) for n, j in manifest.jobs.items() if j.pool == pool)
             continue
         upstream = spec.startswith("+")

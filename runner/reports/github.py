@@ -18,6 +18,7 @@ from typing import TextIO
 from runner.execution.runstate import JobRun, RunState
 from runner.manifest.durations import format_duration
 from runner.reports.plan_output import write_mermaid
+from runner.reports.report import MAY_BE_RUNNING
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 TABLE_REASON_LIMIT = 200
@@ -30,6 +31,7 @@ _ICONS = {
     "skipped": "⏭️",
     "not_started": "⏸️",
     "running": "🔄",
+    "unclear": "❓",
 }
 
 
@@ -78,9 +80,9 @@ def report_run(state: RunState, *, run_id: str, stream: TextIO, environ: Mapping
 def write_annotations(state: RunState, stream: TextIO) -> None:
     manifest = state.plan.manifest.path
     for job in state.jobs.values():
-        if not job.state.is_unsuccessful:
+        if not (job.state.is_unsuccessful or job.report_status == "unclear"):
             continue
-        allowed = job.planned.job.allow_failure
+        allowed = job.planned.job.allow_failure and job.state.is_unsuccessful
         verb = job.state.verb
         stream.write(
             command(
@@ -127,7 +129,10 @@ def step_summary(state: RunState, *, run_id: str) -> str:
             f"| {job.name} | {job.planned.job.pool} | {job.planned.job.mode} | {shown} "
             f"| {duration} | {_cell(reason, TABLE_REASON_LIMIT)} |\n"
         )
-    failures = [j for j in jobs if j.state.is_unsuccessful]
+    unsettled = [j.name for j in jobs if statuses[j.name] in MAY_BE_RUNNING]
+    if unsettled:
+        out.write(f"\n**May still be running in Celonis:** {_cell(', '.join(unsettled))}\n")
+    failures = [j for j in jobs if j.state.is_unsuccessful or statuses[j.name] == "unclear"]
     if failures:
         out.write("\n### Failures\n")
         for job in failures:

@@ -9,7 +9,8 @@ job, time = its duration in seconds). It keeps to the common JUnit schema
 - the same for a job with `allow_failure`: `<skipped type="allowed_failure">`,
   as pytest writes an expected failure, so the test view agrees with the exit code;
 - skipped and not started: `<skipped type=STATUS message=REASON/>`;
-- still running in Celonis when the runner stopped: `<error type="running">`.
+- still running in Celonis when the runner stopped: `<error type="running">`;
+- unclear (its execute may have started; never settled): `<error type="unclear">`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ from runner.files import write_text_atomic
 from runner.reports.report import iso
 
 MESSAGE_LIMIT = 1000
+
+_UNSETTLED = {
+    "running": "still running in Celonis when the runner stopped; its outcome is unknown",
+    "unclear": "its execute may have started in Celonis and no status read settled whether it"
+    " did; check the job in Celonis before running it again",
+}
+"""Report statuses of jobs that may still be running in Celonis, and what JUnit says of them."""
 
 # Characters XML 1.0 does not allow, even escaped; Celonis' log lines could hold any.
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -80,7 +88,7 @@ def _suite(pool: str, jobs: list[JobRun], state: RunState) -> ET.Element:
         name=pool,
         tests=str(len(jobs)),
         failures=str(sum(failed)),
-        errors=str(sum(j.report_status == "running" for j in jobs)),
+        errors=str(sum(j.report_status in _UNSETTLED for j in jobs)),
         skipped=str(sum(skipped)),
         time=_seconds(_span(min(starts), max(ends)) if starts and ends else 0.0),
         timestamp=datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
@@ -115,13 +123,8 @@ def _case(job: JobRun) -> ET.Element:
         failure.text = _clean(reason)
     elif job.state.not_run:
         ET.SubElement(case, "skipped", type=status, message=_message(reason))
-    elif status == "running":
-        error = ET.SubElement(
-            case,
-            "error",
-            type="running",
-            message="still running in Celonis when the runner stopped; its outcome is unknown",
-        )
+    elif status in _UNSETTLED:
+        error = ET.SubElement(case, "error", type=status, message=_UNSETTLED[status])
         error.text = _clean(reason)
     out = ET.SubElement(case, "system-out")
     out.text = _clean(

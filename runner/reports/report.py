@@ -10,6 +10,10 @@ from runner.manifest.durations import format_duration
 
 REPORT_VERSION = 1
 
+MAY_BE_RUNNING = frozenset({"running", "unclear"})
+"""Report statuses of jobs that may still be running in Celonis (an execute of this run, or of
+the run it resumed, may have taken effect and was never seen to end)."""
+
 
 def iso(epoch: float | None) -> str | None:
     if epoch is None:
@@ -51,7 +55,10 @@ def build_report(state: RunState, *, run_id: str) -> dict[str, Any]:
     }
 
 
-def write_summary(state: RunState, stream: TextIO) -> None:
+def write_summary(state: RunState, stream: TextIO, *, colour: bool = False) -> None:
+    """The table of jobs and the verdict; states coloured when `colour` (a terminal)."""
+    from runner.logs import colour_state
+
     jobs = list(state.jobs.values())
     rows = [
         (
@@ -60,7 +67,7 @@ def write_summary(state: RunState, stream: TextIO) -> None:
             job.report_status
             + (" (allowed)" if job.planned.job.allow_failure and job.state.is_unsuccessful else ""),
             format_duration(job.duration) if job.duration is not None else "-",
-            job.error if job.state != "succeeded" and job.error else "",
+            one_line(job.error) if job.state != "succeeded" and job.error else "",
         )
         for job in jobs
     ]
@@ -69,17 +76,30 @@ def write_summary(state: RunState, stream: TextIO) -> None:
     stream.write("\n")
     for row in [header, *rows]:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
+        if row is not header:
+            cells[2] = colour_state(cells[2], colour)
         stream.write(("  ".join(cells) + "  " + row[4]).rstrip() + "\n")
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.report_status] = counts.get(job.report_status, 0) + 1
     total = (state.finished_at or state.started_at) - state.started_at
     parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
-    stream.write(f"\nRun {state.status}: {parts} in {format_duration(total)}\n")
+    verdict = colour_state(f"Run {state.status}", colour, state.status)
+    stream.write(f"\n{verdict}: {parts} in {format_duration(total)}\n")
     if state.error:
-        stream.write(f"{state.error}\n")
-    unsettled = [job.name for job in jobs if job.report_status == "running"]
+        stream.write(f"{one_line(state.error)}\n")
+    unsettled = [job.name for job in jobs if job.report_status in MAY_BE_RUNNING]
     if unsettled:
         stream.write(
             f"May still be running in Celonis: {', '.join(unsettled)} (run --resume takes them up)\n"
         )
+
+
+def one_line(text: str) -> str:
+    """Text from Celonis on one line of the summary: line breaks written as GitHub's workflow
+    commands escape them (%0A), so no line of ours can start with `::error` and be taken by
+    GitHub Actions as a command; a leading `::` is escaped too."""
+    escaped = text.replace("\r\n", "%0A").replace("\r", "%0D").replace("\n", "%0A")
+    if escaped.lstrip().startswith("::"):
+        escaped = escaped.replace("::", "%3A%3A", 1)
+    return escaped
