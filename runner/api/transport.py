@@ -15,6 +15,7 @@ import email.utils
 import http
 import http.client
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -463,7 +464,10 @@ def _classify(
         return "dropped", "the connection broke while the answer was read"
     if isinstance(exc, requests.exceptions.ConnectionError):
         causes = _causes(exc)
-        if any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in causes):
+        # urllib3 2.x raises NameResolutionError from the socket.gaierror; 1.26 has no such
+        # class and raises NewConnectionError with the gaierror as its context. Both chains
+        # hold the gaierror, so look for that and name no class 1.26 lacks.
+        if any(isinstance(c, socket.gaierror) for c in causes):
             return "refused", "could not connect (the host name does not resolve)"
         if any(isinstance(c, ConnectionRefusedError) for c in causes):
             return "refused", "could not connect (connection refused)"
