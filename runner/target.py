@@ -134,7 +134,7 @@ def connect(
     with open_target(
         manifest, environ, redactor, base_url=base_url, emulator=emulator, scenario=scenario
     ) as target:
-        yield CelonisClient(
+        yield CelonisClient.connect(
             target.base_url,
             target.auth,
             requests.Session(),

@@ -255,4 +255,10 @@ def _checked(name: str, value: str) -> Secret:
     # requests would refuse such a header and quote its value in the error; say it here instead.
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise UsageError(f"${name} contains a line break or control character: check how it is set")
+    if not value.isascii():
+        # HTTP headers are Latin-1 at best; Celonis keys and ids are plain ASCII.
+        raise UsageError(
+            f"${name} contains a character that is not plain ASCII: check how it is set"
+            " (a pasted key may carry a typographic quote or a non-breaking space)"
+        )
     return Secret(value)

@@ -9,6 +9,7 @@
           +-- NetworkError        connection refused or dropped, timeouts, TLS failures
           +-- ProtocolError       an answer that is not the JSON we expect
           +-- JobBusyError        the job is already QUEUED or RUNNING: not triggered
+          +-- UnclearExecuteError an execute may or may not have started the job
 
 Messages name the HTTP method, the path, the status and Celonis' `errorCode`
 and `title` when the answer has them. They never carry a key, a token, a
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from runner.errors import RunnerError
 
 if TYPE_CHECKING:
-    from runner.api.client import JobStatus
+    from runner.api.client import ExecutionHandle, JobStatus
 
 NetworkKind = Literal[
     "refused",  # the connection was never established: nothing reached the server
@@ -134,3 +135,22 @@ class JobBusyError(ApiError):
         )
         self.job_status = job_status
         self.pool_id = pool_id
+
+
+class UnclearExecuteError(ApiError):
+    """The execute POST got no clear answer and the status showed no evidence either way.
+
+    The job may be running. `handle` (before-markers, `sent_at`) is what
+    `CelonisClient.settle` needs to find out later; the execute must not be sent
+    again until `settle` says NOT_STARTED.
+    """
+
+    def __init__(self, handle: ExecutionHandle, cause: ApiError) -> None:
+        super().__init__(
+            f"job {handle.job_id} in pool {handle.pool_id}: the execute got no clear answer"
+            f" ({cause}) and the job's status does not show yet whether it started",
+            method=cause.method,
+            path=cause.path,
+            status=cause.status,
+        )
+        self.handle = handle

@@ -11,12 +11,13 @@ status before sending it again.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import http
 import http.client
 import random
 import socket
-import time
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -37,7 +38,7 @@ from runner.api.errors import (
     RateLimitedError,
     ServerError,
 )
-from runner.clock import Clock
+from runner.clock import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
 
@@ -47,13 +48,25 @@ RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 )
+MAX_ANSWER_BYTES = 16 * 2**20
+"""Answers above this size are refused (ProtocolError), not read."""
+ANSWER_CHUNK_BYTES = 64 * 1024
+MAX_ERROR_TEXT = 200
+"""Longest `errorCode` or `title` quoted in a message."""
 _EPOCH_THRESHOLD = 1_000_000_000.0
 """An `x-ratelimit-reset` above this is an epoch time, not a number of seconds."""
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try. Times are seconds on the injected clock."""
+    """How hard to try. Times are seconds on the injected clock.
+
+    One policy for every request: `Transport.call` retries an attempt only when
+    the request's `may_retry` rule allows it for that error (reads: any
+    transient failure; the execute POST: only failures that prove the request
+    never reached Celonis, see `retryable`), then within `max_attempts` and
+    `budget`. Waits end at once when the transport's interrupt event is set.
+    """
 
     max_attempts: int = 8
     """Requests sent for one operation, the first one included."""
@@ -63,11 +76,15 @@ class RetryPolicy:
     backoff_cap: float = 60.0
     rate_limit_cap: float = 120.0
     """Longest wait honoured from `x-ratelimit-reset` / `Retry-After`."""
-    execute_settle: float = 30.0
-    """After an execute whose outcome is unknown, how long the status must stay unchanged
-    before concluding that the job did not start (the status can be stale that long)."""
+    execute_settle: float = 10.0
+    """After an execute whose outcome is unclear, how long `execute` itself keeps reading
+    the status for evidence before it raises UnclearExecuteError. Never a reason to send
+    the execute again: only positive evidence is (see `CelonisClient.settle`)."""
     settle_poll: float = 5.0
     """How often the status is read during `execute_settle`."""
+    clock_skew: float = 60.0
+    """Assumed difference between our wall clock and Celonis' dates: an execution that
+    started at or after `sent_at - clock_skew` may be ours."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -162,8 +179,15 @@ class Transport:
         timeouts: tuple[float, float] = DEFAULT_TIMEOUTS,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        interrupt: threading.Event | None = None,
+        network_clock: Clock | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.interrupt = interrupt
+        """Once set, retry waits end at once and no further retry starts."""
+        # Socket timeouts and the request deadline are real seconds even when `clock` is
+        # scaled or fake (tests), so they are measured on a real clock, injected too.
+        self.network_clock: Clock = network_clock or SystemClock()
         self.auth = auth
         self.session = session
         self.clock = clock
@@ -210,7 +234,32 @@ class Transport:
         basic_auth: tuple[str, str] | None = None,
     ) -> requests.Response:
         """Send with retries per the policy; the successful response or the last ApiError."""
-        state = self.start()
+        return self.call(
+            method,
+            path,
+            may_retry=may_retry_read if idempotent else may_retry_execute,
+            params=params,
+            pool_id=pool_id,
+            job_id=job_id,
+            form=form,
+            basic_auth=basic_auth,
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        may_retry: RetryRule,
+        params: Mapping[str, str | int] | None = None,
+        pool_id: str | None = None,
+        job_id: str | None = None,
+        form: Mapping[str, str] | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        on_send: Callable[[], None] | None = None,
+    ) -> requests.Response:
+        """The one retry loop: attempts while `may_retry(error)`, the policy and no interrupt allow."""
+        state = RetryState(started=self.clock.monotonic())
         while True:
             state.attempts += 1
             try:
@@ -222,17 +271,24 @@ class Transport:
                     job_id=job_id,
                     form=form,
                     basic_auth=basic_auth,
+                    on_send=on_send,
                 )
             except ApiError as error:
-                if not retryable(error, idempotent=idempotent):
+                if not may_retry(error) or self.interrupted():
                     raise
                 wait = self.next_wait(state, error)
-                if wait is None:
+                if wait is None or not self._sleep_before_retry(state, error, wait):
                     raise
-                self.sleep_before_retry(state, error, wait)
 
-    def start(self) -> RetryState:
-        return RetryState(started=self.clock.monotonic())
+    def interrupted(self) -> bool:
+        return self.interrupt is not None and self.interrupt.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Wait on the clock; False (at once) when the interrupt is set."""
+        if self.interrupt is None:
+            self.clock.sleep(seconds)
+            return True
+        return not self.clock.wait(self.interrupt, seconds)
 
     def next_wait(self, state: RetryState, error: ApiError) -> float | None:
         """How long to wait before the next attempt, or None: give up (limit or budget)."""
@@ -263,7 +319,7 @@ class Transport:
             return None
         return wait
 
-    def sleep_before_retry(self, state: RetryState, error: ApiError, wait: float) -> None:
+    def _sleep_before_retry(self, state: RetryState, error: ApiError, wait: float) -> bool:
         log.warning(
             "api.retry",
             method=error.method,
@@ -274,7 +330,10 @@ class Transport:
             wait=round(wait, 3),
         )
         state.waits.append(wait)
-        self.clock.sleep(wait)
+        if self.wait(wait):
+            return True
+        log.warning("api.retry_interrupted", method=error.method, path=error.path)
+        return False
 
     def send(
         self,
@@ -309,7 +368,8 @@ class Transport:
                 refreshed = True
                 log.info("api.token_refused_refreshing", method=method, path=shown)
                 continue
-            self._raise_for_status(response, method, shown, pool_id, job_id, authorization)
+            secrets = _credentials(authorization, basic_auth)
+            self._raise_for_status(response, method, shown, pool_id, job_id, secrets)
             return response
 
     def _exchange(
@@ -327,7 +387,7 @@ class Transport:
             auth = requests.auth.HTTPBasicAuth(*basic_auth)
         elif authorization is not None:
             auth = _AuthorizationHeader(authorization)
-        started = time.monotonic()
+        started = self.network_clock.monotonic()
         error: NetworkError | None = None
         try:
             response = self.session.request(
@@ -340,7 +400,9 @@ class Transport:
                 timeout=self.timeouts,
                 verify=True,
                 allow_redirects=False,
+                stream=True,  # the body is read by _read_body, within a size cap
             )
+            _read_body(response, method, shown)
         except requests.RequestException as exc:
             error = network_error(exc, method, shown, self.timeouts)
         # Raised here, outside the except block, so nothing chains back to requests'
@@ -353,7 +415,7 @@ class Transport:
             method=method,
             path=shown,
             status=response.status_code,
-            ms=round((time.monotonic() - started) * 1000),
+            ms=round((self.network_clock.monotonic() - started) * 1000),
             headers=redact_headers(response.headers),
         )
         return response
@@ -365,13 +427,13 @@ class Transport:
         shown: str,
         pool_id: str | None,
         job_id: str | None,
-        authorization: str | None,
+        secrets: tuple[str, ...],
     ) -> None:
         status = response.status_code
         if 200 <= status < 300:
             return
         token_request = shown == TOKEN_PATH
-        code, title = _error_fields(response, token_request, authorization)
+        code, title = _error_fields(response, token_request, secrets)
         prefix = f"{method} {shown}: HTTP {status} {_phrase(status)}{_detail(code, title)}"
 
         def fail(kind: type[ApiError], message: str) -> ApiError:
@@ -420,6 +482,36 @@ class Transport:
         )
 
 
+def _read_body(response: requests.Response, method: str, shown: str) -> None:
+    """Read the whole answer into `response.content`; ProtocolError past MAX_ANSWER_BYTES.
+
+    Read in chunks, so an answer far over the cap costs at most the cap in memory.
+    """
+    declared = _number(response.headers.get("content-length"))
+    chunks: list[bytes] = []
+    size = 0
+    if declared is None or declared <= MAX_ANSWER_BYTES:
+        for chunk in response.iter_content(ANSWER_CHUNK_BYTES):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                break
+            chunks.append(chunk)
+    if (declared is not None and declared > MAX_ANSWER_BYTES) or size > MAX_ANSWER_BYTES:
+        response.close()
+        raise ProtocolError(
+            f"{method} {shown}: HTTP {response.status_code}: the answer is larger than"
+            f" {MAX_ANSWER_BYTES // 2**20} MiB; no Celonis answer the runner reads is that big",
+            method=method,
+            path=shown,
+            status=response.status_code,
+        )
+    response._content = b"".join(chunks)
+
+
+RetryRule = Callable[[ApiError], bool]
+"""Whether a request that failed with this error may be sent again."""
+
+
 def retryable(error: ApiError, *, idempotent: bool) -> bool:
     """Whether sending the request again is safe and may help."""
     if isinstance(error, RateLimitedError):
@@ -429,6 +521,16 @@ def retryable(error: ApiError, *, idempotent: bool) -> bool:
     if isinstance(error, ServerError):
         return idempotent and error.status in RETRIED_SERVER_STATUSES
     return False
+
+
+def may_retry_read(error: ApiError) -> bool:
+    """The rule for reads, cancels and token requests: every transient failure."""
+    return retryable(error, idempotent=True)
+
+
+def may_retry_execute(error: ApiError) -> bool:
+    """The rule for the execute POST: only when Celonis provably did not act (429, no connection)."""
+    return retryable(error, idempotent=False)
 
 
 def error_kind(error: ApiError) -> str:
@@ -463,34 +565,43 @@ def _classify(
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return "dropped", "the connection broke while the answer was read"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        causes = _causes(exc)
-        # urllib3 2.x raises NameResolutionError from the socket.gaierror; 1.26 has no such
-        # class and raises NewConnectionError with the gaierror as its context. Both chains
-        # hold the gaierror, so look for that and name no class 1.26 lacks.
-        if any(isinstance(c, socket.gaierror) for c in causes):
-            return "refused", "could not connect (the host name does not resolve)"
-        if any(isinstance(c, ConnectionRefusedError) for c in causes):
-            return "refused", "could not connect (connection refused)"
-        if any(isinstance(c, urllib3.exceptions.NewConnectionError) for c in causes):
-            return "refused", "could not connect"
-        if any(isinstance(c, urllib3.exceptions.ConnectTimeoutError) for c in causes):
-            return "connect_timeout", f"no connection within {timeouts[0]:g} s"
-        if any(isinstance(c, urllib3.exceptions.ReadTimeoutError) for c in causes):
-            return "read_timeout", f"no answer within {timeouts[1]:g} s"
-        if any(
-            isinstance(
-                c,
-                http.client.RemoteDisconnected
-                | ConnectionResetError
-                | BrokenPipeError
-                | ConnectionAbortedError
-                | urllib3.exceptions.ProtocolError,
-            )
-            for c in causes
-        ):
-            return "dropped", "the connection was closed before an answer came"
-        return "other", "the connection failed"
+        return _classify_connection(_causes(exc), timeouts)
     return "other", f"the request failed ({type(exc).__name__})"
+
+
+_DROPPED = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    urllib3.exceptions.ProtocolError,
+)
+
+
+def _classify_connection(
+    causes: list[BaseException], timeouts: tuple[float, float]
+) -> tuple[NetworkKind, str]:
+    """A requests ConnectionError by what it wraps, with urllib3 1.26 and 2.x alike."""
+
+    def has(*types: type[BaseException]) -> bool:
+        return any(isinstance(c, types) for c in causes)
+
+    # urllib3 2.x raises NameResolutionError from the socket.gaierror; 1.26 has no such
+    # class and raises NewConnectionError with the gaierror as its context. Both chains
+    # hold the gaierror, so look for that and name no class 1.26 lacks.
+    if has(socket.gaierror):
+        return "refused", "could not connect (the host name does not resolve)"
+    if has(ConnectionRefusedError):
+        return "refused", "could not connect (connection refused)"
+    if has(urllib3.exceptions.NewConnectionError):
+        return "refused", "could not connect"
+    if has(urllib3.exceptions.ConnectTimeoutError):
+        return "connect_timeout", f"no connection within {timeouts[0]:g} s"
+    if has(urllib3.exceptions.ReadTimeoutError):
+        return "read_timeout", f"no answer within {timeouts[1]:g} s"
+    if has(*_DROPPED):
+        return "dropped", "the connection was closed before an answer came"
+    return "other", "the connection failed"
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -528,8 +639,19 @@ def _detail(code: str | None, title: str | None) -> str:
     return ""
 
 
+def _credentials(authorization: str | None, basic_auth: tuple[str, str] | None) -> tuple[str, ...]:
+    """Every form in which this request's credentials could be echoed back, longest first."""
+    found: list[str] = []
+    if authorization:
+        found.append(authorization.partition(" ")[2])
+    if basic_auth is not None:
+        joined = f"{basic_auth[0]}:{basic_auth[1]}"
+        found += [joined, base64.b64encode(joined.encode()).decode("ascii"), *basic_auth]
+    return tuple(sorted((f for f in found if f), key=len, reverse=True))
+
+
 def _error_fields(
-    response: requests.Response, token_request: bool, authorization: str | None
+    response: requests.Response, token_request: bool, secrets: tuple[str, ...]
 ) -> tuple[str | None, str | None]:
     """Celonis' `errorCode` and `title` (OAuth's `error`), short, one line, scrubbed."""
     try:
@@ -540,17 +662,18 @@ def _error_fields(
         return None, None
     code = body.get("error") if token_request else body.get("errorCode")
     title = body.get("title")
-    secret = authorization.partition(" ")[2] if authorization else ""
-    return _clean(code, secret), _clean(title, secret)
+    return _clean(code, secrets), _clean(title, secrets)
 
 
-def _clean(value: object, secret: str) -> str | None:
+def _clean(value: object, secrets: tuple[str, ...]) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    text = " ".join(value.split())[:200]
-    if secret and secret in text:
+    text = " ".join(value.split())
+    # Scrub before cutting: a cut first could leave the start of a secret that no
+    # longer matches in full.
+    for secret in secrets:
         text = text.replace(secret, "<redacted>")
-    return text
+    return text[:MAX_ERROR_TEXT]
 
 
 def _forbidden_hint(pool_id: str | None) -> str:

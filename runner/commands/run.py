@@ -123,7 +123,7 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
         emulator_journal=options.emulator_journal,
     ) as target:
         session = requests.Session()
-        client = CelonisClient(
+        client = CelonisClient.connect(
             target.base_url, target.auth, session, target.clock, timeouts=http_timeouts(environ)
         )
         if saved is None:
