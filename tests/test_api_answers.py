@@ -23,14 +23,19 @@ from runner.api import (
     CelonisClient,
     ExecutionHandle,
     KeyAuth,
+    NetworkError,
     OAuthClientAuth,
     ProtocolError,
+    RateLimitedError,
     RetryPolicy,
     Secret,
     Settlement,
+    Transport,
+    UnclearExecuteError,
     auth_from_config,
 )
 from runner.api import transport as transport_module
+from runner.clock import SystemClock
 from runner.errors import ExitCode, UsageError
 from runner.manifest.model import AuthConfig
 from tests.emulator_fixtures import FakeClock
@@ -256,3 +261,112 @@ def test_settle_running_in_the_history_is_started() -> None:
     handle = ExecutionHandle.unknown_before(POOL, JOB, "FULL", 1_700_000_000.0)
     with local_server(_job_server([item])) as url:
         assert client_for(url).settle(handle) is Settlement.STARTED
+
+
+# -- stopping and the overall deadline --
+
+
+def trickle(*, headers_too: bool, stop: threading.Event) -> Handler:
+    """Answer one byte every 0.3 s (for at most 6 s): each read is quick, the whole never ends."""
+
+    def handle(h: http.server.BaseHTTPRequestHandler) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+        if not headers_too:
+            h.wfile.write(head)
+            h.wfile.flush()
+            head = b"[" + b" " * 99
+        for byte in head[:20]:
+            if stop.wait(0.3):
+                return
+            try:
+                h.wfile.write(bytes([byte]))
+                h.wfile.flush()
+            except OSError:
+                return  # the client hung up
+
+    return handle
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_trickling_server_is_cut_off_at_the_request_deadline(headers_too: bool) -> None:
+    stop = threading.Event()
+    clock = SystemClock()
+    with local_server(trickle(headers_too=headers_too, stop=stop)) as url:
+        transport = Transport(
+            url,
+            KeyAuth("Bearer", Secret(KEY), "CELONIS_API_KEY"),
+            requests.Session(),
+            FakeClock(),
+            timeouts=(2.0, 2.0),  # longer than the gap between two bytes
+            retry=RetryPolicy(max_attempts=1),
+            deadline=1.0,
+        )
+        started = clock.monotonic()
+        try:
+            with pytest.raises(NetworkError) as caught:
+                CelonisClient(transport).list_pools()
+        finally:
+            stop.set()
+        took = clock.monotonic() - started
+    assert caught.value.kind == "read_timeout"
+    assert "no complete answer within 1 s" in str(caught.value)
+    assert 0.9 <= took < 3.0
+
+
+def test_an_interrupt_ends_a_retry_wait_at_once() -> None:
+    calls = [0]
+
+    def rate_limited(h: http.server.BaseHTTPRequestHandler) -> None:
+        calls[0] += 1
+        h.send_response(429)
+        h.send_header("x-ratelimit-reset", "60")
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    interrupt = threading.Event()
+    clock = SystemClock()
+    with local_server(rate_limited) as url:
+        client = CelonisClient.connect(
+            url,
+            KeyAuth("Bearer", Secret(KEY), "CELONIS_API_KEY"),
+            requests.Session(),
+            clock,
+            retry=RetryPolicy(max_attempts=5),
+            interrupt=interrupt,
+        )
+        timer = threading.Timer(0.2, interrupt.set)
+        timer.start()
+        started = clock.monotonic()
+        with pytest.raises(RateLimitedError):
+            client.list_pools()
+        took = clock.monotonic() - started
+        timer.cancel()
+        # Once set, a single request still goes out (a cancel during a stop must work)
+        # but no retry starts.
+        with pytest.raises(RateLimitedError):
+            client.list_pools()
+    assert took < 2.0
+    assert calls[0] == 2
+
+
+def test_an_interrupt_ends_the_settle_window_of_an_unclear_execute() -> None:
+    def failing_execute(h: http.server.BaseHTTPRequestHandler) -> None:
+        if h.command == "POST":
+            answer(502, {})(h)
+        else:
+            _job_server([])(h)
+
+    interrupt = threading.Event()
+    interrupt.set()
+    clock = FakeClock()
+    with local_server(failing_execute) as url:
+        client = CelonisClient.connect(
+            url,
+            KeyAuth("Bearer", Secret(KEY), "CELONIS_API_KEY"),
+            requests.Session(),
+            clock,
+            interrupt=interrupt,
+        )
+        with pytest.raises(UnclearExecuteError):
+            client.execute(POOL, JOB, "FULL")
+    assert clock.sleeps == []

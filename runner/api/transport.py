@@ -28,6 +28,8 @@ import structlog
 import urllib3.exceptions
 
 from runner.api.auth import TOKEN_PATH, Auth
+from runner.api.deadline import deadline as request_deadline
+from runner.api.deadline import mount as mount_deadlines
 from runner.api.errors import (
     ApiError,
     AuthError,
@@ -44,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 USER_AGENT = "celonis-runner/0.1"
 DEFAULT_TIMEOUTS = (5.0, 30.0)
+DEFAULT_DEADLINE = 120.0
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
@@ -181,8 +184,12 @@ class Transport:
         rng: random.Random | None = None,
         interrupt: threading.Event | None = None,
         network_clock: Clock | None = None,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.deadline = deadline
+        """Real seconds one request may take in all, body included (socket timeouts are per read)."""
+        mount_deadlines(session)
         self.interrupt = interrupt
         """Once set, retry waits end at once and no further retry starts."""
         # Socket timeouts and the request deadline are real seconds even when `clock` is
@@ -389,22 +396,18 @@ class Transport:
             auth = _AuthorizationHeader(authorization)
         started = self.network_clock.monotonic()
         error: NetworkError | None = None
-        try:
-            response = self.session.request(
-                method,
-                self.base_url + path,
-                params=params,
-                data=form,
-                headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-                auth=auth,
-                timeout=self.timeouts,
-                verify=True,
-                allow_redirects=False,
-                stream=True,  # the body is read by _read_body, within a size cap
+        with request_deadline(self.deadline) as watch:
+            try:
+                response = self._send_and_read(method, path, shown, params, form, auth)
+            except requests.RequestException as exc:
+                error = network_error(exc, method, shown, self.timeouts)
+        if watch.expired and error is not None:
+            error = NetworkError(
+                f"{method} {shown}: no complete answer within {self.deadline:g} s",
+                method=method,
+                path=shown,
+                kind="read_timeout",
             )
-            _read_body(response, method, shown)
-        except requests.RequestException as exc:
-            error = network_error(exc, method, shown, self.timeouts)
         # Raised here, outside the except block, so nothing chains back to requests'
         # exception (which holds the request and its Authorization header).
         if error is not None:
@@ -418,6 +421,30 @@ class Transport:
             ms=round((self.network_clock.monotonic() - started) * 1000),
             headers=redact_headers(response.headers),
         )
+        return response
+
+    def _send_and_read(
+        self,
+        method: str,
+        path: str,
+        shown: str,
+        params: Mapping[str, str | int] | None,
+        form: Mapping[str, str] | None,
+        auth: requests.auth.AuthBase | None,
+    ) -> requests.Response:
+        response = self.session.request(
+            method,
+            self.base_url + path,
+            params=params,
+            data=form,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            auth=auth,
+            timeout=self.timeouts,
+            verify=True,
+            allow_redirects=False,
+            stream=True,  # the body is read by _read_body, within a size cap
+        )
+        _read_body(response, method, shown)
         return response
 
     def _raise_for_status(
