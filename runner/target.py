@@ -19,6 +19,7 @@ import structlog
 from runner import logs
 from runner.api import CelonisClient, KeyAuth, Secret, auth_from_config, resolve_base_url
 from runner.api.auth import Auth
+from runner.api.tls import ca_bundle
 from runner.api.transport import DEFAULT_TIMEOUTS
 from runner.clock import Clock, ScaledClock, SystemClock
 from runner.errors import UsageError
@@ -140,4 +141,5 @@ def connect(
             requests.Session(),
             target.clock,
             timeouts=http_timeouts(environ),
+            ca_bundle=ca_bundle(environ),
         )

@@ -275,10 +275,18 @@ class CelonisClient:
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
         interrupt: threading.Event | None = None,
+        ca_bundle: str | None = None,
     ) -> CelonisClient:
         """A client over a new Transport to `base_url` (for callers that have no Transport)."""
         transport = Transport(
-            base_url, auth, session, clock, timeouts=timeouts, retry=retry, rng=rng
+            base_url,
+            auth,
+            session,
+            clock,
+            timeouts=timeouts,
+            retry=retry,
+            rng=rng,
+            ca_bundle=ca_bundle,
         )
         return cls(transport, interrupt=interrupt)
 

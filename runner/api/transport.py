@@ -17,6 +17,7 @@ import http
 import http.client
 import random
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from runner.api.errors import (
     RateLimitedError,
     ServerError,
 )
+from runner.api.tls import TRUST_HINT
 from runner.clock import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
@@ -185,8 +187,11 @@ class Transport:
         interrupt: threading.Event | None = None,
         network_clock: Clock | None = None,
         deadline: float = DEFAULT_DEADLINE,
+        ca_bundle: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.verify: str | bool = ca_bundle or True
+        """A CA bundle file (runner.api.tls.ca_bundle), or the default trust store; never off."""
         self.deadline = deadline
         """Real seconds one request may take in all, body included (socket timeouts are per read)."""
         mount_deadlines(session)
@@ -440,7 +445,7 @@ class Transport:
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             auth=auth,
             timeout=self.timeouts,
-            verify=True,
+            verify=self.verify,
             allow_redirects=False,
             stream=True,  # the body is read by _read_body, within a size cap
         )
@@ -588,12 +593,20 @@ def _classify(
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "read_timeout", f"no answer within {timeouts[1]:g} s"
     if isinstance(exc, requests.exceptions.SSLError):
-        return "tls", "TLS failure (is the server's certificate trusted?)"
+        return "tls", _tls_failure(_causes(exc))
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return "dropped", "the connection broke while the answer was read"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return _classify_connection(_causes(exc), timeouts)
     return "other", f"the request failed ({type(exc).__name__})"
+
+
+def _tls_failure(causes: list[BaseException]) -> str:
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or "certificate verify failed"
+            return f"the server's TLS certificate is not trusted ({reason}): {TRUST_HINT}"
+    return f"TLS failure (is the server's certificate trusted?): {TRUST_HINT}"
 
 
 _DROPPED = (

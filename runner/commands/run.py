@@ -19,6 +19,7 @@ import structlog
 
 from runner import logs
 from runner.api import CelonisClient
+from runner.api.tls import ca_bundle
 from runner.clock import Clock
 from runner.commands.plan import load_checked
 from runner.errors import ExitCode, UsageError
@@ -124,7 +125,12 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
     ) as target:
         session = requests.Session()
         client = CelonisClient.connect(
-            target.base_url, target.auth, session, target.clock, timeouts=http_timeouts(environ)
+            target.base_url,
+            target.auth,
+            session,
+            target.clock,
+            timeouts=http_timeouts(environ),
+            ca_bundle=ca_bundle(environ),
         )
         if saved is None:
             run_id = new_run_id(target.clock)
