@@ -4,8 +4,10 @@ The client never trusts a finished status right after an execute: the
 `ExecutionHandle` remembers the job's markers (`currentExecutionId`,
 `latestExecutionItemId`, `lastExecutionStartDate`) from before the trigger,
 and a finished status only counts once a marker moved (or the run was seen
-QUEUED/RUNNING). The execute POST is never re-sent blindly: when its outcome
-is unknown the client reads the status until it has settled.
+QUEUED/RUNNING). The execute POST is never re-sent on a timer: when its
+outcome is unclear, `settle` looks for evidence (rules in `CelonisClient.settle`
+and docs/INTERFACES.md); without it, UnclearExecuteError hands the handle to
+the executor, which settles it every poll round.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 Reads are retried on 429 (waiting what `x-ratelimit-reset` or `Retry-After`
 asks), on 500/502/503/504, on connection errors and on timeouts, with capped
 exponential backoff and full jitter, within an attempt limit and a time
-budget. Requests that are not idempotent are only retried when the server
-provably did not act on them (429, or no connection at all); the execute
-POST's other failures are handled by the client, which looks at the job's
-status before sending it again.
+budget, in one loop (`Transport.call`) that takes a per-request rule. Requests
+that are not idempotent are only retried when the server provably did not act
+on them (429, or no connection at all); the execute POST's other failures are
+settled by the client from the job's status, never by sending it again on a
+timer. Every request also has an overall deadline (runner.api.deadline), and
+answers are read within a size cap.
 """
 
 from __future__ import annotations
