@@ -370,3 +370,36 @@ def test_an_interrupt_ends_the_settle_window_of_an_unclear_execute() -> None:
         with pytest.raises(UnclearExecuteError):
             client.execute(POOL, JOB, "FULL")
     assert clock.sleeps == []
+
+
+# -- 401/403 name the auth type and the variable, never its value --
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize(
+    ("auth_type", "variables"),
+    [
+        ("api_key", ["CELONIS_API_KEY"]),
+        ("app_key", ["CELONIS_API_KEY"]),
+        ("oauth", ["CELONIS_CLIENT_ID", "CELONIS_CLIENT_SECRET"]),
+    ],
+)
+def test_auth_errors_name_the_auth_type_and_variable(
+    status: int, auth_type: str, variables: list[str]
+) -> None:
+    environ = {"CELONIS_API_KEY": KEY, "CELONIS_CLIENT_ID": CLIENT_ID}
+    environ["CELONIS_CLIENT_SECRET"] = CLIENT_SECRET
+    auth = auth_from_config(AuthConfig(type=auth_type), environ)  # type: ignore[arg-type]
+
+    def handle(h: http.server.BaseHTTPRequestHandler) -> None:
+        if h.path == "/oauth2/token":
+            answer(200, {"access_token": "t" * 30, "expires_in": 600})(h)
+        else:
+            answer(status, {"errorCode": "DENIED"})(h)
+
+    with local_server(handle) as url, pytest.raises(AuthError) as caught:
+        client_for(url, auth).job_status(POOL, JOB)  # type: ignore[arg-type]
+    text = str(caught.value)
+    assert f"connection.auth.type {auth_type}" in text
+    assert all(f"${name}" in text for name in variables)
+    assert not any(secret in text for secret in (KEY, CLIENT_SECRET, "t" * 30))

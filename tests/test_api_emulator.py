@@ -364,8 +364,8 @@ def test_401_message_word_for_word_and_not_retried(session: requests.Session) ->
             make_client(emu.base_url, session, FakeClock(), auth=auth).job_status(POOL, JOB)
         assert len(requests_to(emu, JOB_PATH)) == 1
     assert str(info.value) == (
-        f"GET {JOB_PATH}: HTTP 401 Unauthorized: the API key was refused:"
-        " check the key in $CELONIS_API_KEY"
+        f"GET {JOB_PATH}: HTTP 401 Unauthorized: the API key in $CELONIS_API_KEY"
+        " (connection.auth.type api_key) was refused: check the key in $CELONIS_API_KEY"
     )
     assert info.value.exit_code == 3
 
@@ -375,8 +375,10 @@ def test_403_message_word_for_word(session: requests.Session) -> None:
         make_client(emu.base_url, session, FakeClock()).job_status(POOL, JOB)
     assert str(info.value) == (
         f"GET {JOB_PATH}: HTTP 403 Forbidden (ADMIN_ACCESS_ERROR: Access Denied.):"
-        f" the key needs 'view' and 'manage' permission on pool {POOL}"
+        " the API key in $CELONIS_API_KEY (connection.auth.type api_key) needs 'view' and"
+        f" 'manage' permission on pool {POOL}"
     )
+    assert API_KEY not in str(info.value)
 
 
 def test_404_message_word_for_word(session: requests.Session) -> None:
@@ -444,8 +446,9 @@ def test_oauth_refused_client_message(session: requests.Session) -> None:
             make_client(emu.base_url, session, FakeClock(), auth=oauth("nope")).list_pools()
         assert len(requests_to(emu, TOKEN_PATH)) == 1
     assert str(info.value) == (
-        "POST /oauth2/token: HTTP 401 Unauthorized (invalid_client): the OAuth token request was"
-        " refused: check the client id and secret in $CELONIS_CLIENT_ID and"
+        "POST /oauth2/token: HTTP 401 Unauthorized (invalid_client): the OAuth token request"
+        " (connection.auth.type oauth) was refused: check the client id and secret in"
+        " $CELONIS_CLIENT_ID and"
         " $CELONIS_CLIENT_SECRET and that the client has the scope 'integration.data-pools'"
     )
 

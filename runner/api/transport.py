@@ -480,7 +480,7 @@ class Transport:
         if status == 401:
             raise fail(AuthError, f"{prefix}: {self.auth.unauthorized_hint}")
         if status == 403:
-            raise fail(AuthError, f"{prefix}: {_forbidden_hint(pool_id)}")
+            raise fail(AuthError, f"{prefix}: {self.auth.forbidden_hint(pool_id)}")
         if status == 404:
             raise fail(NotFoundError, f"{prefix}: {_not_found_hint(pool_id, job_id)}")
         if status == 429:
@@ -716,12 +716,6 @@ def _clean(value: object, secrets: tuple[str, ...]) -> str | None:
     for secret in secrets:
         text = text.replace(secret, "<redacted>")
     return text[:MAX_ERROR_TEXT]
-
-
-def _forbidden_hint(pool_id: str | None) -> str:
-    if pool_id is None:
-        return "the key lacks permission for this request"
-    return f"the key needs 'view' and 'manage' permission on pool {pool_id}"
 
 
 def _not_found_hint(pool_id: str | None, job_id: str | None) -> str:
