@@ -735,8 +735,12 @@ def test_settle_a_resumed_job_whose_before_markers_were_never_read(
         client.execute(POOL, JOB, "DELTA")  # the killed run's execute
         resumed = ExecutionHandle.unknown_before(POOL, JOB, "DELTA", sent_at)
         assert client.settle(resumed) is Settlement.UNCLEAR  # stale: the previous run's end
+        stale = client.pool_statuses(POOL, [JOB])[JOB]
+        assert resumed.observe(stale) is Observation.NOT_YET
         clock.sleep(31)
         assert client.settle(resumed) is Settlement.STARTED
+        clock.sleep(3600)  # the run has ended: its end is seen as this run's
+        assert resumed.observe(client.pool_statuses(POOL, [JOB])[JOB]) is Observation.FINISHED
         assert len(executes(emu)) == 1
 
 

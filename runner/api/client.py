@@ -36,6 +36,7 @@ from runner.api.errors import (
     UnclearExecuteError,
 )
 from runner.api.transport import (
+    DEFAULT_CLOCK_SKEW,
     DEFAULT_TIMEOUTS,
     RetryPolicy,
     Transport,
@@ -163,6 +164,8 @@ class ExecutionHandle:
     """Wall-clock epoch seconds when the first POST went out (None: not known)."""
     before_known: bool = True
     """False for `unknown_before`: the markers before the trigger were never read."""
+    clock_skew: float = DEFAULT_CLOCK_SKEW
+    """Seconds our wall clock and Celonis' dates may differ (RetryPolicy.clock_skew)."""
 
     @classmethod
     def unknown_before(
@@ -202,7 +205,9 @@ class ExecutionHandle:
         `seen_active` (pass True once an earlier observation of this handle
         was ACTIVE: the status resource has caught up, so the next end is
         ours). Otherwise it is the previous run's end seen through a stale
-        status: NOT_YET, keep polling.
+        status: NOT_YET, keep polling. For an `unknown_before` handle (no
+        markers to compare) a finished pool entry whose `lastExecutionStartDate`
+        is at or after `sent_at - clock_skew` is this run's end too.
         """
         if status.job_id.lower() != self.job_id.lower():
             raise ValueError(f"status of job {status.job_id} given to the handle of {self.job_id}")
@@ -212,7 +217,15 @@ class ExecutionHandle:
             return Observation.NOT_YET
         if seen_active or self.never_ran_before or self.marker_moved(status):
             return Observation.FINISHED
+        if self.started_since_sent(status.last_execution_start):
+            return Observation.FINISHED
         return Observation.NOT_YET
+
+    def started_since_sent(self, start_ms: int | None) -> bool:
+        """A run that started at `start_ms` (epoch ms) began at or after our send (skew allowed)."""
+        if start_ms is None or self.sent_at is None:
+            return False
+        return start_ms >= (self.sent_at - self.clock_skew) * 1000
 
     def shows_start(self, status: JobStatus) -> bool:
         """Evidence that a run began after `before` was read (used after an unclear execute)."""
@@ -416,7 +429,9 @@ class CelonisClient:
         before, compared = self._snapshot(pool_id, job_id, pool_entries)
         if before.in_progress:
             raise JobBusyError(before, pool_id=pool_id)
-        handle = ExecutionHandle(pool_id, job_id, mode, before, 0.0, 0, compared)
+        handle = ExecutionHandle(
+            pool_id, job_id, mode, before, 0.0, 0, compared, clock_skew=self.retry.clock_skew
+        )
         return self._post_execute(handle, after_unclear=False)
 
     def _post_execute(self, handle: ExecutionHandle, *, after_unclear: bool) -> ExecutionHandle:
@@ -496,7 +511,8 @@ class CelonisClient:
         `sent_at + clock_skew` (a run that was still going when ours was sent,
         which Celonis refuses with 409, seen finished: the resources have moved
         past the send). Anything else, including a status that merely stayed
-        the same for a while (it can be stale for minutes), is UNCLEAR.
+        the same for a while (it can be stale for minutes), is UNCLEAR. The
+        skew is the handle's `clock_skew` (from RetryPolicy.clock_skew).
         """
         status, _ = self._snapshot(handle.pool_id, handle.job_id)
         if handle.shows_start(status):
@@ -506,13 +522,10 @@ class CelonisClient:
             return Settlement.UNCLEAR
         if _is_previous_run(handle, latest):
             return Settlement.UNCLEAR
-        skew_ms = self.retry.clock_skew * 1000
-        sent_ms = handle.sent_at * 1000
-        if latest.status in ACTIVE_STATUSES or latest.status not in FINISHED_STATUSES:
-            return Settlement.STARTED
-        if latest.start_date is not None and latest.start_date >= sent_ms - skew_ms:
-            return Settlement.STARTED
-        if latest.end_date is not None and latest.end_date >= sent_ms + skew_ms:
+        if latest.status not in FINISHED_STATUSES or handle.started_since_sent(latest.start_date):
+            return Settlement.STARTED  # running, unknown, or begun since the send
+        fresh_after = (handle.sent_at + handle.clock_skew) * 1000
+        if latest.end_date is not None and latest.end_date >= fresh_after:
             return Settlement.NOT_STARTED
         return Settlement.UNCLEAR
 

@@ -51,6 +51,7 @@ log = structlog.get_logger(__name__)
 USER_AGENT = "celonis-runner/0.1"
 DEFAULT_TIMEOUTS = (5.0, 30.0)
 DEFAULT_DEADLINE = 120.0
+DEFAULT_CLOCK_SKEW = 60.0
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
@@ -89,7 +90,7 @@ class RetryPolicy:
     the execute again: only positive evidence is (see `CelonisClient.settle`)."""
     settle_poll: float = 5.0
     """How often the status is read during `execute_settle`."""
-    clock_skew: float = 60.0
+    clock_skew: float = DEFAULT_CLOCK_SKEW
     """Assumed difference between our wall clock and Celonis' dates: an execution that
     started at or after `sent_at - clock_skew` may be ours."""
 
