@@ -409,7 +409,9 @@ class Transport:
                 response = self._send_and_read(method, path, shown, params, form, auth)
             except requests.RequestException as exc:
                 error = network_error(exc, method, shown, self.timeouts)
-        if watch.expired and error is not None:
+        if watch.expired:
+            # Whatever the cut-off read produced (an error, or with urllib3 1.26 a short
+            # body), the answer is incomplete.
             error = NetworkError(
                 f"{method} {shown}: no complete answer within {self.deadline:g} s",
                 method=method,
@@ -540,7 +542,15 @@ def _read_body(response: requests.Response, method: str, shown: str) -> None:
             path=shown,
             status=response.status_code,
         )
-    response._content = b"".join(chunks)
+    body = b"".join(chunks)
+    if (
+        declared is not None
+        and not response.headers.get("content-encoding")
+        and len(body) < declared
+    ):
+        # urllib3 2.x raises for this itself; 1.26 hands back the short body.
+        raise requests.exceptions.ChunkedEncodingError("the answer ended before its Content-Length")
+    response._content = body
 
 
 RetryRule = Callable[[ApiError], bool]
