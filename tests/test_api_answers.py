@@ -418,3 +418,32 @@ def test_an_answer_shorter_than_its_content_length_is_a_dropped_connection() -> 
     with local_server(handle) as url, pytest.raises(NetworkError) as caught:
         client_for(url).list_pools()
     assert caught.value.kind == "dropped"
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_the_retry_rule_decides_per_request(allow: bool) -> None:
+    seen: list[int | None] = []
+    calls = [0]
+
+    def unavailable(h: http.server.BaseHTTPRequestHandler) -> None:
+        calls[0] += 1
+        answer(503, {})(h)
+
+    def rule(error: ApiError) -> bool:
+        seen.append(error.status)
+        return allow
+
+    clock = FakeClock()
+    with local_server(unavailable) as url:
+        transport = Transport(
+            url,
+            KeyAuth("Bearer", Secret(KEY), "CELONIS_API_KEY"),
+            requests.Session(),
+            clock,
+            retry=RetryPolicy(max_attempts=3),
+        )
+        with pytest.raises(ApiError):
+            transport.call("GET", "/integration/api/pools", may_retry=rule)
+    assert calls[0] == (3 if allow else 1)
+    assert seen == [503] * (3 if allow else 1)
+    assert len(clock.sleeps) == (2 if allow else 0)
