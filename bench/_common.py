@@ -154,7 +154,7 @@ def client_for(served: ServedEmulator, clock: Any) -> Any:
     from runner.api import CelonisClient, KeyAuth, Secret
 
     auth = KeyAuth("Bearer", Secret(BENCH_API_KEY), "CELONIS_API_KEY")
-    return CelonisClient(served.base_url, auth, requests.Session(), clock)
+    return CelonisClient.connect(served.base_url, auth, requests.Session(), clock)
 
 
 def status_request(entry: Mapping[str, Any]) -> str | None:

@@ -176,6 +176,9 @@ class Probe:
     def cancel(self, pool_id: str, job_id: str) -> None:
         self.client.cancel(pool_id, job_id)
 
+    def settle(self, handle: Any) -> Any:
+        return self.client.settle(handle)
+
     def failure_reason(self, pool_id: str, job_id: str) -> str | None:
         result: str | None = self.client.failure_reason(pool_id, job_id)
         return result

@@ -20,6 +20,7 @@ import structlog
 from runner import logs
 from runner.api import CelonisClient, KeyAuth, Secret, auth_from_config, resolve_base_url
 from runner.api.auth import Auth
+from runner.api.tls import ca_bundle
 from runner.api.transport import DEFAULT_TIMEOUTS
 from runner.clock import Clock, ScaledClock, SystemClock
 from runner.errors import UsageError
@@ -133,12 +134,13 @@ def connect(
     with open_target(
         manifest, environ, redactor, base_url=base_url, emulator=emulator, scenario=scenario
     ) as target:
-        yield CelonisClient(
+        yield CelonisClient.connect(
             target.base_url,
             target.auth,
             requests.Session(),
             target.clock,
             timeouts=http_timeouts(environ),
+            ca_bundle=ca_bundle(environ),
         )
 
 

@@ -25,6 +25,7 @@ from runner.api import (
     ApiError,
     AuthError,
     CelonisClient,
+    ExecutionHandle,
     JobBusyError,
     KeyAuth,
     NetworkError,
@@ -35,6 +36,8 @@ from runner.api import (
     RateLimitedError,
     RetryPolicy,
     ServerError,
+    Settlement,
+    UnclearExecuteError,
     auth_from_config,
 )
 from runner.api.auth import Auth, Secret
@@ -148,7 +151,7 @@ def make_client(
     retry: RetryPolicy | None = None,
     timeouts: tuple[float, float] = (2.0, 5.0),
 ) -> CelonisClient:
-    return CelonisClient(
+    return CelonisClient.connect(
         base_url,
         auth if auth is not None else KeyAuth("Bearer", Secret(API_KEY), "CELONIS_API_KEY"),
         session,
@@ -361,8 +364,8 @@ def test_401_message_word_for_word_and_not_retried(session: requests.Session) ->
             make_client(emu.base_url, session, FakeClock(), auth=auth).job_status(POOL, JOB)
         assert len(requests_to(emu, JOB_PATH)) == 1
     assert str(info.value) == (
-        f"GET {JOB_PATH}: HTTP 401 Unauthorized: the API key was refused:"
-        " check the key in $CELONIS_API_KEY"
+        f"GET {JOB_PATH}: HTTP 401 Unauthorized: the API key in $CELONIS_API_KEY"
+        " (connection.auth.type api_key) was refused: check the key in $CELONIS_API_KEY"
     )
     assert info.value.exit_code == 3
 
@@ -372,8 +375,10 @@ def test_403_message_word_for_word(session: requests.Session) -> None:
         make_client(emu.base_url, session, FakeClock()).job_status(POOL, JOB)
     assert str(info.value) == (
         f"GET {JOB_PATH}: HTTP 403 Forbidden (ADMIN_ACCESS_ERROR: Access Denied.):"
-        f" the key needs 'view' and 'manage' permission on pool {POOL}"
+        " the API key in $CELONIS_API_KEY (connection.auth.type api_key) needs 'view' and"
+        f" 'manage' permission on pool {POOL}"
     )
+    assert API_KEY not in str(info.value)
 
 
 def test_404_message_word_for_word(session: requests.Session) -> None:
@@ -441,8 +446,9 @@ def test_oauth_refused_client_message(session: requests.Session) -> None:
             make_client(emu.base_url, session, FakeClock(), auth=oauth("nope")).list_pools()
         assert len(requests_to(emu, TOKEN_PATH)) == 1
     assert str(info.value) == (
-        "POST /oauth2/token: HTTP 401 Unauthorized (invalid_client): the OAuth token request was"
-        " refused: check the client id and secret in $CELONIS_CLIENT_ID and"
+        "POST /oauth2/token: HTTP 401 Unauthorized (invalid_client): the OAuth token request"
+        " (connection.auth.type oauth) was refused: check the client id and secret in"
+        " $CELONIS_CLIENT_ID and"
         " $CELONIS_CLIENT_SECRET and that the client has the scope 'integration.data-pools'"
     )
 
@@ -585,18 +591,28 @@ def test_execute_dropped_after_the_server_started_the_job(session: requests.Sess
     assert "api.execute_started_anyway" in [e["event"] for e in logs]
 
 
-def test_execute_dropped_before_the_server_saw_it_is_sent_again(
+def test_execute_dropped_before_the_server_saw_it_is_not_sent_again_on_a_timer(
     session: requests.Session,
 ) -> None:
+    # The client cannot tell a drop before from a drop after the server acted: a quiet
+    # status is no evidence (it may be stale), so the POST is not re-sent after a wait.
     fault = {"method": "POST", "path": EXECUTE_PATH, "action": "drop_before", "times": 1}
     clock = FakeClock()
     policy = RetryPolicy(execute_settle=30.0, settle_poll=5.0)
     with emulator(scenario(faults=[fault])) as emu:
-        handle = make_client(emu.base_url, session, clock, retry=policy).execute(POOL, JOB, "FULL")
-        assert len(emu.executions(JOB)) == 1
-        assert len(executes(emu)) == 2
-    assert handle.attempts == 2
-    assert sum(clock.sleeps) == pytest.approx(30.0)  # the status stayed unchanged that long
+        client = make_client(emu.base_url, session, clock, retry=policy)
+        with pytest.raises(UnclearExecuteError) as caught:
+            client.execute(POOL, JOB, "FULL")
+        clock.advance(3600)
+        assert client.settle(caught.value.handle) is Settlement.UNCLEAR
+        assert len(executes(emu)) == 1
+        assert emu.executions(JOB) == []
+    handle = caught.value.handle
+    assert handle.attempts == 1 and handle.sent_at == pytest.approx(clock.wall_start + 1000.0)
+    assert sum(clock.sleeps) == pytest.approx(30.0)  # the short settle window, then the error
+    assert caught.value.exit_code == 3 and "does not show yet whether it started" in str(
+        caught.value
+    )
 
 
 def test_execute_dropped_after_start_while_the_status_is_stale(
@@ -614,17 +630,18 @@ def test_execute_dropped_after_start_while_the_status_is_stale(
 
 
 @pytest.mark.parametrize("code", [500, 503])
-def test_execute_server_error_checks_the_status_before_resending(
+def test_execute_server_error_reads_the_status_and_never_resends(
     session: requests.Session, code: int
 ) -> None:
     fault = status_fault(EXECUTE_PATH, code, method="POST", times=1)
     with emulator(scenario(faults=[fault])) as emu:
-        handle = make_client(emu.base_url, session, FakeClock()).execute(POOL, JOB, "DELTA")
-        assert len(emu.executions(JOB)) == 1
-        assert [e["status"] for e in executes(emu)] == [code, 200]
+        with pytest.raises(UnclearExecuteError) as caught:
+            make_client(emu.base_url, session, FakeClock()).execute(POOL, JOB, "DELTA")
+        assert emu.executions(JOB) == []
+        assert [e["status"] for e in executes(emu)] == [code]
         gets = [e for e in emu.journal() if e["type"] == "request" and e["method"] == "GET"]
-        assert len(gets) > 2  # the status was read between the two POSTs
-    assert handle.attempts == 2
+        assert len(gets) > 2  # the status was read after the POST
+    assert caught.value.handle.attempts == 1 and caught.value.status == code
 
 
 def test_execute_read_timeout_after_the_server_started_the_job(
@@ -653,26 +670,90 @@ def test_execute_429_is_sent_again_after_the_wait(session: requests.Session) -> 
     assert clock.sleeps == [5.0]
 
 
-def test_execute_409_after_an_unclear_post_is_taken_as_ours(session: requests.Session) -> None:
+def test_execute_409_after_an_unclear_post_is_taken_as_ours(
+    session: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Suppose settle found positive evidence that the first POST did not start the job:
+    # the POST is sent again, and its 409 means the first one started it after all.
     faults = [
         status_fault(EXECUTE_PATH, 500, method="POST", times=1),
         status_fault(EXECUTE_PATH, 409, method="POST", times=1),
     ]
     with emulator(scenario(faults=faults)) as emu:
-        handle = make_client(emu.base_url, session, FakeClock()).execute(POOL, JOB, "DELTA")
+        client = make_client(emu.base_url, session, FakeClock())
+        monkeypatch.setattr(client, "settle", lambda handle: Settlement.NOT_STARTED)
+        handle = client.execute(POOL, JOB, "DELTA")
         assert len(executes(emu)) == 2
     assert handle.attempts == 2
 
 
-def test_execute_gives_up_when_the_job_never_starts(session: requests.Session) -> None:
+def test_execute_5xx_every_time_is_sent_once(session: requests.Session) -> None:
     fault = status_fault(EXECUTE_PATH, 502, method="POST")
     clock = FakeClock()
     policy = RetryPolicy(max_attempts=3, execute_settle=10.0, settle_poll=5.0)
     with emulator(scenario(faults=[fault])) as emu:
-        with pytest.raises(ServerError):
+        with pytest.raises(UnclearExecuteError):
             make_client(emu.base_url, session, clock, retry=policy).execute(POOL, JOB, "DELTA")
-        assert len(executes(emu)) == 3
+        assert len(executes(emu)) == 1
         assert emu.executions(JOB) == []
+
+
+def test_execute_dropped_after_start_with_a_status_stale_longer_than_any_settle_period(
+    session: requests.Session,
+) -> None:
+    # Issue 16 #2: the status (and history) show the previous run for 35 s, longer than
+    # the old 30 s settle period. execute gives up with UnclearExecuteError after its
+    # short window; settle stays UNCLEAR while the status is stale, then STARTED.
+    fault = {"method": "POST", "path": EXECUTE_PATH, "action": "drop_after", "times": 1}
+    clock = SteppedClock()
+    with emulator(scenario(faults=[fault], stale_status_for="35s"), clock=clock) as emu:
+        client = make_client(emu.base_url, session, clock)
+        with pytest.raises(UnclearExecuteError) as caught:
+            client.execute(POOL, JOB, "DELTA")
+        handle = caught.value.handle
+        seen = []
+        for _ in range(20):
+            seen.append(client.settle(handle))
+            if seen[-1] is not Settlement.UNCLEAR:
+                break
+            clock.sleep(5)
+        assert seen[-1] is Settlement.STARTED and Settlement.NOT_STARTED not in seen
+        assert len(seen) > 2  # it was unclear for a while
+        assert len(executes(emu)) == 1 and len(emu.executions(JOB)) == 1
+        watched = handle.observe(client.job_status(POOL, JOB))
+        assert watched is not Observation.NOT_YET
+
+
+def test_settle_a_resumed_job_whose_before_markers_were_never_read(
+    session: requests.Session,
+) -> None:
+    # A run killed right after its execute: the resume knows only when it was sent.
+    clock = SteppedClock()
+    with emulator(scenario(stale_status_for="30s"), clock=clock) as emu:
+        client = make_client(emu.base_url, session, clock)
+        sent_at = clock.time()
+        client.execute(POOL, JOB, "DELTA")  # the killed run's execute
+        resumed = ExecutionHandle.unknown_before(POOL, JOB, "DELTA", sent_at)
+        assert client.settle(resumed) is Settlement.UNCLEAR  # stale: the previous run's end
+        stale = client.pool_statuses(POOL, [JOB])[JOB]
+        assert resumed.observe(stale) is Observation.NOT_YET
+        clock.sleep(31)
+        assert client.settle(resumed) is Settlement.STARTED
+        clock.sleep(3600)  # the run has ended: its end is seen as this run's
+        assert resumed.observe(client.pool_statuses(POOL, [JOB])[JOB]) is Observation.FINISHED
+        assert len(executes(emu)) == 1
+
+
+def test_settle_another_job_that_never_ran_is_not_started_without_evidence(
+    session: requests.Session,
+) -> None:
+    clock = SteppedClock()
+    with emulator(scenario(), clock=clock) as emu:
+        client = make_client(emu.base_url, session, clock)
+        resumed = ExecutionHandle.unknown_before(POOL, JOB_2, "DELTA", clock.time())
+        clock.sleep(600)
+        assert client.settle(resumed) is Settlement.UNCLEAR  # no history at all: no proof
+        assert executes(emu) == []
 
 
 def test_a_job_that_never_ran(session: requests.Session) -> None:

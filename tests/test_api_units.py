@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import random
+import socket
 
 import pytest
 import requests
@@ -246,6 +247,51 @@ def test_network_errors_are_classified(
     assert error.kind == kind
     assert error.request_may_have_arrived is may_have_arrived
     assert "Bearer" not in str(error) and error.__cause__ is None and error.__context__ is None
+
+
+def _new_connection_error(cause: OSError, name_resolution: bool) -> BaseException:
+    """What urllib3 raises when a connection cannot be opened, as 1.26 and 2.x build it.
+
+    1.26: `raise NewConnectionError(...)` inside `except OSError`: the cause is the context.
+    2.x: `raise NameResolutionError(...) from e` for a gaierror, else NewConnectionError.
+    """
+    error_type: type[urllib3.exceptions.NewConnectionError] = urllib3.exceptions.NewConnectionError
+    if name_resolution:
+        error_type = getattr(urllib3.exceptions, "NameResolutionError", error_type)
+    try:
+        try:
+            raise cause
+        except OSError as exc:
+            if name_resolution and error_type is not urllib3.exceptions.NewConnectionError:
+                raise error_type("host", None, exc) from exc  # type: ignore[call-arg,arg-type]
+            raise error_type(None, f"Failed to establish a new connection: {exc}") from None  # type: ignore[arg-type]
+    except urllib3.exceptions.NewConnectionError as built:
+        if not name_resolution or error_type is urllib3.exceptions.NewConnectionError:
+            built.__context__ = cause  # what `raise` inside `except` records in 1.26
+            built.__suppress_context__ = False
+        return _connection_error(
+            urllib3.exceptions.MaxRetryError(None, "/", built)  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.parametrize("urllib3_1_26", [False, True], ids=["urllib3-2", "urllib3-1.26"])
+@pytest.mark.parametrize(
+    ("cause", "words"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
+        (socket.gaierror(-2, "Name or service not known"), "does not resolve"),
+    ],
+)
+def test_connection_failures_are_classified_with_urllib3_1_26_and_2(
+    monkeypatch: pytest.MonkeyPatch, urllib3_1_26: bool, cause: OSError, words: str
+) -> None:
+    if urllib3_1_26:
+        # urllib3 1.26 has no NameResolutionError: nothing may rely on it.
+        monkeypatch.delattr(urllib3.exceptions, "NameResolutionError", raising=False)
+    exc = _new_connection_error(cause, isinstance(cause, socket.gaierror))
+    error = network_error(exc, "GET", "/x", (5.0, 30.0))  # type: ignore[arg-type]
+    assert error.kind == "refused" and not error.request_may_have_arrived and error.transient
+    assert words in str(error)
 
 
 # -- JobStatus and ExecutionHandle --

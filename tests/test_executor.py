@@ -10,11 +10,10 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from runner.api.client import ExecutionHandle, JobStatus, Settlement
-from runner.api.errors import AuthError, ServerError, UnclearExecuteError
+from runner.api.errors import AuthError, NetworkError, ServerError, UnclearExecuteError
 from runner.execution.executor import Executor
 from runner.execution.io import InlineCalls, OnDone
 from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
-from runner.execution.settling import settle_by_reads
 from runner.plan.build import Plan
 from tests.emulator_fixtures import FakeClock
 from tests.fake_celonis import FakeCelonis, job, plan_of
@@ -309,7 +308,10 @@ def unclear(job_id: str, clock: FakeClock) -> UnclearExecuteError:
         1,
         sent_at=clock.time(),
     )
-    return UnclearExecuteError("the execute timed out", handle=handle)
+    timed_out = NetworkError(
+        "POST /execute: no answer within 30 s", method="POST", path="/execute", kind="read_timeout"
+    )
+    return UnclearExecuteError(handle, timed_out)
 
 
 def test_an_unclear_execute_is_settled_then_watched_not_sent_again() -> None:
@@ -424,23 +426,6 @@ def test_an_execute_failing_unclearly_is_the_only_job_that_may_run() -> None:
     }
     assert may_still_run(state) == {"a"}
     assert "may be running in Celonis" in (state.jobs["a"].error or "")
-
-
-# -- the read-based stand-in for CelonisClient.settle ---------------------------------------
-
-
-def handle_sent_at(sent_at: float) -> ExecutionHandle:
-    return ExecutionHandle.unknown_before("pool-sap", "a", "DELTA", sent_at)
-
-
-def test_settle_by_reads_needs_evidence() -> None:
-    api = fake()
-    sent_at = api.clock.time()
-    api.start_run("a")
-    api.runs["a"][-1].start -= 10_000.0  # an old run, long finished
-    assert settle_by_reads(api, handle_sent_at(sent_at)) is Settlement.NOT_STARTED
-    api.start_run("a")
-    assert settle_by_reads(api, handle_sent_at(sent_at)) is Settlement.STARTED  # running
 
 
 def test_a_credential_refused_mid_run_stops_it_and_that_job_did_not_start() -> None:

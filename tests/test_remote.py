@@ -264,7 +264,7 @@ def test_latest_execution(tmp_path: Path) -> None:
     p = pipeline(tmp_path)
     p.behaviour["transform"]["running_at_start"] = "30m"
     with served(p) as (emu, _):
-        client = CelonisClient(
+        client = CelonisClient.connect(
             emu.base_url, KeyAuth("Bearer", Secret(KEY), "K"), requests.Session(), ScaledClock(3000)
         )
         done = client.latest_execution(pool_uuid("sap"), job_uuid("extract"))

@@ -14,6 +14,7 @@ from runner.api.client import (
     JobStatus,
     Observation,
     PoolInfo,
+    Settlement,
 )
 from runner.api.errors import (
     ApiError,
@@ -24,8 +25,15 @@ from runner.api.errors import (
     ProtocolError,
     RateLimitedError,
     ServerError,
+    UnclearExecuteError,
 )
-from runner.api.transport import RetryPolicy, backoff_delay, redact_headers, retry_after_seconds
+from runner.api.transport import (
+    RetryPolicy,
+    Transport,
+    backoff_delay,
+    redact_headers,
+    retry_after_seconds,
+)
 from runner.urls import is_loopback
 
 __all__ = [
@@ -52,6 +60,9 @@ __all__ = [
     "RetryPolicy",
     "Secret",
     "ServerError",
+    "Settlement",
+    "Transport",
+    "UnclearExecuteError",
     "auth_from_config",
     "backoff_delay",
     "is_loopback",

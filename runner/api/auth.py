@@ -82,6 +82,17 @@ class Auth(ABC):
     def token_request_hint(self) -> str:
         return self.unauthorized_hint
 
+    @property
+    @abstractmethod
+    def credential(self) -> str:
+        """What authenticates, and where it came from: the auth type and the variables."""
+
+    def forbidden_hint(self, pool_id: str | None) -> str:
+        """How to fix a 403, naming the auth type and the variables (never their values)."""
+        if pool_id is None:
+            return f"{self.credential} lacks permission for this request"
+        return f"{self.credential} needs 'view' and 'manage' permission on pool {pool_id}"
+
 
 class KeyAuth(Auth):
     """A fixed key: `Bearer <api key>` or `AppKey <application key>`."""
@@ -95,9 +106,15 @@ class KeyAuth(Auth):
         return f"{self.scheme} {self._key.reveal()}"
 
     @property
+    def credential(self) -> str:
+        what, auth_type = (
+            ("API key", "api_key") if self.scheme == "Bearer" else ("application key", "app_key")
+        )
+        return f"the {what} in ${self.key_env} (connection.auth.type {auth_type})"
+
+    @property
     def unauthorized_hint(self) -> str:
-        what = "API key" if self.scheme == "Bearer" else "application key"
-        return f"the {what} was refused: check the key in ${self.key_env}"
+        return f"{self.credential} was refused: check the key in ${self.key_env}"
 
     def __repr__(self) -> str:
         return f"KeyAuth(scheme={self.scheme!r}, key_env={self.key_env!r})"
@@ -160,9 +177,16 @@ class OAuthClientAuth(Auth):
         log.info("api.token_fetched", expires_in=expires_in, refresh_in=expires_in - margin)
 
     @property
+    def credential(self) -> str:
+        return (
+            f"the OAuth client in ${self.client_id_env} and ${self.client_secret_env}"
+            " (connection.auth.type oauth)"
+        )
+
+    @property
     def unauthorized_hint(self) -> str:
         return (
-            "the OAuth token was refused: check the client in"
+            "the OAuth token (connection.auth.type oauth) was refused: check the client in"
             f" ${self.client_id_env} and ${self.client_secret_env}"
             f" and that it has the scope '{self.scope}'"
         )
@@ -170,7 +194,8 @@ class OAuthClientAuth(Auth):
     @property
     def token_request_hint(self) -> str:
         return (
-            "the OAuth token request was refused: check the client id and secret in"
+            "the OAuth token request (connection.auth.type oauth) was refused:"
+            " check the client id and secret in"
             f" ${self.client_id_env} and ${self.client_secret_env}"
             f" and that the client has the scope '{self.scope}'"
         )
@@ -255,4 +280,10 @@ def _checked(name: str, value: str) -> Secret:
     # requests would refuse such a header and quote its value in the error; say it here instead.
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise UsageError(f"${name} contains a line break or control character: check how it is set")
+    if not value.isascii():
+        # HTTP headers are Latin-1 at best; Celonis keys and ids are plain ASCII.
+        raise UsageError(
+            f"${name} contains a character that is not plain ASCII: check how it is set"
+            " (a pasted key may carry a typographic quote or a non-breaking space)"
+        )
     return Secret(value)

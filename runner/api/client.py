@@ -4,13 +4,16 @@ The client never trusts a finished status right after an execute: the
 `ExecutionHandle` remembers the job's markers (`currentExecutionId`,
 `latestExecutionItemId`, `lastExecutionStartDate`) from before the trigger,
 and a finished status only counts once a marker moved (or the run was seen
-QUEUED/RUNNING). The execute POST is never re-sent blindly: when its outcome
-is unknown the client reads the status until it has settled.
+QUEUED/RUNNING). The execute POST is never re-sent on a timer: when its
+outcome is unclear, `settle` looks for evidence (rules in `CelonisClient.settle`
+and docs/INTERFACES.md); without it, UnclearExecuteError hands the handle to
+the executor, which settles it every poll round.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import threading
 from collections.abc import Iterable, Mapping
@@ -30,13 +33,15 @@ from runner.api.errors import (
     NotFoundError,
     ProtocolError,
     ServerError,
+    UnclearExecuteError,
 )
 from runner.api.transport import (
+    DEFAULT_CLOCK_SKEW,
     DEFAULT_TIMEOUTS,
     RetryPolicy,
     Transport,
     error_kind,
-    retryable,
+    may_retry_execute,
     shown_path,
 )
 from runner.clock import Clock
@@ -121,6 +126,17 @@ class Observation(StrEnum):
     """This run has ended; the status's `status` is its outcome."""
 
 
+class Settlement(StrEnum):
+    """What `CelonisClient.settle` found out about an execute whose outcome was unclear."""
+
+    STARTED = "started"
+    """Evidence that the run began: watch it as this job's run."""
+    NOT_STARTED = "not_started"
+    """Positive evidence that it did not begin: the job may be started again."""
+    UNCLEAR = "unclear"
+    """No evidence either way yet: ask again later, never send the execute again."""
+
+
 @dataclass(frozen=True)
 class ExecutionHandle:
     """One triggered run of a job, and what the job looked like just before the trigger.
@@ -146,10 +162,32 @@ class ExecutionHandle:
     compared: frozenset[str] = frozenset(MARKERS)
     sent_at: float | None = None
     """Wall-clock epoch seconds when the first POST went out (None: not known)."""
+    before_known: bool = True
+    """False for `unknown_before`: the markers before the trigger were never read."""
+    clock_skew: float = DEFAULT_CLOCK_SKEW
+    """Seconds our wall clock and Celonis' dates may differ (RetryPolicy.clock_skew)."""
+
+    @classmethod
+    def unknown_before(
+        cls, pool_id: str, job_id: str, mode: Mode, sent_at: float
+    ) -> ExecutionHandle:
+        """The handle of a resumed job whose execute was sent at `sent_at` (epoch s) by a
+        run that never read (or never kept) the markers before it."""
+        return cls(
+            pool_id,
+            job_id,
+            mode,
+            JobStatus(job_id, None),
+            0.0,
+            1,
+            frozenset(),
+            sent_at=sent_at,
+            before_known=False,
+        )
 
     @property
     def never_ran_before(self) -> bool:
-        return self.before.status is None and not self.before.markers()
+        return self.before_known and self.before.status is None and not self.before.markers()
 
     def marker_moved(self, status: JobStatus) -> bool:
         """A marker in `status` differs from its value before the trigger."""
@@ -167,7 +205,9 @@ class ExecutionHandle:
         `seen_active` (pass True once an earlier observation of this handle
         was ACTIVE: the status resource has caught up, so the next end is
         ours). Otherwise it is the previous run's end seen through a stale
-        status: NOT_YET, keep polling.
+        status: NOT_YET, keep polling. For an `unknown_before` handle (no
+        markers to compare) a finished pool entry whose `lastExecutionStartDate`
+        is at or after `sent_at - clock_skew` is this run's end too.
         """
         if status.job_id.lower() != self.job_id.lower():
             raise ValueError(f"status of job {status.job_id} given to the handle of {self.job_id}")
@@ -177,30 +217,21 @@ class ExecutionHandle:
             return Observation.NOT_YET
         if seen_active or self.never_ran_before or self.marker_moved(status):
             return Observation.FINISHED
+        if self.started_since_sent(status.last_execution_start):
+            return Observation.FINISHED
         return Observation.NOT_YET
+
+    def started_since_sent(self, start_ms: int | None) -> bool:
+        """A run that started at `start_ms` (epoch ms) began at or after our send (skew allowed)."""
+        if start_ms is None or self.sent_at is None:
+            return False
+        return start_ms >= (self.sent_at - self.clock_skew) * 1000
 
     def shows_start(self, status: JobStatus) -> bool:
         """Evidence that a run began after `before` was read (used after an unclear execute)."""
         if status.in_progress or self.marker_moved(status):
             return True
-        return self.before.status is None and status.status is not None
-
-    @classmethod
-    def unknown_before(
-        cls, pool_id: str, job_id: str, mode: Mode, sent_at: float | None
-    ) -> ExecutionHandle:
-        """A handle for a resumed job whose execute may have gone out and whose before-markers
-        were never read: no marker counts as compared."""
-        before = JobStatus(job_id=job_id, status=None)
-        return cls(pool_id, job_id, mode, before, 0.0, 1, frozenset(), sent_at)
-
-
-class Settlement(StrEnum):
-    """What one round of reads says about an execute whose outcome was unclear."""
-
-    STARTED = "started"
-    NOT_STARTED = "not_started"
-    UNCLEAR = "unclear"
+        return self.before_known and self.before.status is None and status.status is not None
 
 
 @dataclass(frozen=True)
@@ -237,8 +268,19 @@ class CelonisClient:
     Safe to share between threads as far as `requests.Session` is.
     """
 
-    def __init__(
-        self,
+    def __init__(self, transport: Transport, *, interrupt: threading.Event | None = None) -> None:
+        self.transport = transport
+        if interrupt is not None:
+            transport.interrupt = interrupt
+        self.retry = transport.retry
+        self.clock = transport.clock
+        self._lock = threading.Lock()
+        self._no_pool_status: set[str] = set()
+        self._unknown_logged: set[tuple[str, str]] = set()
+
+    @classmethod
+    def connect(
+        cls,
         base_url: str,
         auth: Auth,
         session: requests.Session,
@@ -247,15 +289,21 @@ class CelonisClient:
         timeouts: tuple[float, float] = DEFAULT_TIMEOUTS,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
-    ) -> None:
-        self.retry = retry or RetryPolicy()
-        self.clock = clock
-        self.transport = Transport(
-            base_url, auth, session, clock, timeouts=timeouts, retry=self.retry, rng=rng
+        interrupt: threading.Event | None = None,
+        ca_bundle: str | None = None,
+    ) -> CelonisClient:
+        """A client over a new Transport to `base_url` (for callers that have no Transport)."""
+        transport = Transport(
+            base_url,
+            auth,
+            session,
+            clock,
+            timeouts=timeouts,
+            retry=retry,
+            rng=rng,
+            ca_bundle=ca_bundle,
         )
-        self._lock = threading.Lock()
-        self._no_pool_status: set[str] = set()
-        self._unknown_logged: set[tuple[str, str]] = set()
+        return cls(transport, interrupt=interrupt)
 
     @property
     def base_url(self) -> str:
@@ -365,80 +413,121 @@ class CelonisClient:
         """Trigger a run: `POST /integration/api/v2/data-pools/{pool}/data-jobs/{job}/execute`.
 
         Reads the status first: JobBusyError if the job is QUEUED, RUNNING or in
-        an unknown state. The POST is retried after a 429 or a connection that
-        never opened; after a timeout, a dropped connection or a 5xx it is only
-        sent again once the status stayed unchanged for `RetryPolicy.execute_settle`.
+        an unknown state. The POST is retried only after a 429 or a connection
+        that never opened. After a timeout, a dropped connection or a 5xx the
+        outcome is unclear: the status is read for `RetryPolicy.execute_settle`;
+        evidence that the run began returns the handle, positive evidence that
+        it did not (see `settle`) sends the POST again, and otherwise
+        UnclearExecuteError carries the handle to settle later. Never re-sent on
+        a timer.
 
         `pool_entries`: the pool's `logs/status` (from `pool_entries`) read just before a
         batch of executes, so that starting N jobs of a pool reads it once, not N times.
         """
         if mode not in ("FULL", "DELTA"):
             raise ValueError(f"mode must be FULL or DELTA, not {mode!r}")
-        bound = log.bind(pool=pool_id, job=job_id, mode=mode)
         before, compared = self._snapshot(pool_id, job_id, pool_entries)
         if before.in_progress:
             raise JobBusyError(before, pool_id=pool_id)
-        handle = ExecutionHandle(pool_id, job_id, mode, before, 0.0, 0, compared)
+        handle = ExecutionHandle(
+            pool_id, job_id, mode, before, 0.0, 0, compared, clock_skew=self.retry.clock_skew
+        )
+        return self._post_execute(handle, after_unclear=False)
 
-        path = f"/integration/api/v2/data-pools/{pool_id}/data-jobs/{job_id}/execute"
-        params = {"mode": mode}
-        shown = shown_path(path, params)
-        transport = self.transport
-        state = transport.start()
-        posts = 0
-        first_sent: float | None = None
-        unclear = False  # an earlier POST may have started the job
+    def _post_execute(self, handle: ExecutionHandle, *, after_unclear: bool) -> ExecutionHandle:
+        """Send the POST once (retried only where it provably did not arrive)."""
+        path = f"/integration/api/v2/data-pools/{handle.pool_id}/data-jobs/{handle.job_id}/execute"
+        params = {"mode": handle.mode}
+        sent = [handle]
 
         def count() -> None:
-            nonlocal posts, first_sent
-            posts += 1
-            if first_sent is None:
-                first_sent = self.clock.monotonic()
+            h = sent[0]
+            first = h.sent_at is None
+            sent[0] = dataclasses.replace(
+                h,
+                attempts=h.attempts + 1,
+                triggered_at=self.clock.monotonic() if first else h.triggered_at,
+                sent_at=self.clock.time() if first else h.sent_at,
+            )
 
+        bound = log.bind(pool=handle.pool_id, job=handle.job_id, mode=handle.mode)
+        try:
+            self.transport.call(
+                "POST",
+                path,
+                may_retry=may_retry_execute,
+                params=params,
+                pool_id=handle.pool_id,
+                job_id=handle.job_id,
+                on_send=count,
+            )
+        except ApiError as error:
+            if error.path != shown_path(path, params) or sent[0].sent_at is None:
+                raise  # the token request failed: no execute went out
+            if error.status == 409 and type(error) is ApiError:
+                if after_unclear:
+                    # The run it refuses for is the one our unclear POST started.
+                    bound.warning("api.execute_refused_running", attempts=sent[0].attempts)
+                    return sent[0]
+                status = self.job_status(handle.pool_id, handle.job_id)
+                raise JobBusyError(status, pool_id=handle.pool_id, refused=True) from None
+            if not _outcome_unknown(error):
+                raise
+            return self._resolve_unclear(sent[0], error)
+        bound.debug("api.executed", attempts=sent[0].attempts, before=handle.before.markers())
+        return sent[0]
+
+    def _resolve_unclear(self, handle: ExecutionHandle, error: ApiError) -> ExecutionHandle:
+        """Read the status for the short settle window: the handle, a re-send, or UnclearExecuteError."""
+        bound = log.bind(pool=handle.pool_id, job=handle.job_id)
+        bound.warning(
+            "api.execute_outcome_unknown", error=error_kind(error), attempts=handle.attempts
+        )
+        deadline = self.clock.monotonic() + self.retry.execute_settle
         while True:
-            state.attempts += 1
-            try:
-                transport.send(
-                    "POST", path, params=params, pool_id=pool_id, job_id=job_id, on_send=count
-                )
-                break
-            except ApiError as error:
-                if error.path != shown:
-                    raise  # the token request failed (after its own retries): nothing was sent
-                if retryable(error, idempotent=False):
-                    wait = transport.next_wait(state, error)
-                    if wait is None:
-                        raise
-                    transport.sleep_before_retry(state, error, wait)
-                    continue
-                if error.status == 409 and type(error) is ApiError:
-                    if unclear:
-                        # The run it refuses for is the one our unclear POST started
-                        # after all (its status was slow to show it). Do not start another.
-                        bound.warning("api.execute_refused_running", attempts=posts)
-                        break
-                    raise JobBusyError(
-                        self.job_status(pool_id, job_id), pool_id=pool_id, refused=True
-                    ) from None
-                if not _outcome_unknown(error):
-                    raise
-                unclear = True
-                bound.warning(
-                    "api.execute_outcome_unknown", error=error_kind(error), attempt=state.attempts
-                )
-                if self._started_since(handle):
-                    bound.info("api.execute_started_anyway", attempts=posts)
-                    break
-                elapsed = self.clock.monotonic() - state.started
-                if state.attempts >= self.retry.max_attempts or elapsed >= self.retry.budget:
-                    bound.warning(
-                        "api.giving_up", reason="execute not started", attempts=state.attempts
-                    )
-                    raise
-                bound.warning("api.execute_resend", attempt=state.attempts + 1)
-        assert first_sent is not None
-        bound.debug("api.executed", attempts=posts, before=before.markers(), status=before.status)
-        return ExecutionHandle(pool_id, job_id, mode, before, first_sent, posts, compared)
+            settlement = self.settle(handle)
+            if settlement is Settlement.STARTED:
+                bound.info("api.execute_started_anyway", attempts=handle.attempts)
+                return handle
+            if settlement is Settlement.NOT_STARTED:
+                if handle.attempts >= self.retry.max_attempts:
+                    raise error
+                bound.warning("api.execute_resend", attempt=handle.attempts + 1)
+                return self._post_execute(handle, after_unclear=True)
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0 or not self.transport.wait(min(self.retry.settle_poll, remaining)):
+                bound.warning("api.execute_unclear", attempts=handle.attempts)
+                raise UnclearExecuteError(handle, error)
+
+    def settle(self, handle: ExecutionHandle) -> Settlement:
+        """One round of reads (never sleeps): did the unclear execute of `handle` start?
+
+        STARTED when the job's status or pool entry is QUEUED/RUNNING/unknown, a
+        before-marker moved, or the execution history's newest entry is running
+        or started at or after `sent_at - clock_skew` (and is not the run seen
+        before the send). NOT_STARTED only on positive evidence that the
+        answers are fresher than the send and show no run of ours: the newest
+        execution started before `sent_at - clock_skew` and ended at or after
+        `sent_at + clock_skew` (a run that was still going when ours was sent,
+        which Celonis refuses with 409, seen finished: the resources have moved
+        past the send). Anything else, including a status that merely stayed
+        the same for a while (it can be stale for minutes), is UNCLEAR. The
+        skew is the handle's `clock_skew` (from RetryPolicy.clock_skew).
+        """
+        status, _ = self._snapshot(handle.pool_id, handle.job_id)
+        if handle.shows_start(status):
+            return Settlement.STARTED
+        latest = self.latest_execution(handle.pool_id, handle.job_id)
+        if latest is None or handle.sent_at is None:
+            return Settlement.UNCLEAR
+        if _is_previous_run(handle, latest):
+            return Settlement.UNCLEAR
+        if latest.status not in FINISHED_STATUSES or handle.started_since_sent(latest.start_date):
+            return Settlement.STARTED  # running, unknown, or begun since the send
+        fresh_after = (handle.sent_at + handle.clock_skew) * 1000
+        if latest.end_date is not None and latest.end_date >= fresh_after:
+            return Settlement.NOT_STARTED
+        return Settlement.UNCLEAR
 
     def cancel(self, pool_id: str, job_id: str) -> None:
         """`POST /integration/api/pools/{pool}/jobs/{job}/cancel` (retried: cancelling twice is harmless)."""
@@ -447,18 +536,6 @@ class CelonisClient:
         log.debug("api.cancelled", pool=pool_id, job=job_id)
 
     # -- internals --
-
-    def _started_since(self, handle: ExecutionHandle) -> bool:
-        """Poll the status until it shows a new run, or stayed unchanged for the settle period."""
-        deadline = self.clock.monotonic() + self.retry.execute_settle
-        while True:
-            now, _ = self._snapshot(handle.pool_id, handle.job_id)
-            if handle.shows_start(now):
-                return True
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
-                return False
-            self.clock.sleep(min(self.retry.settle_poll, remaining))
 
     def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None:
         """The pool's `logs/status` entries by job id (lower case); None when the pool lacks it."""
@@ -621,6 +698,19 @@ class CelonisClient:
         return lines
 
 
+def _is_previous_run(handle: ExecutionHandle, latest: ExecutionInfo) -> bool:
+    """`latest` is the run the before-markers already showed (so it says nothing of ours)."""
+    if not handle.before_known:
+        return False
+    before = handle.before
+    if latest.execution_id is not None and latest.execution_id in (
+        before.current_execution_id,
+        before.latest_execution_item_id,
+    ):
+        return True
+    return latest.start_date is not None and latest.start_date == before.last_execution_start
+
+
 def _outcome_unknown(error: ApiError) -> bool:
     """The request may have been acted on although we got no success answer."""
     if isinstance(error, ServerError):
@@ -664,20 +754,39 @@ def _required_str(item: Mapping[str, object], key: str, method: str, path: str) 
     return value
 
 
+MAX_EPOCH_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: a later (or negative) date is not a date Celonis gives."""
+
+
 def _epoch_ms(value: object, key: str, method: str, path: str) -> int | None:
-    """Epoch milliseconds from a number, a string of digits or an ISO-8601 date."""
+    """Epoch milliseconds from a number, a string of ASCII digits or an ISO-8601 date.
+
+    NaN, infinities, dates out of range and digits of other scripts are
+    ProtocolErrors (an answer we cannot use), never a crash.
+    """
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return int(text)
-        try:
-            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return int(when.timestamp() * 1000)
-    raise _unexpected(method, path, f"{key} is not a date: {str(value)[:40]!r}")
+    ms = _to_epoch_ms(value)
+    if ms is None or not 0 <= ms <= MAX_EPOCH_MS:
+        raise _unexpected(method, path, f"{key} is not a date: {str(value)[:40]!r}")
+    return ms
+
+
+def _to_epoch_ms(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return int(text) if len(text) <= 20 else None
+    if not text.isascii():
+        return None  # fromisoformat would read other scripts' digits
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except (ValueError, OverflowError, OSError):
+        return None

@@ -9,6 +9,7 @@
           +-- NetworkError        connection refused or dropped, timeouts, TLS failures
           +-- ProtocolError       an answer that is not the JSON we expect
           +-- JobBusyError        the job is already QUEUED or RUNNING: not triggered
+          +-- UnclearExecuteError an execute may or may not have started the job
 
 Messages name the HTTP method, the path, the status and Celonis' `errorCode`
 and `title` when the answer has them. They never carry a key, a token, a
@@ -137,11 +138,19 @@ class JobBusyError(ApiError):
 
 
 class UnclearExecuteError(ApiError):
-    """The execute POST may have taken effect, and the client's settle window did not tell.
+    """The execute POST got no clear answer and the status showed no evidence either way.
 
-    `handle` (before-markers, `sent_at`) is what `CelonisClient.settle` needs to decide it later.
+    The job may be running. `handle` (before-markers, `sent_at`) is what
+    `CelonisClient.settle` needs to find out later; the execute must not be sent
+    again until `settle` says NOT_STARTED.
     """
 
-    def __init__(self, message: str, *, handle: ExecutionHandle) -> None:
-        super().__init__(message)
+    def __init__(self, handle: ExecutionHandle, cause: ApiError) -> None:
+        super().__init__(
+            f"job {handle.job_id} in pool {handle.pool_id}: the execute got no clear answer"
+            f" ({cause}) and the job's status does not show yet whether it started",
+            method=cause.method,
+            path=cause.path,
+            status=cause.status,
+        )
         self.handle = handle

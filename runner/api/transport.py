@@ -3,19 +3,24 @@
 Reads are retried on 429 (waiting what `x-ratelimit-reset` or `Retry-After`
 asks), on 500/502/503/504, on connection errors and on timeouts, with capped
 exponential backoff and full jitter, within an attempt limit and a time
-budget. Requests that are not idempotent are only retried when the server
-provably did not act on them (429, or no connection at all); the execute
-POST's other failures are handled by the client, which looks at the job's
-status before sending it again.
+budget, in one loop (`Transport.call`) that takes a per-request rule. Requests
+that are not idempotent are only retried when the server provably did not act
+on them (429, or no connection at all); the execute POST's other failures are
+settled by the client from the job's status, never by sending it again on a
+timer. Every request also has an overall deadline (runner.api.deadline), and
+answers are read within a size cap.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import http
 import http.client
 import random
-import time
+import socket
+import ssl
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -26,6 +31,8 @@ import structlog
 import urllib3.exceptions
 
 from runner.api.auth import TOKEN_PATH, Auth
+from runner.api.deadline import deadline as request_deadline
+from runner.api.deadline import mount as mount_deadlines
 from runner.api.errors import (
     ApiError,
     AuthError,
@@ -36,23 +43,38 @@ from runner.api.errors import (
     RateLimitedError,
     ServerError,
 )
-from runner.clock import Clock
+from runner.api.tls import TRUST_HINT
+from runner.clock import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
 
 USER_AGENT = "celonis-runner/0.1"
 DEFAULT_TIMEOUTS = (5.0, 30.0)
+DEFAULT_DEADLINE = 120.0
+DEFAULT_CLOCK_SKEW = 60.0
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 )
+MAX_ANSWER_BYTES = 16 * 2**20
+"""Answers above this size are refused (ProtocolError), not read."""
+ANSWER_CHUNK_BYTES = 64 * 1024
+MAX_ERROR_TEXT = 200
+"""Longest `errorCode` or `title` quoted in a message."""
 _EPOCH_THRESHOLD = 1_000_000_000.0
 """An `x-ratelimit-reset` above this is an epoch time, not a number of seconds."""
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try. Times are seconds on the injected clock."""
+    """How hard to try. Times are seconds on the injected clock.
+
+    One policy for every request: `Transport.call` retries an attempt only when
+    the request's `may_retry` rule allows it for that error (reads: any
+    transient failure; the execute POST: only failures that prove the request
+    never reached Celonis, see `retryable`), then within `max_attempts` and
+    `budget`. Waits end at once when the transport's interrupt event is set.
+    """
 
     max_attempts: int = 8
     """Requests sent for one operation, the first one included."""
@@ -62,11 +84,15 @@ class RetryPolicy:
     backoff_cap: float = 60.0
     rate_limit_cap: float = 120.0
     """Longest wait honoured from `x-ratelimit-reset` / `Retry-After`."""
-    execute_settle: float = 30.0
-    """After an execute whose outcome is unknown, how long the status must stay unchanged
-    before concluding that the job did not start (the status can be stale that long)."""
+    execute_settle: float = 10.0
+    """After an execute whose outcome is unclear, how long `execute` itself keeps reading
+    the status for evidence before it raises UnclearExecuteError. Never a reason to send
+    the execute again: only positive evidence is (see `CelonisClient.settle`)."""
     settle_poll: float = 5.0
     """How often the status is read during `execute_settle`."""
+    clock_skew: float = DEFAULT_CLOCK_SKEW
+    """Assumed difference between our wall clock and Celonis' dates: an execution that
+    started at or after `sent_at - clock_skew` may be ours."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -161,8 +187,22 @@ class Transport:
         timeouts: tuple[float, float] = DEFAULT_TIMEOUTS,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        interrupt: threading.Event | None = None,
+        network_clock: Clock | None = None,
+        deadline: float = DEFAULT_DEADLINE,
+        ca_bundle: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.verify: str | bool = ca_bundle or True
+        """A CA bundle file (runner.api.tls.ca_bundle), or the default trust store; never off."""
+        self.deadline = deadline
+        """Real seconds one request may take in all, body included (socket timeouts are per read)."""
+        mount_deadlines(session)
+        self.interrupt = interrupt
+        """Once set, retry waits end at once and no further retry starts."""
+        # Socket timeouts and the request deadline are real seconds even when `clock` is
+        # scaled or fake (tests), so they are measured on a real clock, injected too.
+        self.network_clock: Clock = network_clock or SystemClock()
         self.auth = auth
         self.session = session
         self.clock = clock
@@ -209,7 +249,32 @@ class Transport:
         basic_auth: tuple[str, str] | None = None,
     ) -> requests.Response:
         """Send with retries per the policy; the successful response or the last ApiError."""
-        state = self.start()
+        return self.call(
+            method,
+            path,
+            may_retry=may_retry_read if idempotent else may_retry_execute,
+            params=params,
+            pool_id=pool_id,
+            job_id=job_id,
+            form=form,
+            basic_auth=basic_auth,
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        may_retry: RetryRule,
+        params: Mapping[str, str | int] | None = None,
+        pool_id: str | None = None,
+        job_id: str | None = None,
+        form: Mapping[str, str] | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        on_send: Callable[[], None] | None = None,
+    ) -> requests.Response:
+        """The one retry loop: attempts while `may_retry(error)`, the policy and no interrupt allow."""
+        state = RetryState(started=self.clock.monotonic())
         while True:
             state.attempts += 1
             try:
@@ -221,17 +286,24 @@ class Transport:
                     job_id=job_id,
                     form=form,
                     basic_auth=basic_auth,
+                    on_send=on_send,
                 )
             except ApiError as error:
-                if not retryable(error, idempotent=idempotent):
+                if not may_retry(error) or self.interrupted():
                     raise
                 wait = self.next_wait(state, error)
-                if wait is None:
+                if wait is None or not self._sleep_before_retry(state, error, wait):
                     raise
-                self.sleep_before_retry(state, error, wait)
 
-    def start(self) -> RetryState:
-        return RetryState(started=self.clock.monotonic())
+    def interrupted(self) -> bool:
+        return self.interrupt is not None and self.interrupt.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Wait on the clock; False (at once) when the interrupt is set."""
+        if self.interrupt is None:
+            self.clock.sleep(seconds)
+            return True
+        return not self.clock.wait(self.interrupt, seconds)
 
     def next_wait(self, state: RetryState, error: ApiError) -> float | None:
         """How long to wait before the next attempt, or None: give up (limit or budget)."""
@@ -262,7 +334,7 @@ class Transport:
             return None
         return wait
 
-    def sleep_before_retry(self, state: RetryState, error: ApiError, wait: float) -> None:
+    def _sleep_before_retry(self, state: RetryState, error: ApiError, wait: float) -> bool:
         log.warning(
             "api.retry",
             method=error.method,
@@ -273,7 +345,10 @@ class Transport:
             wait=round(wait, 3),
         )
         state.waits.append(wait)
-        self.clock.sleep(wait)
+        if self.wait(wait):
+            return True
+        log.warning("api.retry_interrupted", method=error.method, path=error.path)
+        return False
 
     def send(
         self,
@@ -308,7 +383,8 @@ class Transport:
                 refreshed = True
                 log.info("api.token_refused_refreshing", method=method, path=shown)
                 continue
-            self._raise_for_status(response, method, shown, pool_id, job_id, authorization)
+            secrets = _credentials(authorization, basic_auth)
+            self._raise_for_status(response, method, shown, pool_id, job_id, secrets)
             return response
 
     def _exchange(
@@ -326,22 +402,22 @@ class Transport:
             auth = requests.auth.HTTPBasicAuth(*basic_auth)
         elif authorization is not None:
             auth = _AuthorizationHeader(authorization)
-        started = time.monotonic()
+        started = self.network_clock.monotonic()
         error: NetworkError | None = None
-        try:
-            response = self.session.request(
-                method,
-                self.base_url + path,
-                params=params,
-                data=form,
-                headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-                auth=auth,
-                timeout=self.timeouts,
-                verify=True,
-                allow_redirects=False,
+        with request_deadline(self.deadline) as watch:
+            try:
+                response = self._send_and_read(method, path, shown, params, form, auth)
+            except requests.RequestException as exc:
+                error = network_error(exc, method, shown, self.timeouts)
+        if watch.expired:
+            # Whatever the cut-off read produced (an error, or with urllib3 1.26 a short
+            # body), the answer is incomplete.
+            error = NetworkError(
+                f"{method} {shown}: no complete answer within {self.deadline:g} s",
+                method=method,
+                path=shown,
+                kind="read_timeout",
             )
-        except requests.RequestException as exc:
-            error = network_error(exc, method, shown, self.timeouts)
         # Raised here, outside the except block, so nothing chains back to requests'
         # exception (which holds the request and its Authorization header).
         if error is not None:
@@ -352,9 +428,33 @@ class Transport:
             method=method,
             path=shown,
             status=response.status_code,
-            ms=round((time.monotonic() - started) * 1000),
+            ms=round((self.network_clock.monotonic() - started) * 1000),
             headers=redact_headers(response.headers),
         )
+        return response
+
+    def _send_and_read(
+        self,
+        method: str,
+        path: str,
+        shown: str,
+        params: Mapping[str, str | int] | None,
+        form: Mapping[str, str] | None,
+        auth: requests.auth.AuthBase | None,
+    ) -> requests.Response:
+        response = self.session.request(
+            method,
+            self.base_url + path,
+            params=params,
+            data=form,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            auth=auth,
+            timeout=self.timeouts,
+            verify=self.verify,
+            allow_redirects=False,
+            stream=True,  # the body is read by _read_body, within a size cap
+        )
+        _read_body(response, method, shown)
         return response
 
     def _raise_for_status(
@@ -364,13 +464,13 @@ class Transport:
         shown: str,
         pool_id: str | None,
         job_id: str | None,
-        authorization: str | None,
+        secrets: tuple[str, ...],
     ) -> None:
         status = response.status_code
         if 200 <= status < 300:
             return
         token_request = shown == TOKEN_PATH
-        code, title = _error_fields(response, token_request, authorization)
+        code, title = _error_fields(response, token_request, secrets)
         prefix = f"{method} {shown}: HTTP {status} {_phrase(status)}{_detail(code, title)}"
 
         def fail(kind: type[ApiError], message: str) -> ApiError:
@@ -383,7 +483,7 @@ class Transport:
         if status == 401:
             raise fail(AuthError, f"{prefix}: {self.auth.unauthorized_hint}")
         if status == 403:
-            raise fail(AuthError, f"{prefix}: {_forbidden_hint(pool_id)}")
+            raise fail(AuthError, f"{prefix}: {self.auth.forbidden_hint(pool_id)}")
         if status == 404:
             raise fail(NotFoundError, f"{prefix}: {_not_found_hint(pool_id, job_id)}")
         if status == 429:
@@ -419,6 +519,44 @@ class Transport:
         )
 
 
+def _read_body(response: requests.Response, method: str, shown: str) -> None:
+    """Read the whole answer into `response.content`; ProtocolError past MAX_ANSWER_BYTES.
+
+    Read in chunks, so an answer far over the cap costs at most the cap in memory.
+    """
+    declared = _number(response.headers.get("content-length"))
+    chunks: list[bytes] = []
+    size = 0
+    if declared is None or declared <= MAX_ANSWER_BYTES:
+        for chunk in response.iter_content(ANSWER_CHUNK_BYTES):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                break
+            chunks.append(chunk)
+    if (declared is not None and declared > MAX_ANSWER_BYTES) or size > MAX_ANSWER_BYTES:
+        response.close()
+        raise ProtocolError(
+            f"{method} {shown}: HTTP {response.status_code}: the answer is larger than"
+            f" {MAX_ANSWER_BYTES // 2**20} MiB; no Celonis answer the runner reads is that big",
+            method=method,
+            path=shown,
+            status=response.status_code,
+        )
+    body = b"".join(chunks)
+    if (
+        declared is not None
+        and not response.headers.get("content-encoding")
+        and len(body) < declared
+    ):
+        # urllib3 2.x raises for this itself; 1.26 hands back the short body.
+        raise requests.exceptions.ChunkedEncodingError("the answer ended before its Content-Length")
+    response._content = body
+
+
+RetryRule = Callable[[ApiError], bool]
+"""Whether a request that failed with this error may be sent again."""
+
+
 def retryable(error: ApiError, *, idempotent: bool) -> bool:
     """Whether sending the request again is safe and may help."""
     if isinstance(error, RateLimitedError):
@@ -428,6 +566,16 @@ def retryable(error: ApiError, *, idempotent: bool) -> bool:
     if isinstance(error, ServerError):
         return idempotent and error.status in RETRIED_SERVER_STATUSES
     return False
+
+
+def may_retry_read(error: ApiError) -> bool:
+    """The rule for reads, cancels and token requests: every transient failure."""
+    return retryable(error, idempotent=True)
+
+
+def may_retry_execute(error: ApiError) -> bool:
+    """The rule for the execute POST: only when Celonis provably did not act (429, no connection)."""
+    return retryable(error, idempotent=False)
 
 
 def error_kind(error: ApiError) -> str:
@@ -458,35 +606,55 @@ def _classify(
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "read_timeout", f"no answer within {timeouts[1]:g} s"
     if isinstance(exc, requests.exceptions.SSLError):
-        return "tls", "TLS failure (is the server's certificate trusted?)"
+        return "tls", _tls_failure(_causes(exc))
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return "dropped", "the connection broke while the answer was read"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        causes = _causes(exc)
-        if any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in causes):
-            return "refused", "could not connect (the host name does not resolve)"
-        if any(isinstance(c, ConnectionRefusedError) for c in causes):
-            return "refused", "could not connect (connection refused)"
-        if any(isinstance(c, urllib3.exceptions.NewConnectionError) for c in causes):
-            return "refused", "could not connect"
-        if any(isinstance(c, urllib3.exceptions.ConnectTimeoutError) for c in causes):
-            return "connect_timeout", f"no connection within {timeouts[0]:g} s"
-        if any(isinstance(c, urllib3.exceptions.ReadTimeoutError) for c in causes):
-            return "read_timeout", f"no answer within {timeouts[1]:g} s"
-        if any(
-            isinstance(
-                c,
-                http.client.RemoteDisconnected
-                | ConnectionResetError
-                | BrokenPipeError
-                | ConnectionAbortedError
-                | urllib3.exceptions.ProtocolError,
-            )
-            for c in causes
-        ):
-            return "dropped", "the connection was closed before an answer came"
-        return "other", "the connection failed"
+        return _classify_connection(_causes(exc), timeouts)
     return "other", f"the request failed ({type(exc).__name__})"
+
+
+def _tls_failure(causes: list[BaseException]) -> str:
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or "certificate verify failed"
+            return f"the server's TLS certificate is not trusted ({reason}): {TRUST_HINT}"
+    return f"TLS failure (is the server's certificate trusted?): {TRUST_HINT}"
+
+
+_DROPPED = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    urllib3.exceptions.ProtocolError,
+)
+
+
+def _classify_connection(
+    causes: list[BaseException], timeouts: tuple[float, float]
+) -> tuple[NetworkKind, str]:
+    """A requests ConnectionError by what it wraps, with urllib3 1.26 and 2.x alike."""
+
+    def has(*types: type[BaseException]) -> bool:
+        return any(isinstance(c, types) for c in causes)
+
+    # urllib3 2.x raises NameResolutionError from the socket.gaierror; 1.26 has no such
+    # class and raises NewConnectionError with the gaierror as its context. Both chains
+    # hold the gaierror, so look for that and name no class 1.26 lacks.
+    if has(socket.gaierror):
+        return "refused", "could not connect (the host name does not resolve)"
+    if has(ConnectionRefusedError):
+        return "refused", "could not connect (connection refused)"
+    if has(urllib3.exceptions.NewConnectionError):
+        return "refused", "could not connect"
+    if has(urllib3.exceptions.ConnectTimeoutError):
+        return "connect_timeout", f"no connection within {timeouts[0]:g} s"
+    if has(urllib3.exceptions.ReadTimeoutError):
+        return "read_timeout", f"no answer within {timeouts[1]:g} s"
+    if has(*_DROPPED):
+        return "dropped", "the connection was closed before an answer came"
+    return "other", "the connection failed"
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -524,8 +692,19 @@ def _detail(code: str | None, title: str | None) -> str:
     return ""
 
 
+def _credentials(authorization: str | None, basic_auth: tuple[str, str] | None) -> tuple[str, ...]:
+    """Every form in which this request's credentials could be echoed back, longest first."""
+    found: list[str] = []
+    if authorization:
+        found.append(authorization.partition(" ")[2])
+    if basic_auth is not None:
+        joined = f"{basic_auth[0]}:{basic_auth[1]}"
+        found += [joined, base64.b64encode(joined.encode()).decode("ascii"), *basic_auth]
+    return tuple(sorted((f for f in found if f), key=len, reverse=True))
+
+
 def _error_fields(
-    response: requests.Response, token_request: bool, authorization: str | None
+    response: requests.Response, token_request: bool, secrets: tuple[str, ...]
 ) -> tuple[str | None, str | None]:
     """Celonis' `errorCode` and `title` (OAuth's `error`), short, one line, scrubbed."""
     try:
@@ -536,23 +715,18 @@ def _error_fields(
         return None, None
     code = body.get("error") if token_request else body.get("errorCode")
     title = body.get("title")
-    secret = authorization.partition(" ")[2] if authorization else ""
-    return _clean(code, secret), _clean(title, secret)
+    return _clean(code, secrets), _clean(title, secrets)
 
 
-def _clean(value: object, secret: str) -> str | None:
+def _clean(value: object, secrets: tuple[str, ...]) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    text = " ".join(value.split())[:200]
-    if secret and secret in text:
+    text = " ".join(value.split())
+    # Scrub before cutting: a cut first could leave the start of a secret that no
+    # longer matches in full.
+    for secret in secrets:
         text = text.replace(secret, "<redacted>")
-    return text
-
-
-def _forbidden_hint(pool_id: str | None) -> str:
-    if pool_id is None:
-        return "the key lacks permission for this request"
-    return f"the key needs 'view' and 'manage' permission on pool {pool_id}"
+    return text[:MAX_ERROR_TEXT]
 
 
 def _not_found_hint(pool_id: str | None, job_id: str | None) -> str:

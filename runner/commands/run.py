@@ -19,6 +19,7 @@ import structlog
 
 from runner import logs
 from runner.api import CelonisClient
+from runner.api.tls import ca_bundle
 from runner.clock import Clock
 from runner.commands.plan import add_selection
 from runner.commands.shared import (
@@ -115,9 +116,15 @@ def run(
         scenario=options.scenario,
         emulator_journal=options.emulator_journal,
     ) as target:
-        session = requests.Session()
-        client = CelonisClient(
-            target.base_url, target.auth, session, target.clock, timeouts=http_timeouts(environ)
+        interrupt = threading.Event()  # set by a signal: retry waits end at once
+        client = CelonisClient.connect(
+            target.base_url,
+            target.auth,
+            requests.Session(),
+            target.clock,
+            timeouts=http_timeouts(environ),
+            ca_bundle=ca_bundle(environ),
+            interrupt=interrupt,
         )
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
         store = StateStore(state_path, select=select, exclude=exclude, clock=target.clock)
@@ -129,7 +136,7 @@ def run(
             jobs=len(plan.jobs),
             base_url=target.base_url,
         )
-        with _signals(executor) as received:
+        with _signals(executor, interrupt) as received:
             state = executor.run()
         progress.close()
         written = _write_outputs(
@@ -273,8 +280,8 @@ def exit_code(state: RunState, received: list[int], outputs_written: bool = True
 
 
 @contextlib.contextmanager
-def _signals(executor: Executor) -> Iterator[list[int]]:
-    """First SIGINT/SIGTERM: stop gracefully. Second: stop at once."""
+def _signals(executor: Executor, interrupt: threading.Event) -> Iterator[list[int]]:
+    """First SIGINT/SIGTERM: stop gracefully (and end retry waits). Second: stop at once."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -282,6 +289,7 @@ def _signals(executor: Executor) -> Iterator[list[int]]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
+        interrupt.set()
         name = signal.Signals(signum).name
         if len(received) == 1:
             executor.request_stop(f"{name} received")

@@ -14,7 +14,6 @@ from runner.clock import Clock
 from runner.execution.io import CallRunner, InlineCalls
 from runner.execution.jobindex import JobIndex
 from runner.execution.runstate import JobRun, JobState, Listener, RunState
-from runner.execution.settling import Settle, settler_for
 from runner.execution.stopping import Stopping
 from runner.manifest.model import Mode
 from runner.plan.build import Plan
@@ -23,8 +22,7 @@ log = structlog.get_logger(__name__)
 
 
 class JobsApi(Protocol):
-    """What the executor needs of `runner.api.CelonisClient` (plus `settle`, contract 1, which
-    it uses when the client has it)."""
+    """What the executor needs of `runner.api.CelonisClient`."""
 
     def execute(
         self,
@@ -45,8 +43,6 @@ class JobsApi(Protocol):
 
     def failure_reason(self, pool_id: str, job_id: str) -> str | None: ...
 
-
-class SettlingApi(JobsApi, Protocol):
     def settle(self, handle: ExecutionHandle) -> Settlement: ...
 
 
@@ -71,7 +67,6 @@ class ExecutorBase:
         self.listeners = list(listeners)
         self.index = JobIndex(plan, state.jobs)
         self.stopping = Stopping(grace=grace)
-        self._settle: Settle = settler_for(api, api)
         self._wake = threading.Event()
         self.calls: CallRunner = InlineCalls(self._wake)  # replaced by run()
         self._executes_out = False

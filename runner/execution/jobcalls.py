@@ -135,7 +135,7 @@ class JobCalls(FailurePolicy):
                     log.warning("job_settle_failed", job=job.name, error=str(error))
                 self._settled(job, Settlement.UNCLEAR if error else future.result())
 
-            self.calls.submit(functools.partial(self._settle, handle), done)
+            self.calls.submit(functools.partial(self.api.settle, handle), done)
 
     def _settled(self, job: JobRun, outcome: Settlement) -> None:
         if job.name not in self._settling or job.state != JobState.STARTING:
