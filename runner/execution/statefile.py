@@ -9,19 +9,20 @@ manifest so that a resume after such a change is refused.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.api.client import ExecutionHandle, JobStatus
 from runner.clock import Clock
 from runner.errors import UsageError
-from runner.execution.runstate import JobState, ResumeFrom, RunState
+from runner.execution.runstate import ResumeFrom, RunState
+from runner.execution.stateread import SavedRun, load_saved
 from runner.files import write_json_atomic
 from runner.plan.build import Plan
+
+__all__ = ["SavedRun", "StateStore", "find_state", "load_saved", "manifest_changes", "resume_from"]
 
 STATE_VERSION = 1
 DEFAULT_STATE_DIR = ".celonis-runner/runs"
@@ -121,24 +122,6 @@ class StateStore:
         return None
 
 
-@dataclass(frozen=True)
-class SavedRun:
-    path: Path
-    data: dict[str, Any]
-
-    @property
-    def run_id(self) -> str:
-        return str(self.data["run_id"])
-
-    @property
-    def select(self) -> list[str]:
-        return list(self.data["selection"]["select"])
-
-    @property
-    def exclude(self) -> list[str]:
-        return list(self.data["selection"]["exclude"])
-
-
 def find_state(directory: Path, run_id: str) -> Path:
     if run_id == "latest":
         files = (
@@ -159,42 +142,6 @@ def find_state(directory: Path, run_id: str) -> Path:
         hint = f"; saved runs: {', '.join(known[-5:])}" if known else ""
         raise UsageError(f"no saved run {run_id!r} in {directory}{hint}")
     return path
-
-
-def load_saved(path: Path) -> SavedRun:
-    """The saved run; UsageError (exit 2) for a file that is corrupt, truncated or of another format."""
-
-    def bad(why: str) -> UsageError:
-        return UsageError(
-            f"cannot resume from {path}: {why}; the file is damaged, so start a new run (without --resume)"
-        )
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise bad(f"cannot read it ({type(exc).__name__})") from None
-    except json.JSONDecodeError as exc:
-        raise bad(f"not valid JSON at line {exc.lineno} column {exc.colno} (truncated?)") from None
-    if not isinstance(data, dict) or data.get("state_version") != STATE_VERSION:
-        raise bad("not a celonis-runner state file of version 1")
-    try:
-        jobs = data["jobs"]
-        assert isinstance(data["run_id"], str)
-        assert isinstance(data["fingerprint"], dict)
-        assert isinstance(data["selection"]["select"], list)
-        assert isinstance(data["selection"]["exclude"], list)
-        assert isinstance(jobs, dict)
-        for name, job in jobs.items():
-            assert isinstance(name, str) and isinstance(job, dict)
-            assert job["state"] in set(JobState)
-            if job["state"] == "running":
-                assert isinstance(job["handle"], dict)
-                assert isinstance(job["handle"]["before"], dict)
-            if job["state"] == "starting":
-                assert isinstance(job["intent_at"], int | float)
-    except (KeyError, TypeError, AssertionError):
-        raise bad("it lacks fields a resume needs") from None
-    return SavedRun(path, data)
 
 
 def manifest_changes(saved: SavedRun, plan: Plan) -> list[str]:
