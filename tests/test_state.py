@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from runner.errors import UsageError
-from runner.execution.statefile import MIN_WRITE_INTERVAL, StateStore, load_saved
+from runner.execution.runstate import JobState, RunState
+from runner.execution.statefile import (
+    COMPACT_MIN_BYTES,
+    MIN_WRITE_INTERVAL,
+    StateStore,
+    load_saved,
+    resume_from,
+)
+from runner.execution.stateread import journal_path
 from runner.manifest.loader import load_manifest
 from runner.plan.build import build_plan
 from tests.conftest import CliResult
@@ -24,27 +32,128 @@ from tests.emulator_fixtures import FakeClock
 Cli = Callable[..., CliResult]
 
 
-def test_store_defers_unforced_writes_and_says_when(tmp_path: Path) -> None:
+def _one_job_state(tmp_path: Path, clock: FakeClock, names: tuple[str, ...] = ("a",)) -> RunState:
     from runner.execution.executor import Executor
 
     p = Pipeline(tmp_path).pool("sap")
-    p.job("a", "sap")
+    for name in names:
+        p.job(name, "sap")
     manifest, _ = p.write()
     plan = build_plan(load_manifest(manifest, {}))
-    clock = FakeClock()
-    state = Executor(plan, api=None, clock=clock).state  # type: ignore[arg-type]
+    return Executor(plan, api=None, clock=clock, run_id="r").state  # type: ignore[arg-type]
+
+
+class RealTime:
+    """The store's real-time source, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_store_defers_unforced_writes_on_real_time_and_says_when(tmp_path: Path) -> None:
+    clock, real = FakeClock(), RealTime()
+    state = _one_job_state(tmp_path, clock)
     path = tmp_path / "runs" / "r.json"
-    store = StateStore(path, select=[], exclude=[], clock=clock)
+    store = StateStore(path, select=[], exclude=[], clock=clock, timer=real, clock_rate=300)
     assert store(state, False) is None and store.writes == 1
-    clock.now += MIN_WRITE_INTERVAL / 5
-    assert store(state, False) == pytest.approx(MIN_WRITE_INTERVAL * 4 / 5)
+    clock.now += 100 * MIN_WRITE_INTERVAL  # the run's (scaled) clock does not open the throttle
+    real.now += MIN_WRITE_INTERVAL / 5
+    # 4/5 of the interval in real time, said in clock seconds (300 per real second)
+    assert store(state, False) == pytest.approx(300 * MIN_WRITE_INTERVAL * 4 / 5)
     assert store.writes == 1
     assert store(state, True) is None and store.writes == 2  # before an execute: always
-    clock.now += MIN_WRITE_INTERVAL
+    real.now += MIN_WRITE_INTERVAL
     assert store(state, False) is None and store.writes == 3
     saved = load_saved(path)
     assert saved.data["jobs"]["a"]["state"] == "pending"
-    assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temporary file left behind
+    assert sorted(p.name for p in path.parent.iterdir()) == ["r.json", "r.jsonl"]  # no temp file
+
+
+def test_a_write_appends_only_the_jobs_that_changed(tmp_path: Path) -> None:
+    clock = FakeClock()
+    names = tuple(f"j{i}" for i in range(50))
+    state = _one_job_state(tmp_path, clock, names)
+    path = tmp_path / "runs" / "r.json"
+    store = StateStore(path, select=[], exclude=[], clock=clock, timer=RealTime())
+    store(state, True)
+    snapshot = path.read_bytes()
+    state.jobs["j7"].state = JobState.STARTING
+    state.jobs["j7"].intent_at = 1234.5
+    before = store.bytes_written
+    store(state, True)
+    assert path.read_bytes() == snapshot  # the snapshot was not rewritten
+    [line] = journal_path(path).read_text().splitlines()
+    assert json.loads(line)["job"] == "j7"
+    assert store.bytes_written - before == len(line) + 1
+    store(state, True)  # nothing changed: nothing written
+    assert store.bytes_written - before == len(line) + 1
+    saved = load_saved(path)
+    assert saved.data["jobs"]["j7"]["state"] == "starting"
+    assert resume_from(saved, state.plan).uncertain == {"j7": 1234.5}
+
+
+def test_the_journal_is_compacted_and_the_last_write_leaves_one_file(tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = _one_job_state(tmp_path, clock, tuple(f"j{i}" for i in range(20)))
+    path = tmp_path / "runs" / "r.json"
+    store = StateStore(path, select=[], exclude=[], clock=clock, timer=RealTime())
+    store(state, True)
+    for attempt in range(1, 3000):  # enough lines to pass COMPACT_MIN_BYTES
+        state.jobs["j3"].attempts = attempt
+        store(state, True)
+    assert store.compactions >= 2
+    assert journal_path(path).stat().st_size < COMPACT_MIN_BYTES + 1000
+    assert load_saved(path).data["jobs"]["j3"]["attempts"] == 2999
+    state.status = "succeeded"
+    store(state, True)
+    assert not journal_path(path).exists()
+    assert load_saved(path).data["status"] == "succeeded"
+
+
+def test_a_torn_last_journal_line_is_ignored_and_one_in_the_middle_is_damage(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    state = _one_job_state(tmp_path, clock, ("a", "b"))
+    path = tmp_path / "runs" / "r.json"
+    store = StateStore(path, select=[], exclude=[], clock=clock, timer=RealTime())
+    store(state, True)
+    state.jobs["a"].state = JobState.SKIPPED
+    store(state, True)
+    state.jobs["b"].state = JobState.SKIPPED
+    store(state, True)
+    journal = journal_path(path)
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:-20])  # the crash cut the last write short
+    saved = load_saved(path)
+    assert (saved.data["jobs"]["a"]["state"], saved.data["jobs"]["b"]["state"]) == (
+        "skipped",
+        "pending",
+    )
+    first, second = whole.splitlines(keepends=True)
+    journal.write_bytes(first[:-20] + b"\n" + second)
+    with pytest.raises(UsageError, match=r"r\.jsonl: the state file is damaged: line 1 "):
+        load_saved(path)
+
+
+def test_journal_lines_of_an_older_generation_are_ignored(tmp_path: Path) -> None:
+    """A compaction killed after the new snapshot was written, before the journal was emptied."""
+    clock = FakeClock()
+    state = _one_job_state(tmp_path, clock)
+    path = tmp_path / "runs" / "r.json"
+    store = StateStore(path, select=[], exclude=[], clock=clock, timer=RealTime())
+    store(state, True)
+    state.jobs["a"].state = JobState.STARTING
+    state.jobs["a"].intent_at = 5.0
+    store(state, True)
+    old_journal = journal_path(path).read_bytes()
+    state.jobs["a"].state = JobState.SKIPPED
+    store._compact(state)
+    journal_path(path).write_bytes(old_journal)
+    assert load_saved(path).data["jobs"]["a"]["state"] == "skipped"
 
 
 def test_state_file_follows_the_run_while_it_waits(cli: Cli, tmp_path: Path) -> None:
@@ -91,7 +200,7 @@ def test_state_file_follows_the_run_while_it_waits(cli: Cli, tmp_path: Path) -> 
             and Journal.read(journal_path).success_time("quick") is not None
         ):
             time.sleep(0.1)  # a few poll rounds (10 s each at x600 is 17 ms)
-            seen = json.loads(files[0].read_text())
+            seen = load_saved(files[0]).data  # the snapshot and the journal since
             break
         time.sleep(0.02)
     assert seen is not None, "quick never succeeded"

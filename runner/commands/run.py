@@ -131,7 +131,15 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
             state_path = directory / f"{run_id}.json"
         else:
             run_id, state_path = saved.run_id, saved.path
-        store = StateStore(state_path, select=select, exclude=exclude, clock=target.clock)
+        store = StateStore(
+            state_path,
+            select=select,
+            exclude=exclude,
+            clock=target.clock,
+            redactor=redactor,
+            target="emulator" if options.emulator else target.base_url,
+            clock_rate=getattr(target.clock, "scale", 1.0),  # the throttle runs on real time
+        )
         executor = Executor(
             plan,
             client,
@@ -139,7 +147,7 @@ def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stde
             fail_fast=options.fail_fast,
             cancel_on_stop=options.cancel_on_stop,
             grace=options.grace,
-            listeners=[progress.update],
+            listeners=[progress.update, store.note],
             checkpoint=store,
             resume=resume,
             run_id=run_id,
