@@ -429,3 +429,49 @@ def test_sigkill_during_compaction_leaves_a_state_that_resumes(tmp_path: Path, m
     resumed(state, True)
     again = load_saved(path).data["jobs"]
     assert (again["j1"]["attempts"], again["j2"]["attempts"]) == (7, 9)
+
+
+def test_a_second_run_of_the_same_manifest_is_refused_while_the_first_runs(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Two processes: the second `run` (and `--resume`) exits 2 naming the first; once the first
+    is SIGKILLed, the OS has released its lock and a resume goes ahead."""
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 600
+    p.job("long", "sap", behaviour={"duration": "1h"})
+    p.job("after", "sap", "long")
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        first = spawn_run(
+            str(manifest), "--base-url", emu.base_url, "--log-format", "json", env=env_for(p)
+        )
+        try:
+            wait_for_execution(lambda: Journal(emu.journal()), "long")
+            for extra in ((), ("--resume",)):
+                second = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "runner",
+                        "run",
+                        str(manifest),
+                        "--base-url",
+                        emu.base_url,
+                        *extra,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, **env_for(p)},
+                    timeout=60,
+                )
+                assert second.returncode == 2, second.stderr
+                assert f"another run of {manifest} with the state in {tmp_path / 'runs'}" in (
+                    second.stderr
+                )
+                assert f"(process {first.pid} on " in second.stderr
+        finally:
+            first.kill()
+            first.communicate()
+        resumed = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json")
+        assert resumed.code == 0, resumed.err
+        assert executions_by_name(emu.journal(), ["long", "after"]) == {"long": 1, "after": 1}

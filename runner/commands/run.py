@@ -24,6 +24,7 @@ from runner.commands.plan import load_checked
 from runner.errors import ExitCode, UsageError
 from runner.execution.executor import Executor
 from runner.execution.progress import ProgressLine
+from runner.execution.runlock import run_lock
 from runner.execution.runstate import ResumeFrom, RunState
 from runner.execution.statefile import (
     SavedRun,
@@ -74,6 +75,12 @@ def new_run_id(clock: Clock) -> str:
 
 
 def run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    # one run or resume of a manifest per state directory at a time (issue 16 #3)
+    with run_lock(state_dir(options.state_dir, environ), options.file):
+        return _run(options, environ=environ, stdout=stdout, stderr=stderr)
+
+
+def _run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
     manifest = load_checked(
         options.file,
         environ=environ,
