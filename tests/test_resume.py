@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -336,6 +337,7 @@ def test_second_signal_exits_at_once(tmp_path: Path) -> None:
 
 KILLED_WRITER = """
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -475,3 +477,57 @@ def test_a_second_run_of_the_same_manifest_is_refused_while_the_first_runs(
         resumed = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json")
         assert resumed.code == 0, resumed.err
         assert executions_by_name(emu.journal(), ["long", "after"]) == {"long": 1, "after": 1}
+
+
+def test_resume_against_another_target_is_refused_unless_forced(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap", behaviour={"outcomes": ["FAIL", "SUCCESS"]})
+    p.write()
+    with emulator_for(p, KEY) as first, emulator_for(p, KEY) as other:
+        assert run_against(cli, p, first.base_url).code == 1
+        refused = run_against(cli, p, other.base_url, "--resume")
+        assert refused.code == 2
+        assert (
+            f"went to {first.base_url}, not {other.base_url}: a resume must talk to the same"
+            in (refused.err)
+        )
+        assert other.journal() == [] or not Journal(other.journal()).executions("only")
+        forced = run_against(cli, p, other.base_url, "--resume", "--force")
+        assert forced.code == 1, forced.err  # resumed: "only" ran (and failed) on the other one
+
+
+def test_resume_with_the_embedded_emulator_says_why_not_and_what_to_do(
+    cli: Cli, tmp_path: Path
+) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap", behaviour={"outcome": "FAIL"})
+    manifest, scenario = p.write()
+    common = ("--emulator", "--scenario", str(scenario), "--state-dir", str(tmp_path / "runs"))
+    assert cli("run", str(manifest), *common).code == 1
+    refused = cli("run", str(manifest), *common, "--resume")
+    assert refused.code == 2
+    assert "run --resume cannot use --emulator: the embedded emulator forgets everything" in (
+        refused.err
+    )
+    assert "`celonis-runner emulator --manifest jobs.yaml --port 8080`" in refused.err
+    assert "resume with the same --base-url" in refused.err
+
+
+def test_the_resume_hint_works_as_printed(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("flaky", "sap", behaviour={"outcomes": ["FAIL", "SUCCESS"]})
+    manifest, _ = p.write()
+    runs = tmp_path / "state dir"  # a space: the hint quotes it
+    env = {k: v for k, v in env_for(p).items() if k != "CELONIS_RUNNER_STATE_DIR"}
+    with emulator_for(p, KEY) as emu:
+        first = cli(
+            "run", str(manifest), "--base-url", emu.base_url, "--state-dir", str(runs), environ=env
+        )
+        assert first.code == 1
+        [hint] = [line for line in first.out.splitlines() if "; resume with: " in line]
+        command = shlex.split(hint.split("; resume with: ", 1)[1])
+        assert command[:3] == ["celonis-runner", "run", str(manifest)]
+        assert "--state-dir" in command and "--base-url" in command
+        again = cli(*command[1:], environ=env)
+        assert again.code == 0, again.err
+        assert executions_by_name(emu.journal(), ["flaky"]) == {"flaky": 2}

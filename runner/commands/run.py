@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,8 +28,10 @@ from runner.execution.progress import ProgressLine
 from runner.execution.runlock import run_lock
 from runner.execution.runstate import ResumeFrom, RunState
 from runner.execution.statefile import (
+    EMULATOR_TARGET,
     SavedRun,
     StateStore,
+    check_resume_target,
     find_state,
     load_saved,
     manifest_changes,
@@ -133,6 +136,8 @@ def _run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, std
         client = CelonisClient(
             target.base_url, target.auth, session, target.clock, timeouts=http_timeouts(environ)
         )
+        where = EMULATOR_TARGET if options.emulator else target.base_url
+        check_resume_target(saved, where, force=options.force)
         if saved is None:
             run_id = new_run_id(target.clock)
             state_path = directory / f"{run_id}.json"
@@ -144,7 +149,7 @@ def _run(options: RunOptions, *, environ: Mapping[str, str], stdout: TextIO, std
             exclude=exclude,
             clock=target.clock,
             redactor=redactor,
-            target="emulator" if options.emulator else target.base_url,
+            target=where,
             clock_rate=getattr(target.clock, "scale", 1.0),  # the throttle runs on real time
         )
         executor = Executor(
@@ -207,8 +212,22 @@ def _write_outputs(
         write_junit(Path(options.junit_xml), state)
     if state.status != "succeeded":
         stdout.write(
-            f"State saved in {state_path}; resume with: celonis-runner run {options.file} --resume {run_id}\n"
+            f"State saved in {state_path}; resume with: {resume_command(options, run_id)}\n"
         )
+
+
+def resume_command(options: RunOptions, run_id: str) -> str:
+    """The command that resumes this run, as it works when pasted: same manifest, state
+    directory and target (the embedded emulator starts afresh, hence --force)."""
+    words = ["celonis-runner", "run", options.file, "--resume", run_id]
+    if options.state_dir:
+        words += ["--state-dir", options.state_dir]
+    if options.base_url:
+        words += ["--base-url", options.base_url]
+    if options.emulator:
+        words += ["--emulator", *(("--scenario", options.scenario) if options.scenario else ())]
+        words.append("--force")
+    return shlex.join(words)
 
 
 def exit_code(state: RunState, received: list[int]) -> int:

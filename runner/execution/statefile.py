@@ -276,6 +276,32 @@ def find_state(directory: Path, run_id: str) -> Path:
     return path
 
 
+EMULATOR_TARGET = "emulator"
+"""The target recorded for a run against the embedded emulator (`run --emulator`)."""
+
+
+def check_resume_target(saved: SavedRun | None, target: str, *, force: bool) -> None:
+    """UsageError when a resume would talk to another Celonis than the run it takes up."""
+    if saved is None or force:
+        return
+    if target == EMULATOR_TARGET:
+        raise UsageError(
+            "run --resume cannot use --emulator: the embedded emulator forgets everything when "
+            "the runner exits, so the jobs the earlier run left running cannot be taken up. "
+            "Serve an emulator that outlives the runner (`celonis-runner emulator --manifest "
+            "jobs.yaml --port 8080`), run against it with --base-url http://127.0.0.1:8080, "
+            "and resume with the same --base-url (or resume anyway with --force)"
+        )
+    if saved.target is not None and saved.target != target:
+        went = "the embedded emulator" if saved.target == EMULATOR_TARGET else saved.target
+        raise UsageError(
+            f"run {saved.run_id} went to {went}, not {target}: a resume must talk to the same "
+            "Celonis to take up the jobs it left running. Resume against "
+            f"{saved.target if saved.target != EMULATOR_TARGET else 'the same API'} with "
+            "--base-url, or anyway with --force"
+        )
+
+
 def manifest_changes(saved: SavedRun, plan: Plan) -> list[str]:
     """What changed, in the manifest, that a resume depends on."""
     before: dict[str, Any] = saved.data["fingerprint"]
