@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.api.client import ExecutionHandle, JobStatus
 from runner.errors import UsageError
 from runner.execution.runstate import JobState, RunState
 from runner.execution.statefile import (
@@ -23,6 +24,7 @@ from runner.execution.statefile import (
     resume_from,
 )
 from runner.execution.stateread import journal_path
+from runner.logs import Redactor
 from runner.manifest.loader import load_manifest
 from runner.plan.build import build_plan
 from tests.conftest import CliResult
@@ -315,3 +317,48 @@ def test_a_damaged_state_file_is_refused_under_python_O(tmp_path: Path) -> None:
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_the_store_scrubs_secrets_from_every_text_it_writes(tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = _one_job_state(tmp_path, clock, ("a", "b"))
+    secret = "s3cret-token-value"
+    path = tmp_path / "runs" / "r.json"
+    store = StateStore(
+        path, select=[], exclude=[], clock=clock, timer=RealTime(), redactor=Redactor([secret])
+    )
+    state.jobs["a"].error = f"401 Unauthorized: token {secret} refused"
+    store(state, True)  # the snapshot
+    state.jobs["b"].state = JobState.FAILED
+    state.jobs["b"].error = f"FAIL: {secret}"
+    store(state, True)  # a journal line
+    written = path.read_text() + journal_path(path).read_text()
+    assert "FAIL: " in journal_path(path).read_text() and "401 Unauthorized" in written
+    assert secret not in written
+    state.status = "failed"
+    store(state, True)  # the last compaction
+    assert secret not in path.read_text() and "FAIL: " in path.read_text()
+
+
+def test_unclear_jobs_come_back_as_uncertain_with_their_sent_at(tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = _one_job_state(tmp_path, clock, ("a", "b"))
+    path = tmp_path / "runs" / "r.json"
+    store = StateStore(path, select=[], exclude=[], clock=clock, timer=RealTime())
+    job = state.jobs["a"]
+    job.intent_at = 1000.0
+    job.handle = ExecutionHandle(
+        job.planned.job.pool_id,
+        job.planned.job.job_id,
+        "DELTA",
+        JobStatus(job_id=job.planned.job.job_id, status=None),
+        0.0,
+        1,
+        sent_at=1002.5,
+    )
+    job.state = JobState.UNCLEAR
+    store(state, True)
+    assert resume_from(load_saved(path), state.plan).uncertain == {"a": 1002.5}
+    job.handle = None  # never sent: the intent is the earliest it can have started
+    store(state, True)
+    assert resume_from(load_saved(path), state.plan).uncertain == {"a": 1000.0}
