@@ -362,3 +362,29 @@ def test_unclear_jobs_come_back_as_uncertain_with_their_sent_at(tmp_path: Path) 
     job.handle = None  # never sent: the intent is the earliest it can have started
     store(state, True)
     assert resume_from(load_saved(path), state.plan).uncertain == {"a": 1000.0}
+
+
+def test_once_told_what_changed_a_write_looks_at_those_jobs_only(tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = _one_job_state(tmp_path, clock, ("a", "b", "c"))
+    path = tmp_path / "runs" / "r.json"
+    store = StateStore(path, select=[], exclude=[], clock=clock, timer=RealTime())
+    store(state, True)
+    state.jobs["a"].state = JobState.SKIPPED
+    store.note(state, state.jobs["a"])
+    state.jobs["b"].attempts = 3  # changed without an event: waits for the next compaction
+    store(state, True)
+    lines = journal_path(path).read_text().splitlines()
+    assert [json.loads(line)["job"] for line in lines] == ["a"]
+    state.status = "succeeded"
+    store(state, True)
+    assert load_saved(path).data["jobs"]["b"]["attempts"] == 3
+
+
+def test_the_state_schema_is_a_valid_json_schema() -> None:
+    import jsonschema
+
+    from runner.execution.stateread import STATE_SCHEMA
+    from runner.schema import load_schema
+
+    jsonschema.Draft202012Validator.check_schema(load_schema(STATE_SCHEMA))
