@@ -7,12 +7,13 @@ throttle is moved on by hand so that every one of them writes). Counted: bytes w
 snapshot and the journal, writes, compactions, and this process's CPU seconds inside the store.
 The state file's cost should not grow with the run's size: bytes and CPU per job flat.
 
-Run:  .venv/bin/python bench/state_bytes.py [--jobs 1000 10000] [--batch 20]
+Run:  .venv/bin/python bench/state_bytes.py [--jobs 1000 10000] [--batch 20] [--gc-freeze]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import tempfile
 import time
@@ -59,9 +60,12 @@ def run_state(folder: Path, jobs: int) -> RunState:
     return Executor(plan, api=None, clock=SystemClock(), run_id="bench").state  # type: ignore[arg-type]
 
 
-def measure(jobs: int, batch: int) -> dict[str, float]:
+def measure(jobs: int, batch: int, *, freeze: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         state = run_state(Path(tmp), jobs)
+        if freeze:  # what the manifest and plan left is never garbage: keep the collector off it
+            gc.collect()
+            gc.freeze()
         timer = Timer()
         store = StateStore(
             Path(tmp) / "runs" / "bench.json",
@@ -96,6 +100,7 @@ def measure(jobs: int, batch: int) -> dict[str, float]:
         state.status = "succeeded"
         store(state, True)
         cpu = time.process_time() - cpu
+        gc.unfreeze()
     return {
         "jobs": jobs,
         "bytes_per_job": store.bytes_written / jobs,
@@ -109,11 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--batch", type=int, default=20, help="jobs started per scheduler pass")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() after the plan is built (the garbage collector's full passes over the "
+        "plan otherwise grow with the run's size)",
+    )
     args = parser.parse_args(argv)
     print(machine())
     print(f"{'jobs':>7} {'bytes/job':>10} {'writes':>7} {'compactions':>12} {'CPU ms/job':>11}")
     for jobs in args.jobs:
-        r = measure(jobs, args.batch)
+        r = measure(jobs, args.batch, freeze=args.gc_freeze)
         print(
             f"{r['jobs']:>7} {r['bytes_per_job']:>10.0f} {r['writes']:>7} "
             f"{r['compactions']:>12} {r['cpu_ms_per_job']:>11.3f}"
