@@ -531,3 +531,19 @@ def test_the_resume_hint_works_as_printed(cli: Cli, tmp_path: Path) -> None:
         again = cli(*command[1:], environ=env)
         assert again.code == 0, again.err
         assert executions_by_name(emu.journal(), ["flaky"]) == {"flaky": 2}
+
+
+def test_a_state_directory_that_cannot_be_written_is_a_clear_error(
+    cli: Cli, tmp_path: Path
+) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap")
+    manifest, _ = p.write()
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    result = cli("run", str(manifest), "--emulator", "--state-dir", str(blocked / "runs"))
+    assert result.code == 2
+    assert result.err == (
+        f"celonis-runner: error: cannot write in the state directory {blocked / 'runs'} "
+        "(Not a directory): choose a writable one with --state-dir\n"
+    )
