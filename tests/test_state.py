@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runner.api.client import ExecutionHandle, JobStatus
 from runner.errors import UsageError
@@ -359,6 +363,10 @@ def test_unclear_jobs_come_back_as_uncertain_with_their_sent_at(tmp_path: Path) 
     job.state = JobState.UNCLEAR
     store(state, True)
     assert resume_from(load_saved(path), state.plan).uncertain == {"a": 1002.5}
+    job.state = JobState.RUNNING  # a running job's handle comes back with its sent_at too
+    store(state, True)
+    assert resume_from(load_saved(path), state.plan).running["a"].sent_at == 1002.5
+    job.state = JobState.UNCLEAR
     job.handle = None  # never sent: the intent is the earliest it can have started
     store(state, True)
     assert resume_from(load_saved(path), state.plan).uncertain == {"a": 1000.0}
@@ -388,3 +396,38 @@ def test_the_state_schema_is_a_valid_json_schema() -> None:
     from runner.schema import load_schema
 
     jsonschema.Draft202012Validator.check_schema(load_schema(STATE_SCHEMA))
+
+
+@functools.cache
+def _written_run() -> tuple[bytes, bytes, RunState]:
+    """A snapshot and a journal of three changes, written once for the examples below."""
+    folder = Path(tempfile.mkdtemp(prefix="journal-"))
+    clock = FakeClock()
+    state = _one_job_state(folder, clock, ("a", "b", "c"))
+    path = folder / "runs" / "r.json"
+    store = StateStore(path, select=[], exclude=[], clock=clock, timer=RealTime())
+    store(state, True)
+    for name, new in (("a", JobState.STARTING), ("b", JobState.SKIPPED), ("a", JobState.FAILED)):
+        state.jobs[name].state = new
+        state.jobs[name].intent_at = 5.0
+        store(state, True)
+    return path.read_bytes(), journal_path(path).read_bytes(), state
+
+
+@settings(max_examples=150, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=4000), noise=st.binary(max_size=40))
+def test_any_cut_or_noise_in_the_journal_reads_or_is_damaged(
+    tmp_path_factory: pytest.TempPathFactory, cut: int, noise: bytes
+) -> None:
+    """Whatever a crash or a hand did to the journal: a run to resume, or 'damaged' (exit 2)."""
+    snapshot, whole, state = _written_run()
+    path = tmp_path_factory.mktemp("journal") / "r.json"
+    path.write_bytes(snapshot)
+    journal = journal_path(path)
+    journal.write_bytes(whole[: cut % (len(whole) + 1)] + noise)
+    try:
+        saved = load_saved(path)
+    except UsageError as exc:
+        assert str(exc).startswith(f"cannot resume from {journal}: the state file is damaged: ")
+    else:
+        resume_from(saved, state.plan)

@@ -355,6 +355,7 @@ def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
                 triggered_at=0.0,
                 attempts=int(handle.get("attempts", 1)),
                 compared=frozenset(handle.get("compared", [])),
+                sent_at=handle.get("sent_at"),
             )
         elif job["state"] == "starting":
             uncertain[name] = float(job["intent_at"])
