@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -148,7 +149,7 @@ def test_killed_runner_resumes_without_retriggering(cli: Cli, tmp_path: Path) ->
         )
         try:
             wait_for_execution(lambda: Journal(emu.journal()), "b")
-            time.sleep(0.2)  # let the state file record b as running
+            time.sleep(0.6)  # let the state file record b as running (writes are 0.25 s apart)
         finally:
             proc.kill()
             proc.communicate()
@@ -344,3 +345,217 @@ def test_second_signal_exits_at_once(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert json.loads(report.read_text())["status"] == "interrupted"
     assert "May still be running in Celonis: long" in out
+
+
+KILLED_WRITER = """
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from runner.execution.executor import Executor
+from runner.execution.statefile import StateStore
+from runner.execution.statejournal import JournalFile
+from runner.manifest.loader import load_manifest
+from runner.plan.build import build_plan
+from tests.emulator_fixtures import FakeClock
+
+plan = build_plan(load_manifest(Path(sys.argv[1]), {}))
+state = Executor(plan, api=None, clock=FakeClock(), run_id="r").state
+store = StateStore(Path(sys.argv[2]), select=[], exclude=[], clock=FakeClock(), timer=lambda: 0.0)
+moment = sys.argv[3]
+store(state, True)
+names = list(state.jobs)
+write = os.write
+
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def torn(fd, data):
+    write(fd, bytes(data[: len(data) // 2]))
+    die()
+
+
+for k in range(1, 10**6):
+    state.jobs[names[k % len(names)]].attempts = k
+    if k == 45 and moment == "torn journal line":
+        os.write = torn
+    store(state, True)  # forced: synced before it returns, as before an execute
+    print("acked", k, flush=True)
+    if k % 20 == 0:
+        if k == 40 and moment == "snapshot written, not renamed":
+            os.replace = die
+        if k == 40 and moment == "snapshot renamed, journal not emptied":
+            JournalFile.reset = die
+        store._compact(state)
+"""
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "snapshot written, not renamed",
+        "snapshot renamed, journal not emptied",
+        "torn journal line",
+    ],
+)
+def test_sigkill_during_compaction_leaves_a_state_that_resumes(tmp_path: Path, moment: str) -> None:
+    """SIGKILLed at each moment of a compaction (and while appending a journal line): the saved
+    state holds every write that was acknowledged (forced), reads without damage, and a resumed
+    store carries on from it."""
+    from runner.execution.executor import Executor
+    from runner.execution.statefile import StateStore, load_saved, resume_from
+    from runner.manifest.loader import load_manifest
+    from runner.plan.build import build_plan
+    from tests.emulator_fixtures import FakeClock
+
+    p = Pipeline(tmp_path).pool("sap")
+    names = [f"j{i}" for i in range(300)]
+    for name in names:
+        p.job(name, "sap")
+    manifest, _ = p.write()
+    path = tmp_path / "runs" / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(manifest), str(path), moment],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    acked = int(proc.stdout.splitlines()[-1].split()[1])
+    assert acked in (40, 44)  # killed in the second compaction, or in the 45th append
+    saved = load_saved(path)
+    jobs = saved.data["jobs"]
+    assert all(jobs[names[k % len(names)]]["attempts"] == k for k in range(1, acked + 1))
+    assert jobs[names[45]]["attempts"] == 0  # the torn line (or nothing) was not taken
+    plan = build_plan(load_manifest(manifest, {}))
+    assert resume_from(saved, plan).succeeded == frozenset()
+    # a resumed run writes its own snapshot over what the killed one left, and reads back whole
+    resumed = StateStore(path, select=[], exclude=[], clock=FakeClock())
+    state = Executor(plan, api=None, clock=FakeClock(), run_id="r").state  # type: ignore[arg-type]
+    state.jobs["j1"].attempts = 7
+    resumed(state, True)
+    state.jobs["j2"].attempts = 9
+    resumed(state, True)
+    again = load_saved(path).data["jobs"]
+    assert (again["j1"]["attempts"], again["j2"]["attempts"]) == (7, 9)
+
+
+def test_a_second_run_of_the_same_manifest_is_refused_while_the_first_runs(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Two processes: the second `run` (and `--resume`) exits 2 naming the first; once the first
+    is SIGKILLed, the OS has released its lock and a resume goes ahead."""
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 600
+    p.job("long", "sap", behaviour={"duration": "1h"})
+    p.job("after", "sap", "long")
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        first = spawn_run(
+            str(manifest), "--base-url", emu.base_url, "--log-format", "json", env=env_for(p)
+        )
+        try:
+            wait_for_execution(lambda: Journal(emu.journal()), "long")
+            for extra in ((), ("--resume",)):
+                second = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "runner",
+                        "run",
+                        str(manifest),
+                        "--base-url",
+                        emu.base_url,
+                        *extra,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, **env_for(p)},
+                    timeout=60,
+                )
+                assert second.returncode == 2, second.stderr
+                assert f"another run of {manifest} with the state in {tmp_path / 'runs'}" in (
+                    second.stderr
+                )
+                assert f"(process {first.pid} on " in second.stderr
+        finally:
+            first.kill()
+            first.communicate()
+        resumed = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json")
+        assert resumed.code == 0, resumed.err
+        assert executions_by_name(emu.journal(), ["long", "after"]) == {"long": 1, "after": 1}
+
+
+def test_resume_against_another_target_is_refused_unless_forced(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap", behaviour={"outcomes": ["FAIL", "SUCCESS"]})
+    p.write()
+    with emulator_for(p, KEY) as first, emulator_for(p, KEY) as other:
+        assert run_against(cli, p, first.base_url).code == 1
+        refused = run_against(cli, p, other.base_url, "--resume")
+        assert refused.code == 2
+        assert (
+            f"went to {first.base_url}, not {other.base_url}: a resume must talk to the same"
+            in (refused.err)
+        )
+        assert other.journal() == [] or not Journal(other.journal()).executions("only")
+        forced = run_against(cli, p, other.base_url, "--resume", "--force")
+        assert forced.code == 1, forced.err  # resumed: "only" ran (and failed) on the other one
+
+
+def test_resume_with_the_embedded_emulator_says_why_not_and_what_to_do(
+    cli: Cli, tmp_path: Path
+) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap", behaviour={"outcome": "FAIL"})
+    manifest, scenario = p.write()
+    common = ("--emulator", "--scenario", str(scenario), "--state-dir", str(tmp_path / "runs"))
+    assert cli("run", str(manifest), *common).code == 1
+    refused = cli("run", str(manifest), *common, "--resume")
+    assert refused.code == 2
+    assert "run --resume cannot use --emulator: the embedded emulator forgets everything" in (
+        refused.err
+    )
+    assert "`celonis-runner emulator --manifest jobs.yaml --port 8080`" in refused.err
+    assert "resume with the same --base-url" in refused.err
+
+
+def test_the_resume_hint_works_as_printed(cli: Cli, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("flaky", "sap", behaviour={"outcomes": ["FAIL", "SUCCESS"]})
+    manifest, _ = p.write()
+    runs = tmp_path / "state dir"  # a space: the hint quotes it
+    env = {k: v for k, v in env_for(p).items() if k != "CELONIS_RUNNER_STATE_DIR"}
+    with emulator_for(p, KEY) as emu:
+        first = cli(
+            "run", str(manifest), "--base-url", emu.base_url, "--state-dir", str(runs), environ=env
+        )
+        assert first.code == 1
+        [hint] = [line for line in first.out.splitlines() if "; resume with: " in line]
+        command = shlex.split(hint.split("; resume with: ", 1)[1])
+        assert command[:3] == ["celonis-runner", "run", str(manifest)]
+        assert "--state-dir" in command and "--base-url" in command
+        again = cli(*command[1:], environ=env)
+        assert again.code == 0, again.err
+        assert executions_by_name(emu.journal(), ["flaky"]) == {"flaky": 2}
+
+
+def test_a_state_directory_that_cannot_be_written_is_a_clear_error(
+    cli: Cli, tmp_path: Path
+) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("only", "sap")
+    manifest, _ = p.write()
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    result = cli("run", str(manifest), "--emulator", "--state-dir", str(blocked / "runs"))
+    assert result.code == 2
+    assert result.err == (
+        f"celonis-runner: error: cannot save run state in {blocked / 'runs'}: Not a directory;"
+        " choose a folder you can write with --state-dir or $CELONIS_RUNNER_STATE_DIR\n"
+    )

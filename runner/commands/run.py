@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
+import shlex
 import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,10 +36,13 @@ from runner.commands.shared import (
 from runner.errors import ExitCode, UsageError
 from runner.execution.executor import Executor
 from runner.execution.progress import ProgressLine
+from runner.execution.runlock import run_lock
 from runner.execution.runstate import ResumeFrom, RunState
 from runner.execution.statefile import (
+    EMULATOR_TARGET,
     SavedRun,
     StateStore,
+    check_resume_target,
     find_state,
     load_saved,
     manifest_changes,
@@ -101,6 +105,21 @@ def run(
     )
     directory = state_dir(options.state_dir, environ)
     _check_outputs(options, directory)
+    # one run or resume of a manifest per state directory at a time (issue 16 #3); taken
+    # before the saved state is read, so two resumes cannot both take up the same run
+    with run_lock(directory, options.file):
+        return _run(options, manifest, directory, environ, stdout, stderr, ctx)
+
+
+def _run(
+    options: RunOptions,
+    manifest: Manifest,
+    directory: Path,
+    environ: Mapping[str, str],
+    stdout: TextIO,
+    stderr: TextIO,
+    ctx: Context | None,
+) -> int:
     plan, saved, resume = _plan_and_resume(options, manifest, directory)
     # a resumed run keeps the selection it started with (checked in _plan_and_resume)
     select, exclude = (
@@ -126,8 +145,18 @@ def run(
             ca_bundle=ca_bundle(environ),
             interrupt=interrupt,
         )
+        where = EMULATOR_TARGET if options.emulator else target.base_url
+        check_resume_target(saved, where, force=options.force)
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
-        store = StateStore(state_path, select=select, exclude=exclude, clock=target.clock)
+        store = StateStore(
+            state_path,
+            select=select,
+            exclude=exclude,
+            clock=target.clock,
+            redactor=redactor,
+            target=where,
+            clock_rate=getattr(target.clock, "scale", 1.0),  # the throttle runs on real time
+        )
         executor = _executor(options, plan, client, target.clock, progress, store, resume, run_id)
         log.info(
             "run_started",
@@ -210,7 +239,7 @@ def _executor(
         fail_fast=options.fail_fast,
         cancel_on_stop=options.cancel_on_stop,
         grace=options.grace,
-        listeners=[progress.update],
+        listeners=[progress.update, store.note],
         checkpoint=store,
         resume=resume,
         run_id=run_id,
@@ -248,7 +277,7 @@ def _write_outputs(
     )
     if state.status != "succeeded":
         stdout.write(
-            f"State saved in {state_path}; resume with: celonis-runner run {options.file} --resume {run_id}\n"
+            f"State saved in {state_path}; resume with: {resume_command(options, run_id)}\n"
         )
     return ok
 
@@ -265,6 +294,20 @@ def _check_outputs(options: RunOptions, directory: Path) -> None:
     if journal is not None and not journal.parent.is_dir():
         raise UsageError(f"cannot write --emulator-journal {journal}: no folder {journal.parent}")
     check_state_dir(directory)
+
+
+def resume_command(options: RunOptions, run_id: str) -> str:
+    """The command that resumes this run, as it works when pasted: same manifest, state
+    directory and target (the embedded emulator starts afresh, hence --force)."""
+    words = ["celonis-runner", "run", options.file, "--resume", run_id]
+    if options.state_dir:
+        words += ["--state-dir", options.state_dir]
+    if options.base_url:
+        words += ["--base-url", options.base_url]
+    if options.emulator:
+        words += ["--emulator", *(("--scenario", options.scenario) if options.scenario else ())]
+        words.append("--force")
+    return shlex.join(words)
 
 
 def exit_code(state: RunState, received: list[int], outputs_written: bool = True) -> int:

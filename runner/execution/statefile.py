@@ -1,7 +1,8 @@
-"""The run's state file: every job's state, written atomically on every change, read back to resume.
+"""The run's state file: every job's state, kept up to date during the run, read back to resume.
 
-Default place: `.celonis-runner/runs/<run id>.json` (`--state-dir` or
-`$CELONIS_RUNNER_STATE_DIR` move it). It records each job, with the
+Default place: `.celonis-runner/runs/<run id>.json`, the snapshot, and
+`<run id>.jsonl` beside it, the journal of changes since (`--state-dir` or
+`$CELONIS_RUNNER_STATE_DIR` move them). It records each job, with the
 execution markers of a running one so that `run --resume` takes it up
 instead of triggering it again, and a fingerprint of what matters in the
 manifest so that a resume after such a change is refused.
@@ -10,24 +11,34 @@ manifest so that a resume after such a change is refused.
 from __future__ import annotations
 
 import json
+import secrets
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from runner.api.client import ExecutionHandle, JobStatus
 from runner.clock import Clock
 from runner.errors import UsageError
-from runner.execution.runstate import JobState, ResumeFrom, RunState
-from runner.files import write_json_atomic
+from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
+from runner.execution.statejournal import JournalFile
+from runner.execution.stateread import SavedRun, journal_path, load_saved
+from runner.files import write_text_atomic
+from runner.logs import Redactor
 from runner.plan.build import Plan
 
-STATE_VERSION = 1
+__all__ = ["SavedRun", "StateStore", "find_state", "load_saved", "manifest_changes", "resume_from"]
+
+STATE_VERSION = 2
+"""2: a snapshot plus a journal (version 1 files, a snapshot only, are still read)."""
 DEFAULT_STATE_DIR = ".celonis-runner/runs"
 STATE_DIR_ENV = "CELONIS_RUNNER_STATE_DIR"
 MIN_WRITE_INTERVAL = 0.25
-"""Clock seconds between two unforced writes (a forced write, before an execute, is never delayed)."""
+"""Real seconds between two unforced writes (a forced write, before an execute, is never delayed).
+Real, not the run's clock: a scaled clock would turn cheaper writes into more writes."""
+COMPACT_MIN_BYTES = 256 * 1024
+"""The journal is compacted into the snapshot once it is this long and longer than the snapshot,
+so that compactions cost at most as much as the journal lines did: linear in what changed."""
 
 
 def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
@@ -52,6 +63,7 @@ def _handle_to_dict(handle: ExecutionHandle) -> dict[str, Any]:
     return {
         "mode": handle.mode,
         "attempts": handle.attempts,
+        "sent_at": handle.sent_at,
         "compared": sorted(handle.compared),
         "before": {
             "status": before.status,
@@ -62,90 +74,193 @@ def _handle_to_dict(handle: ExecutionHandle) -> dict[str, Any]:
     }
 
 
-def state_to_dict(
-    state: RunState, *, select: Sequence[str], exclude: Sequence[str]
-) -> dict[str, Any]:
+def job_record(job: JobRun) -> dict[str, Any]:
+    """One job as the state file keeps it."""
+    handle = job.handle
     return {
-        "state_version": STATE_VERSION,
-        "run_id": state.run_id,
-        "status": state.status or "running",
-        "started_at": state.started_at,
-        "updated_at": time.time(),
-        "manifest": {"path": state.plan.manifest.path, "sha256": state.plan.manifest.sha256},
-        "selection": {"select": list(select), "exclude": list(exclude)},
-        "fingerprint": fingerprint(state.plan),
-        "jobs": {
-            name: {
-                "state": job.state,
-                "pool_id": job.planned.job.pool_id,
-                "job_id": job.planned.job.job_id,
-                "attempts": job.attempts,
-                "started_at": job.started_at,
-                "finished_at": job.finished_at,
-                "intent_at": job.intent_at,
-                "error": job.error,
-                "handle": _handle_to_dict(job.handle)
-                if job.handle and job.state == "running"
-                else None,
-            }
-            for name, job in state.jobs.items()
-        },
+        "state": job.state,
+        "pool_id": job.planned.job.pool_id,
+        "job_id": job.planned.job.job_id,
+        "attempts": job.attempts,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "intent_at": job.intent_at,
+        "sent_at": handle.sent_at if handle is not None else None,
+        "error": job.error,
+        "handle": _handle_to_dict(handle)
+        if handle is not None and job.state == JobState.RUNNING
+        else None,
     }
 
 
-class StateStore:
-    """The executor's checkpoint: writes the state file, at most every MIN_WRITE_INTERVAL unless forced.
+def _written_key(job: JobRun) -> tuple[Any, ...]:
+    """What job_record depends on, cheap to compare: a job is written again when this changes."""
+    return (
+        job.state,
+        job.attempts,
+        job.error,
+        job.handle,
+        job.intent_at,
+        job.started_at,
+        job.finished_at,
+    )
 
-    A deferred write is not lost: the store says when to call again, and the
-    executor does so before it sleeps, so the file is at most MIN_WRITE_INTERVAL
-    behind the run, and always up to date before an execute request goes out.
+
+class StateStore:
+    """The executor's checkpoint: a snapshot (`<run id>.json`) and a journal (`<run id>.jsonl`).
+
+    Each write appends one JSON line per job that changed since the last
+    write, so it costs what changed; a forced write (before an execute goes
+    out) is fsync'd. Now and then, and at the end of the run, the journal is
+    compacted: the whole state is written atomically as a new snapshot with a
+    new generation, then the journal starts again. Journal lines count only
+    with the snapshot of their generation, so a SIGKILL at any moment (during
+    a compaction, or tearing the last line) leaves the last snapshot plus the
+    lines written since, which `load_saved` reads.
+
+    Unforced writes come at most every MIN_WRITE_INTERVAL real seconds
+    (`timer`); a deferred write is not lost: the store says in how many clock
+    seconds (`clock_rate` clock seconds per real second) to call again, and
+    the executor does so before it sleeps. Every text is scrubbed with the
+    redactor before it is written.
     """
 
     def __init__(
-        self, path: Path, *, select: Sequence[str], exclude: Sequence[str], clock: Clock
+        self,
+        path: Path,
+        *,
+        select: Sequence[str],
+        exclude: Sequence[str],
+        clock: Clock,
+        redactor: Redactor | None = None,
+        target: str | None = None,
+        timer: Callable[[], float] = time.monotonic,
+        clock_rate: float = 1.0,
     ) -> None:
         self.path = path
         self.select = list(select)
         self.exclude = list(exclude)
         self.clock = clock
+        self.redactor = redactor or Redactor()
+        self.target = target
+        self.timer = timer
+        self.clock_rate = clock_rate
+        self.journal = JournalFile(journal_path(path))
         self._last: float | None = None
+        self._generation: str | None = None
+        self._written: dict[str, tuple[Any, ...]] = {}
+        self._noted: set[str] | None = None
+        self._fingerprint: dict[str, dict[str, Any]] | None = None
+        self._snapshot_size = 0
         self.writes = 0
+        self.compactions = 0
+        self.snapshot_bytes = 0
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes written to the snapshot and the journal so far."""
+        return self.snapshot_bytes + self.journal.bytes_written
+
+    def note(self, state: RunState, job: JobRun) -> None:
+        """A run listener: once the executor tells the store which jobs changed, a write looks
+        at those only (else at every job), so that it costs what changed, not the run's size.
+        A change made without an event still reaches the file at the next compaction."""
+        if self._noted is None:
+            self._noted = set()
+        self._noted.add(job.name)
 
     def __call__(self, state: RunState, force: bool) -> float | None:
-        now = self.clock.monotonic()
+        now = self.timer()
         if not force and self._last is not None and now - self._last < MIN_WRITE_INTERVAL:
-            return self._last + MIN_WRITE_INTERVAL - now
-        write_json_atomic(self.path, state_to_dict(state, select=self.select, exclude=self.exclude))
+            return (self._last + MIN_WRITE_INTERVAL - now) * self.clock_rate
+        if self._due_for_compaction(state):
+            self._compact(state)
+        else:
+            self._append_changes(state, sync=force)
         self._last = now
         self.writes += 1
         return None
 
+    def _due_for_compaction(self, state: RunState) -> bool:
+        if self._generation is None or state.status is not None:  # the first write, the last
+            return True
+        return self.journal.size >= max(COMPACT_MIN_BYTES, self._snapshot_size)
 
-@dataclass(frozen=True)
-class SavedRun:
-    path: Path
-    data: dict[str, Any]
+    def _append_changes(self, state: RunState, *, sync: bool) -> None:
+        lines = []
+        names = list(state.jobs) if self._noted is None else sorted(self._noted)
+        if self._noted is not None:
+            self._noted.clear()
+        for name in names:
+            job = state.jobs[name]
+            key = _written_key(job)
+            if self._written.get(name) != key:
+                self._written[name] = key
+                record = {"g": self._generation, "job": name, "data": job_record(job)}
+                lines.append(_dumps(self._scrub(record)))
+        if lines:
+            self.journal.append("".join(lines).encode("utf-8"))
+        if sync:
+            self.journal.sync()
 
-    @property
-    def run_id(self) -> str:
-        return str(self.data["run_id"])
+    def _compact(self, state: RunState) -> None:
+        generation = secrets.token_hex(8)
+        text = _dumps(self._scrub(self._snapshot(state, generation)))
+        write_text_atomic(self.path, text)
+        # Only now do the journal's lines belong to an older generation, and are ignored.
+        self._generation = generation
+        self._snapshot_size = len(text)
+        self.snapshot_bytes += len(text.encode("utf-8"))
+        self.compactions += 1
+        self._written = {name: _written_key(job) for name, job in state.jobs.items()}
+        if self._noted is not None:
+            self._noted.clear()
+        if state.status is None:
+            self.journal.reset()
+        else:
+            self.journal.remove()
 
-    @property
-    def select(self) -> list[str]:
-        return list(self.data["selection"]["select"])
+    def _snapshot(self, state: RunState, generation: str) -> dict[str, Any]:
+        if self._fingerprint is None:  # the plan does not change during a run
+            self._fingerprint = fingerprint(state.plan)
+        return {
+            "state_version": STATE_VERSION,
+            "generation": generation,
+            "run_id": state.run_id,
+            "status": state.status or "running",
+            "started_at": state.started_at,
+            "updated_at": self.clock.time(),
+            "target": self.target,
+            "manifest": {"path": state.plan.manifest.path, "sha256": state.plan.manifest.sha256},
+            "selection": {"select": self.select, "exclude": self.exclude},
+            "fingerprint": self._fingerprint,
+            "jobs": {name: job_record(job) for name, job in state.jobs.items()},
+        }
 
-    @property
-    def exclude(self) -> list[str]:
-        return list(self.data["selection"]["exclude"])
+    def _scrub(self, data: dict[str, Any]) -> dict[str, Any]:
+        if not self.redactor.secrets:
+            return data
+        scrubbed: dict[str, Any] = self.redactor.scrub(data)
+        return scrubbed
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """One line of compact JSON (the C encoder; indenting would take the pure-Python one)."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def _last_written(snapshot: Path) -> float:
+    """When the run last wrote its state: its journal is newer than its snapshot while it runs."""
+    journal = journal_path(snapshot)
+    times = [snapshot.stat().st_mtime]
+    if journal.exists():
+        times.append(journal.stat().st_mtime)
+    return max(times)
 
 
 def find_state(directory: Path, run_id: str) -> Path:
     if run_id == "latest":
-        files = (
-            sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
-            if directory.is_dir()
-            else []
-        )
+        files = sorted(directory.glob("*.json"), key=_last_written) if directory.is_dir() else []
         if not files:
             raise UsageError(
                 f"no earlier run to resume in {directory} (runs are saved there by `run`)"
@@ -161,40 +276,30 @@ def find_state(directory: Path, run_id: str) -> Path:
     return path
 
 
-def load_saved(path: Path) -> SavedRun:
-    """The saved run; UsageError (exit 2) for a file that is corrupt, truncated or of another format."""
+EMULATOR_TARGET = "emulator"
+"""The target recorded for a run against the embedded emulator (`run --emulator`)."""
 
-    def bad(why: str) -> UsageError:
-        return UsageError(
-            f"cannot resume from {path}: {why}; the file is damaged, so start a new run (without --resume)"
+
+def check_resume_target(saved: SavedRun | None, target: str, *, force: bool) -> None:
+    """UsageError when a resume would talk to another Celonis than the run it takes up."""
+    if saved is None or force:
+        return
+    if target == EMULATOR_TARGET:
+        raise UsageError(
+            "run --resume cannot use --emulator: the embedded emulator forgets everything when "
+            "the runner exits, so the jobs the earlier run left running cannot be taken up. "
+            "Serve an emulator that outlives the runner (`celonis-runner emulator --manifest "
+            "jobs.yaml --port 8080`), run against it with --base-url http://127.0.0.1:8080, "
+            "and resume with the same --base-url (or resume anyway with --force)"
         )
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise bad(f"cannot read it ({type(exc).__name__})") from None
-    except json.JSONDecodeError as exc:
-        raise bad(f"not valid JSON at line {exc.lineno} column {exc.colno} (truncated?)") from None
-    if not isinstance(data, dict) or data.get("state_version") != STATE_VERSION:
-        raise bad("not a celonis-runner state file of version 1")
-    try:
-        jobs = data["jobs"]
-        assert isinstance(data["run_id"], str)
-        assert isinstance(data["fingerprint"], dict)
-        assert isinstance(data["selection"]["select"], list)
-        assert isinstance(data["selection"]["exclude"], list)
-        assert isinstance(jobs, dict)
-        for name, job in jobs.items():
-            assert isinstance(name, str) and isinstance(job, dict)
-            assert job["state"] in set(JobState)
-            if job["state"] == "running":
-                assert isinstance(job["handle"], dict)
-                assert isinstance(job["handle"]["before"], dict)
-            if job["state"] == "starting":
-                assert isinstance(job["intent_at"], int | float)
-    except (KeyError, TypeError, AssertionError):
-        raise bad("it lacks fields a resume needs") from None
-    return SavedRun(path, data)
+    if saved.target is not None and saved.target != target:
+        went = "the embedded emulator" if saved.target == EMULATOR_TARGET else saved.target
+        raise UsageError(
+            f"run {saved.run_id} went to {went}, not {target}: a resume must talk to the same "
+            "Celonis to take up the jobs it left running. Resume against "
+            f"{saved.target if saved.target != EMULATOR_TARGET else 'the same API'} with "
+            "--base-url, or anyway with --force"
+        )
 
 
 def manifest_changes(saved: SavedRun, plan: Plan) -> list[str]:
@@ -250,9 +355,13 @@ def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
                 triggered_at=0.0,
                 attempts=int(handle.get("attempts", 1)),
                 compared=frozenset(handle.get("compared", [])),
+                sent_at=handle.get("sent_at"),
             )
         elif job["state"] == "starting":
             uncertain[name] = float(job["intent_at"])
+        elif job["state"] == "unclear":  # the schema makes sure one of them is a number
+            sent = job.get("sent_at")
+            uncertain[name] = float(sent if isinstance(sent, int | float) else job["intent_at"])
     return ResumeFrom(
         succeeded=succeeded,
         running=running,

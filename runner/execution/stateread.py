@@ -1,0 +1,164 @@
+"""Reading a saved run back: the snapshot and its journal, checked against schema/state.schema.json.
+
+Everything that is not a state file this runner wrote (truncated, tampered,
+another format) is a `DamagedStateError` (exit 2) that names the file and
+the place in it, never an internal error. The checks are a JSON Schema, not
+`assert`s, so they also hold under `python -O`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from runner.errors import UsageError
+from runner.schema import load_schema
+
+STATE_SCHEMA = "state.schema.json"
+JOURNAL_SUFFIX = ".jsonl"
+MAX_MESSAGE = 200
+"""Characters of a schema message shown: it quotes the offending value, which may be huge."""
+
+
+class DamagedStateError(UsageError):
+    """The state file (or its journal) cannot be a run this runner saved."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(
+            f"cannot resume from {path}: the state file is damaged: {why}; "
+            "start a new run (without --resume)"
+        )
+        self.path = path
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.data["run_id"])
+
+    @property
+    def select(self) -> list[str]:
+        return list(self.data["selection"]["select"])
+
+    @property
+    def exclude(self) -> list[str]:
+        return list(self.data["selection"]["exclude"])
+
+    @property
+    def target(self) -> str | None:
+        """Where the run went (a base URL or "emulator"); None in files from before it was saved."""
+        target = self.data.get("target")
+        return target if isinstance(target, str) else None
+
+
+def journal_path(snapshot: Path) -> Path:
+    return snapshot.with_suffix(JOURNAL_SUFFIX)
+
+
+@cache
+def _validator(definition: str | None) -> jsonschema.protocols.Validator:
+    """The state file's schema, or one of its definitions (a journal line)."""
+    schema = load_schema(STATE_SCHEMA)
+    if definition is not None:
+        schema = {
+            "$schema": schema["$schema"],
+            "$ref": f"#/$defs/{definition}",
+            "$defs": schema["$defs"],
+        }
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _parse(text: str) -> Any:
+    """JSON, strictly: no NaN/Infinity. ValueError or RecursionError when it is not."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def _where(path: Any) -> str:
+    parts = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return f"at {parts.lstrip('.') or 'the top level'}"
+
+
+def check(data: Any, definition: str | None, path: Path, place: str = "") -> None:
+    """DamagedStateError naming the JSON path of the first problem, if `data` breaks the schema."""
+    try:
+        error = best_match(_validator(definition).iter_errors(data))
+    except RecursionError:
+        raise DamagedStateError(path, f"{place}nested too deeply") from None
+    if error is not None:
+        message = error.message
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "..."
+        raise DamagedStateError(path, f"{place}{_where(error.absolute_path)}: {message}")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedStateError(path, f"cannot read it ({type(exc).__name__})") from None
+    try:
+        return _parse(text)
+    except json.JSONDecodeError as exc:
+        raise DamagedStateError(
+            path, f"not valid JSON at line {exc.lineno} column {exc.colno} (truncated?)"
+        ) from None
+    except ValueError as exc:
+        raise DamagedStateError(path, str(exc)) from None
+    except RecursionError:
+        raise DamagedStateError(path, "nested too deeply") from None
+
+
+def _journal_lines(path: Path) -> list[tuple[int, Any]]:
+    """The journal's records with their line numbers. A torn last line (a write cut short by a
+    crash) is left out: it was never synced, so no execute went out after it."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedStateError(path, f"cannot read it ({type(exc).__name__})") from None
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line:
+            continue
+        try:
+            records.append((number, _parse(line)))
+        except (ValueError, RecursionError):
+            if number == len(lines):  # no newline after it: torn
+                continue
+            raise DamagedStateError(path, f"line {number} is not a journal record") from None
+    return records
+
+
+def load_saved(path: Path) -> SavedRun:
+    """The saved run (snapshot plus the journal written since); DamagedStateError (exit 2)
+    for a file that is corrupt, truncated or of another format."""
+    data = _read_json(path)
+    if not isinstance(data, dict) or data.get("state_version") not in (1, 2):
+        raise DamagedStateError(path, "not a celonis-runner state file of version 1 or 2")
+    check(data, None, path)
+    generation = data.get("generation")
+    if generation is None:
+        return SavedRun(path, data)
+    journal = journal_path(path)
+    for number, record in _journal_lines(journal):
+        check(record, "journal_line", journal, f"line {number} ")
+        if record["g"] == generation:  # other generations were compacted into the snapshot
+            data["jobs"][record["job"]] = record["data"]
+    return SavedRun(path, data)
