@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,tls]'
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -27,7 +27,7 @@ demo: $(STAMP)
 		--log-format console --report .celonis-runner/demo-report.json
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,tls,bench]'
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/makespan.py
 	$(BIN)/python bench/scale.py

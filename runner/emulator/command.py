@@ -20,6 +20,7 @@ from runner.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:  # the CLI builds its parser with add_arguments: keep this module light
     from runner.emulator.scenario import Scenario
+    from runner.emulator.tls import TlsFiles
 
 
 def _port(text: str) -> int:
@@ -63,6 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="X",
         help="virtual seconds per real second (overrides the scenario's time_scale)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate made at start (needs celonis-runner[tls])",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        metavar="DIR",
+        help="where --tls writes its certificates (next to --journal, else .celonis-runner/tls)",
+    )
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this PEM certificate"
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="the PEM key of --tls-cert")
     parser.add_argument(
         "--api-key-env",
         default="CELONIS_API_KEY",
@@ -113,6 +129,7 @@ def main(
 ) -> int:
     """Serve until SIGINT/SIGTERM (or until `stop` is set, for tests); 0 after a clean stop."""
     from runner.emulator.server import Emulator
+    from runner.emulator.tls import trust_hint
 
     scenario = build_scenario(args, environ)
     api_key = environ.get(args.api_key_env) or None
@@ -124,6 +141,7 @@ def main(
             f"OAuth needs both {args.oauth_client_id_env} and {args.oauth_client_secret_env} "
             "set, or neither"
         )
+    tls = _tls_files(args)
     emulator = Emulator(
         scenario,
         host=args.host,
@@ -132,12 +150,15 @@ def main(
         app_keys=[app_key] if app_key else None,
         oauth_clients={client_id: client_secret} if client_id and client_secret else None,
         journal_path=args.journal,
+        tls=tls,
     )
     stop = stop if stop is not None else threading.Event()
     with _stop_on_signals(stop):
         emulator.start()
         try:
             stdout.write(f"emulator listening on {emulator.base_url}\n")
+            if tls is not None:
+                stdout.write(f"emulator certificate: {tls.ca or tls.cert}; {trust_hint(tls)}\n")
             if api_key is None:
                 stdout.write(
                     f"emulator API key (throwaway, made up for this run): {emulator.api_key}\n"
@@ -150,6 +171,36 @@ def main(
     stdout.write("emulator stopped\n")
     stdout.flush()
     return ExitCode.OK
+
+
+def _tls_files(args: argparse.Namespace) -> TlsFiles | None:
+    """The certificate to serve: the user's own, one made now (`--tls`), or None (HTTP)."""
+    from runner.emulator.tls import TlsFiles, make_certificates
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together: give both, or use --tls")
+    if args.tls_cert is not None:
+        for name, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+            if not path.is_file():
+                raise UsageError(f"{name} {path}: no such file")
+        return TlsFiles(args.tls_cert, args.tls_key, None)
+    if not args.tls:
+        if args.tls_dir is not None:
+            raise UsageError("--tls-dir is only used with --tls")
+        return None
+    if args.tls_dir is not None:
+        directory = args.tls_dir
+    elif args.journal is not None:
+        directory = args.journal.parent
+    else:
+        directory = Path(".celonis-runner") / "tls"
+    try:
+        return make_certificates(directory)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the certificates into {directory}: {exc.strerror or exc}; "
+            "choose another folder with --tls-dir"
+        ) from None
 
 
 @contextlib.contextmanager
