@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/makespan.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/emulator.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

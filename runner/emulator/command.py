@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import shlex
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,7 @@ from runner.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:  # the CLI builds its parser with add_arguments: keep this module light
     from runner.emulator.scenario import Scenario
+    from runner.emulator.server import Emulator
     from runner.emulator.tls import TlsFiles
 
 
@@ -129,7 +131,6 @@ def main(
 ) -> int:
     """Serve until SIGINT/SIGTERM (or until `stop` is set, for tests); 0 after a clean stop."""
     from runner.emulator.server import Emulator
-    from runner.emulator.tls import trust_hint
 
     scenario = build_scenario(args, environ)
     api_key = environ.get(args.api_key_env) or None
@@ -156,13 +157,7 @@ def main(
     with _stop_on_signals(stop):
         emulator.start()
         try:
-            stdout.write(f"emulator listening on {emulator.base_url}\n")
-            if tls is not None:
-                stdout.write(f"emulator certificate: {tls.ca or tls.cert}; {trust_hint(tls)}\n")
-            if api_key is None:
-                stdout.write(
-                    f"emulator API key (throwaway, made up for this run): {emulator.api_key}\n"
-                )
+            stdout.writelines(_start_lines(emulator, args, tls, throwaway=api_key is None))
             stdout.flush()
             while not stop.wait(0.2):
                 pass
@@ -171,6 +166,40 @@ def main(
     stdout.write("emulator stopped\n")
     stdout.flush()
     return ExitCode.OK
+
+
+def _start_lines(
+    emulator: Emulator, args: argparse.Namespace, tls: TlsFiles | None, *, throwaway: bool
+) -> list[str]:
+    """Where it listens, its time scale, the certificate, and the runner command that fits."""
+    from runner.emulator.tls import trust_hint
+    from runner.target import TIME_SCALE_ENV
+
+    scale = emulator.scenario.time_scale
+    lines = [f"emulator listening on {emulator.base_url}\n"]
+    if scale == 1:
+        lines.append("emulator time scale: 1 (real time)\n")
+    else:
+        lines.append(
+            f"emulator time scale: {scale:g} virtual seconds per real second"
+            f" (a 10-minute job takes {600 / scale:.3g} s)\n"
+        )
+    env: list[str] = []
+    if throwaway:
+        key = emulator.api_key
+        lines.append(f"emulator API key (throwaway, made up for this run): {key}\n")
+        env.append(f"{args.api_key_env}={key}")
+    if tls is not None:
+        ca = tls.ca or tls.cert
+        lines.append(f"emulator certificate: {ca}; {trust_hint(tls)}\n")
+        env += [f"SSL_CERT_FILE={ca}", f"REQUESTS_CA_BUNDLE={ca}"]
+    if scale != 1:
+        # the runner's clock must run as fast, or every job seems to last one poll interval
+        env.append(f"{TIME_SCALE_ENV}={scale:g}")
+    manifest = f" {shlex.quote(str(args.manifest))}" if args.manifest is not None else ""
+    command = " ".join([*env, f"celonis-runner run{manifest} --base-url {emulator.base_url}"])
+    lines.append(f"run the runner against it: {command}\n")
+    return lines
 
 
 def _tls_files(args: argparse.Namespace) -> TlsFiles | None:
