@@ -43,8 +43,6 @@ pools:
           - {{name: O2C, type: data_model_load, tables: [VBAK], duration: 30s}}
 """
 
-pytest.importorskip("cryptography", reason="emulator --tls needs celonis-runner[tls]")
-
 
 class Emu:
     def __init__(self, base_url: str, ca: Path, journal: Path) -> None:
@@ -72,6 +70,7 @@ class Emu:
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[Emu]:
+    pytest.importorskip("cryptography", reason="emulator --tls needs celonis-runner[tls]")
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
     journal = tmp_path / "journal.jsonl"
@@ -292,12 +291,29 @@ def test_unknown_integration_paths_answer_404_and_are_journaled(emu: Emu) -> Non
     assert ("/integration/api/pools", 401) in paths
 
 
-def test_tls_without_the_extra_names_it(tmp_path: Path) -> None:
-    # a stand-in `cryptography` that cannot be imported, as when the extra is not installed
+def without_the_extra(tmp_path: Path) -> dict[str, str]:
+    """An environment where `cryptography` cannot be imported, as without celonis-runner[tls]."""
     blocker = tmp_path / "block" / "cryptography"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('not installed')\n")
-    env = {**os.environ, "PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"}
+    return {**os.environ, "PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"}
+
+
+def test_the_embedded_emulator_works_without_the_extra(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "status", str(REPO / "jobs.yaml"), "--emulator"],
+        cwd=tmp_path,
+        env=without_the_extra(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "extract_sap_master_data" in done.stdout
+
+
+def test_tls_without_the_extra_names_it(tmp_path: Path) -> None:
+    env = without_the_extra(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "runner", "emulator", "--tls", "--port", "0"],
         cwd=tmp_path,
