@@ -250,3 +250,16 @@ def test_task_declarations_are_checked(
     with pytest.raises(ScenarioError) as raised:
         Scenario.from_dict(pool_scenario(declared))
     assert message in str(raised.value)
+
+
+def test_two_tasks_cannot_share_a_name_of_a_kind_or_an_id() -> None:
+    tasks = [
+        {"name": "T", "type": "transformation", "id": JOB},
+        {"name": "T", "type": "transformation"},
+        {"name": "E", "type": "extraction", "id": JOB.upper()},
+    ]
+    with pytest.raises(ScenarioError) as raised:
+        Scenario.from_dict(pool_scenario({"id": POOL, "tasks": tasks}))
+    text = str(raised.value)
+    assert "the job already has a transformation named 'T'" in text
+    assert f"task id {JOB} is already used" in text

@@ -329,23 +329,25 @@ class _Loader:
                         f"'{key}' goes on each task when the job declares 'tasks'",
                         key=True,
                     )
-        seen: set[tuple[str, str]] = set()
+        seen: set[object] = set()
         for t, task in enumerate(tasks):
-            if "outcome" in task and "outcomes" in task:
-                self.add(
-                    (*path, "tasks", t, "outcomes"),
-                    "give either 'outcome' or 'outcomes', not both",
-                    key=True,
-                )
-            if "tables" in task and task["type"] == "transformation":
-                self.add((*path, "tasks", t, "tables"), "a transformation has no tables", key=True)
-            name = (task["type"], task["name"])
-            if name in seen:
-                self.add(
-                    (*path, "tasks", t, "name"),
-                    f"the job already has a {task['type']} named {task['name']!r}",
-                )
-            seen.add(name)
+            self._check_task((*path, "tasks", t), task, seen)
+
+    def _check_task(self, path: PathT, task: Mapping[str, Any], seen: set[object]) -> None:
+        """One declared task; `seen` holds the (type, name) pairs and ids of the ones before."""
+        if "outcome" in task and "outcomes" in task:
+            self.add((*path, "outcomes"), "give either 'outcome' or 'outcomes', not both", key=True)
+        if "tables" in task and task["type"] == "transformation":
+            self.add((*path, "tables"), "a transformation has no tables", key=True)
+        name = (task["type"], task["name"])
+        if name in seen:
+            self.add(
+                (*path, "name"), f"the job already has a {task['type']} named {task['name']!r}"
+            )
+        task_id = str(task.get("id", "")).lower()
+        if task_id and task_id in seen:
+            self.add((*path, "id"), f"task id {task_id} is already used by another task of the job")
+        seen |= {name, task_id} - {""}
 
     def _check_fault(self, path: PathT, fault: Mapping[str, Any]) -> None:
         action = fault["action"]
