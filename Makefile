@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,tls]'
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -26,9 +26,9 @@ test-lowest:
 	rm -rf $(LOWEST)
 	$(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
-	$(PYTHON) .ci/lowest_constraints.py test > $(LOWEST)/constraints.txt
-	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[test]'
-	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pyyaml|jsonschema|requests|structlog|urllib3|pytest)=='
+	$(PYTHON) .ci/lowest_constraints.py test tls > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[test,tls]'
+	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pyyaml|jsonschema|requests|structlog|urllib3|pytest|cryptography)=='
 	$(LOWEST)/bin/python -m pytest -p no:cacheprovider
 
 demo: $(STAMP)
@@ -38,10 +38,11 @@ demo: $(STAMP)
 		--log-format console --report .celonis-runner/demo-report.json
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,tls,bench]'
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/makespan.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/emulator.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST) build dist .mypy_cache .pytest_cache .ruff_cache

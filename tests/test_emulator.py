@@ -157,7 +157,12 @@ def test_each_execution_gets_new_markers_and_the_pool_status_shows_its_start(
     assert second["latestExecutionItemId"] != first["latestExecutionItemId"]
     statuses_ = api.get(f"/integration/api/pools/{POOL}/logs/status").json()
     assert statuses_ == [
-        {"id": JOB, "status": "RUNNING", "lastExecutionStartDate": round((WALL_START + t1) * 1000)}
+        {
+            "id": JOB,
+            "jobId": JOB,
+            "status": "RUNNING",
+            "lastExecutionStartDate": round((WALL_START + t1) * 1000),
+        }
     ]
     assert [e["mode"] for e in emu.executions()] == ["DELTA", "FULL"]
 
@@ -189,8 +194,9 @@ def test_fail_reason_is_reachable_through_executions_task_and_detail(
         f"/integration/api/pools/{POOL}/logs/executions",
         params={"executionId": item["executionId"], "type": "TASK", "id": item["id"]},
     ).json()
-    [task] = tasks
-    assert task["name"] == "Extract SAP task"
+    extraction, task = tasks
+    assert extraction["name"] == "Extract SAP extraction" and extraction["status"] == "SUCCESS"
+    assert task["name"] == "Extract SAP transformation"
     assert task["status"] == "FAIL"
     assert set(task) == {
         "id",
@@ -204,6 +210,7 @@ def test_fail_reason_is_reachable_through_executions_task_and_detail(
         "endDate",
         "type",
         "mode",
+        "executionOrder",
     }
     detail = api.get(
         f"/integration/api/pools/{POOL}/logs/executions/detail",
@@ -225,7 +232,7 @@ def test_a_failure_without_a_message_names_the_task(serve: Serve, clock: FakeClo
         f"/integration/api/pools/{POOL}/logs/executions/detail",
         params={"executionId": execution_id, "type": "TASK"},
     ).json()
-    assert "Task 'Load task' failed" in [m["logMessage"] for m in detail["logMessages"]]
+    assert "Task 'Load transformation' failed" in [m["logMessage"] for m in detail["logMessages"]]
 
 
 def test_execution_items_by_type(serve: Serve, clock: FakeClock) -> None:
@@ -235,7 +242,7 @@ def test_execution_items_by_type(serve: Serve, clock: FakeClock) -> None:
     execution_id = api.job()["currentExecutionId"]
     path = f"/integration/api/pools/{POOL}/logs/executions"
     both = api.get(path, params={"executionId": execution_id}).json()
-    assert [i["type"] for i in both] == ["JOB", "TASK"]
+    assert [i["type"] for i in both] == ["JOB", "TASK", "TASK"]
     assert api.get(path, params={"executionId": execution_id, "type": "STEP"}).json() == []
     assert api.get(path, params={"executionId": UNKNOWN, "type": "JOB"}).json() == []
     assert api.get(path, params={"executionId": execution_id, "type": "NOPE"}).status_code == 400
@@ -279,7 +286,10 @@ def test_pools_and_jobs_lists(serve: Serve) -> None:
     )
     api = bearer(emu)
     pools = api.get("/integration/api/pools").json()
-    assert pools == [{"id": POOL, "name": "SAP ECC"}, {"id": POOL_2, "name": "CRM"}]
+    assert [{"id": p["id"], "name": p["name"]} for p in pools] == [
+        {"id": POOL, "name": "SAP ECC"},
+        {"id": POOL_2, "name": "CRM"},
+    ]
     jobs = api.get(f"/integration/api/pools/{POOL_2}/jobs").json()
     assert [(j["id"], j["name"], j["status"]) for j in jobs] == [
         (JOB_2, JOB_2, None),
@@ -354,6 +364,24 @@ def test_a_random_key_is_made_when_none_is_given(serve: Serve) -> None:
 
 def _token(emu: Emulator, **kwargs: Any) -> requests.Response:
     return requests.post(emu.base_url + "/oauth2/token", timeout=5, **kwargs)
+
+
+def test_token_lifetimes_are_real_seconds_whatever_the_time_scale() -> None:
+    scale = 300.0
+    clock = ScaledClock(scale)
+    scenario = Scenario.from_dict(pool_scenario({"id": JOB}, token_lifetime="60s"))
+    with Emulator(scenario, clock=clock, oauth_clients={CLIENT_ID: CLIENT_SECRET}) as emu:
+        body = _token(
+            emu, auth=(CLIENT_ID, CLIENT_SECRET), data={"grant_type": "client_credentials"}
+        ).json()
+        assert body["expires_in"] == 60
+        api = Client(emu.base_url, f"Bearer {body['access_token']}")
+        # 2 real seconds pass: 600 virtual seconds, ten token lifetimes of virtual time
+        clock._real_start -= 2.0
+        assert api.get(f"/integration/api/pools/{POOL}/jobs/{JOB}").status_code == 200
+        # 61 real seconds: the token has expired
+        clock._real_start -= 59.0
+        assert api.get(f"/integration/api/pools/{POOL}/jobs/{JOB}").status_code == 401
 
 
 def test_oauth_token_by_basic_auth_works_until_it_expires(serve: Serve, clock: FakeClock) -> None:

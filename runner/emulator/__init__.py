@@ -17,9 +17,11 @@ if TYPE_CHECKING:
         ScenarioError,
         ScenarioJob,
         ScenarioPool,
+        ScenarioTask,
         load_scenario,
     )
     from runner.emulator.server import Emulator
+    from runner.emulator.tls import TlsFiles, make_certificates
 
 _WHERE = {
     "Emulator": "runner.emulator.server",
@@ -29,7 +31,10 @@ _WHERE = {
     "ScenarioError": "runner.emulator.scenario",
     "ScenarioJob": "runner.emulator.scenario",
     "ScenarioPool": "runner.emulator.scenario",
+    "ScenarioTask": "runner.emulator.scenario",
+    "TlsFiles": "runner.emulator.tls",
     "load_scenario": "runner.emulator.scenario",
+    "make_certificates": "runner.emulator.tls",
 }
 
 
@@ -50,5 +55,8 @@ __all__ = [
     "ScenarioError",
     "ScenarioJob",
     "ScenarioPool",
+    "ScenarioTask",
+    "TlsFiles",
     "load_scenario",
+    "make_certificates",
 ]

@@ -1,7 +1,9 @@
 """Who may call the emulator: API keys and OAuth tokens (Bearer), app keys (AppKey), OAuth clients.
 
-OAuth access tokens expire after the scenario's `token_lifetime` in virtual
-time. Nothing here is ever logged or journaled.
+OAuth access tokens expire after the scenario's `token_lifetime` in real
+seconds, whatever the time scale: a client that refreshes by `expires_in`
+must keep working when jobs run 300x faster. Nothing here is ever logged or
+journaled.
 """
 
 from __future__ import annotations
@@ -47,12 +49,14 @@ class Credentials:
         app_keys: Iterable[str] | None,
         oauth_clients: Mapping[str, str] | None,
         token_lifetime: float,
+        time_scale: float = 1.0,
     ) -> None:
         keys = [k for k in (api_keys or []) if k]
         self.api_keys = keys or [secrets.token_urlsafe(24)]
         self.app_keys = [k for k in (app_keys or []) if k]
         self.oauth_clients = dict(oauth_clients or {})
         self.token_lifetime = token_lifetime
+        self._scale = time_scale
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -74,7 +78,7 @@ class Credentials:
             return True
         with self._lock:
             expires = self._tokens.get(value)
-        return expires is not None and now < expires
+        return expires is not None and now / self._scale < expires
 
     def token(
         self, authorization: str | None, form: Mapping[str, str], now: float
@@ -87,7 +91,7 @@ class Credentials:
         token = secrets.token_urlsafe(32)
         with self._lock:
             # expired tokens stay known: tests check that none of them leaked anywhere
-            self._tokens[token] = now + self.token_lifetime
+            self._tokens[token] = now / self._scale + self.token_lifetime
         return 200, {
             "access_token": token,
             "token_type": "Bearer",

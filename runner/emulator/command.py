@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import shlex
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,8 @@ from runner.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:  # the CLI builds its parser with add_arguments: keep this module light
     from runner.emulator.scenario import Scenario
+    from runner.emulator.server import Emulator
+    from runner.emulator.tls import TlsFiles
 
 
 def _port(text: str) -> int:
@@ -63,6 +66,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="X",
         help="virtual seconds per real second (overrides the scenario's time_scale)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate made at start (needs celonis-runner[tls])",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        metavar="DIR",
+        help="where --tls writes its certificates (next to --journal, else .celonis-runner/tls)",
+    )
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this PEM certificate"
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="the PEM key of --tls-cert")
     parser.add_argument(
         "--api-key-env",
         default="CELONIS_API_KEY",
@@ -124,6 +142,7 @@ def main(
             f"OAuth needs both {args.oauth_client_id_env} and {args.oauth_client_secret_env} "
             "set, or neither"
         )
+    tls = _tls_files(args)
     emulator = Emulator(
         scenario,
         host=args.host,
@@ -132,16 +151,13 @@ def main(
         app_keys=[app_key] if app_key else None,
         oauth_clients={client_id: client_secret} if client_id and client_secret else None,
         journal_path=args.journal,
+        tls=tls,
     )
     stop = stop if stop is not None else threading.Event()
     with _stop_on_signals(stop):
         emulator.start()
         try:
-            stdout.write(f"emulator listening on {emulator.base_url}\n")
-            if api_key is None:
-                stdout.write(
-                    f"emulator API key (throwaway, made up for this run): {emulator.api_key}\n"
-                )
+            stdout.writelines(_start_lines(emulator, args, tls, throwaway=api_key is None))
             stdout.flush()
             while not stop.wait(0.2):
                 pass
@@ -150,6 +166,70 @@ def main(
     stdout.write("emulator stopped\n")
     stdout.flush()
     return ExitCode.OK
+
+
+def _start_lines(
+    emulator: Emulator, args: argparse.Namespace, tls: TlsFiles | None, *, throwaway: bool
+) -> list[str]:
+    """Where it listens, its time scale, the certificate, and the runner command that fits."""
+    from runner.emulator.tls import trust_hint
+    from runner.target import TIME_SCALE_ENV
+
+    scale = emulator.scenario.time_scale
+    lines = [f"emulator listening on {emulator.base_url}\n"]
+    if scale == 1:
+        lines.append("emulator time scale: 1 (real time)\n")
+    else:
+        lines.append(
+            f"emulator time scale: {scale:g} virtual seconds per real second"
+            f" (a 10-minute job takes {600 / scale:.3g} s)\n"
+        )
+    env: list[str] = []
+    if throwaway:
+        key = emulator.api_key
+        lines.append(f"emulator API key (throwaway, made up for this run): {key}\n")
+        env.append(f"{args.api_key_env}={key}")
+    if tls is not None:
+        ca = tls.ca or tls.cert
+        lines.append(f"emulator certificate: {ca}; {trust_hint(tls)}\n")
+        env += [f"SSL_CERT_FILE={ca}", f"REQUESTS_CA_BUNDLE={ca}"]
+    if scale != 1:
+        # the runner's clock must run as fast, or every job seems to last one poll interval
+        env.append(f"{TIME_SCALE_ENV}={scale:g}")
+    manifest = f" {shlex.quote(str(args.manifest))}" if args.manifest is not None else ""
+    command = " ".join([*env, f"celonis-runner run{manifest} --base-url {emulator.base_url}"])
+    lines.append(f"run the runner against it: {command}\n")
+    return lines
+
+
+def _tls_files(args: argparse.Namespace) -> TlsFiles | None:
+    """The certificate to serve: the user's own, one made now (`--tls`), or None (HTTP)."""
+    from runner.emulator.tls import TlsFiles, make_certificates
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together: give both, or use --tls")
+    if args.tls_cert is not None:
+        for name, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+            if not path.is_file():
+                raise UsageError(f"{name} {path}: no such file")
+        return TlsFiles(args.tls_cert, args.tls_key, None)
+    if not args.tls:
+        if args.tls_dir is not None:
+            raise UsageError("--tls-dir is only used with --tls")
+        return None
+    if args.tls_dir is not None:
+        directory = args.tls_dir
+    elif args.journal is not None:
+        directory = args.journal.parent
+    else:
+        directory = Path(".celonis-runner") / "tls"
+    try:
+        return make_certificates(directory)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the certificates into {directory}: {exc.strerror or exc}; "
+            "choose another folder with --tls-dir"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """The Celonis endpoints: auth, routing, and each endpoint's answer from the job state.
 
-Paths, methods and shapes follow docs of the known API (celonis-api.md).
+Paths, methods and shapes follow what is known of the API, written up in
+docs/celonis-api.md (Celonis' documentation and what PyCelonis 2.x calls).
 The caller holds the state's lock and has advanced it to `now`.
 """
 
@@ -23,7 +24,9 @@ from runner.emulator.responses import (
     json_response,
     unauthorized,
 )
-from runner.emulator.state import EmulatedJob, State
+from runner.emulator.scenario import ScenarioTask, TaskType
+from runner.emulator.state import EmulatedJob, State, Subset
+from runner.emulator.subset import SubsetError, parse_subset
 
 MODES = ("FULL", "DELTA")
 ITEM_TYPES = ("JOB", "TASK", "STEP")
@@ -49,6 +52,15 @@ class Routes:
         self.credentials = credentials
         self.routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
             (re.compile(r"^/api/cloud$"), {"GET": self.cloud}),
+            (re.compile(r"^/api/cloud/permissions$"), {"GET": self.permissions}),
+            (re.compile(r"^/api/team$"), {"GET": self.team}),
+            (re.compile(f"^{_POOL}$"), {"GET": self.pool}),
+            (re.compile(f"^{_POOL}/jobs/{_SEGMENT}/tasks/?$"), {"GET": self.tasks}),
+            (
+                re.compile(f"^{_POOL}/jobs/{_SEGMENT}/extractions/{_SEGMENT}/expanded$"),
+                {"GET": self.extraction},
+            ),
+            (re.compile(f"^{_POOL}/jobs/{_SEGMENT}/loads$"), {"GET": self.loads}),
             (
                 re.compile(
                     f"^/integration/api/v2/data-pools/{_SEGMENT}/data-jobs/{_SEGMENT}/execute$"
@@ -113,7 +125,35 @@ class Routes:
         return json_response(status, body, {"Cache-Control": "no-store"})
 
     def cloud(self, request: Request, params: list[str], now: float) -> Response:
-        return json_response(200, {})
+        return json_response(200, _USER)
+
+    def permissions(self, request: Request, params: list[str], now: float) -> Response:
+        return json_response(200, _PERMISSIONS)
+
+    def team(self, request: Request, params: list[str], now: float) -> Response:
+        return json_response(200, _TEAM)
+
+    def pool(self, request: Request, params: list[str], now: float) -> Response:
+        (pool_id,) = params
+        self._check_pool(pool_id)
+        return json_response(200, self.state.pool_view(self.state.pools[pool_id]))
+
+    def tasks(self, request: Request, params: list[str], now: float) -> Response:
+        pool_id, job_id = params
+        job = self._job(pool_id, job_id)
+        return json_response(200, [self.state.task_view(job, t) for t in job.spec.task_list])
+
+    def extraction(self, request: Request, params: list[str], now: float) -> Response:
+        pool_id, job_id, task_id = params
+        job = self._job(pool_id, job_id)
+        task = _task(job, task_id, "EXTRACTION")
+        return json_response(200, self.state.extraction_view(job, task))
+
+    def loads(self, request: Request, params: list[str], now: float) -> Response:
+        pool_id, job_id = params
+        job = self._job(pool_id, job_id)
+        loads = [t for t in job.spec.task_list if t.type == "DATA_MODEL_LOAD"]
+        return json_response(200, [self.state.load_view(job, t) for t in loads])
 
     def execute_public(self, request: Request, params: list[str], now: float) -> Response:
         pool_id, job_id = params
@@ -122,20 +162,26 @@ class Routes:
 
     def execute_internal(self, request: Request, params: list[str], now: float) -> Response:
         pool_id, job_id = params
-        self._job(pool_id, job_id)
+        job = self._job(pool_id, job_id)
         try:
             body = json.loads(request.body.decode("utf-8")) if request.body.strip() else None
         except (UnicodeDecodeError, json.JSONDecodeError):
             return celonis_error(400, "The request body is not valid JSON.", "BAD_REQUEST")
         if not isinstance(body, dict):
             return celonis_error(400, "The request body must be a JSON object.", "BAD_REQUEST")
-        return self._execute(job_id, body.get("mode"), now)
+        try:
+            subset = parse_subset(body, job.spec)
+        except SubsetError as exc:
+            return celonis_error(400, str(exc), "BAD_REQUEST")
+        return self._execute(job_id, body.get("mode"), now, subset)
 
-    def _execute(self, job_id: str, mode: object, now: float) -> Response:
+    def _execute(
+        self, job_id: str, mode: object, now: float, subset: Subset | None = None
+    ) -> Response:
         if mode not in MODES:
             title = f"Invalid execution mode {mode!r}: use FULL or DELTA."
             return celonis_error(400, title, "BAD_REQUEST")
-        result = self.state.execute(job_id, str(mode), now)
+        result = self.state.execute(job_id, str(mode), now, subset)
         if result == "rejected":
             return celonis_error(409, "Data job is already running.", "JOB_ALREADY_RUNNING")
         return empty_response(200)
@@ -194,6 +240,41 @@ class Routes:
             lines = self.state.log_messages(execution, item_type, item_id, now)
         page, pages = _page(lines, request)
         return json_response(200, {"logMessages": page, "numOfPages": pages})
+
+
+def _task(job: EmulatedJob, task_id: str, kind: TaskType) -> ScenarioTask:
+    for task in job.spec.task_list:
+        if task.id == task_id and task.type == kind:
+            return task
+    title = f"Task {task_id} not found in data job {job.spec.id}."
+    raise _Answer(celonis_error(404, title, "NOT_FOUND"))
+
+
+# What `GET /api/cloud`, `/api/cloud/permissions` and `/api/team` answer: fixed values of
+# the shapes PyCelonis reads; the emulator has one user in one team.
+_TEAM_ID = "00000000-0000-4000-8000-00000000e317"
+_USER = {
+    "id": "00000000-0000-4000-8000-0000000005e7",
+    "email": "emulator@example.invalid",
+    "name": "Emulator User",
+    "teamName": "emulator",
+    "teamId": _TEAM_ID,
+    "teamDomain": "emulator",
+    "active": True,
+    "current": True,
+    "language": "en",
+}
+_PERMISSIONS = [
+    {"serviceName": "integration", "permissions": ["VIEW", "MANAGE", "EXECUTE"]},
+    {"serviceName": "team", "permissions": ["VIEW"]},
+]
+_TEAM = {
+    "id": _TEAM_ID,
+    "name": "emulator",
+    "domain": "emulator",
+    "trackingEnabled": False,
+    "active": True,
+}
 
 
 def _execution_query(request: Request) -> tuple[str, str | None]:

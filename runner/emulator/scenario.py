@@ -9,6 +9,7 @@ column when there is a file), every problem at once.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,58 @@ class ScenarioError(UsageError):
         super().__init__("\n".join(p.render() for p in self.problems))
 
 
+TaskType = Literal["EXTRACTION", "TRANSFORMATION", "DATA_MODEL_LOAD"]
+TASK_TYPES: dict[str, TaskType] = {
+    "extraction": "EXTRACTION",
+    "transformation": "TRANSFORMATION",
+    "data_model_load": "DATA_MODEL_LOAD",
+}
+_TASK_NAMESPACE = uuid.UUID("6f1b3c2e-8a44-4d1e-9f0a-2b7c5d9e1a30")
+
+
+def stable_id(*parts: str) -> str:
+    """An id that is the same for the same parts on every start, so it looks like a real one."""
+    return str(uuid.uuid5(_TASK_NAMESPACE, "/".join(parts)))
+
+
+@dataclass(frozen=True)
+class ScenarioTask:
+    """A task instance of a job: an extraction (with tables), a transformation or a data model load."""
+
+    id: str
+    name: str
+    type: TaskType
+    duration: float | None = None
+    """None: the job's default tasks share the job's duration."""
+    outcomes: tuple[Outcome, ...] = ("SUCCESS",)
+    message: str | None = None
+    tables: tuple[str, ...] = ()
+    disabled: bool = False
+    order: int = 0
+
+    def outcome_of(self, index: int) -> Outcome:
+        return self.outcomes[min(index, len(self.outcomes) - 1)]
+
+
+def default_tasks(job_id: str, name: str) -> tuple[ScenarioTask, ...]:
+    """One extraction and one transformation, for jobs that declare no tasks."""
+    return (
+        ScenarioTask(
+            id=stable_id(job_id, "extraction"),
+            name=f"{name} extraction",
+            type="EXTRACTION",
+            tables=("DATA",),
+            order=0,
+        ),
+        ScenarioTask(
+            id=stable_id(job_id, "transformation"),
+            name=f"{name} transformation",
+            type="TRANSFORMATION",
+            order=1,
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class ScenarioJob:
     id: str
@@ -55,10 +108,16 @@ class ScenarioJob:
     running_at_start: float | None = None
     last_run: Outcome | None = None
     odd_status: str | None = None
+    tasks: tuple[ScenarioTask, ...] = ()
+    """Declared tasks, each with its own duration and outcome; empty: `default_tasks`."""
 
     def outcome_of(self, index: int) -> Outcome:
         """The outcome of this job's `index`-th execution (0-based); the last one repeats."""
         return self.outcomes[min(index, len(self.outcomes) - 1)]
+
+    @property
+    def task_list(self) -> tuple[ScenarioTask, ...]:
+        return self.tasks or default_tasks(self.id, self.name)
 
 
 @dataclass(frozen=True)
@@ -106,6 +165,9 @@ class Scenario:
     description: str | None = None
 
     def duration_of(self, job: ScenarioJob) -> float:
+        """A whole execution: QUEUED time and, for declared tasks, every enabled task's time."""
+        if job.tasks:
+            return self.queued_for + sum(t.duration or 0.0 for t in job.tasks if not t.disabled)
         return self.default_duration if job.duration is None else job.duration
 
     @classmethod
@@ -249,16 +311,43 @@ class _Loader:
             self.add(("rate_limit", "per"), f"must be more than 0, got {rate['per']!r}")
         for p, pool in enumerate(data.get("pools", [])):
             for j, job in enumerate(pool.get("jobs", [])):
-                if "outcome" in job and "outcomes" in job:
-                    self.add(
-                        ("pools", p, "jobs", j, "outcomes"),
-                        "give either 'outcome' or 'outcomes', not both",
-                        key=True,
-                    )
+                self._check_job(("pools", p, "jobs", j), job)
         for path, message in _duplicate_ids(_build_pools(data.get("pools", []))):
             self.add(path, message)
         for f, fault in enumerate(data.get("faults", [])):
             self._check_fault(("faults", f), fault)
+
+    def _check_job(self, path: PathT, job: Mapping[str, Any]) -> None:
+        if "outcome" in job and "outcomes" in job:
+            self.add((*path, "outcomes"), "give either 'outcome' or 'outcomes', not both", key=True)
+        tasks = job.get("tasks", [])
+        if tasks:
+            for key in ("duration", "outcome", "outcomes", "message"):
+                if key in job:
+                    self.add(
+                        (*path, key),
+                        f"'{key}' goes on each task when the job declares 'tasks'",
+                        key=True,
+                    )
+        seen: set[object] = set()
+        for t, task in enumerate(tasks):
+            self._check_task((*path, "tasks", t), task, seen)
+
+    def _check_task(self, path: PathT, task: Mapping[str, Any], seen: set[object]) -> None:
+        """One declared task; `seen` holds the (type, name) pairs and ids of the ones before."""
+        if "outcome" in task and "outcomes" in task:
+            self.add((*path, "outcomes"), "give either 'outcome' or 'outcomes', not both", key=True)
+        if "tables" in task and task["type"] == "transformation":
+            self.add((*path, "tables"), "a transformation has no tables", key=True)
+        name = (task["type"], task["name"])
+        if name in seen:
+            self.add(
+                (*path, "name"), f"the job already has a {task['type']} named {task['name']!r}"
+            )
+        task_id = str(task.get("id", "")).lower()
+        if task_id and task_id in seen:
+            self.add((*path, "id"), f"task id {task_id} is already used by another task of the job")
+        seen |= {name, task_id} - {""}
 
     def _check_fault(self, path: PathT, fault: Mapping[str, Any]) -> None:
         action = fault["action"]
@@ -334,12 +423,31 @@ def _seconds(value: object, default: float) -> float:
     return default if value is None else parse_duration(value)
 
 
+def _outcomes(data: Mapping[str, Any]) -> tuple[Outcome, ...]:
+    if "outcomes" in data:
+        return tuple(cast(list[Outcome], data["outcomes"]))
+    return (cast(Outcome, data.get("outcome", "SUCCESS")),)
+
+
+def _build_task(job_id: str, order: int, data: Mapping[str, Any]) -> ScenarioTask:
+    name = str(data["name"])
+    kind = TASK_TYPES[data["type"]]
+    return ScenarioTask(
+        id=str(data["id"]).lower() if "id" in data else stable_id(job_id, kind, name),
+        name=name,
+        type=kind,
+        duration=_seconds(data.get("duration"), 10.0),
+        outcomes=_outcomes(data),
+        message=data.get("message"),
+        tables=tuple(str(t) for t in data.get("tables", [])),
+        disabled=bool(data.get("disabled", False)),
+        order=order,
+    )
+
+
 def _build_job(data: Mapping[str, Any]) -> ScenarioJob:
     job_id = str(data["id"]).lower()
-    if "outcomes" in data:
-        outcomes = tuple(cast(list[Outcome], data["outcomes"]))
-    else:
-        outcomes = (cast(Outcome, data.get("outcome", "SUCCESS")),)
+    outcomes = _outcomes(data)
     return ScenarioJob(
         id=job_id,
         name=str(data.get("name", job_id)),
@@ -349,6 +457,7 @@ def _build_job(data: Mapping[str, Any]) -> ScenarioJob:
         running_at_start=_duration(data.get("running_at_start"), None),
         last_run=cast("Outcome | None", data.get("last_run")),
         odd_status=data.get("odd_status"),
+        tasks=tuple(_build_task(job_id, i, t) for i, t in enumerate(data.get("tasks", []))),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -35,6 +36,7 @@ from runner.emulator.responses import (
 from runner.emulator.routes import Routes
 from runner.emulator.scenario import Fault, Scenario
 from runner.emulator.state import State
+from runner.emulator.tls import TlsFiles
 from runner.errors import UsageError
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -54,12 +56,17 @@ class Emulator:
         app_keys: Iterable[str] | None = None,
         oauth_clients: Mapping[str, str] | None = None,
         journal_path: Path | str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.scenario = scenario
         self.clock: Clock = clock if clock is not None else ScaledClock(scenario.time_scale)
         self.host = host
         self._port = port
-        self._credentials = Credentials(api_keys, app_keys, oauth_clients, scenario.token_lifetime)
+        # tokens live in real seconds: the virtual time of a ScaledClock divided by its scale
+        scale = self.clock.scale if isinstance(self.clock, ScaledClock) else 1.0
+        self._credentials = Credentials(
+            api_keys, app_keys, oauth_clients, scenario.token_lifetime, scale
+        )
         self._journal_path = Path(journal_path) if journal_path is not None else None
         self._journal = Journal(self._journal_path)
         self._state = State(
@@ -71,6 +78,8 @@ class Emulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self.tls = tls
+        self._ssl = tls.context() if tls is not None else None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -85,7 +94,7 @@ class Emulator:
             ) from None
         server_class = _Server6 if ":" in self.host else _Server
         try:
-            server = server_class((self.host, self._port), self)
+            server = server_class((self.host, self._port), self, self._ssl)
         except OSError as exc:
             self._journal.close()
             raise UsageError(
@@ -146,7 +155,8 @@ class Emulator:
         if self._server is None and not self._stopped:
             raise RuntimeError("the emulator is not started")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self._port}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://{host}:{self._port}"
 
     @property
     def api_key(self) -> str:
@@ -412,11 +422,23 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+    def __init__(
+        self, address: tuple[str, int], emulator: Emulator, ssl_context: ssl.SSLContext | None
+    ) -> None:
         self.emulator = emulator
+        self._ssl = ssl_context
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self._ssl is None:
+            return connection, address
+        # the handshake happens on the first read, in the handler's thread: a slow or
+        # plain-HTTP client never blocks the accept loop
+        wrapped = self._ssl.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return wrapped, address
 
     def track(self, connection: socket.socket, *, add: bool) -> None:
         with self._connections_lock:
@@ -427,7 +449,8 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Quiet about clients that went away; a traceback for anything else."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+        # ssl.SSLError: a client that does not trust the certificate, or speaks plain HTTP
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError | ssl.SSLError):
             return
         super().handle_error(request, client_address)
 

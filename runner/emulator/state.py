@@ -1,15 +1,20 @@
 """Jobs and their executions in virtual time, and the views the API shows of them.
 
 An execution is a timeline of (virtual time, status) fixed when it starts:
-QUEUED at t0, RUNNING at t0 + queued_for, its outcome at t0 + duration
-(a cancel cuts it short). Nothing runs in the background: `advance(now)`
-journals every transition up to `now` with its exact time, and starts what
-an ended execution left queued. The caller holds `lock` around every call.
+QUEUED at t0, RUNNING at t0 + queued_for, its outcome when its last task
+ends (a cancel cuts it short). Its tasks run one after the other, each with
+its own duration and outcome; a task that fails or is cancelled ends the
+execution and the tasks after it are SKIPPED. Nothing runs in the background:
+`advance(now)` journals every transition up to `now` with its exact time, and
+starts what an ended execution left queued. A heap holds each job's next
+transition, so a request costs the same however many jobs there are. The
+caller holds `lock` around every call.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 import itertools
 import threading
 import uuid
@@ -17,11 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runner.emulator.journal import Journal
-from runner.emulator.scenario import Scenario, ScenarioJob, ScenarioPool
+from runner.emulator.scenario import (
+    Outcome,
+    Scenario,
+    ScenarioJob,
+    ScenarioPool,
+    ScenarioTask,
+)
 
 QUEUED = "QUEUED"
 RUNNING = "RUNNING"
 CANCEL = "CANCEL"
+SKIPPED = "SKIPPED"
 FINISHED = frozenset({"SUCCESS", "FAIL", "CANCEL", "SKIPPED"})
 
 By = Literal["api", "scenario"]
@@ -30,23 +42,57 @@ ExecuteResult = Literal["started", "queued", "ignored", "rejected"]
 # How long before the emulator started a scenario's `last_run` ended.
 _LAST_RUN_AGE = 3600.0
 
-_TASK_NAMESPACE = uuid.UUID("6f1b3c2e-8a44-4d1e-9f0a-2b7c5d9e1a30")
-
-
-def task_id_of(job_id: str) -> str:
-    """The id of a job's one task: stable for the job, so it looks like a real task id."""
-    return str(uuid.uuid5(_TASK_NAMESPACE, job_id))
-
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Subset:
+    """What one execute runs: the chosen tasks in order, and each extraction's tables."""
+
+    tasks: tuple[ScenarioTask, ...]
+    tables: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
+    """The subset as journaled; None for a whole-job execute."""
+
+    @classmethod
+    def whole(cls, job: ScenarioJob) -> Subset:
+        return cls(tuple(t for t in job.task_list if not t.disabled))
+
+
+@dataclass
+class TaskRun:
+    """One task in one execution: started at `start` (None: never started), ended at `end`."""
+
+    task: ScenarioTask
+    item_id: str
+    start: float | None
+    end: float
+    outcome: str
+    message: str | None = None
+
+    def status_at(self, now: float) -> str:
+        if now >= self.end and (self.start is not None or self.outcome == SKIPPED):
+            return self.outcome
+        if self.start is not None and now >= self.start:
+            return RUNNING
+        return QUEUED
+
+    def cancel(self, now: float) -> None:
+        if now >= self.end:
+            return
+        if self.start is not None and self.start <= now:
+            self.outcome = CANCEL
+        else:
+            self.start, self.outcome = None, SKIPPED
+        self.end = now
 
 
 @dataclass
 class Execution:
     execution_id: str
     item_id: str
-    task_item_id: str
     pool_id: str
     job: ScenarioJob
     mode: str
@@ -55,6 +101,8 @@ class Execution:
     """When it started (virtual); shown as startDate."""
     timeline: list[tuple[float, str]]
     announce_at: float
+    runs: list[TaskRun] = field(default_factory=list)
+    subset: dict[str, Any] | None = None
     journaled: int = 0
     announced: bool = False
 
@@ -74,6 +122,14 @@ class Execution:
         end = self.finished_at()
         return end is not None and end <= now
 
+    def next_change(self) -> float | None:
+        """When this execution next has something to journal (None: nothing left)."""
+        if not self.announced:
+            return self.announce_at
+        if self.journaled < len(self.timeline):
+            return self.timeline[self.journaled][0]
+        return None
+
     def running_since(self, now: float) -> float | None:
         for t, s in self.timeline:
             if s == RUNNING and t <= now:
@@ -83,6 +139,8 @@ class Execution:
     def cancel(self, now: float) -> None:
         self.timeline = [(t, s) for t, s in self.timeline if t <= now and s not in FINISHED]
         self.timeline.append((now, CANCEL))
+        for run in self.runs:
+            run.cancel(now)
 
 
 @dataclass
@@ -98,14 +156,65 @@ class EmulatedJob:
     pool_id: str
     spec: ScenarioJob
     executions: list[Execution] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)
-    """Modes of executes waiting for the current execution to end (queue mode)."""
+    pending: list[tuple[str, Subset]] = field(default_factory=list)
+    """Executes (mode, subset) waiting for the current execution to end (queue mode)."""
     started: int = 0
     stale: _Stale | None = None
+    open: list[Execution] = field(default_factory=list)
+    """Executions with transitions not journaled yet."""
+    due: float | None = None
+    """When this job next changes (its entry in the state's heap)."""
 
     @property
     def latest(self) -> Execution | None:
         return self.executions[-1] if self.executions else None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    runs: list[TaskRun]
+    end: float
+    outcome: str
+
+
+def _plan(
+    job: ScenarioJob,
+    subset: Subset,
+    run_start: float,
+    total: float,
+    index: int,
+    outcome: Outcome | None = None,
+) -> _Plan:
+    """The task runs of one execution, one after the other from `run_start`.
+
+    Declared tasks take their own duration and outcome. A job's default tasks
+    share `total` and the transformation ends with the job's outcome.
+    """
+    default = not job.tasks
+    job_outcome = outcome if outcome is not None else job.outcome_of(index)
+    runs: list[TaskRun] = []
+    t, stopped, result = run_start, False, "SUCCESS"
+    for task in subset.tasks:
+        if default:
+            duration = total / len(job.task_list)
+            own: str = job_outcome if task.type == "TRANSFORMATION" else "SUCCESS"
+            if job_outcome == SKIPPED:
+                own = SKIPPED
+            message = job.message
+        else:
+            duration, own, message = task.duration or 0.0, task.outcome_of(index), task.message
+        if stopped or own == SKIPPED:
+            runs.append(TaskRun(task, _new_id(), None, t, SKIPPED))
+            continue
+        runs.append(TaskRun(task, _new_id(), t, t + duration, own, message))
+        t += duration
+        if own in ("FAIL", CANCEL):
+            stopped, result = True, own
+    if outcome is not None and not default:
+        result = outcome  # an earlier run's given status (`last_run`)
+    elif default and job_outcome == SKIPPED and subset.tasks:
+        result = SKIPPED
+    return _Plan(runs, t, result)
 
 
 class State:
@@ -120,6 +229,12 @@ class State:
         self.jobs: dict[str, EmulatedJob] = {
             job.id: EmulatedJob(pool.id, job) for pool in scenario.pools for job in pool.jobs
         }
+        self._by_pool: dict[str, list[EmulatedJob]] = {pool_id: [] for pool_id in self.pools}
+        for job in self.jobs.values():
+            self._by_pool[job.pool_id].append(job)
+        self._executions: dict[str, Execution] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        """(when, tie-break, job id): a job's next transition; stale entries are skipped."""
 
     def ms(self, t: float | None) -> int | None:
         """Epoch milliseconds on the virtual wall clock for virtual time `t`."""
@@ -133,52 +248,67 @@ class State:
         for job in self.jobs.values():
             spec = job.spec
             duration = self.scenario.duration_of(spec)
+            queued = min(self.scenario.queued_for, duration)
             running_began = None
             if spec.running_at_start is not None:
                 running_began = now - max(duration - spec.running_at_start, 0.0)
             if spec.last_run is not None:
                 ended = (running_began if running_began is not None else now) - _LAST_RUN_AGE
                 began = ended - duration
-                queued = min(self.scenario.queued_for, duration)
-                history = self._execution(
-                    job,
-                    "DELTA",
-                    "scenario",
-                    began,
-                    [(began, QUEUED), (began + queued, RUNNING), (ended, spec.last_run)],
-                    announce_at=began,
+                plan = _plan(
+                    spec, Subset.whole(spec), began + queued, duration - queued, 0, spec.last_run
                 )
+                timeline = [(began, QUEUED), (began + queued, RUNNING), (ended, spec.last_run)]
+                history = self._execution(job, "DELTA", "scenario", began, timeline, began, plan)
                 history.journaled = len(history.timeline)
                 history.announced = True
             if running_began is not None and spec.running_at_start is not None:
-                outcome = spec.outcome_of(job.started)
+                run_start = min(running_began + queued, now)
+                end = now + spec.running_at_start
+                plan = _plan(spec, Subset.whole(spec), run_start, end - run_start, job.started)
                 job.started += 1
-                self._execution(
-                    job,
-                    "DELTA",
-                    "scenario",
-                    running_began,
-                    [(now, RUNNING), (now + spec.running_at_start, outcome)],
-                    announce_at=now,
-                )
+                timeline = [(now, RUNNING), (end, plan.outcome)]
+                self._execution(job, "DELTA", "scenario", running_began, timeline, now, plan)
         self.advance(now)
 
     def advance(self, now: float) -> None:
         """Journal every transition up to `now` at its own time; start queued executes."""
         events: list[tuple[float, int, dict[str, Any]]] = []
-        for job in self.jobs.values():
-            while True:
-                for execution in job.executions:
-                    self._collect(execution, now, events)
-                latest = job.latest
-                end = latest.finished_at() if latest is not None else None
-                if job.pending and end is not None and end <= now:
-                    self._start_execution(job, job.pending.pop(0), end)
-                    continue
-                break
+        while self._heap and self._heap[0][0] <= now:
+            due, _, job_id = heapq.heappop(self._heap)
+            job = self.jobs[job_id]
+            if job.due != due:
+                continue  # superseded by a later push
+            job.due = None
+            self._advance_job(job, now, events)
         events.sort(key=lambda e: (e[0], e[1]))
         for t, _, entry in events:
             self.journal.record(t, entry)
+
+    def _advance_job(
+        self, job: EmulatedJob, now: float, events: list[tuple[float, int, dict[str, Any]]]
+    ) -> None:
+        while True:
+            for execution in job.open:
+                self._collect(execution, now, events)
+            job.open = [e for e in job.open if e.next_change() is not None]
+            latest = job.latest
+            end = latest.finished_at() if latest is not None else None
+            if job.pending and end is not None and end <= now:
+                mode, subset = job.pending.pop(0)
+                self._start_execution(job, mode, subset, end)
+                continue
+            break
+        self._schedule(job)
+
+    def _schedule(self, job: EmulatedJob) -> None:
+        """Push the job's next transition on the heap."""
+        times = [t for t in (e.next_change() for e in job.open) if t is not None]
+        due = min(times) if times else None
+        # an earlier entry already on the heap stays: popping it reschedules the job
+        if due is not None and (job.due is None or due < job.due):
+            job.due = due
+            heapq.heappush(self._heap, (due, next(self._order), job.spec.id))
 
     def _collect(
         self, execution: Execution, now: float, events: list[tuple[float, int, dict[str, Any]]]
@@ -190,16 +320,20 @@ class State:
         }
         if not execution.announced and execution.announce_at <= now:
             execution.announced = True
-            entry = {"type": "execution", "event": "started", **ids}
+            entry: dict[str, Any] = {"type": "execution", "event": "started", **ids}
             entry |= {"mode": execution.mode, "by": execution.by}
+            if execution.subset is not None:
+                tasks = [run.task.id for run in execution.runs]
+                entry |= {"subset": {**execution.subset, "tasks": tasks}}
             events.append((execution.announce_at, next(self._order), entry))
         while execution.journaled < len(execution.timeline):
             t, status = execution.timeline[execution.journaled]
             if t > now:
                 break
             execution.journaled += 1
-            entry = {"type": "execution", "event": "status", **ids, "status": status}
-            events.append((t, next(self._order), entry))
+            events.append(
+                (t, next(self._order), {**entry_ids(ids), "event": "status", "status": status})
+            )
 
     def _execution(
         self,
@@ -208,13 +342,13 @@ class State:
         by: By,
         began: float,
         timeline: list[tuple[float, str]],
-        *,
         announce_at: float,
+        plan: _Plan,
+        subset: dict[str, Any] | None = None,
     ) -> Execution:
         execution = Execution(
             execution_id=_new_id(),
             item_id=_new_id(),
-            task_item_id=_new_id(),
             pool_id=job.pool_id,
             job=job.spec,
             mode=mode,
@@ -222,24 +356,32 @@ class State:
             began=began,
             timeline=timeline,
             announce_at=announce_at,
+            runs=plan.runs,
+            subset=subset,
         )
         job.executions.append(execution)
+        job.open.append(execution)
+        self._executions[execution.execution_id] = execution
+        self._schedule(job)
         return execution
 
-    def _start_execution(self, job: EmulatedJob, mode: str, t0: float) -> Execution:
+    def _start_execution(self, job: EmulatedJob, mode: str, subset: Subset, t0: float) -> Execution:
         duration = self.scenario.duration_of(job.spec)
         queued = min(self.scenario.queued_for, duration)
-        outcome = job.spec.outcome_of(job.started)
+        plan = _plan(job.spec, subset, t0 + queued, duration - queued, job.started)
         job.started += 1
-        timeline = [(t0, QUEUED), (t0 + queued, RUNNING), (t0 + duration, outcome)]
-        return self._execution(job, mode, "api", t0, timeline, announce_at=t0)
+        timeline = [(t0, QUEUED), (t0 + queued, RUNNING), (plan.end, plan.outcome)]
+        return self._execution(job, mode, "api", t0, timeline, t0, plan, subset.record)
 
     # -- actions -------------------------------------------------------------------
 
-    def execute(self, job_id: str, mode: str, now: float) -> ExecuteResult:
+    def execute(
+        self, job_id: str, mode: str, now: float, subset: Subset | None = None
+    ) -> ExecuteResult:
         """Start an execution now, unless one is unfinished (then per on_execute_while_running)."""
         self.advance(now)
         job = self.jobs[job_id]
+        subset = subset if subset is not None else Subset.whole(job.spec)
         latest = job.latest
         if latest is not None and not latest.finished_by(now):
             policy = self.scenario.on_execute_while_running
@@ -247,7 +389,7 @@ class State:
                 return "rejected"
             if policy == "ignore":
                 return "ignored"
-            job.pending.append(mode)
+            job.pending.append((mode, subset))
             return "queued"
         if self.scenario.stale_status_for > 0:
             job.stale = _Stale(
@@ -256,7 +398,7 @@ class State:
                 status=self._status_entry(job, now),
                 history=self._history(job, now),
             )
-        self._start_execution(job, mode, now)
+        self._start_execution(job, mode, subset, now)
         self.advance(now)
         return "started"
 
@@ -279,15 +421,80 @@ class State:
         if current is not None:
             current.cancel(now)
             job.pending.clear()
+            if current not in job.open:
+                job.open.append(current)
+            self._schedule(job)
         self.advance(now)
 
     # -- views ---------------------------------------------------------------------
 
     def pool_list(self) -> list[dict[str, Any]]:
-        return [{"id": pool.id, "name": pool.name} for pool in self.pools.values()]
+        return [self.pool_view(pool) for pool in self.pools.values()]
+
+    def pool_view(self, pool: ScenarioPool) -> dict[str, Any]:
+        """A pool with the fields PyCelonis reads (the ones the emulator has no notion of empty)."""
+        return {
+            "id": pool.id,
+            "name": pool.name,
+            "description": None,
+            "timeStamp": self.ms(self._start),
+            "configurationStatus": "UNPUBLISHED",
+            "locked": False,
+            "permissions": ["VIEW", "MANAGE"],
+            "tags": [],
+            "creatorUserId": None,
+            "objectId": pool.id,
+        }
 
     def pool_jobs(self, pool_id: str) -> list[EmulatedJob]:
-        return [job for job in self.jobs.values() if job.pool_id == pool_id]
+        return self._by_pool.get(pool_id, [])
+
+    def task_view(self, job: EmulatedJob, task: ScenarioTask) -> dict[str, Any]:
+        """A task instance as `.../jobs/{job}/tasks/` lists it."""
+        return {
+            "id": task.id,
+            "taskId": template_id(task),
+            "taskType": task.type,
+            "name": task.name,
+            "description": None,
+            "jobId": job.spec.id,
+            "poolId": job.pool_id,
+            "executionOrder": task.order,
+            "disabled": task.disabled,
+            "published": True,
+            "createdAt": self.ms(self._start),
+        }
+
+    def extraction_view(self, job: EmulatedJob, task: ScenarioTask) -> dict[str, Any]:
+        """`.../extractions/{id}/expanded`: the task instance with its tables."""
+        tables = [
+            {
+                "id": template_id(task, table),
+                "taskId": task.id,
+                "jobId": job.spec.id,
+                "tableName": table,
+                "targetTableName": table,
+                "schemaName": None,
+            }
+            for table in task.tables
+        ]
+        return {**self.task_view(job, task), "tables": tables}
+
+    def load_view(self, job: EmulatedJob, task: ScenarioTask) -> dict[str, Any]:
+        """An entry of `.../loads`: a data model load of the job."""
+        tables = [
+            {"id": template_id(task, table), "aliasOrName": table, "selected": True}
+            for table in task.tables
+        ]
+        return {
+            "id": task.id,
+            "dataModelId": template_id(task),
+            "dataModelName": task.name,
+            "jobId": job.spec.id,
+            "disabled": task.disabled,
+            "partialLoad": False,
+            "tables": tables,
+        }
 
     def job(self, pool_id: str, job_id: str) -> EmulatedJob | None:
         job = self.jobs.get(job_id)
@@ -335,6 +542,7 @@ class State:
         latest = job.latest
         return {
             "id": job.spec.id,
+            "jobId": job.spec.id,  # PyCelonis reads jobId, our client and the docs id
             "status": self._shown_status(latest, now) if latest else None,
             "lastExecutionStartDate": self.ms(latest.began) if latest else None,
         }
@@ -355,94 +563,117 @@ class State:
             "endDate": self.ms(execution.finished_at()) if execution.finished_by(now) else None,
             "type": "JOB",
             "mode": execution.mode,
+            "executionOrder": 0,
         }
 
-    def task_item(self, execution: Execution, now: float) -> dict[str, Any]:
+    def task_item(self, execution: Execution, run: TaskRun, now: float) -> dict[str, Any]:
+        status = run.status_at(now)
+        started = run.start is not None and run.start <= now
         return {
-            "id": execution.task_item_id,
+            "id": run.item_id,
             "poolId": execution.pool_id,
             "executionId": execution.execution_id,
             "jobId": execution.job.id,
-            "taskId": task_id_of(execution.job.id),
-            "name": task_name(execution.job),
-            "status": execution.status_at(now),
-            "startDate": self.ms(execution.running_since(now)),
-            "endDate": self.ms(execution.finished_at()) if execution.finished_by(now) else None,
+            "taskId": run.task.id,
+            "name": run.task.name,
+            "status": status,
+            "startDate": self.ms(run.start) if started else None,
+            "endDate": self.ms(run.end) if status in FINISHED else None,
             "type": "TASK",
             "mode": execution.mode,
+            "executionOrder": run.task.order,
         }
 
     def find_execution(self, pool_id: str, execution_id: str) -> Execution | None:
-        for job in self.pool_jobs(pool_id):
-            for execution in job.executions:
-                if execution.execution_id == execution_id:
-                    return execution
-        return None
+        execution = self._executions.get(execution_id)
+        return execution if execution is not None and execution.pool_id == pool_id else None
 
     def execution_items(
         self, execution: Execution, item_type: str | None, item_id: str | None, now: float
     ) -> list[dict[str, Any]]:
-        """ExecutionItems of one execution: its JOB item and its one TASK (no STEPs)."""
-        items = {
-            "JOB": [self.job_item(execution, now)],
-            "TASK": [self.task_item(execution, now)],
-            "STEP": [],
-        }
-        chosen = items[item_type] if item_type else items["JOB"] + items["TASK"]
-        if item_id:
-            chosen = [item for item in chosen if item_id in _ids_of(item, execution)]
-        return chosen
+        """ExecutionItems of one execution: its JOB item and its TASK items (no STEPs)."""
+        items: list[dict[str, Any]] = []
+        if item_type in (None, "JOB") and _job_matches(execution, item_id):
+            items.append(self.job_item(execution, now))
+        if item_type in (None, "TASK"):
+            items += [
+                self.task_item(execution, run, now)
+                for run in execution.runs
+                if _run_matches(execution, run, item_id)
+            ]
+        return items
 
     def log_messages(
         self, execution: Execution, item_type: str | None, item_id: str | None, now: float
     ) -> list[dict[str, Any]]:
-        """Log lines of the execution's JOB item, TASK item, or both, oldest first."""
-        kinds = [k for k in ("JOB", "TASK") if item_type in (None, k)]
-        if item_id:
-            kinds = [
-                k
-                for k in kinds
-                if item_id in _ids_of(self.execution_items(execution, k, None, now)[0], execution)
-            ]
+        """Log lines of the JOB item and/or TASK items: ERROR lines first, then oldest first.
+
+        PyCelonis reports the first line of a failed task's log as its error.
+        """
         lines: list[tuple[float, int, str, str]] = []
-        job, task = execution.job.name, task_name(execution.job)
+        if item_type in (None, "JOB") and _job_matches(execution, item_id):
+            lines += self._job_lines(execution, now)
+        if item_type in (None, "TASK"):
+            for run in execution.runs:
+                if _run_matches(execution, run, item_id):
+                    lines += _task_lines(run, now)
+        lines.sort(key=lambda line: (line[2] != "ERROR", line[0], line[1]))
+        return [
+            {
+                "id": f"{execution.execution_id}-{n}",
+                "executionItemId": execution.item_id,
+                "level": level,
+                "date": self.ms(t),
+                "logMessage": text,
+            }
+            for n, (t, _, level, text) in enumerate(lines)
+        ]
+
+    def _job_lines(self, execution: Execution, now: float) -> list[tuple[float, int, str, str]]:
+        job = execution.job.name
         running = execution.running_since(now)
         status = execution.status_at(now)
         end = execution.finished_at() if execution.finished_by(now) else None
-        if "JOB" in kinds:
-            lines.append(
-                (execution.began, 0, "INFO", f"Data job '{job}' queued (mode {execution.mode})")
-            )
-            if running is not None:
-                lines.append((running, 1, "INFO", f"Data job '{job}' started"))
-            if end is not None:
-                lines.append((end, 5, "INFO", f"Data job '{job}' finished with status {status}"))
-        if "TASK" in kinds:
-            if running is not None:
-                lines.append((running, 2, "INFO", f"Task '{task}' started"))
-            if end is not None and status == "FAIL":
-                lines.append((end, 3, "ERROR", execution.job.message or default_message(task)))
-            if end is not None:
-                lines.append((end, 4, "INFO", f"Task '{task}' finished with status {status}"))
-        lines.sort(key=lambda line: (line[0], line[1]))
-        return [
-            {"level": level, "date": self.ms(t), "logMessage": text} for t, _, level, text in lines
-        ]
+        lines = [(execution.began, 0, "INFO", f"Data job '{job}' queued (mode {execution.mode})")]
+        if running is not None:
+            lines.append((running, 1, "INFO", f"Data job '{job}' started"))
+        if end is not None:
+            lines.append((end, 5, "INFO", f"Data job '{job}' finished with status {status}"))
+        return lines
 
 
-def task_name(job: ScenarioJob) -> str:
-    return f"{job.name} task"
+def _task_lines(run: TaskRun, now: float) -> list[tuple[float, int, str, str]]:
+    name, status = run.task.name, run.status_at(now)
+    lines: list[tuple[float, int, str, str]] = []
+    if run.start is not None and run.start <= now:
+        lines.append((run.start, 2, "INFO", f"Task '{name}' started"))
+    if status == "FAIL":
+        lines.append((run.end, 3, "ERROR", run.message or default_message(name)))
+    if status == SKIPPED:
+        lines.append((run.end, 4, "INFO", f"Task '{name}' skipped"))
+    elif status in FINISHED:
+        lines.append((run.end, 4, "INFO", f"Task '{name}' finished with status {status}"))
+    return lines
+
+
+def entry_ids(ids: dict[str, str]) -> dict[str, Any]:
+    return {"type": "execution", **ids}
 
 
 def default_message(task: str) -> str:
     return f"Task '{task}' failed"
 
 
-def _ids_of(item: dict[str, Any], execution: Execution) -> set[str]:
-    """The ids a client may filter an item by: its own, its task's, its job's, its parent's."""
-    ids = {item["id"], item["jobId"]}
-    if item["taskId"]:
-        ids.add(item["taskId"])
-    if item["type"] == "TASK":
-        ids.add(execution.item_id)
-    return ids
+def template_id(task: ScenarioTask, *more: str) -> str:
+    """The id of what a task instance (or one of its tables) was made from."""
+    return str(uuid.uuid5(uuid.UUID(task.id), "/".join(("template", *more))))
+
+
+def _job_matches(execution: Execution, item_id: str | None) -> bool:
+    return item_id is None or item_id in (execution.item_id, execution.job.id)
+
+
+def _run_matches(execution: Execution, run: TaskRun, item_id: str | None) -> bool:
+    """A task item is found by its own id, its task's, its job's or its JOB item's."""
+    ids = (run.item_id, run.task.id, execution.job.id, execution.item_id)
+    return item_id is None or item_id in ids
