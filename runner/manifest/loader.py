@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
-
 from runner.errors import ManifestError
 from runner.manifest import envsubst, yamlio
 from runner.manifest.durations import parse_duration
@@ -35,7 +32,7 @@ from runner.manifest.model import (
     Pool,
 )
 from runner.manifest.problems import Problem, did_you_mean, errors_of, sort_problems
-from runner.schema import load_schema
+from runner.schema import MANIFEST_SCHEMA, schema_issues
 from runner.urls import is_loopback
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -175,72 +172,9 @@ class _Checker:
     # -- JSON Schema -----------------------------------------------------------
 
     def _schema(self, data: dict[str, Any]) -> None:
-        validator = _validator()
-        for error in validator.iter_errors(data):
-            self._schema_error(error)
-
-    def _schema_error(self, error: ValidationError) -> None:
-        path: PathT = tuple(error.absolute_path)
-        if any(path[: len(u)] == u for u in self.unresolved):
-            return
-        schema = error.schema if isinstance(error.schema, dict) else {}
-        kind = error.validator
-        if kind == "additionalProperties" and isinstance(error.instance, dict):
-            known = list(schema.get("properties", {}))
-            patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
-            extra = [
-                k
-                for k in error.instance
-                if k not in schema.get("properties", {})
-                and not any(p.search(str(k)) for p in patterns)
-            ]
-            for key in extra:
-                hint = did_you_mean(str(key), known)
-                where = f"; known keys: {', '.join(known)}" if not hint and known else ""
-                self.add((*path, str(key)), f"unknown key '{key}'{hint}{where}", key=True)
-            return
-        if kind == "propertyNames":
-            name = str(error.instance)
-            message = schema.get("propertyNames", {}).get("x-message") or error.message
-            self.add((*path, name), f"{message}, got '{name}'", key=True)
-            return
-        if kind == "required":
-            missing = re.match(r"'([^']+)'", error.message)
-            field_name = missing.group(1) if missing else error.message
-            self.add(path, f"missing required key '{field_name}'")
-            return
-        if kind in ("anyOf", "oneOf"):
-            custom = schema.get("x-message")
-            if custom:
-                got = "" if isinstance(error.instance, dict) else f", got {error.instance!r}"
-                self.add(path, f"{custom}{got}")
-                return
-            best = best_match(error.context or [])
-            if best is not None:
-                self._schema_error(best)
-                return
-        if kind == "enum":
-            allowed = [str(v) for v in schema.get("enum", [])]
-            hint = did_you_mean(str(error.instance).upper(), allowed) if allowed else ""
-            self.add(path, f"must be one of {', '.join(allowed)}, got {error.instance!r}{hint}")
-            return
-        if kind == "const":
-            self.add(path, f"must be {schema.get('const')!r}, got {error.instance!r}")
-            return
-        custom = schema.get("x-message")
-        if custom and kind in ("pattern", "type", "minimum", "format"):
-            self.add(path, f"{custom}, got {error.instance!r}")
-            return
-        if kind == "type":
-            self.add(path, f"must be of type {schema.get('type')}, got {error.instance!r}")
-            return
-        if kind == "uniqueItems":
-            self.add(path, "lists the same entry twice")
-            return
-        if kind == "minProperties":
-            self.add(path, "must not be empty")
-            return
-        self.add(path, error.message)
+        for issue in schema_issues(data, MANIFEST_SCHEMA):
+            if not any(issue.path[: len(u)] == u for u in self.unresolved):
+                self.add(issue.path, issue.message, key=issue.key)
 
     # -- what the schema can't say ---------------------------------------------
 
@@ -493,15 +427,3 @@ def _build(checker: _Checker, path: Path, text: str) -> Manifest:
         pools=pools,
         jobs=jobs,
     )
-
-
-_VALIDATOR: jsonschema.protocols.Validator | None = None
-
-
-def _validator() -> jsonschema.protocols.Validator:
-    global _VALIDATOR
-    if _VALIDATOR is None:
-        schema = load_schema()
-        cls = jsonschema.validators.validator_for(schema)
-        _VALIDATOR = cls(schema)
-    return _VALIDATOR

@@ -85,29 +85,10 @@ class Document:
         return (mark.line + 1, mark.column + 1)
 
     def _child(self, node: Node, part: str | int) -> tuple[Node | None, Node] | None:
-        """(key node, value node) of `part` in `node`; merged keys count, explicit ones win."""
+        """(key node, value node) of `part` in `node`, as recorded while building."""
         if isinstance(node, SequenceNode) and isinstance(part, int):
             return (None, node.value[part]) if 0 <= part < len(node.value) else None
-        if not isinstance(node, MappingNode):
-            return None
-        keys = self._keys.get(id(node))
-        if keys is None:  # indexed once per mapping: looking up every job stays linear
-            keys = {}
-            for key_node, value_node in node.value:  # explicit keys win, the first one as built
-                if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE:
-                    keys.setdefault(key_node.value, (key_node, value_node))
-            for key_node, value_node in node.value:  # then merged ones, earlier sources first
-                if key_node.tag != _MERGE:
-                    continue
-                for source in _merge_nodes(value_node):
-                    if isinstance(source, MappingNode):
-                        for name in _own_and_merged_keys(source):
-                            if name not in keys:
-                                found = self._child(source, name)
-                                if found is not None:
-                                    keys[name] = found
-            self._keys[id(node)] = keys
-        return keys.get(str(part))
+        return self._keys.get(id(node), {}).get(str(part))
 
     def problem(
         self,
@@ -266,40 +247,73 @@ class _Builder:
     def _mapping(self, node: MappingNode, path: tuple[str | int, ...]) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         merged: dict[Any, Any] = {}
+        own = self._record_own_keys(node)
+        inherited: dict[str, tuple[Node | None, Node]] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 for source in self._merge_sources(value_node):
-                    for k, v in self._mapping(source, path).items():
+                    for k, v in self._merged(source, path).items():
                         merged.setdefault(k, v)
+                    for k, found in self.doc._keys.get(id(source), {}).items():
+                        inherited.setdefault(k, found)
                 continue
-            if not isinstance(key_node, ScalarNode):
-                raise self._fail(key_node, "a mapping key must be a plain value, not a list or map")
-            key = self._scalar(key_node, path)
-            if key is None or isinstance(key, bool):
-                self._report(
-                    key_node,
-                    f"the key {key_node.value or '(empty)'!r} reads as {key!r}, not as a name:"
-                    " put it in quotes",
-                    path,
-                )
-                key = key_node.value
-            elif not isinstance(key, str):
-                key = key_node.value  # a number used as a name stays as written
+            key = self._key(key_node, path)
             if key in result:
-                first = next(
-                    k for k, _ in node.value if k.tag != _MERGE and k.value == key_node.value
-                )
-                self._report(
-                    key_node,
-                    f"duplicate key '{key}' (first defined on line {first.start_mark.line + 1}); "
-                    "YAML keeps only one of them: remove or rename one",
-                    (*path, str(key)),
-                )
+                self._duplicate(node, key_node, key, path)
                 continue
             result[key] = self.build(value_node, (*path, str(key)))
         for k, v in merged.items():
             result.setdefault(k, v)
+        if inherited:  # explicit keys win over merged ones, earlier merge sources over later
+            self.doc._keys[id(node)] = inherited | own
         return result
+
+    def _key(self, key_node: Node, path: tuple[str | int, ...]) -> Any:
+        if not isinstance(key_node, ScalarNode):
+            raise self._fail(key_node, "a mapping key must be a plain value, not a list or map")
+        key = self._scalar(key_node, path)
+        if key is None or isinstance(key, bool):
+            self._report(
+                key_node,
+                f"the key {key_node.value or '(empty)'!r} reads as {key!r}, not as a name:"
+                " put it in quotes",
+                path,
+            )
+            return key_node.value
+        if not isinstance(key, str):
+            return key_node.value  # a number used as a name stays as written
+        return key
+
+    def _duplicate(
+        self, node: MappingNode, key_node: Node, key: Any, path: tuple[str | int, ...]
+    ) -> None:
+        first = next(k for k, _ in node.value if k.tag != _MERGE and k.value == key_node.value)
+        self._report(
+            key_node,
+            f"duplicate key '{key}' (first defined on line {first.start_mark.line + 1}); "
+            "YAML keeps only one of them: remove or rename one",
+            (*path, str(key)),
+        )
+
+    def _record_own_keys(self, node: MappingNode) -> dict[str, tuple[Node | None, Node]]:
+        """Where each explicit key is written (the first of duplicates), recorded before the
+        values are built so that positions work even when building stops early."""
+        own: dict[str, tuple[Node | None, Node]] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE and isinstance(key_node, ScalarNode):
+                own.setdefault(key_node.value, (key_node, value_node))
+        self.doc._keys[id(node)] = own
+        return own
+
+    def _merged(self, source: MappingNode, path: tuple[str | int, ...]) -> dict[Any, Any]:
+        """A merge source's data; a source that merges itself is a cycle like any other."""
+        if id(source) in self.active:
+            raise self._fail(source, "an alias refers to a node that contains it (a cycle)")
+        self.active.add(id(source))
+        try:
+            return self._mapping(source, path)
+        finally:
+            self.active.discard(id(source))
 
     def _merge_sources(self, node: Node) -> list[MappingNode]:
         if isinstance(node, MappingNode):
@@ -307,23 +321,3 @@ class _Builder:
         if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
             return list(node.value)
         raise self._fail(node, "'<<' (merge key) takes a mapping or a list of mappings")
-
-
-def _own_and_merged_keys(node: MappingNode) -> list[str]:
-    names = []
-    for key_node, value_node in node.value:
-        if key_node.tag == _MERGE:
-            for source in _merge_nodes(value_node):
-                if isinstance(source, MappingNode):
-                    names += _own_and_merged_keys(source)
-        elif isinstance(key_node, ScalarNode):
-            names.append(key_node.value)
-    return names
-
-
-def _merge_nodes(node: Node) -> list[Node]:
-    if isinstance(node, MappingNode):
-        return [node]
-    if isinstance(node, SequenceNode):
-        return list(node.value)
-    return []
