@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 
 from runner.errors import UsageError
 from runner.manifest import yamlio
-from runner.manifest.durations import parse_duration
+from runner.manifest.durations import DurationRangeError, parse_duration
 from runner.manifest.model import Manifest
 from runner.manifest.problems import Problem, format_path, sort_problems
 from runner.schema import schema_issues
@@ -195,11 +195,14 @@ class _Loader:
             raise ScenarioError(self.problems)
         for issue in schema_issues(data, SCENARIO_SCHEMA):
             self.add(issue.path, issue.message, key=issue.key)
-        if not self.problems:
-            self._check(data)
-        if self.problems:
-            raise ScenarioError(sort_problems(self.problems))
-        return _build(data)
+        try:
+            if not self.problems:
+                self._check(data)
+            if not self.problems:
+                return _build(data)
+        except DurationRangeError as exc:  # a NaN, infinite or over-long duration
+            self.add((), str(exc))
+        raise ScenarioError(sort_problems(self.problems))
 
     def _check(self, data: Mapping[str, Any]) -> None:
         """What the schema can't say: durations in range, unique ids, fields that go together."""

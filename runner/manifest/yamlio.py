@@ -10,7 +10,8 @@ any path can be turned back into a line and column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,15 +117,7 @@ def read_text(path: Path, *, display: str, max_bytes: int = DEFAULT_MAX_BYTES) -
         return YamlError(Problem(display, line, column, "", message))
 
     try:
-        if path.is_dir():
-            raise fail("is a directory, not a manifest file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise fail(
-                f"file is {size:,} bytes, over the limit of {max_bytes:,} bytes "
-                "(raise it with --max-size if the file is meant to be this big)"
-            )
-        raw = path.read_bytes()
+        raw = _read_capped(path, max_bytes, fail)
     except FileNotFoundError:
         raise fail("file not found") from None
     except PermissionError:
@@ -143,17 +136,32 @@ def read_text(path: Path, *, display: str, max_bytes: int = DEFAULT_MAX_BYTES) -
         ) from None
 
 
+def _read_capped(path: Path, max_bytes: int, fail: Callable[[str], YamlError]) -> bytes:
+    """At most `max_bytes` of a regular file: a FIFO would block and /dev/zero never ends."""
+    if path.is_dir():
+        raise fail("is a directory, not a manifest file")
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise fail("is not a regular file (a pipe or a device?); give the path of a YAML file")
+    too_big = (
+        "file is {size} bytes, over the limit of {limit:,} bytes "
+        "(raise it with --max-size if the file is meant to be this big)"
+    )
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise fail(too_big.format(size=f"{size:,}", limit=max_bytes))
+    with path.open("rb") as stream:  # the file can grow after stat: read no more than allowed
+        raw = stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise fail(too_big.format(size=f"more than {max_bytes:,}", limit=max_bytes))
+    return raw
+
+
 def parse(text: str, *, display: str) -> Document:
     """Compose and build the document; YamlError when there is no usable document."""
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise YamlError(
-            Problem(display, line, column, "", f"YAML syntax error: {what or 'invalid YAML'}")
-        ) from None
+        raise YamlError(_syntax_problem(exc, text, display)) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -181,6 +189,19 @@ def parse(text: str, *, display: str) -> Document:
     except _Abort:
         doc.data = None
     return doc
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, display: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    what = " ".join(part for part in (exc.context, exc.problem) if part)
+    message = f"YAML syntax error: {what or 'invalid YAML'}"
+    if mark is not None:
+        row = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
+        indent = row[: len(row) - len(row.lstrip(" \t"))]
+        if "\t" in indent or row[mark.column : mark.column + 1] == "\t":
+            message = "YAML syntax error: a tab in the indentation; indent with spaces, not tabs"
+    return Problem(display, line, column, "", message)
 
 
 def load(path: Path, *, display: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
