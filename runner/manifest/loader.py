@@ -94,11 +94,12 @@ def check_manifest(
     except yamlio.YamlError as exc:
         result.problems = [exc.problem]
         return result
-    checker = _Checker(doc, environ, strict_env)
-    checker.run()
-    result.problems = sort_problems(checker.problems)
-    if not result.errors and checker.manifest_data is not None:
-        result.manifest = _build(checker, path, text)
+    with yamlio.gc_paused():  # the checks copy and index the whole document: see gc_paused
+        checker = _Checker(doc, environ, strict_env)
+        checker.run()
+        result.problems = sort_problems(checker.problems)
+        if not result.errors and checker.manifest_data is not None:
+            result.manifest = _build(checker, path, text)
     return result
 
 

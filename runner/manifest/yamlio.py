@@ -10,8 +10,10 @@ any path can be turned back into a line and column.
 
 from __future__ import annotations
 
+import gc
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,21 @@ _SCALARS = {
 }
 _AS_TEXT = {_STR, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
 _CONSTRUCTOR = SafeConstructor()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: building a big document allocates millions of
+    objects that all stay alive, and every collection would walk them all again (100k jobs:
+    compose 9.3 s with the collector, 1.3 s without). Reference counting still frees what
+    is dropped; the collector runs again at the end."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class YamlError(Exception):
@@ -158,6 +175,11 @@ def _read_capped(path: Path, max_bytes: int, fail: Callable[[str], YamlError]) -
 
 def parse(text: str, *, display: str) -> Document:
     """Compose and build the document; YamlError when there is no usable document."""
+    with gc_paused():
+        return _parse(text, display)
+
+
+def _parse(text: str, display: str) -> Document:
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
