@@ -130,6 +130,8 @@ def test_no_garbage_collection_while_a_big_document_is_built_and_the_collector_i
     # one runs as the collector comes back at the end
     assert len(collections) <= 1, len(collections)
     assert gc.isenabled()
+    # what was built is frozen: a later full collection does not walk it again
+    assert gc.get_freeze_count() >= 20_000
     assert doc.data["jobs"]["j19999"] == {"pool": "p", "id": "x19999", "depends_on": ["a", "b"]}
     with pytest.raises(yamlio.YamlError):
         yamlio.parse("a: [\n", display="f")
