@@ -80,7 +80,22 @@ def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
             return target  # a boolean schema
         rest = {k: v for k, v in node.items() if k != "$ref"}
         return {**rest, **target}
-    return {key: _inline_refs(value, defs) for key, value in node.items()}
+    inlined = {key: _inline_refs(value, defs) for key, value in node.items()}
+    return _without_false_branches(inlined)
+
+
+def _without_false_branches(node: dict[str, Any]) -> dict[str, Any]:
+    """`anyOf` without its `false` branches (the `${VAR}` ones once variables are resolved);
+    a single branch left is merged into `node`, which keeps its `x-message`. Checking a
+    value then costs one branch, not two or three."""
+    branches = node.get("anyOf")
+    if not isinstance(branches, list) or False not in branches:
+        return node
+    kept = [b for b in branches if b is not False]
+    if len(kept) == 1 and isinstance(kept[0], dict) and not set(kept[0]) & set(node):
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        return {**rest, **kept[0]}
+    return {**node, "anyOf": kept} if kept else {**node, "anyOf": [False]}
 
 
 @dataclass(frozen=True)
