@@ -79,6 +79,23 @@ def test_validators_resolve_no_references_at_validation_time() -> None:
     for name in (MANIFEST_SCHEMA, SCENARIO):
         assert '"$ref"' not in json.dumps(validator(name, resolved=True).schema)
     assert '"$ref"' not in json.dumps(validator(MANIFEST_SCHEMA).schema)
+    # once variables are resolved, no anyOf keeps a branch that can never match
+    assert not any(
+        False in branches for branches in _any_ofs(validator(MANIFEST_SCHEMA, resolved=True).schema)
+    )
     assert schema_issues({"version": 1, "pools": {"p": {"id": "x"}}, "jobs": {}}, MANIFEST_SCHEMA)[
         0
     ].message.startswith("must be a UUID like")
+
+
+def _any_ofs(node: object) -> list[list[object]]:
+    found: list[list[object]] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("anyOf"), list):
+            found.append(node["anyOf"])
+        for value in node.values():
+            found += _any_ofs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _any_ofs(value)
+    return found
