@@ -1,17 +1,35 @@
-"""The published JSON Schemas (`schema/` at the top of the repository, `runner/schema/` in the wheel)."""
+"""The published JSON Schemas (`schema/` at the top of the repository, `runner/schema/` in the wheel),
+one cached validator per schema, and the one translator from schema errors to readable problems.
+
+The manifest, the emulator's scenario and the state file all check their data
+with `schema_issues`, so a schema error reads the same wherever it comes from.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from runner.manifest.problems import did_you_mean
+
 MANIFEST_SCHEMA = "jobs.schema.json"
 REPORT_SCHEMA = "report.schema.json"
 
 _SOURCE_TREE = Path(__file__).resolve().parent.parent / "schema"
+
+PathT = tuple[str | int, ...]
+Shown = Callable[[PathT, object], str]
+"""How a value is quoted in a message (`got ...`): repr by default; callers hide secrets."""
 
 
 def schema_text(name: str = MANIFEST_SCHEMA) -> str:
@@ -26,3 +44,154 @@ def schema_text(name: str = MANIFEST_SCHEMA) -> str:
 def load_schema(name: str = MANIFEST_SCHEMA) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(schema_text(name))
     return loaded
+
+
+@cache
+def validator(name: str, *, resolved: bool = False) -> jsonschema.protocols.Validator:
+    """The validator of schema `name`, built once.
+
+    `resolved=True` is for data whose `${VAR}` references were already
+    replaced: the schema's `$defs/var` (what a reference looks like) then
+    matches nothing, so a value must be valid as it is.
+    """
+    schema = copy.deepcopy(load_schema(name))
+    defs = schema.get("$defs", {})
+    if resolved and "var" in defs:
+        defs["var"] = False
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(_inline_refs(schema, defs))
+
+
+def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
+    """`node` with every local `{"$ref": "#/$defs/x"}` replaced by the definition itself.
+
+    Resolving a reference costs more than checking most values (a third of the time at
+    10,000 jobs); the published schemas are not recursive, so inlining ends. Keys beside
+    the reference (title, description) are kept; the definition's own keys win.
+    """
+    if isinstance(node, list):
+        return [_inline_refs(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+        target = _inline_refs(defs[ref[8:]], defs)
+        if not isinstance(target, dict):
+            return target  # a boolean schema
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        return {**rest, **target}
+    inlined = {key: _inline_refs(value, defs) for key, value in node.items()}
+    return _without_false_branches(inlined)
+
+
+def _without_false_branches(node: dict[str, Any]) -> dict[str, Any]:
+    """`anyOf` without its `false` branches (the `${VAR}` ones once variables are resolved);
+    a single branch left is merged into `node`, which keeps its `x-message`. Checking a
+    value then costs one branch, not two or three."""
+    branches = node.get("anyOf")
+    if not isinstance(branches, list) or False not in branches:
+        return node
+    kept = [b for b in branches if b is not False]
+    if len(kept) == 1 and isinstance(kept[0], dict) and not set(kept[0]) & set(node):
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        return {**rest, **kept[0]}
+    return {**node, "anyOf": kept} if kept else {**node, "anyOf": [False]}
+
+
+@dataclass(frozen=True)
+class SchemaIssue:
+    """One readable schema problem: where (`path`; `key`: at the key, not the value) and what."""
+
+    path: PathT
+    message: str
+    key: bool = False
+
+
+def default_shown(path: PathT, value: object) -> str:
+    return repr(value)
+
+
+def schema_issues(
+    data: Any, name: str, *, resolved: bool = False, shown: Shown = default_shown
+) -> list[SchemaIssue]:
+    """Every problem of `data` against schema `name`, as messages a person can act on."""
+    issues: list[SchemaIssue] = []
+    for error in validator(name, resolved=resolved).iter_errors(data):
+        issues.extend(_translate(error, shown))
+    return issues
+
+
+def _translate(error: ValidationError, shown: Shown) -> Iterator[SchemaIssue]:
+    path: PathT = tuple(error.absolute_path)
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    kind = error.validator
+    custom = schema.get("x-message")
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        yield from _unknown_keys(path, schema, error.instance)
+    elif kind == "propertyNames":
+        key = str(error.instance)
+        message = schema.get("propertyNames", {}).get("x-message") or error.message
+        yield SchemaIssue((*path, key), f"{message}, got '{key}'", key=True)
+    elif kind == "required":
+        missing = re.match(r"'([^']+)'", error.message)
+        yield SchemaIssue(path, f"missing required key '{missing.group(1) if missing else '?'}'")
+    elif kind in ("anyOf", "oneOf") and custom:
+        got = "" if isinstance(error.instance, dict) else f", got {shown(path, error.instance)}"
+        yield SchemaIssue(path, f"{custom}{got}")
+    elif kind in ("anyOf", "oneOf") and (best := best_match(error.context or [])) is not None:
+        yield from _translate(best, shown)
+    else:
+        yield SchemaIssue(path, _simple_message(error, schema, shown(path, error.instance)))
+
+
+def _unknown_keys(
+    path: PathT, schema: Mapping[str, Any], instance: Mapping[Any, Any]
+) -> Iterator[SchemaIssue]:
+    known = list(schema.get("properties", {}))
+    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    for key in instance:
+        if key in known or any(p.search(str(key)) for p in patterns):
+            continue
+        hint = did_you_mean(str(key), known)
+        where = f"; known keys: {', '.join(known)}" if not hint and known else ""
+        yield SchemaIssue((*path, str(key)), f"unknown key '{key}'{hint}{where}", key=True)
+
+
+def _simple_message(error: ValidationError, schema: Mapping[str, Any], got: str) -> str:
+    """The message of an error about one value (not about a mapping's keys)."""
+    kind = error.validator
+    custom = schema.get("x-message")
+    if kind == "enum":
+        allowed = [str(v) for v in schema.get("enum", [])]
+        hint = did_you_mean(str(error.instance).upper(), allowed) if allowed else ""
+        return f"must be one of {', '.join(allowed)}, got {got}{hint}"
+    if kind == "const":
+        return f"must be {schema.get('const')!r}, got {got}"
+    if custom and kind in ("pattern", "type", "minimum", "maximum", "format", "exclusiveMinimum"):
+        return f"{custom}, got {got}"
+    if kind == "type":
+        return f"must be of type {_type_names(schema.get('type'))}, got {got}"
+    if kind == "uniqueItems":
+        return "lists the same entry twice"
+    if kind in ("minProperties", "minItems"):
+        return "must not be empty"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"must be {_BOUNDS[kind]} {schema.get(kind)}, got {got}"
+    # jsonschema's own text starts with the value's repr: show it the caller's way
+    text = error.message
+    value = repr(error.instance)
+    return got + text[len(value) :] if text.startswith(value) else text
+
+
+_BOUNDS = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "more than",
+    "exclusiveMaximum": "less than",
+}
+
+
+def _type_names(value: object) -> str:
+    if isinstance(value, list):
+        return " or ".join(str(v) for v in value)
+    return str(value)

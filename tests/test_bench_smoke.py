@@ -32,11 +32,13 @@ def test_validate_bench_runs() -> None:
     if importlib.util.find_spec("check_jsonschema") is None:
         pytest.skip("check-jsonschema is not installed (pip install -e '.[bench]')")
     result = run_bench(
-        "validate.py", "--jobs", "200", "--pools", "4", "--runs", "1", "--split-runs", "1"
+        "validate.py", "--jobs", "200", "400", "--pools", "4", "--runs", "1", "--split-runs", "1"
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid (200 jobs in 4 pools)" in result.stdout
-    assert "ratio ours/theirs" in result.stdout
+    assert "valid (400 jobs in 4 pools)" in result.stdout
+    assert result.stdout.count("ratio ours/theirs") == 2
+    assert "time per job: " in result.stdout
     assert "validate does not import it" in result.stdout
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import re
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,10 @@ from hypothesis import strategies as st
 
 from runner.cli import main
 from runner.emulator import ScenarioError, load_scenario
-from runner.errors import UsageError
+from runner.errors import ManifestError, UsageError
 from runner.execution.statefile import load_saved
+from runner.manifest.durations import MAX_SECONDS
+from runner.manifest.loader import load_manifest
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = (ROOT / "jobs.yaml").read_text()
@@ -194,3 +198,148 @@ def test_truncated_or_corrupt_state_files(
         load_saved(path)
     except UsageError as exc:
         assert str(exc).startswith(f"cannot resume from {path}: ")
+
+
+# -- durations, urls, ids and ${VAR} in every field (issue 16) ------------------------------------
+
+POOL = "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11"
+JOB = "8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b33"
+SECRET = "SECRETvalue42"
+FIELDS = [
+    ("connection", "team"),
+    ("connection", "realm"),
+    ("connection", "auth", "type"),
+    ("connection", "auth", "key_env"),
+    ("defaults", "mode"),
+    ("defaults", "timeout"),
+    ("defaults", "poll_interval"),
+    ("defaults", "allow_failure"),
+    ("pools", "sap", "id"),
+    ("pools", "sap", "max_parallel"),
+    ("pools", "sap", "name"),
+    ("jobs", "a", "pool"),
+    ("jobs", "a", "id"),
+    ("jobs", "a", "mode"),
+    ("jobs", "a", "timeout"),
+    ("jobs", "a", "max_poll_interval"),
+    ("jobs", "a", "expected_duration"),
+    ("jobs", "a", "allow_failure"),
+    ("jobs", "a", "description"),
+    ("jobs", "b", "url"),
+    ("jobs", "b", "depends_on", 0),
+    ("version",),
+]
+
+
+def manifest_with(path: tuple[str | int, ...], value: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "version": 1,
+        "connection": {"team": "acme", "realm": "eu-1", "auth": {"type": "api_key"}},
+        "defaults": {"mode": "DELTA"},
+        "pools": {"sap": {"id": POOL}},
+        "jobs": {
+            "a": {"pool": "sap", "id": JOB},
+            "b": {
+                "url": f"https://acme.eu-1.celonis.cloud/integration/ui/pools/{POOL}"
+                "/data-configuration/data-jobs?jobId=5b2e7a91-3c44-4f0d-8e2b-9c1d6a7f0e55",
+                "depends_on": ["a"],
+            },
+        },
+    }
+    node: object = data
+    for part in path[:-1]:
+        node = node[part]  # type: ignore[index]
+    node[path[-1]] = value  # type: ignore[index]
+    return data
+
+
+def run_validate(data: object, tmp: Path, environ: dict[str, str]) -> tuple[int, str]:
+    path = tmp / "jobs.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    outputs = []
+    for fmt in ("text", "json", "github"):
+        out, err = io.StringIO(), io.StringIO()
+        code = main(
+            ["validate", str(path), "--format", fmt], environ=environ, stdout=out, stderr=err
+        )
+        assert "Traceback" not in out.getvalue() + err.getvalue()
+        assert code in (0, 2), (code, out.getvalue(), err.getvalue())
+        outputs.append(out.getvalue() + err.getvalue())
+    return code, "\n".join(outputs)
+
+
+durations = (
+    st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(min_value=-(10**500), max_value=10**500)
+    | st.text(alphabet="0123456789.hms ", max_size=12)
+    | st.from_regex(r"\A(?:\d{1,5}(?:\.\d{1,3})?(?:ms|h|m|s)){1,3}\Z")
+)
+
+
+@FAST
+@given(
+    field=st.sampled_from(["timeout", "poll_interval", "max_poll_interval", "expected_duration"]),
+    value=durations,
+    where=st.sampled_from([("defaults",), ("jobs", "a")]),
+)
+def test_random_durations_are_finite_and_in_range(
+    tmp_path_factory: pytest.TempPathFactory, field: str, value: object, where: tuple[str, ...]
+) -> None:
+    tmp = tmp_path_factory.mktemp("duration")
+    code, _ = run_validate(manifest_with((*where, field), value), tmp, {})
+    if code == 0:
+        manifest = load_manifest(tmp / "jobs.yaml", {}, strict_env=True)
+        seconds = getattr(manifest.jobs["a"], field)
+        assert seconds is None or (math.isfinite(seconds) and 0 <= seconds <= MAX_SECONDS)
+
+
+uuid_like = st.uuids().map(str) | st.text(alphabet="0123456789abcdefABCDEF-{}xz &=?", max_size=40)
+
+
+@FAST
+@given(pool=uuid_like, job=uuid_like, extra=st.sampled_from(["", "&jobId=" + JOB, "&x=1", "#f"]))
+def test_random_job_urls_and_ids_give_real_ids_or_a_problem(
+    tmp_path_factory: pytest.TempPathFactory, pool: str, job: str, extra: str
+) -> None:
+    tmp = tmp_path_factory.mktemp("ids")
+    url = (
+        f"https://acme.eu-1.celonis.cloud/integration/ui/pools/{pool}"
+        f"/data-configuration/data-jobs?jobId={job}{extra}"
+    )
+    data = manifest_with(("jobs", "b", "url"), url)
+    data["pools"] = {"sap": {"id": pool}}
+    data["jobs"]["a"]["id"] = job  # type: ignore[index]
+    code, out = run_validate(data, tmp, {})
+    if code == 0:
+        manifest = load_manifest(tmp / "jobs.yaml", {}, strict_env=True)
+        for parsed in manifest.jobs.values():
+            assert str(uuid.UUID(parsed.pool_id)) == parsed.pool_id
+            assert str(uuid.UUID(parsed.job_id)) == parsed.job_id
+    else:
+        assert re.search(r"jobs\.(a|b)\.(id|url)|pools\.sap\.id", out), out
+
+
+@FAST
+@given(
+    field=st.sampled_from(FIELDS),
+    value=st.text(max_size=12),
+    default=st.none() | st.text(alphabet="abcFULDET0123456789hms-", max_size=10),
+    is_set=st.booleans(),
+)
+def test_a_variable_in_any_field_never_crashes_and_is_never_shown(
+    tmp_path_factory: pytest.TempPathFactory,
+    field: tuple[str | int, ...],
+    value: str,
+    default: str | None,
+    is_set: bool,
+) -> None:
+    tmp = tmp_path_factory.mktemp("var")
+    reference = "${V}" if default is None else f"${{V:-{default}}}"
+    environ = {"V": SECRET + value} if is_set else {}
+    _, out = run_validate(manifest_with(field, reference), tmp, environ)
+    assert SECRET not in out
+    for strict in (True, False):  # plan/run (strict) and validate/--emulator (not strict)
+        try:
+            load_manifest(tmp / "jobs.yaml", environ, strict_env=strict)
+        except ManifestError as exc:
+            assert SECRET not in str(exc)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import jsonschema
 import pytest
 
 from runner.manifest.loader import check_manifest, load_manifest, parse_job_url
+from runner.manifest.problems import Suggestions, did_you_mean
 from runner.schema import load_schema, schema_text
 from tests.conftest import JOB_1, JOB_2, POOL_A, POOL_B
 
@@ -245,3 +248,174 @@ def test_installed_package_reads_the_schema_it_carries(
     (packaged / "schema" / "jobs.schema.json").write_text('{"title": "from the package"}')
     monkeypatch.setattr(schema_module.resources, "files", lambda package: packaged)
     assert json.loads(schema_module.schema_text())["title"] == "from the package"
+
+
+# -- one clear error each (issue 10) -------------------------------------------------------------
+
+
+def test_same_job_id_in_two_pools_is_one_clear_error(write_manifest: Write) -> None:
+    text = f"""
+    version: 1
+    pools:
+      a: {{id: {POOL_A}}}
+      b: {{id: {POOL_B}}}
+    jobs:
+      x: {{pool: a, id: {JOB_1}}}
+      y: {{pool: b, id: {JOB_1}}}
+    """
+    assert messages(write_manifest(text)) == [
+        "jobs.yaml:7:20: jobs.y.id: the same data job id as 'x' (line 6), which is in another pool;"
+        " a data job belongs to one pool: fix the id or the pool"
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://acme.eu-1.celonis.cloud/integration",
+        "https://acme.eu-1.celonis.cloud/?team=acme",
+        "https://acme.eu-1.celonis.cloud#x",
+    ],
+)
+def test_base_url_with_a_path_or_query_is_refused(write_manifest: Write, url: str) -> None:
+    text = GOOD.replace("  team: acme\n  realm: eu-1\n", f"  base_url: '{url}'\n")
+    assert messages(write_manifest(text)) == [
+        "jobs.yaml:3:13: connection.base_url: must be the team's address only, like "
+        "https://acme.eu-1.celonis.cloud: remove the path and query after the host"
+    ]
+    trailing = GOOD.replace("  team: acme\n  realm: eu-1\n", "  base_url: https://a.b.c/\n")
+    assert messages(write_manifest(trailing)) == []
+
+
+def test_pools_written_as_a_list_is_one_error(write_manifest: Write) -> None:
+    text = GOOD.replace(
+        f"  sap: {{id: {POOL_A}, max_parallel: 2}}", f"  - sap: {{id: {POOL_A}, max_parallel: 2}}"
+    )
+    assert messages(write_manifest(text)) == [
+        "jobs.yaml:9:3: pools: 'pools' must be a mapping from names to pools, not a list: "
+        "write each name as 'name:' under 'pools:', without a '-' before it"
+    ]
+
+
+def test_a_tab_in_the_indentation_says_indent_with_spaces(write_manifest: Write) -> None:
+    path = write_manifest("version: 1\npools:\n\tsap: {}\n")
+    assert messages(path) == [
+        "jobs.yaml:3:1: YAML syntax error: a tab in the indentation; indent with spaces, not tabs"
+    ]
+
+
+# -- inputs that crashed or were accepted wrongly (issue 16) ---------------------------------------
+
+URL = "https://a.eu-1.celonis.cloud/integration/ui/pools/{pool}/data-configuration/data-jobs?jobId={job}"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (URL.format(pool=POOL_A, job=f"{JOB_1}&jobId={JOB_2}"), "the url has jobId 2 times"),
+        (URL.format(pool=POOL_A, job=JOB_1 + "zz"), "the jobId in the url is not a UUID"),
+        (URL.format(pool=POOL_A, job=JOB_1 + "&x=1"), None),
+        (
+            URL.format(pool="-" * 36, job=JOB_1),
+            "the pool id in the url (after /pools/) is not a UUID",
+        ),
+        (URL.format(pool=POOL_A, job="-" * 36), "the jobId in the url is not a UUID"),
+    ],
+    ids=["two-job-ids", "trailing-junk", "other-parameter", "dashes-pool", "dashes-job"],
+)
+def test_job_urls_are_parsed_not_pattern_matched(
+    write_manifest: Write, url: str, message: str | None
+) -> None:
+    text = f"""
+    version: 1
+    pools:
+      sap: {{id: {POOL_A}}}
+    jobs:
+      a:
+        url: "{url}"
+    """
+    got = messages(write_manifest(text))
+    assert got == ([f"jobs.yaml:6:10: jobs.a.url: {message}"] if message else []) or (
+        message and len(got) == 1 and got[0].startswith(f"jobs.yaml:6:10: jobs.a.url: {message}")
+    ), got
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timeout", ".inf"),
+        ("poll_interval", ".nan"),
+        ("timeout", "1" + "0" * 400),
+        ("max_poll_interval", "'100000h'"),
+        ("expected_duration", "-.inf"),
+    ],
+)
+def test_durations_must_be_finite_and_at_most_30_days(
+    write_manifest: Write, field: str, value: str
+) -> None:
+    path = write_manifest(
+        GOOD.replace("    mode: FULL\n", f"    mode: FULL\n    {field}: {value}\n")
+    )
+    [line] = messages(path)
+    assert f"jobs.extract.{field}: must be a duration" in line and "30 days" in line, line
+
+
+def test_unset_variables_in_typed_fields_never_crash_or_turn_true(write_manifest: Write) -> None:
+    text = GOOD.replace(
+        "    mode: FULL\n", "    mode: FULL\n    timeout: ${T}\n    allow_failure: ${AF}\n"
+    )
+    text = text.replace("max_parallel: 2", 'max_parallel: "${N}"')
+    path = write_manifest(text)
+    result = check_manifest(path, {}, strict_env=False, display="jobs.yaml")
+    assert [p.render() for p in result.errors] == [
+        "jobs.yaml:9:65: pools.sap.max_parallel: ${VAR} is not supported in 'max_parallel': "
+        "write a whole number",
+        "jobs.yaml:16:20: jobs.extract.allow_failure: ${VAR} is not supported in 'allow_failure': "
+        "write true or false",
+    ]
+    only_timeout = GOOD.replace("    mode: FULL\n", "    mode: FULL\n    timeout: ${T}\n")
+    manifest = load_manifest(write_manifest(only_timeout), {}, strict_env=False)
+    assert manifest.jobs["extract"].timeout == 5400.0  # the default's 1h30m, not a crash
+
+
+def test_unreadable_kinds_of_file_are_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "jobs.yaml"
+    os.mkfifo(fifo)
+    [problem] = check_manifest(fifo, {}, strict_env=False).problems
+    assert "is not a regular file (a pipe or a device?)" in problem.message
+    if Path("/dev/zero").exists():
+        [problem] = check_manifest(Path("/dev/zero"), {}, strict_env=False, max_bytes=100).problems
+        assert "is not a regular file" in problem.message
+
+
+def test_no_value_from_the_environment_is_ever_shown(write_manifest: Write) -> None:
+    secret = "sk-Very-Secret-Value-123"
+    text = GOOD.replace(
+        "  realm: eu-1\n", "  realm: eu-1\n  auth:\n    key_env: ${CELONIS_API_KEY}\n"
+    ).replace("    mode: FULL\n", "    mode: ${CELONIS_API_KEY}\n    timeout: ${CELONIS_API_KEY}\n")
+    text = text.replace("depends_on: [extract]", "depends_on: [extract, '${CELONIS_API_KEY}']")
+    found = messages(write_manifest(text), CELONIS_API_KEY=secret)
+    assert len(found) == 4, found
+    assert not any(secret in line for line in found), found
+    assert "got the value of ${CELONIS_API_KEY} (not shown)" in found[1]
+    pasted = GOOD.replace("  realm: eu-1\n", f"  realm: eu-1\n  auth: {{key_env: {secret}}}\n")
+    [line] = messages(write_manifest(pasted))
+    assert secret not in line and "got a value that is not a variable name" in line
+
+
+def test_did_you_mean_over_many_names_is_fast_and_as_good() -> None:
+    names = [
+        f"{kind}_{pool}_{n:05d}" for n in range(10_000) for kind, pool in [("load", f"p{n % 20}")]
+    ]
+    unknown = [f"zz{n}_{'q' * (n % 17)}" for n in range(500)]
+    started = time.perf_counter()
+    known = Suggestions(names)
+    assert [known.hint(word) for word in unknown] == [""] * 500
+    assert time.perf_counter() - started < 4  # 25 s comparing with every name
+    for name in names[::997]:
+        typo = name[:3] + "x" + name[4:]
+        assert (
+            known.hint(typo)
+            == did_you_mean(typo, names[:0] + names)
+            == f" (did you mean '{name}'?)"
+        )

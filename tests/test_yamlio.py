@@ -105,3 +105,34 @@ def test_directory_and_missing_file(tmp_path: Path) -> None:
         yamlio.read_text(tmp_path, display="d")
     with pytest.raises(yamlio.YamlError, match="file not found"):
         yamlio.read_text(tmp_path / "nope.yaml", display="nope.yaml")
+
+
+def test_no_garbage_collection_while_a_big_document_is_built_and_the_collector_is_back_after() -> (
+    None
+):
+    import gc
+
+    text = "jobs:\n" + "".join(
+        f"  j{i}: {{pool: p, id: x{i}, depends_on: [a, b]}}\n" for i in range(20_000)
+    )
+    collections: list[str] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    gc.callbacks.append(count)
+    try:
+        doc = yamlio.parse(text, display="big.yaml")
+    finally:
+        gc.callbacks.remove(count)
+    # compose and build ran with the collector paused (~1,000 collections without); at most
+    # one runs as the collector comes back at the end
+    assert len(collections) <= 1, len(collections)
+    assert gc.isenabled()
+    # what was built is frozen: a later full collection does not walk it again
+    assert gc.get_freeze_count() >= 20_000
+    assert doc.data["jobs"]["j19999"] == {"pool": "p", "id": "x19999", "depends_on": ["a", "b"]}
+    with pytest.raises(yamlio.YamlError):
+        yamlio.parse("a: [\n", display="f")
+    assert gc.isenabled()  # also after a syntax error

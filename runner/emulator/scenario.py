@@ -8,22 +8,18 @@ column when there is a file), every problem at once.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
-
 from runner.errors import UsageError
 from runner.manifest import yamlio
-from runner.manifest.durations import parse_duration
+from runner.manifest.durations import DurationRangeError, parse_duration
 from runner.manifest.model import Manifest
-from runner.manifest.problems import Problem, did_you_mean, format_path, sort_problems
-from runner.schema import load_schema
+from runner.manifest.problems import Problem, format_path, sort_problems
+from runner.schema import schema_issues
 
 SCENARIO_SCHEMA = "scenario.schema.json"
 
@@ -259,47 +255,16 @@ class _Loader:
             kind = "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
             self.add((), f"the scenario must be a mapping of fields, not {kind}")
             raise ScenarioError(self.problems)
-        for error in _validator().iter_errors(data):
-            self._schema_error(error)
-        if not self.problems:
-            self._check(data)
-        if self.problems:
-            raise ScenarioError(sort_problems(self.problems))
-        return _build(data)
-
-    def _schema_error(self, error: ValidationError) -> None:
-        path: PathT = tuple(error.absolute_path)
-        schema: Mapping[str, Any] = error.schema if isinstance(error.schema, dict) else {}
-        kind = error.validator
-        custom = schema.get("x-message")
-        if kind == "additionalProperties" and isinstance(error.instance, dict):
-            known = list(schema.get("properties", {}))
-            for key in error.instance:
-                if key not in known:
-                    hint = did_you_mean(str(key), known)
-                    where = f"; known keys: {', '.join(known)}" if not hint else ""
-                    self.add((*path, str(key)), f"unknown key '{key}'{hint}{where}", key=True)
-        elif kind == "required":
-            missing = re.match(r"'([^']+)'", error.message)
-            self.add(path, f"missing required key '{missing.group(1) if missing else '?'}'")
-        elif kind in ("anyOf", "oneOf") and custom:
-            self.add(path, f"{custom}, got {error.instance!r}")
-        elif kind in ("anyOf", "oneOf") and (best := best_match(error.context or [])) is not None:
-            self._schema_error(best)
-        elif kind == "enum":
-            allowed = [str(v) for v in schema.get("enum", [])]
-            hint = did_you_mean(str(error.instance), allowed)
-            self.add(path, f"must be one of {', '.join(allowed)}, got {error.instance!r}{hint}")
-        elif custom and kind in ("pattern", "type"):
-            self.add(path, f"{custom}, got {error.instance!r}")
-        elif kind == "type":
-            self.add(
-                path, f"must be of type {_type_names(schema.get('type'))}, got {error.instance!r}"
-            )
-        elif kind == "minItems":
-            self.add(path, "must not be empty")
-        else:
-            self.add(path, error.message)
+        for issue in schema_issues(data, SCENARIO_SCHEMA):
+            self.add(issue.path, issue.message, key=issue.key)
+        try:
+            if not self.problems:
+                self._check(data)
+            if not self.problems:
+                return _build(data)
+        except DurationRangeError as exc:  # a NaN, infinite or over-long duration
+            self.add((), str(exc))
+        raise ScenarioError(sort_problems(self.problems))
 
     def _check(self, data: Mapping[str, Any]) -> None:
         """What the schema can't say: durations in range, unique ids, fields that go together."""
@@ -393,23 +358,6 @@ def _duplicate_ids(pools: Sequence[ScenarioPool]) -> list[tuple[PathT, str]]:
                 )
             seen_jobs.setdefault(job.id, (p, j))
     return problems
-
-
-def _type_names(value: object) -> str:
-    if isinstance(value, list):
-        return " or ".join(str(v) for v in value)
-    return str(value)
-
-
-_VALIDATOR: jsonschema.protocols.Validator | None = None
-
-
-def _validator() -> jsonschema.protocols.Validator:
-    global _VALIDATOR
-    if _VALIDATOR is None:
-        schema = load_schema(SCENARIO_SCHEMA)
-        _VALIDATOR = jsonschema.validators.validator_for(schema)(schema)
-    return _VALIDATOR
 
 
 # -- building the model from data that validated -----------------------------------

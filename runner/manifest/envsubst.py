@@ -11,30 +11,45 @@ _TOKEN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
 Path = tuple[str | int, ...]
 
 
+def _ignore(path: Path, name: str) -> None:
+    pass
+
+
 def substitute(
     data: Any,
     environ: Mapping[str, str],
     on_missing: Callable[[Path, str], None],
     on_malformed: Callable[[Path, str], None],
     path: Path = (),
+    on_used: Callable[[Path, str], None] = _ignore,
 ) -> Any:
     """A copy of `data` with variables replaced in every string value.
 
     A variable that is unset and has no default is reported through
-    `on_missing` and the string is kept as written.
+    `on_missing` and the string is kept as written. Every variable whose
+    value went into a string is reported through `on_used`, so that messages
+    about that string can name the variable instead of showing its value.
     """
     if isinstance(data, str):
-        return _expand(data, environ, path, on_missing, on_malformed) if "$" in data else data
+        if "$" not in data:
+            return data
+        return _expand(data, environ, path, on_missing, on_malformed, on_used)
     if isinstance(data, dict):
         return {
-            k: substitute(v, environ, on_missing, on_malformed, (*path, str(k)))
+            k: substitute(v, environ, on_missing, on_malformed, (*path, str(k)), on_used)
             for k, v in data.items()
         }
     if isinstance(data, list):
         return [
-            substitute(v, environ, on_missing, on_malformed, (*path, i)) for i, v in enumerate(data)
+            substitute(v, environ, on_missing, on_malformed, (*path, i), on_used)
+            for i, v in enumerate(data)
         ]
     return data
+
+
+def has_reference(text: str) -> bool:
+    """True when `text` holds a `${...}` that substitution would replace (not `$${`)."""
+    return any(match.group(1) for match in _TOKEN.finditer(text))
 
 
 def _expand(
@@ -43,6 +58,7 @@ def _expand(
     path: Path,
     on_missing: Callable[[Path, str], None],
     on_malformed: Callable[[Path, str], None],
+    on_used: Callable[[Path, str], None],
 ) -> str:
     missing = False
 
@@ -56,6 +72,7 @@ def _expand(
             on_malformed(path, text)
             return token
         if name in environ:
+            on_used(path, name)
             return environ[name]
         if match.group(2) is not None:
             return match.group(2)

@@ -10,18 +10,16 @@ from __future__ import annotations
 import graphlib
 import hashlib
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
-
 from runner.errors import ManifestError
 from runner.manifest import envsubst, yamlio
-from runner.manifest.durations import parse_duration
+from runner.manifest.durations import RANGE, DurationRangeError, parse_duration
 from runner.manifest.model import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_MODE,
@@ -34,14 +32,34 @@ from runner.manifest.model import (
     Mode,
     Pool,
 )
-from runner.manifest.problems import Problem, did_you_mean, errors_of, sort_problems
-from runner.schema import load_schema
+from runner.manifest.problems import (
+    Problem,
+    Suggestions,
+    did_you_mean,
+    errors_of,
+    sort_problems,
+)
+from runner.schema import MANIFEST_SCHEMA, schema_issues
 from runner.urls import is_loopback
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _URL_PATH = re.compile(r"^/integration/ui/pools/([^/]+)/data-configuration/data-jobs/?$")
 _DURATIONS = ("timeout", "poll_interval", "max_poll_interval", "expected_duration")
 _MAX_CYCLES_REPORTED = 10
+_URL_EXAMPLE = (
+    "https://acme.eu-1.celonis.cloud/integration/ui/pools/<poolId>"
+    "/data-configuration/data-jobs?jobId=<jobId>"
+)
+# Fields that are not text: a ${VAR} there would only ever be the text of a number or boolean
+# (paths with '*' for any pool or job name).
+_NO_VARIABLES = {
+    ("version",): "the number 1",
+    ("pools", "*", "max_parallel"): "a whole number",
+    ("defaults", "allow_failure"): "true or false",
+    ("jobs", "*", "allow_failure"): "true or false",
+}
+_VARIABLE_NAMES = {
+    ("connection", "*", key) for key in ("key_env", "client_id_env", "client_secret_env")
+}
 
 PathT = tuple[str | int, ...]
 
@@ -76,11 +94,12 @@ def check_manifest(
     except yamlio.YamlError as exc:
         result.problems = [exc.problem]
         return result
-    checker = _Checker(doc, environ, strict_env)
-    checker.run()
-    result.problems = sort_problems(checker.problems)
-    if not result.errors and checker.manifest_data is not None:
-        result.manifest = _build(checker, path, text)
+    with yamlio.gc_paused():  # the checks copy and index the whole document: see gc_paused
+        checker = _Checker(doc, environ, strict_env)
+        checker.run()
+        result.problems = sort_problems(checker.problems)
+        if not result.errors and checker.manifest_data is not None:
+            result.manifest = _build(checker, path, text)
     return result
 
 
@@ -103,15 +122,38 @@ def load_manifest(
 
 def parse_job_url(url: str) -> tuple[str, str] | None:
     """(pool id, job id) from a data job page URL, or None."""
-    parts = urlsplit(url.strip())
+    parsed = _job_url(url)
+    return parsed if isinstance(parsed, tuple) else None
+
+
+def canonical_uuid(text: str) -> str | None:
+    """The id in lower case when `text` is a UUID written the usual way (8-4-4-4-12), else None."""
+    try:
+        value = str(uuid.UUID(text))
+    except ValueError:
+        return None
+    return value if value == text.lower() else None
+
+
+def _job_url(url: str) -> tuple[str, str] | str:
+    """(pool id, job id) from a data job page URL, or what is wrong with it."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return f"must be a data job page URL like {_URL_EXAMPLE}"
     match = _URL_PATH.match(parts.path)
-    job_ids = parse_qs(parts.query).get("jobId", [])
-    if parts.scheme not in ("http", "https") or not match or len(job_ids) != 1:
-        return None
-    pool_id, job_id = match.group(1), job_ids[0]
-    if not (_UUID.match(pool_id) and _UUID.match(job_id)):
-        return None
-    return pool_id.lower(), job_id.lower()
+    if parts.scheme not in ("http", "https") or not parts.netloc or not match:
+        return f"must be a data job page URL like {_URL_EXAMPLE}"
+    job_ids = parse_qs(parts.query, keep_blank_values=True).get("jobId", [])
+    if len(job_ids) != 1:
+        count = "no jobId" if not job_ids else f"jobId {len(job_ids)} times"
+        return f"the url has {count}; copy the address of one data job's page ({_URL_EXAMPLE})"
+    pool_id, job_id = canonical_uuid(match.group(1)), canonical_uuid(job_ids[0])
+    if pool_id is None:
+        return "the pool id in the url (after /pools/) is not a UUID; copy the address again"
+    if job_id is None:
+        return "the jobId in the url is not a UUID; copy the address again"
+    return pool_id, job_id
 
 
 class _Checker:
@@ -121,11 +163,33 @@ class _Checker:
         self.strict_env = strict_env
         self.problems: list[Problem] = list(doc.problems)
         self.unresolved: set[PathT] = set()
+        """Values not checked: a variable is unset, or the value was refused before checking."""
+        self.reported: set[PathT] = set()
+        self.from_env: dict[PathT, list[str]] = {}
         self.manifest_data: dict[str, Any] | None = None
         self.job_ids: dict[str, tuple[str, str]] = {}
 
     def add(self, path: PathT, message: str, *, key: bool = False, severity: str = "error") -> None:
         self.problems.append(self.doc.problem(path, message, key=key, severity=severity))
+        if severity == "error":
+            self.reported.add(path)
+
+    def checked(self, path: PathT) -> bool:
+        """True when the value at `path` is there to check: resolved and not refused already."""
+        return path not in self.unresolved and path not in self.reported
+
+    def shown(self, path: PathT, value: object) -> str:
+        """How a value appears in a message: never a value read from the environment."""
+        if path in self.from_env:
+            names = ", ".join(f"${{{n}}}" for n in dict.fromkeys(self.from_env[path]))
+            return f"the value of {names} (not shown)"
+        if path and str(path[-1]).endswith("_env"):
+            return "a value that is not a variable name (not shown: it may be a secret)"
+        if isinstance(value, dict):
+            return "a mapping"
+        if isinstance(value, list):
+            return "a list"
+        return f"{value!r:.80}"
 
     def run(self) -> None:
         data = self.doc.data
@@ -140,12 +204,14 @@ class _Checker:
                 (), f"the manifest must be a mapping with 'version', 'pools' and 'jobs', not {kind}"
             )
             return
-        data = envsubst.substitute(data, self.environ, self._missing_var, self._malformed_var)
+        self._refuse_variables(data)
+        data = envsubst.substitute(
+            data, self.environ, self._missing_var, self._malformed_var, on_used=self._used_var
+        )
+        pools, jobs = self._shape(data, "pools"), self._shape(data, "jobs")
         self._schema(data)
         self._connection(data.get("connection"))
         self._settings(data.get("defaults"), ("defaults",))
-        pools = data.get("pools") if isinstance(data.get("pools"), dict) else {}
-        jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
         self._pools(pools)
         self._jobs(jobs, pools)
         self._graph(jobs)
@@ -154,6 +220,8 @@ class _Checker:
     # -- environment variables -------------------------------------------------
 
     def _missing_var(self, path: PathT, name: str) -> None:
+        if path in self.unresolved:
+            return
         self.unresolved.add(path)
         if self.strict_env:
             self.add(
@@ -169,78 +237,53 @@ class _Checker:
             )
 
     def _malformed_var(self, path: PathT, text: str) -> None:
+        if path in self.unresolved:
+            return
         self.unresolved.add(path)
         self.add(path, "malformed '${': write ${NAME}, ${NAME:-default}, or $${ for a literal '${'")
 
-    # -- JSON Schema -----------------------------------------------------------
+    def _used_var(self, path: PathT, name: str) -> None:
+        self.from_env.setdefault(path, []).append(name)
+
+    def _refuse_variables(self, data: dict[str, Any]) -> None:
+        """${VAR} where the runner can't take one: numbers, booleans, the names of variables."""
+        for path, value in _values(data):
+            if not (isinstance(value, str) and envsubst.has_reference(value)):
+                continue
+            last = str(path[-1])
+            pattern = tuple(str(p) for p in (path if len(path) < 3 else (path[0], "*", *path[2:])))
+            if pattern in _NO_VARIABLES:
+                message = f"${{VAR}} is not supported in '{last}': write {_NO_VARIABLES[pattern]}"
+            elif pattern in _VARIABLE_NAMES:
+                message = (
+                    f"give the NAME of the variable, without ${{...}}: "
+                    f"{last}: {_variable_names(value)} (the runner reads its value when it runs)"
+                )
+            else:
+                continue
+            self.add(path, message)
+            self.unresolved.add(path)
+
+    # -- shape and JSON Schema -------------------------------------------------
+
+    def _shape(self, data: dict[str, Any], section: str) -> dict[str, Any]:
+        """The pools or jobs mapping; one clear error (and no follow-on errors) when not a mapping."""
+        value = data.get(section)
+        if value is None or isinstance(value, dict):
+            return value or {}
+        kind = "a list" if isinstance(value, list) else f"{value!r:.40}"
+        self.add(
+            (section,),
+            f"'{section}' must be a mapping from names to {section}, not {kind}: "
+            f"write each name as 'name:' under '{section}:', without a '-' before it",
+        )
+        self.unresolved.add((section,))
+        return {}
 
     def _schema(self, data: dict[str, Any]) -> None:
-        validator = _validator()
-        for error in validator.iter_errors(data):
-            self._schema_error(error)
-
-    def _schema_error(self, error: ValidationError) -> None:
-        path: PathT = tuple(error.absolute_path)
-        if any(path[: len(u)] == u for u in self.unresolved):
-            return
-        schema = error.schema if isinstance(error.schema, dict) else {}
-        kind = error.validator
-        if kind == "additionalProperties" and isinstance(error.instance, dict):
-            known = list(schema.get("properties", {}))
-            patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
-            extra = [
-                k
-                for k in error.instance
-                if k not in schema.get("properties", {})
-                and not any(p.search(str(k)) for p in patterns)
-            ]
-            for key in extra:
-                hint = did_you_mean(str(key), known)
-                where = f"; known keys: {', '.join(known)}" if not hint and known else ""
-                self.add((*path, str(key)), f"unknown key '{key}'{hint}{where}", key=True)
-            return
-        if kind == "propertyNames":
-            name = str(error.instance)
-            message = schema.get("propertyNames", {}).get("x-message") or error.message
-            self.add((*path, name), f"{message}, got '{name}'", key=True)
-            return
-        if kind == "required":
-            missing = re.match(r"'([^']+)'", error.message)
-            field_name = missing.group(1) if missing else error.message
-            self.add(path, f"missing required key '{field_name}'")
-            return
-        if kind in ("anyOf", "oneOf"):
-            custom = schema.get("x-message")
-            if custom:
-                got = "" if isinstance(error.instance, dict) else f", got {error.instance!r}"
-                self.add(path, f"{custom}{got}")
-                return
-            best = best_match(error.context or [])
-            if best is not None:
-                self._schema_error(best)
-                return
-        if kind == "enum":
-            allowed = [str(v) for v in schema.get("enum", [])]
-            hint = did_you_mean(str(error.instance).upper(), allowed) if allowed else ""
-            self.add(path, f"must be one of {', '.join(allowed)}, got {error.instance!r}{hint}")
-            return
-        if kind == "const":
-            self.add(path, f"must be {schema.get('const')!r}, got {error.instance!r}")
-            return
-        custom = schema.get("x-message")
-        if custom and kind in ("pattern", "type", "minimum", "format"):
-            self.add(path, f"{custom}, got {error.instance!r}")
-            return
-        if kind == "type":
-            self.add(path, f"must be of type {schema.get('type')}, got {error.instance!r}")
-            return
-        if kind == "uniqueItems":
-            self.add(path, "lists the same entry twice")
-            return
-        if kind == "minProperties":
-            self.add(path, "must not be empty")
-            return
-        self.add(path, error.message)
+        for issue in schema_issues(data, MANIFEST_SCHEMA, resolved=True, shown=self.shown):
+            if not any(issue.path[: len(u)] == u for u in self.unresolved):
+                self.add(issue.path, issue.message, key=issue.key)
 
     # -- what the schema can't say ---------------------------------------------
 
@@ -254,45 +297,63 @@ class _Checker:
         elif ("team" in conn) != ("realm" in conn):
             missing = "realm" if "team" in conn else "team"
             self.add(base, f"'team' and 'realm' go together: add '{missing}', or use base_url")
-        if has_url and (*base, "base_url") not in self.unresolved:
-            parts = urlsplit(conn["base_url"])
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                self.add((*base, "base_url"), f"not a URL: {conn['base_url']!r}")
-            elif parts.scheme == "http" and not is_loopback(parts.hostname):
-                self.add(
-                    (*base, "base_url"),
-                    "must use https:// (http:// only for 127.0.0.1, ::1 or localhost)",
-                )
-        auth = conn.get("auth")
-        if isinstance(auth, dict) and auth.get("type") in ("api_key", "app_key"):
+        if has_url and self.checked((*base, "base_url")):
+            self._base_url(conn["base_url"])
+        self._auth(conn.get("auth"))
+
+    def _base_url(self, url: str) -> None:
+        path = ("connection", "base_url")
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            parts, host = None, None
+        if parts is None or parts.scheme not in ("http", "https") or not host:
+            self.add(path, f"not a URL: {self.shown(path, url)}")
+        elif parts.scheme == "http" and not is_loopback(host):
+            self.add(path, "must use https:// (http:// only for 127.0.0.1, ::1 or localhost)")
+        elif parts.path.strip("/") or parts.query or parts.fragment:
+            self.add(
+                path,
+                "must be the team's address only, like https://acme.eu-1.celonis.cloud: "
+                "remove the path and query after the host",
+            )
+
+    def _auth(self, auth: Any) -> None:
+        if not isinstance(auth, dict):
+            return
+        base = ("connection", "auth")
+        if auth.get("type") in ("api_key", "app_key"):
             for key in ("client_id_env", "client_secret_env", "scope"):
                 if key in auth:
-                    self.add(
-                        (*base, "auth", key), f"'{key}' is only used with type: oauth", key=True
-                    )
-        if isinstance(auth, dict) and auth.get("type") == "oauth" and "key_env" in auth:
-            self.add((*base, "auth", "key_env"), "'key_env' is not used with type: oauth", key=True)
+                    self.add((*base, key), f"'{key}' is only used with type: oauth", key=True)
+        if auth.get("type") == "oauth" and "key_env" in auth:
+            self.add((*base, "key_env"), "'key_env' is not used with type: oauth", key=True)
 
     def _settings(self, settings: Any, path: PathT) -> None:
         if not isinstance(settings, dict):
             return
         for key in _DURATIONS:
             value = settings.get(key)
-            if value is None or (*path, key) in self.unresolved:
+            if value is None or not self.checked((*path, key)):
                 continue
+            where = (*path, key)
             try:
                 seconds = parse_duration(value)
+            except DurationRangeError:
+                self.add(where, f"must be a duration {RANGE}, got {self.shown(where, value)}")
+                continue
             except ValueError:
                 continue  # the schema already said so
             if seconds <= 0 and key != "expected_duration":
-                self.add((*path, key), f"must be more than 0, got {value!r}")
+                self.add(where, f"must be more than 0, got {self.shown(where, value)}")
 
     def _pools(self, pools: dict[str, Any]) -> None:
         seen: dict[str, str] = {}
         for name, pool in pools.items():
             if not isinstance(pool, dict) or not isinstance(pool.get("id"), str):
                 continue
-            if ("pools", name, "id") in self.unresolved:
+            if not self.checked(("pools", name, "id")):
                 continue
             pool_id = pool["id"].lower()
             if pool_id in seen:
@@ -304,91 +365,118 @@ class _Checker:
                 seen[pool_id] = name
 
     def _jobs(self, jobs: dict[str, Any], pools: dict[str, Any]) -> None:
-        declared: dict[tuple[str, str], str] = {}
+        declared: dict[str, str] = {}
+        known = Suggestions(jobs)
         for name, job in jobs.items():
             if not isinstance(job, dict):
                 continue
             self._settings(job, ("jobs", name))
-            self._dependencies(name, job, jobs)
+            self._dependencies(name, job, jobs, known)
             ids = self._job_ids(name, job, pools)
             if ids is None:
                 continue
             self.job_ids[name] = ids
-            other = declared.setdefault(ids, name)
+            other = declared.setdefault(ids[1], name)
             if other != name:
-                field_name = "url" if isinstance(job.get("url"), str) else "id"
-                self.add(
-                    ("jobs", name, field_name),
-                    f"the same Celonis job as '{other}' (line {self.doc.position(('jobs', other))[0]}); "
-                    "declare each data job once",
-                )
+                self._same_job(name, job, other)
+
+    def _same_job(self, name: str, job: dict[str, Any], other: str) -> None:
+        field_name = "url" if isinstance(job.get("url"), str) else "id"
+        line = self.doc.position(("jobs", other))[0]
+        if self.job_ids[other][0] == self.job_ids[name][0]:
+            message = f"the same Celonis job as '{other}' (line {line}); declare each data job once"
+        else:
+            message = (
+                f"the same data job id as '{other}' (line {line}), which is in another pool; "
+                "a data job belongs to one pool: fix the id or the pool"
+            )
+        self.add(("jobs", name, field_name), message)
 
     def _job_ids(
         self, name: str, job: dict[str, Any], pools: dict[str, Any]
     ) -> tuple[str, str] | None:
-        """(pool id, job id) of a job, from `pool` + `id` or from `url`; None if unknown."""
+        """(pool id, job id) of a job, from `pool` + `id` or from `url`; None if the job id is
+        unknown, "" for a pool id that is not known."""
         pool_name = job.get("pool")
-        pool_id: str | None = None
-        if isinstance(pool_name, str):
-            pool = pools.get(pool_name)
-            if pool is None:
-                self.add(
-                    ("jobs", name, "pool"),
-                    f"unknown pool '{pool_name}'{did_you_mean(pool_name, pools)}",
-                )
-            elif (
-                isinstance(pool, dict)
-                and isinstance(pool.get("id"), str)
-                and ("pools", pool_name, "id") not in self.unresolved
-            ):
-                pool_id = pool["id"].lower()
+        pool_id = self._pool_id(name, pool_name, pools)
         url = job.get("url")
         if isinstance(url, str) and "id" in job:
             self.add(("jobs", name), "give either 'id' (with 'pool') or 'url', not both")
             return None
         if isinstance(url, str):
-            parsed = parse_job_url(url) if ("jobs", name, "url") not in self.unresolved else None
-            if parsed is None:
-                return None  # unresolved, or the schema's pattern reported it
-            url_pool, job_id = parsed
-            if pool_id is not None and url_pool != pool_id:
-                self.add(
-                    ("jobs", name, "pool"),
-                    f"pool '{pool_name}' has id {pool_id}, but the job's url is in pool {url_pool}; "
-                    "fix the pool, or the url",
-                )
-            if pool_name is None and not any(
-                isinstance(p, dict) and str(p.get("id", "")).lower() == url_pool
-                for p in pools.values()
-            ):
-                self.add(
-                    ("jobs", name, "url"),
-                    f"the url's pool {url_pool} is not declared under 'pools'; add it there",
-                )
-            return (pool_id or url_pool, job_id)
+            return self._url_ids(name, url, pool_name, pool_id, pools)
         if isinstance(job.get("id"), str):
             if pool_name is None:
                 self.add(
                     ("jobs", name), "a job given by 'id' needs 'pool' (or give its 'url' instead)"
                 )
-            job_id = job["id"].lower()
-            if pool_id and _UUID.match(job_id) and ("jobs", name, "id") not in self.unresolved:
-                return (pool_id, job_id)
+            job_id = canonical_uuid(job["id"])
+            if job_id and self.checked(("jobs", name, "id")):
+                return (pool_id or "", job_id)  # no pool id: reported already, still compared
         return None
 
-    def _dependencies(self, name: str, job: dict[str, Any], jobs: dict[str, Any]) -> None:
+    def _pool_id(self, job: str, pool_name: object, pools: dict[str, Any]) -> str | None:
+        """The id of the job's `pool`; reports a pool that is not declared."""
+        if not isinstance(pool_name, str) or ("pools",) in self.unresolved:
+            return None
+        pool = pools.get(pool_name)
+        if pool is None:
+            path = ("jobs", job, "pool")
+            if self.checked(path):
+                shown = self.shown(path, pool_name)
+                self.add(path, f"unknown pool {shown}{did_you_mean(pool_name, pools)}")
+            return None
+        if not (isinstance(pool, dict) and isinstance(pool.get("id"), str)):
+            return None
+        return canonical_uuid(pool["id"]) if self.checked(("pools", pool_name, "id")) else None
+
+    def _url_ids(
+        self,
+        name: str,
+        url: str,
+        pool_name: object,
+        pool_id: str | None,
+        pools: dict[str, Any],
+    ) -> tuple[str, str] | None:
+        path = ("jobs", name, "url")
+        if not self.checked(path):
+            return None
+        parsed = _job_url(url)
+        if isinstance(parsed, str):
+            self.add(path, parsed)
+            return None
+        url_pool, job_id = parsed
+        if pool_id is not None and url_pool != pool_id:
+            self.add(
+                ("jobs", name, "pool"),
+                f"pool '{pool_name}' has id {pool_id}, but the job's url is in pool {url_pool}; "
+                "fix the pool, or the url",
+            )
+        if (
+            pool_name is None
+            and ("pools",) not in self.unresolved
+            and not any(
+                isinstance(p, dict) and str(p.get("id", "")).lower() == url_pool
+                for p in pools.values()
+            )
+        ):
+            self.add(path, f"the url's pool {url_pool} is not declared under 'pools'; add it there")
+        return (pool_id or url_pool, job_id)
+
+    def _dependencies(
+        self, name: str, job: dict[str, Any], jobs: dict[str, Any], known: Suggestions
+    ) -> None:
         deps = job.get("depends_on")
         if not isinstance(deps, list):
             return
         for i, dep in enumerate(deps):
-            if not isinstance(dep, str):
+            path = ("jobs", name, "depends_on", i)
+            if not isinstance(dep, str) or not self.checked(path):
                 continue
             if dep == name:
-                self.add(("jobs", name, "depends_on", i), f"job '{name}' cannot depend on itself")
+                self.add(path, f"job '{name}' cannot depend on itself")
             elif dep not in jobs:
-                self.add(
-                    ("jobs", name, "depends_on", i), f"unknown job '{dep}'{did_you_mean(dep, jobs)}"
-                )
+                self.add(path, f"unknown job {self.shown(path, dep)}{known.hint(dep)}")
 
     def _graph(self, jobs: dict[str, Any]) -> None:
         graph: dict[str, set[str]] = {}
@@ -418,6 +506,22 @@ class _Checker:
                 graph[nxt].discard(first)
 
 
+def _values(data: Any, path: PathT = ()) -> list[tuple[PathT, Any]]:
+    """Every (path, value) of the sections that hold settings, up to a job's fields."""
+    found: list[tuple[PathT, Any]] = []
+    if isinstance(data, dict) and len(path) < 3:
+        for key, value in data.items():
+            found.extend(_values(value, (*path, str(key))))
+    elif path:
+        found.append((path, data))
+    return found
+
+
+def _variable_names(text: str) -> str:
+    names = re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text)
+    return names[0] if names else "NAME"
+
+
 @dataclass(frozen=True)
 class _Defaults:
     mode: Mode = DEFAULT_MODE
@@ -428,24 +532,63 @@ class _Defaults:
     allow_failure: bool = False
 
 
-def _duration(settings: Mapping[str, Any], key: str, fallback: float | None) -> float | None:
-    value = settings.get(key)
-    return fallback if value is None else parse_duration(value)
+class _Durations:
+    """Durations for the model; a value not checked (its variable unset) counts as not given."""
+
+    def __init__(self, checker: _Checker) -> None:
+        self.unresolved = checker.unresolved
+
+    def get(
+        self, settings: Mapping[str, Any], path: PathT, key: str, fallback: float | None
+    ) -> float | None:
+        value = settings.get(key)
+        if value is None or (*path, key) in self.unresolved:
+            return fallback
+        return parse_duration(value)
+
+
+def _defaults(raw: Mapping[str, Any], durations: _Durations) -> _Defaults:
+    path = ("defaults",)
+    return _Defaults(
+        mode=raw.get("mode", DEFAULT_MODE),
+        timeout=durations.get(raw, path, "timeout", DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT,
+        poll_interval=durations.get(raw, path, "poll_interval", DEFAULT_POLL_INTERVAL)
+        or DEFAULT_POLL_INTERVAL,
+        max_poll_interval=durations.get(raw, path, "max_poll_interval", DEFAULT_MAX_POLL_INTERVAL)
+        or DEFAULT_MAX_POLL_INTERVAL,
+        expected_duration=durations.get(raw, path, "expected_duration", None),
+        allow_failure=raw.get("allow_failure", False) is True,
+    )
+
+
+def _job(
+    checker: _Checker, name: str, raw: Mapping[str, Any], defaults: _Defaults, pool_name: str
+) -> Job:
+    durations = _Durations(checker)
+    path = ("jobs", name)
+    pool_id, job_id = checker.job_ids.get(name, ("", ""))
+    poll = durations.get(raw, path, "poll_interval", defaults.poll_interval)
+    poll = poll or defaults.poll_interval
+    longest = durations.get(raw, path, "max_poll_interval", defaults.max_poll_interval)
+    return Job(
+        name=name,
+        pool=pool_name,
+        pool_id=pool_id,
+        job_id=job_id,
+        mode=raw.get("mode", defaults.mode),
+        depends_on=tuple(raw.get("depends_on", ())),
+        allow_failure=raw.get("allow_failure", defaults.allow_failure) is True,
+        timeout=durations.get(raw, path, "timeout", defaults.timeout) or defaults.timeout,
+        poll_interval=poll,
+        max_poll_interval=max(poll, longest or poll),
+        expected_duration=durations.get(raw, path, "expected_duration", defaults.expected_duration),
+        line=checker.doc.position(path, key=True)[0],
+    )
 
 
 def _build(checker: _Checker, path: Path, text: str) -> Manifest:
     data = checker.manifest_data or {}
-    raw_defaults: Mapping[str, Any] = data.get("defaults") or {}
-    defaults = _Defaults(
-        mode=raw_defaults.get("mode", DEFAULT_MODE),
-        timeout=_duration(raw_defaults, "timeout", DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT,
-        poll_interval=_duration(raw_defaults, "poll_interval", DEFAULT_POLL_INTERVAL)
-        or DEFAULT_POLL_INTERVAL,
-        max_poll_interval=_duration(raw_defaults, "max_poll_interval", DEFAULT_MAX_POLL_INTERVAL)
-        or DEFAULT_MAX_POLL_INTERVAL,
-        expected_duration=_duration(raw_defaults, "expected_duration", None),
-        allow_failure=bool(raw_defaults.get("allow_failure", False)),
-    )
+    defaults = _defaults(data.get("defaults") or {}, _Durations(checker))
     pools: dict[str, Pool] = {}
     for name, raw in data["pools"].items():
         pools[name] = Pool(
@@ -457,51 +600,25 @@ def _build(checker: _Checker, path: Path, text: str) -> Manifest:
     by_pool_id = {p.pool_id: p.name for p in pools.values()}
     jobs: dict[str, Job] = {}
     for name, raw in data["jobs"].items():
-        pool_id, job_id = checker.job_ids.get(name, ("", ""))
+        pool_id = checker.job_ids.get(name, ("", ""))[0]
         pool_name = raw.get("pool") or by_pool_id.get(pool_id, pool_id)
-        poll = _duration(raw, "poll_interval", defaults.poll_interval) or defaults.poll_interval
-        jobs[name] = Job(
-            name=name,
-            pool=pool_name,
-            pool_id=pool_id,
-            job_id=job_id,
-            mode=raw.get("mode", defaults.mode),
-            depends_on=tuple(raw.get("depends_on", ())),
-            allow_failure=bool(raw.get("allow_failure", defaults.allow_failure)),
-            timeout=_duration(raw, "timeout", defaults.timeout) or defaults.timeout,
-            poll_interval=poll,
-            max_poll_interval=max(
-                poll, _duration(raw, "max_poll_interval", defaults.max_poll_interval) or poll
-            ),
-            expected_duration=_duration(raw, "expected_duration", defaults.expected_duration),
-            line=checker.doc.position(("jobs", name), key=True)[0],
-        )
-    raw_conn: Mapping[str, Any] = data.get("connection") or {}
-    raw_auth: Mapping[str, Any] = raw_conn.get("auth") or {}
-    auth = AuthConfig(**{k: v for k, v in raw_auth.items() if k in AuthConfig.__dataclass_fields__})
-    connection = Connection(
-        team=raw_conn.get("team"),
-        realm=raw_conn.get("realm"),
-        base_url=raw_conn.get("base_url"),
-        auth=auth,
-    )
+        jobs[name] = _job(checker, name, raw, defaults, pool_name)
     return Manifest(
         path=checker.doc.file,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         version=int(data["version"]),
-        connection=connection,
+        connection=_connection(data.get("connection") or {}),
         pools=pools,
         jobs=jobs,
     )
 
 
-_VALIDATOR: jsonschema.protocols.Validator | None = None
-
-
-def _validator() -> jsonschema.protocols.Validator:
-    global _VALIDATOR
-    if _VALIDATOR is None:
-        schema = load_schema()
-        cls = jsonschema.validators.validator_for(schema)
-        _VALIDATOR = cls(schema)
-    return _VALIDATOR
+def _connection(raw_conn: Mapping[str, Any]) -> Connection:
+    raw_auth: Mapping[str, Any] = raw_conn.get("auth") or {}
+    auth = AuthConfig(**{k: v for k, v in raw_auth.items() if k in AuthConfig.__dataclass_fields__})
+    return Connection(
+        team=raw_conn.get("team"),
+        realm=raw_conn.get("realm"),
+        base_url=raw_conn.get("base_url"),
+        auth=auth,
+    )
