@@ -66,6 +66,8 @@ def _loaded(text: str) -> Any:
         ("SAP ECC (Production)", "sap_ecc_production"),
         ("LoadOrders", "load_orders"),
         ("HTTPServer Logs", "http_server_logs"),
+        ("Load O2C data model", "load_o2c_data_model"),
+        ("S4HANA Extract", "s4hana_extract"),
         ("Übersicht Aufträge", "ubersicht_auftrage"),
         ("extract--orders__v2", "extract_orders_v2"),
         ("日本語", ""),

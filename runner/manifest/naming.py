@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 MAX_KEY_LENGTH = 60
 """Longer keys are cut at a word boundary: a key is typed on the command line (`--select`)."""
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z0-9])(?=[A-Z][a-z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 VALID_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 # Plain words YAML 1.1 (PyYAML) reads as booleans or null: as keys they would not be strings.
