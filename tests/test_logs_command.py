@@ -280,3 +280,9 @@ def test_logs_run_that_does_not_exist(
     )
     assert result.code == 2
     assert "no saved run" in result.err
+
+
+def test_logs_without_a_job_says_what_it_needs(cli: Cli) -> None:
+    result = cli("logs")
+    assert result.code == 2
+    assert "logs needs JOB" in result.err

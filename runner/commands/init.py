@@ -47,11 +47,9 @@ if TYPE_CHECKING:
     from runner.api.client import CelonisClient
 
 EXAMPLES = """\
-  export CELONIS_API_KEY=...                   # the key, as for `run`
-  celonis-runner init --base-url https://acme.eu-1.celonis.cloud
+  celonis-runner init --base-url https://acme.eu-1.celonis.cloud   # key in $CELONIS_API_KEY
   celonis-runner init --pool "SAP ECC" --pool 7a1d9e40-5b2c-4f8a-8e13-6c0b2d9f4a77 --out sap.jobs.yaml
-  celonis-runner init --example                # a commented starter file, no API call
-  celonis-runner init --emulator --scenario examples/scenarios/demo.yaml --out demo.jobs.yaml"""
+  celonis-runner init --example                # a commented starter file, no API call"""
 
 _TEAM_URL = re.compile(r"^https://([a-z0-9][a-z0-9-]*)\.([a-z0-9][a-z0-9-]*)\.celonis\.cloud$")
 _AUTH_TYPES: tuple[AuthType, ...] = ("api_key", "app_key", "oauth")

@@ -50,7 +50,8 @@ EXAMPLES = """\
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job", metavar="JOB", help="the job's name in the manifest")
+    # Optional for argparse (every command parses without arguments); main() insists on it.
+    parser.add_argument("job", nargs="?", metavar="JOB", help="the job's name in the manifest")
     add_file(parser)
     parser.add_argument(
         "--run",
@@ -97,6 +98,8 @@ class Found:
 def main(args: argparse.Namespace, ctx: Context) -> int:
     from runner.target import command_logging, connect
 
+    if not args.job:
+        raise UsageError("logs needs JOB: the name of a job of the manifest")
     remote = remote_options(args)
     manifest = load_checked(
         args.file,
