@@ -398,3 +398,18 @@ def test_init_modeline_points_at_a_schema_beside_the_file(cli: Cli, tmp_path: Pa
     assert result.code == 0
     assert out.read_text().startswith("# yaml-language-server: $schema=schema/jobs.schema.json\n")
     assert "celonis-runner schema >" not in result.out
+
+
+def test_init_where_the_file_cannot_be_written_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = cli("init", "--example", "--out", str(blocker / "jobs.yaml"), environ={})
+    assert result.code == 2
+    assert f"cannot write {blocker / 'jobs.yaml'}" in result.err
+    assert "internal error" not in result.err
+
+
+def test_init_emulator_needs_a_scenario(cli: Cli, tmp_path: Path) -> None:
+    result = cli("init", "--emulator", "--out", str(tmp_path / "jobs.yaml"), environ={})
+    assert result.code == 2
+    assert "init --emulator needs --scenario FILE" in result.err

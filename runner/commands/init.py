@@ -110,6 +110,10 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         _next_steps(out, args, schema_ref, schema_exists, ctx.stdout)
         return ExitCode.OK
     remote = remote_options(args)
+    if remote.emulator and not remote.scenario:
+        raise UsageError(
+            "init --emulator needs --scenario FILE: without one the emulator serves no data pools"
+        )
     auth_type = args.auth or _detected_auth(ctx.environ, remote.emulator)
     if not remote.emulator and not (args.base_url or ctx.environ.get("CELONIS_BASE_URL")):
         raise UsageError(
@@ -273,11 +277,17 @@ def _source(base_url: str, emulator: bool, auth_type: AuthType, schema_ref: str)
 def write_manifest(out: Path, text: str, *, force: bool) -> None:
     """Write `text` to `out` whole or not at all, after checking that it validates; never
     over an existing file unless `force` (even one created meanwhile)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from None
+    _checked_into_place(Path(tmp_name), fd, out, text, force=force)
+
+
+def _checked_into_place(tmp: Path, fd: int, out: Path, text: str, *, force: bool) -> None:
     from runner.manifest.loader import check_manifest
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
