@@ -88,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " $CELONIS_CLIENT_ID and $CELONIS_CLIENT_SECRET are); the file keeps it",
     )
     add_connection(parser)
+    for action in parser._actions:
+        if action.dest == "base_url":  # there is no manifest yet to take it from
+            action.help = "the Celonis team URL (default: $CELONIS_BASE_URL)"
 
 
 @dataclass(frozen=True)
