@@ -43,6 +43,12 @@ COMMANDS: dict[str, CommandInfo] = {
     "status": CommandInfo(
         "runner.commands.status", "each job's status in Celonis now, with its last execution"
     ),
+    "init": CommandInfo(
+        "runner.commands.init", "write a jobs.yaml from your team's data pools and jobs"
+    ),
+    "logs": CommandInfo(
+        "runner.commands.logs", "a job's latest execution: status, tasks and error log lines"
+    ),
     "schema": CommandInfo("runner.commands.schema", "print the manifest's JSON Schema"),
     "emulator": CommandInfo(
         "runner.commands.emulator", "serve an emulator of the Celonis API on 127.0.0.1"

@@ -1,0 +1,359 @@
+"""`celonis-runner init`: write a jobs.yaml from the team's data pools and jobs (or a starter one).
+
+Read-only towards Celonis: the pool list, then each pool's job list. The
+written file validates (it is checked before it takes its name), names
+pools and jobs after their Celonis names and invents no dependency. An
+existing file is never overwritten without `--force`. Exit 0 when written,
+2 for usage (the file exists, `--pool` matches nothing, nothing to write),
+3 when the API cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from runner.commands.shared import DEFAULT_FILE, Context, add_connection, remote_options
+from runner.errors import ExitCode, UsageError
+from runner.manifest.model import (
+    DEFAULT_CLIENT_ID_ENV,
+    DEFAULT_CLIENT_SECRET_ENV,
+    DEFAULT_KEY_ENV,
+    AuthConfig,
+    Connection,
+    Manifest,
+)
+from runner.manifest.naming import snake_case
+from runner.manifest.problems import did_you_mean, printable
+from runner.manifest.writer import (
+    AuthType,
+    NamedPool,
+    RemoteJob,
+    RemotePool,
+    Source,
+    example_manifest,
+    name_pools,
+    render,
+)
+
+if TYPE_CHECKING:
+    from runner.api.client import CelonisClient
+
+EXAMPLES = """\
+  celonis-runner init --base-url https://acme.eu-1.celonis.cloud   # key in $CELONIS_API_KEY
+  celonis-runner init --pool "SAP ECC" --pool 7a1d9e40-5b2c-4f8a-8e13-6c0b2d9f4a77 --out sap.jobs.yaml
+  celonis-runner init --example                # a commented starter file, no API call"""
+
+_TEAM_URL = re.compile(r"^https://([a-z0-9][a-z0-9-]*)\.([a-z0-9][a-z0-9-]*)\.celonis\.cloud$")
+_AUTH_TYPES: tuple[AuthType, ...] = ("api_key", "app_key", "oauth")
+
+EMPTY_TEAM_HINT = (
+    "check that the base URL is your team's, that the key belongs to that team, and that its"
+    " user or application has permission on the data pools (view and manage)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_FILE,
+        metavar="FILE",
+        help=f"the manifest to write (default: {DEFAULT_FILE})",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    parser.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="NAME_OR_ID",
+        help="only this data pool (its Celonis name or id); repeat for more",
+    )
+    parser.add_argument(
+        "--example",
+        action="store_true",
+        help="write a commented starter manifest instead, without any API call",
+    )
+    parser.add_argument(
+        "--auth",
+        choices=_AUTH_TYPES,
+        default=None,
+        help="how to authenticate (default: api_key when $CELONIS_API_KEY is set, oauth when"
+        " $CELONIS_CLIENT_ID and $CELONIS_CLIENT_SECRET are); the file keeps it",
+    )
+    add_connection(parser)
+    for action in parser._actions:
+        if action.dest == "base_url":  # there is no manifest yet to take it from
+            action.help = "the Celonis team URL (default: $CELONIS_BASE_URL)"
+
+
+@dataclass(frozen=True)
+class Written:
+    path: Path
+    named: list[NamedPool]
+    schema_ref: str
+    schema_exists: bool
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    out = Path(args.out)
+    _refuse_overwrite(out, args.force)
+    schema_ref, schema_exists = schema_reference(out)
+    if args.example:
+        if args.pool or args.emulator or args.base_url or args.scenario:
+            raise UsageError("--example makes no API call: it takes only --out and --force")
+        write_manifest(out, example_manifest(schema_ref), force=args.force)
+        ctx.stdout.write(f"Wrote {out}: a starter manifest; replace its ids with yours.\n")
+        _next_steps(out, args, schema_ref, schema_exists, ctx.stdout)
+        return ExitCode.OK
+    remote = remote_options(args)
+    if remote.emulator and not remote.scenario:
+        raise UsageError(
+            "init --emulator needs --scenario FILE: without one the emulator serves no data pools"
+        )
+    auth_type = args.auth or _detected_auth(ctx.environ, remote.emulator)
+    if not remote.emulator and not (args.base_url or ctx.environ.get("CELONIS_BASE_URL")):
+        raise UsageError(
+            "init needs your team's URL: pass --base-url https://TEAM.REALM.celonis.cloud"
+            " or set $CELONIS_BASE_URL (or try it with --emulator --scenario FILE)"
+        )
+    pools, base_url = read_team(args, ctx, auth_type)
+    named = name_pools(pools)
+    if not any(entry.jobs for entry in named):
+        return _nothing_to_write(named, base_url, ctx.stderr)
+    source = _source(base_url, remote.emulator, auth_type, schema_ref)
+    write_manifest(out, render(source, named), force=args.force)
+    _report(Written(out, named, schema_ref, schema_exists), ctx.stdout)
+    _next_steps(out, args, schema_ref, schema_exists, ctx.stdout)
+    return ExitCode.OK
+
+
+def _refuse_overwrite(out: Path, force: bool) -> None:
+    if out.is_dir():
+        raise UsageError(f"{out} is a directory: pass --out FILE")
+    if out.exists() and not force:
+        raise UsageError(
+            f"{out} already exists: pass --force to overwrite it, or --out to write another file"
+        )
+
+
+def schema_reference(out: Path) -> tuple[str, bool]:
+    """The modeline's schema path, relative to the written file, and whether it exists there."""
+    for candidate in ("schema/jobs.schema.json", "jobs.schema.json"):
+        if (out.parent / candidate).is_file():
+            return candidate, True
+    return "jobs.schema.json", False
+
+
+def _detected_auth(environ: Mapping[str, str], emulator: bool) -> AuthType:
+    if environ.get(DEFAULT_KEY_ENV, "").strip():
+        return "api_key"
+    if (
+        environ.get(DEFAULT_CLIENT_ID_ENV, "").strip()
+        and environ.get(DEFAULT_CLIENT_SECRET_ENV, "").strip()
+    ):
+        return "oauth"
+    if emulator:
+        return "api_key"
+    raise UsageError(
+        f"no credentials: set ${DEFAULT_KEY_ENV} (an API key; with --auth app_key an application"
+        f" key), or ${DEFAULT_CLIENT_ID_ENV} and ${DEFAULT_CLIENT_SECRET_ENV} (an OAuth client)"
+    )
+
+
+def _pseudo_manifest(auth_type: AuthType) -> Manifest:
+    """What `connect` needs from a manifest, before there is one: the credential variables."""
+    return Manifest(
+        path="(init)",
+        sha256="",
+        version=1,
+        connection=Connection(auth=AuthConfig(type=auth_type)),
+        pools={},
+        jobs={},
+    )
+
+
+def read_team(
+    args: argparse.Namespace, ctx: Context, auth_type: AuthType
+) -> tuple[list[RemotePool], str]:
+    """The pools `--pool` names (every pool the key can see without it), each with its jobs;
+    and the base URL they were read from."""
+    # Imported here: `init --example` and `--help` need no HTTP stack.
+    from runner.target import command_logging, connect
+
+    remote = remote_options(args)
+    manifest = _pseudo_manifest(auth_type)
+    redactor = command_logging(manifest, ctx.environ, ctx.stderr)
+    with connect(
+        manifest,
+        ctx.environ,
+        redactor,
+        base_url=remote.base_url,
+        emulator=remote.emulator,
+        scenario=remote.scenario,
+    ) as client:
+        listed = [(info.id, info.name) for info in client.list_pools()]
+        chosen = choose_pools(listed, args.pool)
+        # Only the chosen pools' job lists are read: --pool saves a request per other pool.
+        return [_read_pool(client, pool_id, name) for pool_id, name in chosen], client.base_url
+
+
+def _matches(pool_id: str, name: str | None, selector: str) -> bool:
+    """`selector` is the pool's id, its Celonis name (any case), or that name in snake_case."""
+    wanted = selector.strip()
+    if wanted.lower() == pool_id.lower():
+        return True
+    if name is None:
+        return False
+    key = snake_case(wanted)
+    return wanted.casefold() == name.strip().casefold() or (bool(key) and key == snake_case(name))
+
+
+def choose_pools(
+    pools: list[tuple[str, str | None]], selectors: Sequence[str]
+) -> list[tuple[str, str | None]]:
+    """The (id, name) pairs `--pool` names, all without it; UsageError for a selector that
+    matches none (with the closest name)."""
+    for selector in selectors:
+        if not any(_matches(pool_id, name, selector) for pool_id, name in pools):
+            names = [name for _, name in pools if name]
+            hint = did_you_mean(selector, names)
+            listed = "" if hint or not names else f"; the pools: {', '.join(sorted(names)[:10])}"
+            raise UsageError(f"--pool {selector!r} matches no data pool{hint}{listed}")
+    if not selectors:
+        return pools
+    return [(i, n) for i, n in pools if any(_matches(i, n, s) for s in selectors)]
+
+
+def _read_pool(client: CelonisClient, pool_id: str, name: str | None) -> RemotePool:
+    from runner.api.errors import AuthError, NotFoundError
+
+    try:
+        jobs = client.list_jobs(pool_id)
+    except (AuthError, NotFoundError) as error:
+        if error.status not in (403, 404):
+            raise  # 401: the key was refused, nothing else will work either
+        why = "the key has no permission to list its jobs" if error.status == 403 else "not found"
+        return RemotePool(pool_id, name, unreadable=why)
+    return RemotePool(pool_id, name, tuple(RemoteJob(job.id, job.name) for job in jobs))
+
+
+def _nothing_to_write(named: list[NamedPool], base_url: str, stderr: TextIO) -> int:
+    if not named:
+        stderr.write(
+            f"celonis-runner: error: no data pools visible at {base_url}: the team has none,"
+            f" or the key cannot see them; {EMPTY_TEAM_HINT}. Nothing written.\n"
+        )
+        return ExitCode.INVALID
+    stderr.write(
+        f"celonis-runner: error: none of the {len(named)} data pool(s) at {base_url} has a data"
+        " job the key can see, and a manifest needs at least one. Nothing written.\n"
+    )
+    for entry in named:
+        why = entry.pool.unreadable or "no data jobs"
+        stderr.write(f"  {printable(entry.pool.name or '(no name)')} ({entry.pool.id}): {why}\n")
+    stderr.write(f"Check: {EMPTY_TEAM_HINT}.\n")
+    return ExitCode.INVALID
+
+
+def _source(base_url: str, emulator: bool, auth_type: AuthType, schema_ref: str) -> Source:
+    if emulator:
+        return Source("the embedded emulator", auth_type=auth_type, schema_ref=schema_ref)
+    team = _TEAM_URL.match(base_url)
+    if team:
+        return Source(
+            base_url,
+            team=team.group(1),
+            realm=team.group(2),
+            auth_type=auth_type,
+            schema_ref=schema_ref,
+        )
+    return Source(base_url, base_url=base_url, auth_type=auth_type, schema_ref=schema_ref)
+
+
+def write_manifest(out: Path, text: str, *, force: bool) -> None:
+    """Write `text` to `out` whole or not at all, after checking that it validates; never
+    over an existing file unless `force` (even one created meanwhile)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from None
+    _checked_into_place(Path(tmp_name), fd, out, text, force=force)
+
+
+def _checked_into_place(tmp: Path, fd: int, out: Path, text: str, *, force: bool) -> None:
+    from runner.manifest.loader import check_manifest
+
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        result = check_manifest(tmp, {}, strict_env=False, display=str(out))
+        if result.errors:
+            problems = "; ".join(p.render() for p in result.errors)
+            raise RuntimeError(f"the manifest init rendered does not validate: {problems}")
+        if force:
+            os.replace(tmp, out)
+        else:
+            _link_new(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, out: Path) -> None:
+    try:
+        os.link(tmp, out)  # fails if `out` exists: no overwrite, even in a race
+    except FileExistsError:
+        raise UsageError(f"{out} already exists: pass --force to overwrite it") from None
+    except OSError:  # a file system without hard links
+        with open(out, "x", encoding="utf-8") as handle:
+            handle.write(tmp.read_text(encoding="utf-8"))
+
+
+def _report(written: Written, stdout: TextIO) -> None:
+    pools = [entry for entry in written.named if entry.jobs]
+    jobs = sum(len(entry.jobs) for entry in pools)
+    stdout.write(
+        f"Wrote {written.path}: {len(pools)} data pool{'s' if len(pools) != 1 else ''},"
+        f" {jobs} data job{'s' if jobs != 1 else ''}.\n"
+    )
+    for entry in written.named:
+        if not entry.jobs:
+            why = entry.pool.unreadable or "no data jobs"
+            shown = printable(entry.pool.name or "(no name)")
+            stdout.write(f"  left out pool '{shown}' ({entry.pool.id}): {why}\n")
+    for entry in pools:
+        for job in entry.jobs:
+            if job.renamed:
+                shown = printable(job.job.name or "(no name)")
+                stdout.write(
+                    f"  job '{shown}' ({entry.key}) is {job.key}: another job has the same name\n"
+                )
+
+
+def _next_steps(
+    out: Path, args: argparse.Namespace, schema_ref: str, schema_exists: bool, stdout: TextIO
+) -> None:
+    file = shlex.quote(str(out))
+    target = ""
+    if args.emulator:
+        target = " --emulator" + (
+            f" --scenario {shlex.quote(args.scenario)}" if args.scenario else ""
+        )
+    steps = [f"celonis-runner validate {file}", f"celonis-runner plan {file}"]
+    if not schema_exists:
+        place = shlex.quote(str(out.parent / schema_ref))
+        steps.append(f"celonis-runner schema > {place}    # for the editor's modeline")
+    steps += [
+        "# add depends_on where a job needs another one first, then:",
+        f"celonis-runner run {file}{target}",
+    ]
+    stdout.write("Next:\n" + "".join(f"  {step}\n" for step in steps))

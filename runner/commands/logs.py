@@ -1,0 +1,296 @@
+"""`celonis-runner logs JOB [FILE]`: a job's latest execution (or the one a run started), its tasks
+and the log lines of what failed.
+
+Read-only. With `--run RUN_ID` the execution is the one in the job's history
+whose start date is closest to the time that run sent the job's execute (from
+its state file: `sent_at`, else `started_at`, else `intent_at`), among those
+that started at most five minutes before it and at most five minutes after
+the run saw the job end (clocks differ; Celonis may queue an execution).
+Exit 0 when read, 2 for an unknown job or run (or a run whose execution is
+not in the history), 3 when the API cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from runner.commands.shared import (
+    Context,
+    add_connection,
+    add_file,
+    add_manifest_options,
+    load_checked,
+    remote_options,
+)
+from runner.errors import ExitCode, UsageError
+from runner.joblogs import (
+    RUN_MATCH_SKEW,
+    ExecutionLog,
+    Item,
+    JobLogs,
+    LogLine,
+    reads_of,
+    run_reference_time,
+)
+from runner.manifest.durations import format_duration
+from runner.manifest.model import Job, Manifest
+from runner.manifest.problems import did_you_mean, printable
+
+LOGS_FORMAT_VERSION = 1
+STARTED_STATES = ("running", "succeeded", "failed", "timed_out", "cancelled", "unclear")
+
+EXAMPLES = """\
+  celonis-runner logs transform_o2c             # its latest execution in ./jobs.yaml's team
+  celonis-runner logs transform_o2c prod.jobs.yaml --run latest   # the one the last run started
+  celonis-runner logs load_model --format json | jq '.tasks[] | select(.status=="FAIL")'"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Optional for argparse (every command parses without arguments); main() insists on it.
+    parser.add_argument("job", nargs="?", metavar="JOB", help="the job's name in the manifest")
+    add_file(parser)
+    parser.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="the execution this run of celonis-runner started (a run id, or latest)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where runs are saved (default: $CELONIS_RUNNER_STATE_DIR, else .celonis-runner/runs)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text: for people; json: for scripts (default: text)",
+    )
+    add_connection(parser)
+    add_manifest_options(parser)
+
+
+@dataclass(frozen=True)
+class RunMatch:
+    run_id: str
+    when: float
+    field: str
+    until: float | None
+    """When that run saw the job end (its finished_at), if it did."""
+    pool_id: str
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Found:
+    job: Job
+    pool_id: str
+    job_id: str
+    log: ExecutionLog | None
+    """None: nothing to show (the job never ran, or the run's execution is not in the history)."""
+    run: RunMatch | None = None
+    note: str | None = None
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    from runner.target import command_logging, connect
+
+    if not args.job:
+        raise UsageError("logs needs JOB: the name of a job of the manifest")
+    remote = remote_options(args)
+    manifest = load_checked(
+        args.file,
+        environ=ctx.environ,
+        strict_env=not remote.emulator,
+        stderr=ctx.stderr,
+        max_bytes=args.max_size,
+    )
+    job = _job(manifest, args.job)
+    run = _run_match(args, ctx, job) if args.run else None
+    redactor = command_logging(manifest, ctx.environ, ctx.stderr)
+    with connect(
+        manifest,
+        ctx.environ,
+        redactor,
+        base_url=remote.base_url,
+        emulator=remote.emulator,
+        scenario=remote.scenario,
+    ) as client:
+        pool_id, job_id = (run.pool_id, run.job_id) if run else (job.pool_id, job.job_id)
+        reads = JobLogs(reads_of(client, pool_id, job_id), pool_id, job_id)
+        found = collect(reads, Found(job, pool_id, job_id, None, run))
+    if args.format == "json":
+        text = json.dumps(to_dict(found), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = render_text(found)
+    ctx.stdout.write(str(redactor.scrub(text)))
+    return ExitCode.OK if found.log is not None or run is None else ExitCode.INVALID
+
+
+def _job(manifest: Manifest, name: str) -> Job:
+    if name in manifest.jobs:
+        return manifest.jobs[name]
+    hint = did_you_mean(name, manifest.jobs)
+    listed = "" if hint else f"; its jobs: {', '.join(sorted(manifest.jobs)[:10])}"
+    raise UsageError(f"no job '{printable(name)}' in {manifest.path}{hint}{listed}")
+
+
+def _run_match(args: argparse.Namespace, ctx: Context, job: Job) -> RunMatch:
+    """Which time to look for in the history, from the run's state file."""
+    from runner.execution.statefile import find_state, state_dir
+
+    path = find_state(state_dir(args.state_dir, ctx.environ), args.run)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entry = data["jobs"].get(job.name)
+        run_id = str(data["run_id"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise UsageError(f"{path} is not a readable celonis-runner state file") from None
+    if not isinstance(entry, dict):
+        raise UsageError(f"run {run_id} did not include job '{job.name}'")
+    state = entry.get("state")
+    reference = run_reference_time(entry)
+    if state not in STARTED_STATES or reference is None:
+        raise UsageError(f"run {run_id} did not start job '{job.name}' (it ended {state})")
+    when, field = reference
+    pool_id = entry.get("pool_id") if isinstance(entry.get("pool_id"), str) else job.pool_id
+    job_id = entry.get("job_id") if isinstance(entry.get("job_id"), str) else job.job_id
+    finished = entry.get("finished_at")
+    until = float(finished) if isinstance(finished, int | float) else None
+    return RunMatch(run_id, when, field, until, str(pool_id), str(job_id))
+
+
+def collect(reads: JobLogs, wanted: Found) -> Found:
+    """`wanted` with the execution read: the latest, or the one `wanted.run` started."""
+    run = wanted.run
+    if run is None:
+        latest = reads.latest()
+        if latest is None:
+            return replace(wanted, note="it never ran: its execution history is empty")
+        return replace(wanted, log=reads.read(latest))
+    match = reads.started_near(run.when, run.until)
+    if match is None:
+        note = (
+            f"no execution in its history started between {format_duration(RUN_MATCH_SKEW)}"
+            f" before run {run.run_id} sent its execute ({_when(run.when)}) and"
+            f" {format_duration(RUN_MATCH_SKEW)} after that run saw it end"
+        )
+        return replace(wanted, note=note)
+    return replace(wanted, log=reads.read(match))
+
+
+# -- output --------------------------------------------------------------------
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _ms(value: int | None) -> float | None:
+    return None if value is None else value / 1000
+
+
+def _iso(value: int | None) -> str | None:
+    from runner.reports.report import iso
+
+    return iso(_ms(value))
+
+
+def _duration(item: Item) -> float | None:
+    if item.start_ms is None or item.end_ms is None:
+        return None
+    return max(0.0, (item.end_ms - item.start_ms) / 1000)
+
+
+def render_text(found: Found) -> str:
+    job = found.job
+    lines = [f"{job.name} (pool {job.pool}, job {found.job_id})"]
+    if found.run is not None:
+        run = found.run
+        lines.append(
+            f"  run:      {run.run_id} sent its execute at {_when(run.when)} ({run.field});"
+            " shown: the execution that started closest to then"
+        )
+    if found.log is None:
+        lines.append(f"  {found.note}")
+        return "\n".join(lines) + "\n"
+    execution = found.log.execution
+    duration = _duration(execution)
+    lines += [
+        f"  execution {execution.execution_id or '-'}: {execution.status or 'no status'}",
+        f"  started:  {_when(_ms(execution.start_ms))}",
+        f"  ended:    {_when(_ms(execution.end_ms))}"
+        + (f" ({format_duration(duration)})" if duration is not None else ""),
+    ]
+    lines += _task_lines(found.log)
+    return "\n".join(printable(line) for line in lines) + "\n"
+
+
+def _task_lines(log: ExecutionLog) -> list[str]:
+    if not log.tasks:
+        lines = ["Tasks: none listed"]
+    else:
+        width = max(len(t.item.status or "-") for t in log.tasks)
+        lines = ["Tasks:"]
+        for task in log.tasks:
+            item = task.item
+            span = f"{_when(_ms(item.start_ms))} -> {_when(_ms(item.end_ms))}"
+            lines.append(f"  {(item.status or '-').ljust(width)}  {item.name or item.id}  {span}")
+    for task in log.tasks:
+        if task.lines:
+            lines.append(f"Log of failed task '{task.item.name or task.item.id}':")
+            lines += [_log_line(line) for line in task.lines]
+    if log.job_lines:
+        lines.append("Log of the execution (no task says why it failed):")
+        lines += [_log_line(line) for line in log.job_lines]
+    return lines
+
+
+def _log_line(line: LogLine) -> str:
+    # One output line per log line: a message's own line breaks are shown escaped.
+    return f"  {line.level:<7} {_when(_ms(line.date_ms))}  {line.message}"
+
+
+def _item_dict(item: Item) -> dict[str, Any]:
+    duration = _duration(item)
+    return {
+        "id": item.id,
+        "name": item.name,
+        "status": item.status,
+        "started_at": _iso(item.start_ms),
+        "finished_at": _iso(item.end_ms),
+        "duration_seconds": None if duration is None else round(duration, 3),
+    }
+
+
+def _lines_dict(lines: tuple[LogLine, ...]) -> list[dict[str, Any]]:
+    return [{"level": x.level, "date": _iso(x.date_ms), "message": x.message} for x in lines]
+
+
+def to_dict(found: Found) -> dict[str, Any]:
+    """The JSON form; stable like `status --format json` (fields are only added)."""
+    log = found.log
+    run = found.run
+    return {
+        "format_version": LOGS_FORMAT_VERSION,
+        "job": found.job.name,
+        "pool": found.job.pool,
+        "pool_id": found.pool_id,
+        "job_id": found.job_id,
+        "run": None
+        if run is None
+        else {"run_id": run.run_id, "sent_at": _iso(int(run.when * 1000)), "from": run.field},
+        "execution": None
+        if log is None
+        else {**_item_dict(log.execution), "execution_id": log.execution.execution_id},
+        "tasks": []
+        if log is None
+        else [{**_item_dict(t.item), "log": _lines_dict(t.lines)} for t in log.tasks],
+        "job_log": [] if log is None else _lines_dict(log.job_lines),
+        "note": found.note,
+    }
