@@ -446,3 +446,47 @@ def test_connection_settings_and_key_env_fallback(airflow_home: Path) -> None:
     assert isinstance(fallback.auth, KeyAuth) and fallback.auth.key_env == "TEAM_KEY"
     with pytest.raises(UsageError, match="connection 'other' is not defined"):
         resolve_endpoint(ApiSettings(conn_id="other"), None, {"TEAM_KEY": "k"})
+
+
+def test_docs_show_the_example_dag_that_runs_here() -> None:
+    text = (ROOT / "docs" / "airflow.md").read_text()
+    example = (EXAMPLE_DAGS / "celonis_nightly.py").read_text()
+    assert f"```python\n{example}```" in text
+
+
+def test_task_group_with_select_sits_between_other_tasks(airflow_home: Path) -> None:
+    from airflow.sdk import DAG, TriggerRule
+
+    from runner.airflow import CelonisTaskGroup
+    from runner.airflow.dag import FailureAllowed
+
+    with DAG("orders_pipeline", schedule=None) as dag:
+        before, after = FailureAllowed(task_id="land_files"), FailureAllowed(task_id="notify")
+        group = CelonisTaskGroup(
+            manifest=EXAMPLE_MANIFEST,
+            group_id="celonis",
+            select=["+load_o2c_model"],
+            exclude=["extract_sap_orders"],
+        )
+        before >> group >> after
+    ids = set(dag.task_dict) - {"land_files", "notify"}
+    assert ids == {
+        "celonis.extract_sap_deliveries",
+        "celonis.extract_salesforce",
+        "celonis.transform_o2c",
+        "celonis.quality_checks",
+        "celonis.quality_checks__failure_allowed",
+        "celonis.load_o2c_model",
+    }
+    load = dag.task_dict["celonis.load_o2c_model"]
+    assert load.upstream_task_ids == {
+        "celonis.quality_checks__failure_allowed",
+        "celonis.extract_salesforce",
+    }
+    assert load.trigger_rule == TriggerRule.ALL_SUCCESS
+    assert (
+        dag.task_dict["celonis.quality_checks__failure_allowed"].trigger_rule
+        == TriggerRule.ONE_DONE
+    )
+    assert dag.task_dict["celonis.extract_salesforce"].upstream_task_ids == {"land_files"}
+    assert "celonis.load_o2c_model" in dag.task_dict["notify"].upstream_task_ids
