@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +62,7 @@ def airflow_home() -> Iterator[Path]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -248,6 +248,9 @@ def test_example_dag_runs_each_job_once_in_order_with_failure_policies(
     )
     assert KEY not in logs
     assert not any(KEY in text for text in stored)
+    home = celonis.dags.parent  # type: ignore[attr-defined]
+    files = [p for p in home.rglob("*") if p.is_file()]  # the metadata DB, task logs, ...
+    assert not [p for p in files if KEY.encode() in p.read_bytes()]
 
 
 # -- killing, timeouts, retries --------------------------------------------------------
@@ -360,7 +363,6 @@ def test_a_retry_waits_for_the_run_an_earlier_try_started(
     first = _operator(manifest, deferrable=False)
     client = first._client()
     client.execute(first.pool_id, first.job_id, "DELTA")  # try 1 died after its execute
-    time.sleep(0.05)
     began = datetime.now(UTC) - timedelta(seconds=1)
     retry: CelonisJobOperator = _operator(manifest, deferrable=False)
     context = {"ti": SimpleNamespace(try_number=2), "dag_run": SimpleNamespace(start_date=began)}
