@@ -23,12 +23,17 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
 
-from runner.airflow.credentials import DEFAULT_CONN_ID, ApiSettings, make_client, time_scale
+from runner.airflow.credentials import (
+    DEFAULT_CONN_ID,
+    ApiSettings,
+    make_client,
+    make_clock,
+    time_scale,
+)
 from runner.airflow.hooks import endpoint_for, lookup_connection
 from runner.airflow.triggers import CelonisJobTrigger
 from runner.airflow.watch import Outcome, Wait
 from runner.api import ApiError, CelonisClient, ExecutionHandle, JobBusyError, JobStatus
-from runner.clock import ScaledClock, SystemClock
 from runner.errors import RunnerError
 from runner.manifest.durations import format_duration
 from runner.manifest.model import (
@@ -130,9 +135,7 @@ class CelonisJobOperator(BaseOperator):
             )
         except RunnerError as error:
             raise AirflowException(f"job {self.job_name!r}: {error}") from None
-        scale = time_scale(self.environ)
-        clock = SystemClock() if scale == 1.0 else ScaledClock(scale)
-        return make_client(endpoint, clock, self.environ)
+        return make_client(endpoint, make_clock(self.environ), self.environ)
 
     def _start(self, client: CelonisClient) -> Wait:
         """Execute the job; a run someone else started is waited for first."""
