@@ -301,6 +301,53 @@ def test_task_killed_mid_run_is_cancelled_in_celonis(
     assert journal.end("long_load")[1] == "CANCEL"
 
 
+ALLOWED_DAG = """
+from pathlib import Path
+
+from runner.airflow import dag_from_manifest
+
+dag = dag_from_manifest(Path(__file__).parent / "allowed.yaml", dag_id="celonis_allowed")
+"""
+
+ALLOWED_JOBS = """
+version: 1
+pools:
+  sap: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11}
+jobs:
+  checks:
+    pool: sap
+    id: a8e1d5c3-7b9f-4a2e-8c6d-3f0b1e7a9d25
+    allow_failure: true
+    expected_duration: 5m
+  load:
+    pool: sap
+    id: 2c9e7b1f-5a3d-4f8c-b6e0-9d4a1c7e3b56
+    depends_on: [checks]
+    expected_duration: 5m
+"""
+
+
+def test_only_an_allowed_failure_leaves_the_dag_run_successful(
+    celonis: Callable[..., Any],
+) -> None:
+    """As `run` exits 0 when only allow_failure jobs failed; the failed task stays visible."""
+    dags = celonis.dags  # type: ignore[attr-defined]
+    manifest = dags / "allowed.yaml"
+    manifest.write_text(ALLOWED_JOBS)
+    (dags / "celonis_allowed.py").write_text(ALLOWED_DAG)
+    behaviour = {"outcome": "FAIL", "message": "412 rows violate the rule"}
+    checks = {"id": "a8e1d5c3-7b9f-4a2e-8c6d-3f0b1e7a9d25", "duration": "5m", **behaviour}
+    emulator = celonis(
+        {"pools": [{"id": "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11", "jobs": [checks]}]}, manifest
+    )
+    run = load_dag_file(dags / "celonis_allowed.py").test()
+    journal = Journal(emulator.journal(), manifest)
+    assert run.state == "success"
+    assert run.get_task_instance("checks").state == "failed"
+    assert journal.end("checks")[1] == "FAIL" and journal.end("load")[1] == "SUCCESS"
+    assert journal.executions("load")[0]["t"] >= journal.end("checks")[0]
+
+
 def _operator(manifest: Path, **kwargs: Any) -> Any:
     from runner.airflow.credentials import ApiSettings
     from runner.airflow.operators import CelonisJobOperator
