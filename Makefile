@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,tls]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,tls,airflow]'  # airflow: tests/test_airflow.py runs DAGs in-process
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -242,6 +242,7 @@ def test_soak_random_faults(cli: Cli, tmp_path: Path, seed: int) -> None:
         )
         names.append(name)
     p.settings["stale_status_for"] = f"{rng.randint(0, 15)}s"
+    p.defaults["timeout"] = "30m"  # a lost execute answer never settled ends 'unclear' then
     faults = [
         {
             "method": "GET",

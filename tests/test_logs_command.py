@@ -185,7 +185,7 @@ def test_logs_shows_the_latest_or_the_execution_a_run_started(
     assert failed.code == 0, failed.err
     out = failed.out
     assert f"run:      {run1} sent its execute at" in out
-    assert ": FAIL" in out and "Log of failed task 'Load task':" in out
+    assert ": FAIL" in out and "Log of failed task 'Load transformation':" in out
     error_at = out.index("ERROR   ")
     assert "ORA-00942: table or view does not exist" in out[error_at:].splitlines()[0]
     assert error_at < out.index("INFO    ")  # ERROR first
@@ -195,10 +195,12 @@ def test_logs_shows_the_latest_or_the_execution_a_run_started(
     )
     assert data["execution"]["status"] == "FAIL"
     assert data["run"]["run_id"] == run1
-    assert data["tasks"][0]["status"] == "FAIL"
-    assert data["tasks"][0]["log"][0] == {
+    # a job served from a manifest has an extraction, then the transformation that fails
+    assert [task["status"] for task in data["tasks"]] == ["SUCCESS", "FAIL"]
+    failed_task = data["tasks"][1]
+    assert failed_task["log"][0] == {
         "level": "ERROR",
-        "date": data["tasks"][0]["finished_at"],
+        "date": failed_task["finished_at"],
         "message": "ORA-00942: table or view does not exist",
     }
     by_run2 = json.loads(

@@ -1,0 +1,270 @@
+"""`CelonisJobOperator`: execute one Celonis data job through the runner's client and wait for its end.
+
+The execute goes through `CelonisClient.execute` (reads the status first, never
+re-sends a POST whose outcome is unknown). A run someone else started is waited
+for first, as `run` does. The wait is deferred to `CelonisJobTrigger` (no worker
+slot held) or, with `deferrable=False`, polled here. The task fails with
+Celonis' ERROR lines when the job fails. The job's `timeout`, and Airflow
+killing the task (execution_timeout, mark failed, clear), cancel it in Celonis.
+
+An Airflow retry never repeats an execute blindly: a later try first looks at
+the job's newest execution; one that began after this DAG run started and is
+still running is waited for as ours, one that succeeded counts as done.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowException
+
+from runner.airflow.credentials import (
+    DEFAULT_CONN_ID,
+    ApiSettings,
+    make_client,
+    make_clock,
+    time_scale,
+)
+from runner.airflow.hooks import endpoint_for, lookup_connection
+from runner.airflow.triggers import CelonisJobTrigger
+from runner.airflow.watch import Outcome, Wait
+from runner.api import ApiError, CelonisClient, ExecutionHandle, JobBusyError, JobStatus
+from runner.errors import RunnerError
+from runner.manifest.durations import format_duration
+from runner.manifest.model import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_MODE,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    Mode,
+)
+
+CLOCK_SKEW = 300.0
+"""Seconds of clock difference to Celonis tolerated when a retry decides whether the newest
+execution is one an earlier try started (erring this way never executes a job twice)."""
+
+
+class CelonisJobOperator(BaseOperator):
+    """Execute the Celonis data job `job_id` of data pool `pool_id` (`mode` FULL or DELTA) and wait.
+
+    Credentials: the Airflow connection `conn_id` (type `celonis`), else the
+    environment variables `settings` name (from the manifest). `timeout`,
+    `poll_interval` and `max_poll_interval` are seconds, as in the manifest.
+    """
+
+    template_fields = ("pool_id", "job_id", "mode")
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        pool_id: str,
+        job_id: str,
+        mode: Mode = DEFAULT_MODE,
+        conn_id: str | None = DEFAULT_CONN_ID,
+        settings: ApiSettings | None = None,
+        job_name: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        deferrable: bool = True,
+        environ: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pool_id = pool_id
+        self.job_id = job_id
+        self.mode = mode
+        self.api_settings = settings or ApiSettings(conn_id=conn_id)
+        self.job_name = job_name or self.task_id
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.deferrable = deferrable
+        self._environ = environ
+        self._killed = threading.Event()
+        self._active: tuple[CelonisClient, Wait] | None = None
+
+    # -- Airflow entry points ------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, str]:
+        if self.mode not in ("FULL", "DELTA"):
+            raise AirflowException(
+                f"job {self.job_name!r}: mode must be FULL or DELTA, not {self.mode!r}"
+            )
+        client = self._client()
+        wait = self._earlier_try(context, client)
+        if isinstance(wait, dict):
+            return wait
+        return self._wait(client, wait or self._start(client))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
+        """Resumed from the trigger: its event says how the wait ended."""
+        wait = Wait.from_dict(event["wait"])
+        return self._finish(self._client(), Outcome(event["outcome"]), wait, event.get("message"))
+
+    def on_kill(self) -> None:
+        """Airflow is killing the task (execution_timeout, marked failed, cleared): cancel our run."""
+        self._killed.set()
+        active = self._active
+        if active is None or active[1].kind != "ours":
+            return
+        client, wait = active
+        try:
+            client.cancel(wait.pool_id, wait.job_id)
+        except ApiError as error:
+            self.log.error("job %s: could not cancel it in Celonis: %s", self.job_name, error)
+            return
+        self.log.warning("job %s: task killed; cancelled in Celonis", self.job_name)
+
+    # -- steps ---------------------------------------------------------------------
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return os.environ if self._environ is None else self._environ
+
+    def _client(self) -> CelonisClient:
+        try:
+            endpoint = endpoint_for(
+                self.api_settings, lookup_connection(self.api_settings.conn_id), self.environ
+            )
+        except RunnerError as error:
+            raise AirflowException(f"job {self.job_name!r}: {error}") from None
+        return make_client(endpoint, make_clock(self.environ), self.environ)
+
+    def _start(self, client: CelonisClient) -> Wait:
+        """Execute the job; a run someone else started is waited for first."""
+        now = time.time()
+        poll = (self.poll_interval, self.max_poll_interval)
+        scale = time_scale(self.environ)
+        try:
+            handle = client.execute(self.pool_id, self.job_id, self.mode)
+        except JobBusyError as busy:
+            self.log.info(
+                "job %s is already %s in Celonis (started by someone else); ours starts when it ends",
+                self.job_name,
+                busy.job_status.status,
+            )
+            return Wait.external(
+                self.pool_id, self.job_id, now=now, timeout=self.timeout, poll=poll, scale=scale
+            )
+        except ApiError as error:
+            raise AirflowException(
+                f"job {self.job_name!r}: {error} (if the execute reached Celonis the job may be"
+                " running: a retry of this task waits for that run instead of executing again)"
+            ) from None
+        self.log.info("job %s executed (%s) in pool %s", self.job_name, self.mode, self.pool_id)
+        return Wait.ours(handle, now=now, timeout=self.timeout, poll=poll, scale=scale)
+
+    def _earlier_try(self, context: Context, client: CelonisClient) -> Wait | dict[str, str] | None:
+        """On a retry: the run an earlier try of this DAG run started, if Celonis shows one."""
+        ti, dag_run = context["ti"], context["dag_run"]
+        since = dag_run.start_date
+        if ti.try_number <= 1 or since is None:
+            return None
+        try:
+            latest = client.latest_execution(self.pool_id, self.job_id)
+            status = client.job_status(self.pool_id, self.job_id)
+        except ApiError as error:
+            raise AirflowException(f"job {self.job_name!r}: {error}") from None
+        began = latest.start_date if latest is not None else None
+        if began is None or began < (since.timestamp() - CLOCK_SKEW) * 1000:
+            return None
+        if status.in_progress:
+            self.log.info(
+                "job %s: an execution started by an earlier try is %s: waiting for it, not executing again",
+                self.job_name,
+                status.status,
+            )
+            handle = ExecutionHandle(
+                self.pool_id, self.job_id, self.mode, JobStatus(self.job_id, None), 0.0, 1
+            )
+            poll = (self.poll_interval, self.max_poll_interval)
+            scale = time_scale(self.environ)
+            now = time.time()
+            return Wait.ours(
+                handle, now=now, timeout=self.timeout, poll=poll, scale=scale, seen_active=True
+            )
+        if latest is not None and latest.status == "SUCCESS":
+            self.log.info(
+                "job %s: an earlier try's execution succeeded; not executing again", self.job_name
+            )
+            return self._result("SUCCESS")
+        return None  # the earlier try's run ended unsuccessfully: a retry executes anew
+
+    def _wait(self, client: CelonisClient, wait: Wait) -> dict[str, str]:
+        if self.deferrable:
+            self._active = None  # from here the trigger owns the wait (and its on_kill)
+            self.defer(
+                trigger=CelonisJobTrigger(wait.to_dict(), self.api_settings.to_dict()),
+                method_name="execute_complete",
+            )
+        self._active = (client, wait)
+        while not self._killed.is_set():
+            if wait.timed_out(time.time()):
+                return self._finish(client, Outcome.TIMEOUT, wait)
+            try:
+                status = client.pool_statuses(self.pool_id, [self.job_id])[self.job_id]
+            except ApiError as error:
+                return self._finish(client, Outcome.ERROR, wait, str(error))
+            step = wait.observe(status, time.time())
+            wait = step.wait
+            self._active = (client, wait)
+            if step.outcome is not None:
+                return self._finish(client, step.outcome, wait)
+            self._killed.wait(step.sleep)
+        raise AirflowException(f"job {self.job_name!r}: the task was killed; cancelled in Celonis")
+
+    def _finish(
+        self, client: CelonisClient, outcome: Outcome, wait: Wait, message: str | None = None
+    ) -> dict[str, str]:
+        self._active = None
+        if outcome is Outcome.SUCCESS:
+            self.log.info("job %s succeeded in Celonis", self.job_name)
+            return self._result("SUCCESS")
+        if outcome is Outcome.EXTERNAL_ENDED:
+            self.log.info(
+                "job %s: the run started by someone else ended; executing ours", self.job_name
+            )
+            return self._wait(client, self._start(client))
+        raise AirflowException(
+            f"job {self.job_name!r}: {self._failure(client, outcome, wait, message)}"
+        )
+
+    def _failure(
+        self, client: CelonisClient, outcome: Outcome, wait: Wait, message: str | None
+    ) -> str:
+        if outcome is Outcome.FAIL:
+            reason = client.failure_reason(self.pool_id, self.job_id)
+            return f"FAIL: {reason}" if reason else "FAIL (Celonis gave no reason)"
+        if outcome is Outcome.TIMEOUT and wait.kind == "external":
+            return (
+                "an execution started outside Airflow was still running after"
+                f" {format_duration(self.timeout)}; ours was not started"
+            )
+        if outcome is Outcome.TIMEOUT:
+            try:
+                client.cancel(self.pool_id, self.job_id)
+            except ApiError as error:
+                return f"timed out after {format_duration(self.timeout)}; cancelling it in Celonis failed: {error}"
+            return f"timed out after {format_duration(self.timeout)}; cancelled in Celonis"
+        if outcome is Outcome.ERROR:
+            return (
+                f"{message}; the job may still be running in Celonis: a retry of this task waits"
+                " for it instead of executing again"
+            )
+        return f"ended as {outcome.value} in Celonis"
+
+    def _result(self, status: str) -> dict[str, str]:
+        """The XCom value: what ran and how it ended (never a credential)."""
+        return {
+            "job": self.job_name,
+            "pool_id": self.pool_id,
+            "job_id": self.job_id,
+            "status": status,
+        }

@@ -1,0 +1,541 @@
+"""runner.airflow: the example DAG run with `dag.test()` against the emulator, checked from its journal.
+
+Airflow runs in this process with AIRFLOW_HOME in a temporary folder and a
+SQLite metadata DB created once per session. These tests skip only when
+Airflow cannot be imported (`pip install -e '.[airflow]'`; `make test` does).
+`dag.test()` runs one task at a time, so Airflow's pools and max_active_tasks
+are checked as configuration; the journal checks what reached Celonis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = ROOT / "examples" / "airflow" / "dags"
+EXAMPLE_MANIFEST = EXAMPLE_DAGS / "jobs.yaml"
+SCALE = 3000.0
+KEY = "celonis-test-key-5d1b3e9a7c62-do-not-log"
+
+
+# -- the Airflow session ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Iterator[Path]:
+    """AIRFLOW_HOME and a fresh SQLite metadata DB; skips only when Airflow cannot be imported."""
+    home = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+    dags = home / "dags"  # dag.test() runs only DAGs found here: the example, and the tests' own
+    shutil.copytree(EXAMPLE_DAGS, dags)
+    settings = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)  # before Airflow is imported: it reads them once
+    try:
+        import airflow  # noqa: F401
+    except ImportError as error:
+        pytest.skip(f"Airflow is not installed ({error}): pip install -e '.[airflow]'")
+    from airflow.utils import db
+
+    db.resetdb()
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def celonis(
+    airflow_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[dict[str, Any], Path], Any]:
+    """Start an emulator serving a manifest (plus a scenario's behaviour); point celonis_default at it."""
+    from runner.clock import ScaledClock
+    from runner.emulator import Emulator, Scenario
+    from runner.manifest.loader import load_manifest
+
+    started: list[Any] = []
+
+    def start(behaviour: dict[str, Any], manifest: Path = EXAMPLE_MANIFEST) -> Any:
+        model = load_manifest(manifest, {})
+        base = Scenario.from_dict({"time_scale": SCALE, "queued_for": "5s", **behaviour})
+        emulator = Emulator(
+            Scenario.from_manifest(model, base=base), clock=ScaledClock(SCALE), api_keys=[KEY]
+        )
+        emulator.__enter__()
+        started.append(emulator)
+        connection = {"conn_type": "celonis", "host": emulator.base_url, "password": KEY}
+        monkeypatch.setenv("AIRFLOW_CONN_CELONIS_DEFAULT", json.dumps(connection))
+        monkeypatch.setenv("CELONIS_RUNNER_TIME_SCALE", str(SCALE))
+        return emulator
+
+    start.dags = airflow_home / "dags"  # type: ignore[attr-defined]
+    yield start
+    for emulator in started:
+        emulator.__exit__(None, None, None)
+
+
+def load_dag_file(path: Path) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+# -- reading the emulator's journal ----------------------------------------------------
+
+
+class Journal:
+    def __init__(self, entries: list[dict[str, Any]], manifest: Path = EXAMPLE_MANIFEST) -> None:
+        self.entries = entries
+        self.jobs = yaml.safe_load(manifest.read_text())["jobs"]
+
+    def _id(self, name: str) -> str:
+        return str(self.jobs[name]["id"]).lower()
+
+    def executions(self, name: str) -> list[dict[str, Any]]:
+        """Executions the API started (not ones the scenario had running already)."""
+        return [
+            e
+            for e in self.entries
+            if e.get("event") == "started" and e["job_id"] == self._id(name) and e["by"] == "api"
+        ]
+
+    def statuses(self, name: str) -> list[tuple[float, str]]:
+        return [
+            (e["t"], e["status"])
+            for e in self.entries
+            if e.get("event") == "status" and e["job_id"] == self._id(name)
+        ]
+
+    def end(self, name: str) -> tuple[float, str]:
+        return next((t, s) for t, s in self.statuses(name) if s in ("SUCCESS", "FAIL", "CANCEL"))
+
+    def cancels(self, name: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.entries
+            if e.get("event") == "cancel_requested" and e["job_id"] == self._id(name)
+        ]
+
+    def max_concurrent(self, names: list[str]) -> int:
+        points = []
+        for name in names:
+            for execution in self.executions(name):
+                points += [(execution["t"], 1), (self.end(name)[0], -1)]
+        current = best = 0
+        for _, delta in sorted(points):
+            current += delta
+            best = max(best, current)
+        return best
+
+
+# -- the example DAG -------------------------------------------------------------------
+
+BEHAVIOUR = {
+    "pools": [
+        {
+            "id": "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11",
+            "jobs": [
+                {
+                    "id": "a8e1d5c3-7b9f-4a2e-8c6d-3f0b1e7a9d25",
+                    "duration": "5m",
+                    "outcome": "FAIL",
+                    "message": "Check 'orders without customer': 412 rows violate the rule",
+                }
+            ],
+        },
+        {
+            "id": "7a1d9e40-5b2c-4f8a-8e13-6c0b2d9f4a77",
+            "jobs": [
+                {
+                    "id": "6f2a9c4e-8b1d-4d7f-a3e5-0c9b2e6f1a84",
+                    "duration": "8m",
+                    "outcome": "FAIL",
+                    "message": "Opportunity stage 'Won' is not mapped",
+                }
+            ],
+        },
+    ]
+}
+
+
+def test_example_dag_runs_each_job_once_in_order_with_failure_policies(
+    celonis: Callable[..., Any],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The DAG file from docs/airflow.md, deferrable, against the emulator."""
+    from airflow.models import Pool
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from runner.airflow.dag import load_plan
+    from runner.airflow.pools import create_pools
+
+    emulator = celonis(BEHAVIOUR)
+    assert create_pools(load_plan(EXAMPLE_MANIFEST)) == {"celonis_sap_ecc": 2}
+    dag = load_dag_file(celonis.dags / "celonis_nightly.py")  # type: ignore[attr-defined]
+    assert dag.max_active_tasks == 4
+    assert {t.task_id: t.pool for t in dag.tasks if t.task_id.startswith("extract")} == {
+        "extract_sap_orders": "celonis_sap_ecc",
+        "extract_sap_deliveries": "celonis_sap_ecc",
+        "extract_salesforce": "default_pool",
+    }
+
+    run = dag.test()
+    journal = Journal(emulator.journal())
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+    ran = [n for n in journal.jobs if n != "load_sales_model"]
+    for name in ran:
+        assert len(journal.executions(name)) == 1, name
+    for name in ran:  # never before every dependency succeeded (or, allowed, ended)
+        started = journal.executions(name)[0]["t"]
+        for dependency in journal.jobs[name].get("depends_on", []):
+            end, status = journal.end(dependency)
+            assert end <= started and (status == "SUCCESS" or dependency == "quality_checks")
+    sap = [n for n, job in journal.jobs.items() if job["pool"] == "sap_ecc"]
+    assert journal.max_concurrent(sap) <= 2
+    # a failure's dependents do not run; an allowed failure's do, and it stays visible
+    assert journal.executions("load_sales_model") == []
+    assert states["transform_opportunities"] == "failed"
+    assert states["load_sales_model"] == "upstream_failed"
+    assert states["quality_checks"] == "failed"
+    assert states["quality_checks__failure_allowed"] == "success"
+    assert states["load_o2c_model"] == "success"
+    assert Pool.get_pool("celonis_sap_ecc").include_deferred
+
+    with create_session() as session:
+        xcoms = session.query(XComModel).filter(XComModel.run_id == run.run_id).all()
+        rendered = session.query(RenderedTaskInstanceFields).all()
+        # the deferred waits resumed: execute_complete returned each success
+        done = {x.task_id: x.value for x in xcoms if x.key == "return_value"}
+        assert done["load_o2c_model"]["status"] == "SUCCESS"
+        stored = [json.dumps(x.value) for x in xcoms] + [
+            json.dumps(r.rendered_fields) for r in rendered
+        ]
+    output = capfd.readouterr()
+    logs = output.out + output.err + caplog.text
+    assert "Pausing task as DEFERRED" in logs and "Trigger completed" in logs
+    assert (
+        "job 'quality_checks': FAIL: Check 'orders without customer': 412 rows violate the rule"
+        in logs
+    )
+    assert KEY not in logs
+    assert not any(KEY in text for text in stored)
+    home = celonis.dags.parent  # type: ignore[attr-defined]
+    files = [p for p in home.rglob("*") if p.is_file()]  # the metadata DB, task logs, ...
+    assert not [p for p in files if KEY.encode() in p.read_bytes()]
+
+
+# -- killing, timeouts, retries --------------------------------------------------------
+
+ONE_JOB = """
+version: 1
+pools:
+  sap: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11}
+jobs:
+  long_load:
+    pool: sap
+    id: 2c9e7b1f-5a3d-4f8c-b6e0-9d4a1c7e3b56
+    timeout: 12h
+    poll_interval: 10s
+    expected_duration: 6h
+"""
+
+
+KILLED_DAG = """
+from datetime import timedelta
+from pathlib import Path
+
+from runner.airflow import dag_from_manifest
+
+dag = dag_from_manifest(
+    Path(__file__).parent / "killed.yaml",
+    dag_id="celonis_killed",
+    deferrable=False,
+    operator_kwargs={"execution_timeout": timedelta(seconds=2)},
+)
+"""
+
+
+def test_task_killed_mid_run_is_cancelled_in_celonis(
+    celonis: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Airflow's execution_timeout kills the (non-deferrable) task: on_kill cancels the job."""
+    dags = celonis.dags  # type: ignore[attr-defined]
+    manifest = dags / "killed.yaml"
+    manifest.write_text(ONE_JOB)
+    (dags / "celonis_killed.py").write_text(KILLED_DAG)
+    emulator = celonis({}, manifest)
+    run = load_dag_file(dags / "celonis_killed.py").test()
+    journal = Journal(emulator.journal(), manifest)
+    assert run.get_task_instance("long_load").state == "failed"
+    assert len(journal.executions("long_load")) == 1
+    assert len(journal.cancels("long_load")) == 1
+    assert journal.end("long_load")[1] == "CANCEL"
+
+
+ALLOWED_DAG = """
+from pathlib import Path
+
+from runner.airflow import dag_from_manifest
+
+dag = dag_from_manifest(Path(__file__).parent / "allowed.yaml", dag_id="celonis_allowed")
+"""
+
+ALLOWED_JOBS = """
+version: 1
+pools:
+  sap: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11}
+jobs:
+  checks:
+    pool: sap
+    id: a8e1d5c3-7b9f-4a2e-8c6d-3f0b1e7a9d25
+    allow_failure: true
+    expected_duration: 5m
+  load:
+    pool: sap
+    id: 2c9e7b1f-5a3d-4f8c-b6e0-9d4a1c7e3b56
+    depends_on: [checks]
+    expected_duration: 5m
+"""
+
+
+def test_only_an_allowed_failure_leaves_the_dag_run_successful(
+    celonis: Callable[..., Any],
+) -> None:
+    """As `run` exits 0 when only allow_failure jobs failed; the failed task stays visible."""
+    dags = celonis.dags  # type: ignore[attr-defined]
+    manifest = dags / "allowed.yaml"
+    manifest.write_text(ALLOWED_JOBS)
+    (dags / "celonis_allowed.py").write_text(ALLOWED_DAG)
+    behaviour = {"outcome": "FAIL", "message": "412 rows violate the rule"}
+    checks = {"id": "a8e1d5c3-7b9f-4a2e-8c6d-3f0b1e7a9d25", "duration": "5m", **behaviour}
+    emulator = celonis(
+        {"pools": [{"id": "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11", "jobs": [checks]}]}, manifest
+    )
+    run = load_dag_file(dags / "celonis_allowed.py").test()
+    journal = Journal(emulator.journal(), manifest)
+    assert run.state == "success"
+    assert run.get_task_instance("checks").state == "failed"
+    assert journal.end("checks")[1] == "FAIL" and journal.end("load")[1] == "SUCCESS"
+    assert journal.executions("load")[0]["t"] >= journal.end("checks")[0]
+
+
+def _operator(manifest: Path, **kwargs: Any) -> Any:
+    from runner.airflow.credentials import ApiSettings
+    from runner.airflow.operators import CelonisJobOperator
+
+    job = yaml.safe_load(manifest.read_text())["jobs"]["long_load"]
+    return CelonisJobOperator(
+        task_id="long_load",
+        pool_id="3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11",
+        job_id=job["id"],
+        settings=ApiSettings(),
+        poll_interval=10.0,
+        **kwargs,
+    )
+
+
+def test_deferred_wait_times_out_and_cancels_and_on_kill_cancels(
+    celonis: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The trigger ends at the job's timeout and execute_complete cancels; a kill while deferred
+    (trigger.on_kill) cancels too. Never a second execute."""
+    from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(ONE_JOB)
+    emulator = celonis({}, manifest)
+    operator = _operator(manifest, timeout=3600.0)  # 1 h: 1.2 s at this time scale
+    context = {"ti": SimpleNamespace(try_number=1), "dag_run": SimpleNamespace(start_date=None)}
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    trigger = deferred.value.trigger
+
+    async def first_event() -> Any:
+        async for event in trigger.run():
+            return event.payload
+        return None
+
+    event = asyncio.run(first_event())
+    assert event["outcome"] == "TIMEOUT"
+    with pytest.raises(AirflowException, match="timed out after 1h; cancelled in Celonis"):
+        operator.execute_complete(context, event)
+    journal = Journal(emulator.journal(), manifest)
+    assert len(journal.executions("long_load")) == 1 and len(journal.cancels("long_load")) == 1
+
+    with pytest.raises(TaskDeferred) as deferred:
+        _operator(manifest).execute(context)
+    asyncio.run(deferred.value.trigger.on_kill())
+    journal = Journal(emulator.journal(), manifest)
+    assert len(journal.executions("long_load")) == 2 and len(journal.cancels("long_load")) == 2
+
+
+def test_a_retry_waits_for_the_run_an_earlier_try_started(
+    celonis: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Try 2 finds the execution try 1 started still running: it waits for it, never executes."""
+    from runner.airflow.operators import CelonisJobOperator
+
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(ONE_JOB.replace("expected_duration: 6h", "expected_duration: 1h"))
+    emulator = celonis({}, manifest)
+    first = _operator(manifest, deferrable=False)
+    client = first._client()
+    client.execute(first.pool_id, first.job_id, "DELTA")  # try 1 died after its execute
+    began = datetime.now(UTC) - timedelta(seconds=1)
+    retry: CelonisJobOperator = _operator(manifest, deferrable=False)
+    context = {"ti": SimpleNamespace(try_number=2), "dag_run": SimpleNamespace(start_date=began)}
+    assert retry.execute(context)["status"] == "SUCCESS"
+    journal = Journal(emulator.journal(), manifest)
+    assert len(journal.executions("long_load")) == 1
+    assert journal.end("long_load")[1] == "SUCCESS"
+    # and once it succeeded, a further try does not execute it again either
+    context["ti"] = SimpleNamespace(try_number=3)
+    assert _operator(manifest, deferrable=False).execute(context)["status"] == "SUCCESS"
+    assert len(Journal(emulator.journal(), manifest).executions("long_load")) == 1
+
+
+# -- parse time, CLI, provider -----------------------------------------------------------
+
+
+def test_manifest_problem_fails_at_parse_time_with_validates_lines(
+    airflow_home: Path, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "jobs.yaml").write_text(
+        ONE_JOB + "  transform:\n    pool: sapp\n    id: 0d6b8a2e-3f4c-4e1a-9b7d-c5e2f8a1d349\n"
+        "    depends_on: [long_lod]\n"
+    )
+    dag_file = (EXAMPLE_DAGS / "celonis_nightly.py").read_text()
+    (folder / "celonis_nightly.py").write_text(dag_file)
+    shown = str(folder / "jobs.yaml")
+    expected = [line for line in cli("validate", shown).out.splitlines() if line.startswith(shown)]
+    assert len(expected) == 2  # the unknown pool and the unknown dependency, with did-you-mean
+    errors = DagBag(dag_folder=str(folder)).import_errors
+    (message,) = errors.values()
+    for line in expected:
+        assert line in message
+
+
+def test_cli_validate_does_not_import_airflow() -> None:
+    code = (
+        "import sys; from runner.cli import main; "
+        "rc = main(['validate', 'jobs.yaml']); "
+        "assert not [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')]; "
+        "sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_provider_registers_the_celonis_connection_type(airflow_home: Path) -> None:
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    manager = ProvidersManagerTaskRuntime()
+    assert "celonis-runner" in manager.providers
+    hook = manager.hooks["celonis"]
+    assert hook is not None and hook.hook_class_name == "runner.airflow.hooks.CelonisHook"
+
+
+def test_connection_settings_and_key_env_fallback(airflow_home: Path) -> None:
+    from runner.airflow.credentials import ApiSettings, endpoint_from_connection, resolve_endpoint
+    from runner.api import KeyAuth, OAuthClientAuth
+    from runner.errors import UsageError
+
+    oauth = SimpleNamespace(
+        conn_id="celonis_default",
+        host="https://acme.eu-1.celonis.cloud",
+        schema=None,
+        port=None,
+        login="client-1",
+        password="s3cret",
+        extra='{"auth_type": "oauth", "scope": "x"}',
+    )
+    endpoint = endpoint_from_connection(oauth)
+    assert isinstance(endpoint.auth, OAuthClientAuth) and endpoint.auth.scope == "x"
+    assert endpoint.base_url == "https://acme.eu-1.celonis.cloud"
+    with pytest.raises(UsageError, match="has no password: put the key there"):
+        endpoint_from_connection(SimpleNamespace(**{**vars(oauth), "password": "", "extra": None}))
+    # no connection: the manifest's base URL and key_env
+    settings = ApiSettings(base_url="https://acme.eu-1.celonis.cloud", key_env="TEAM_KEY")
+    fallback = resolve_endpoint(settings, None, {"TEAM_KEY": "k"})
+    assert isinstance(fallback.auth, KeyAuth) and fallback.auth.key_env == "TEAM_KEY"
+    with pytest.raises(UsageError, match="connection 'other' is not defined"):
+        resolve_endpoint(ApiSettings(conn_id="other"), None, {"TEAM_KEY": "k"})
+
+
+def test_docs_show_the_example_dag_that_runs_here() -> None:
+    text = (ROOT / "docs" / "airflow.md").read_text()
+    example = (EXAMPLE_DAGS / "celonis_nightly.py").read_text()
+    assert f"```python\n{example}```" in text
+
+
+def test_task_group_with_select_sits_between_other_tasks(airflow_home: Path) -> None:
+    from airflow.sdk import DAG, TriggerRule
+
+    from runner.airflow import CelonisTaskGroup
+    from runner.airflow.dag import FailureAllowed
+
+    with DAG("orders_pipeline", schedule=None) as dag:
+        before, after = FailureAllowed(task_id="land_files"), FailureAllowed(task_id="notify")
+        group = CelonisTaskGroup(
+            manifest=EXAMPLE_MANIFEST,
+            group_id="celonis",
+            select=["+load_o2c_model"],
+            exclude=["extract_sap_orders"],
+        )
+        before >> group >> after
+    ids = set(dag.task_dict) - {"land_files", "notify"}
+    assert ids == {
+        "celonis.extract_sap_deliveries",
+        "celonis.extract_salesforce",
+        "celonis.transform_o2c",
+        "celonis.quality_checks",
+        "celonis.quality_checks__failure_allowed",
+        "celonis.load_o2c_model",
+    }
+    load = dag.task_dict["celonis.load_o2c_model"]
+    assert load.upstream_task_ids == {
+        "celonis.quality_checks__failure_allowed",
+        "celonis.extract_salesforce",
+    }
+    assert load.trigger_rule == TriggerRule.ALL_SUCCESS
+    assert (
+        dag.task_dict["celonis.quality_checks__failure_allowed"].trigger_rule
+        == TriggerRule.ONE_DONE
+    )
+    assert dag.task_dict["celonis.extract_salesforce"].upstream_task_ids == {"land_files"}
+    assert "celonis.load_o2c_model" in dag.task_dict["notify"].upstream_task_ids
