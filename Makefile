@@ -16,6 +16,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check runner tests bench .ci
 	$(BIN)/ruff format --check runner tests bench .ci
 	$(BIN)/mypy
+	$(BIN)/python .ci/check_function_length.py runner --max-lines 60
 
 test: lint
 	$(BIN)/python -m pytest

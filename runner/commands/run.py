@@ -52,7 +52,7 @@ from runner.execution.statefile import (
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
 from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
-from runner.target import http_timeouts, open_target, secret_values
+from runner.target import Target, http_timeouts, open_target, secret_values
 from runner.terminal import isatty
 
 log = structlog.get_logger(__name__)
@@ -136,15 +136,7 @@ def _run(
         emulator_journal=options.emulator_journal,
     ) as target:
         interrupt = threading.Event()  # set by a signal: retry waits end at once
-        client = CelonisClient.connect(
-            target.base_url,
-            target.auth,
-            requests.Session(),
-            target.clock,
-            timeouts=http_timeouts(environ),
-            ca_bundle=ca_bundle(environ),
-            interrupt=interrupt,
-        )
+        client = _client(target, environ, interrupt)
         where = EMULATOR_TARGET if options.emulator else target.base_url
         check_resume_target(saved, where, force=options.force)
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
@@ -177,6 +169,20 @@ def _run(
             # point exits without waiting for requests in flight or the emulator's threads.
             ctx.hard_exit = True
     return code
+
+
+def _client(
+    target: Target, environ: Mapping[str, str], interrupt: threading.Event
+) -> CelonisClient:
+    return CelonisClient.connect(
+        target.base_url,
+        target.auth,
+        requests.Session(),
+        target.clock,
+        timeouts=http_timeouts(environ),
+        ca_bundle=ca_bundle(environ),
+        interrupt=interrupt,
+    )
 
 
 def _plan_and_resume(

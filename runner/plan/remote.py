@@ -78,18 +78,32 @@ class RemoteCheck:
 
 def check_plan(api: ReadApi, plan: Plan) -> RemoteCheck:
     """Check the plan's pools and jobs; raises ApiError when the API cannot be used at all."""
-    manifest = plan.manifest
     result = RemoteCheck()
     try:
         api.list_pools()  # proves the credentials work (401 raises) before anything else
     except AuthError as error:
         if error.status != 403:
             raise  # 403: the key may not list pools, but may still read its own: go on
-    locate = Locator(manifest)
+    locate = Locator(plan.manifest)
     jobs = [planned.job for planned in plan.jobs.values()]
-    pools = {job.pool: manifest.pools[job.pool] for job in jobs if job.pool in manifest.pools}
     lookups = look_up_pools(api, [job.pool_id for job in jobs])
     result.pools_checked, result.jobs_checked = len(lookups), len(jobs)
+    _check_pools(result, plan.manifest, jobs, lookups, locate)
+    for job in jobs:
+        _check_job(result, job, lookups[job.pool_id], locate)
+    result.problems = sort_problems(result.problems)
+    return result
+
+
+def _check_pools(
+    result: RemoteCheck,
+    manifest: Manifest,
+    jobs: list[Job],
+    lookups: dict[str, PoolLookup],
+    locate: Locator,
+) -> None:
+    """Each pool the plan uses exists and the key may read it."""
+    pools = {job.pool: manifest.pools[job.pool] for job in jobs if job.pool in manifest.pools}
     for pool_id, lookup in lookups.items():
         pool = next((p for p in pools.values() if p.pool_id == pool_id), None)
         name = pool.name if pool is not None else pool_id
@@ -112,33 +126,34 @@ def check_plan(api: ReadApi, plan: Plan) -> RemoteCheck:
             result.problems.append(locate.pool(pool, message))
         else:  # a job given by URL whose pool is not under `pools`: point at the jobs
             result.problems += [locate.job(j, message) for j in jobs if j.pool_id == pool_id]
-    for job in jobs:
-        lookup = lookups[job.pool_id]
-        if lookup.jobs is None:
-            continue
-        info = lookup.jobs.get(job.job_id.lower())
-        if info is None:
-            result.missing.append(f"jobs.{job.name}")
-            result.problems.append(locate.job(job, _missing(job, lookup.jobs.values())))
-            continue
-        result.jobs_found += 1
-        status = info.status
-        if status.in_progress:
-            what = (
-                f"the job is {status.status} in Celonis now"
-                if status.is_active
-                else f"the job has the status {status.status!r}, which counts as still running"
-            )
-            result.problems.append(
-                locate.job(
-                    job,
-                    f"{what} (an execution this runner did not start);"
-                    " `run` would wait for it to end, then start its own",
-                    severity="warning",
-                )
-            )
-    result.problems = sort_problems(result.problems)
-    return result
+
+
+def _check_job(result: RemoteCheck, job: Job, lookup: PoolLookup, locate: Locator) -> None:
+    """The job exists in its (readable) pool; a warning when it is running now."""
+    if lookup.jobs is None:
+        return
+    info = lookup.jobs.get(job.job_id.lower())
+    if info is None:
+        result.missing.append(f"jobs.{job.name}")
+        result.problems.append(locate.job(job, _missing(job, lookup.jobs.values())))
+        return
+    result.jobs_found += 1
+    status = info.status
+    if not status.in_progress:
+        return
+    what = (
+        f"the job is {status.status} in Celonis now"
+        if status.is_active
+        else f"the job has the status {status.status!r}, which counts as still running"
+    )
+    result.problems.append(
+        locate.job(
+            job,
+            f"{what} (an execution this runner did not start);"
+            " `run` would wait for it to end, then start its own",
+            severity="warning",
+        )
+    )
 
 
 def _missing(job: Job, remote: Iterable[JobInfo]) -> str:
