@@ -47,8 +47,10 @@ def load_schema(name: str = MANIFEST_SCHEMA) -> dict[str, Any]:
 
 
 @cache
-def validator(name: str, *, resolved: bool = False) -> jsonschema.protocols.Validator:
-    """The validator of schema `name`, built once.
+def validator(
+    name: str, *, resolved: bool = False, definition: str | None = None
+) -> jsonschema.protocols.Validator:
+    """The validator of schema `name` (or of its `$defs/<definition>`), built once.
 
     `resolved=True` is for data whose `${VAR}` references were already
     replaced: the schema's `$defs/var` (what a reference looks like) then
@@ -59,7 +61,10 @@ def validator(name: str, *, resolved: bool = False) -> jsonschema.protocols.Vali
     if resolved and "var" in defs:
         defs["var"] = False
     cls = jsonschema.validators.validator_for(schema)
-    return cls(_inline_refs(schema, defs))
+    inlined = _inline_refs(schema, defs)
+    if definition is not None:
+        inlined = {"$schema": schema.get("$schema"), **inlined["$defs"][definition]}
+    return cls(inlined)
 
 
 def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
@@ -112,13 +117,27 @@ def default_shown(path: PathT, value: object) -> str:
 
 
 def schema_issues(
-    data: Any, name: str, *, resolved: bool = False, shown: Shown = default_shown
+    data: Any,
+    name: str,
+    *,
+    resolved: bool = False,
+    shown: Shown = default_shown,
+    definition: str | None = None,
 ) -> list[SchemaIssue]:
-    """Every problem of `data` against schema `name`, as messages a person can act on."""
+    """Every problem of `data` against schema `name` (or its `$defs/<definition>`), as
+    messages a person can act on."""
     issues: list[SchemaIssue] = []
-    for error in validator(name, resolved=resolved).iter_errors(data):
+    for error in validator(name, resolved=resolved, definition=definition).iter_errors(data):
         issues.extend(_translate(error, shown))
     return issues
+
+
+def _best_branch(error: ValidationError) -> ValidationError | None:
+    """The error of the branch the value was meant for: an `X or null` value that is not null
+    was meant to be an X, so the null branch's complaint says nothing."""
+    context = list(error.context or [])
+    meant = [e for e in context if not (e.validator == "type" and e.validator_value == "null")]
+    return best_match(meant or context)
 
 
 def _translate(error: ValidationError, shown: Shown) -> Iterator[SchemaIssue]:
@@ -138,7 +157,7 @@ def _translate(error: ValidationError, shown: Shown) -> Iterator[SchemaIssue]:
     elif kind in ("anyOf", "oneOf") and custom:
         got = "" if isinstance(error.instance, dict) else f", got {shown(path, error.instance)}"
         yield SchemaIssue(path, f"{custom}{got}")
-    elif kind in ("anyOf", "oneOf") and (best := best_match(error.context or [])) is not None:
+    elif kind in ("anyOf", "oneOf") and (best := _best_branch(error)) is not None:
         yield from _translate(best, shown)
     else:
         yield SchemaIssue(path, _simple_message(error, schema, shown(path, error.instance)))

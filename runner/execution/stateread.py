@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import best_match
-
 from runner.errors import UsageError
-from runner.schema import load_schema
+from runner.schema import schema_issues
 
 STATE_SCHEMA = "state.schema.json"
 JOURNAL_SUFFIX = ".jsonl"
@@ -65,20 +61,6 @@ def journal_path(snapshot: Path) -> Path:
     return snapshot.with_suffix(JOURNAL_SUFFIX)
 
 
-@cache
-def _validator(definition: str | None) -> jsonschema.protocols.Validator:
-    """The state file's schema, or one of its definitions (a journal line)."""
-    schema = load_schema(STATE_SCHEMA)
-    if definition is not None:
-        schema = {
-            "$schema": schema["$schema"],
-            "$ref": f"#/$defs/{definition}",
-            "$defs": schema["$defs"],
-        }
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
-
-
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
@@ -93,17 +75,21 @@ def _where(path: Any) -> str:
     return f"at {parts.lstrip('.') or 'the top level'}"
 
 
+def _shown(path: Any, value: object) -> str:
+    text = repr(value)  # the offending value may be huge: show its start
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
+
+
 def check(data: Any, definition: str | None, path: Path, place: str = "") -> None:
-    """DamagedStateError naming the JSON path of the first problem, if `data` breaks the schema."""
+    """DamagedStateError naming the JSON path of the first problem, if `data` breaks the schema
+    (the state file's schema, or one of its `$defs` for a journal line)."""
     try:
-        error = best_match(_validator(definition).iter_errors(data))
+        issues = schema_issues(data, STATE_SCHEMA, shown=_shown, definition=definition)
     except RecursionError:
         raise DamagedStateError(path, f"{place}nested too deeply") from None
-    if error is not None:
-        message = error.message
-        if len(message) > MAX_MESSAGE:
-            message = message[:MAX_MESSAGE] + "..."
-        raise DamagedStateError(path, f"{place}{_where(error.absolute_path)}: {message}")
+    if issues:
+        first = issues[0]
+        raise DamagedStateError(path, f"{place}{_where(first.path)}: {first.message}")
 
 
 def _read_json(path: Path) -> Any:
