@@ -137,7 +137,8 @@ def _best_branch(error: ValidationError) -> ValidationError | None:
     was meant to be an X, so the null branch's complaint says nothing."""
     context = list(error.context or [])
     meant = [e for e in context if not (e.validator == "type" and e.validator_value == "null")]
-    return best_match(meant or context)
+    best: ValidationError | None = best_match(meant or context)
+    return best
 
 
 def _translate(error: ValidationError, shown: Shown) -> Iterator[SchemaIssue]:
