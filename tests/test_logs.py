@@ -80,12 +80,18 @@ def test_progress_line_draws_clears_and_redraws(tmp_path: Path) -> None:
     manifest, _ = p.write()
     state = Executor(build_plan(load_manifest(manifest, {})), api=None, clock=FakeClock()).state  # type: ignore[arg-type]
     terminal = Terminal()
-    progress = ProgressLine(terminal, enabled=True)
+    now = [100.0]
+    progress = ProgressLine(terminal, enabled=True, monotonic=lambda: now[0])
     progress.update(state, state.jobs["a"])
     assert terminal.getvalue().endswith("0/2 done, 0 running, 2 waiting, 0 failed, 0 skipped")
     progress.stream.write("a log line\n")
     assert terminal.getvalue().endswith(
         "\r\x1b[Ka log line\n[0s] 0/2 done, 0 running, 2 waiting, 0 failed, 0 skipped"
+    )
+    now[0] += 95.4  # the line shows whole seconds of real elapsed time
+    progress.update(state, state.jobs["a"])
+    assert terminal.getvalue().endswith(
+        "\r\x1b[K[1m35s] 0/2 done, 0 running, 2 waiting, 0 failed, 0 skipped"
     )
     progress.close()
     assert terminal.getvalue().endswith("\r\x1b[K")

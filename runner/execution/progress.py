@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from runner.execution.runstate import JobRun, JobState, RunState
@@ -29,11 +30,21 @@ class _Stream:
 
 
 class ProgressLine:
-    def __init__(self, target: TextIO, *, enabled: bool) -> None:
+    """The ticking line on a terminal. It shows real elapsed time (what the person waits),
+    from `monotonic`, even when the run's clock is scaled."""
+
+    def __init__(
+        self,
+        target: TextIO,
+        *,
+        enabled: bool,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.target = target
         self.enabled = enabled
         self.line = ""
-        self.started = time.monotonic()
+        self._monotonic = monotonic
+        self.started = monotonic()
         self.lock = threading.Lock()
         self.stream: TextIO = _Stream(self) if enabled else target  # type: ignore[assignment]
         self._state: RunState | None = None
@@ -61,7 +72,7 @@ class ProgressLine:
         failed = sum(n for s, n in counts.items() if JobState(s).is_unsuccessful)
         running = counts.get("running", 0) + counts.get("starting", 0)
         waiting = counts.get("pending", 0) + counts.get("waiting", 0)
-        elapsed = format_duration(float(int(time.monotonic() - self.started)))
+        elapsed = format_duration(float(int(self._monotonic() - self.started)))
         line = (
             f"[{elapsed}] {done}/{len(state.jobs)} done, {running} running, {waiting} waiting, "
             f"{failed} failed, {counts.get('skipped', 0)} skipped"
