@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import secrets
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,14 +135,22 @@ def connect(
     with open_target(
         manifest, environ, redactor, base_url=base_url, emulator=emulator, scenario=scenario
     ) as target:
-        yield CelonisClient.connect(
-            target.base_url,
-            target.auth,
-            requests.Session(),
-            target.clock,
-            timeouts=http_timeouts(environ),
-            ca_bundle=ca_bundle(environ),
-        )
+        yield client_for(target, environ)
+
+
+def client_for(
+    target: Target, environ: Mapping[str, str], interrupt: threading.Event | None = None
+) -> CelonisClient:
+    """The client of `target`, with the timeouts and CA bundle the environment asks for."""
+    return CelonisClient.connect(
+        target.base_url,
+        target.auth,
+        requests.Session(),
+        target.clock,
+        timeouts=http_timeouts(environ),
+        ca_bundle=ca_bundle(environ),
+        interrupt=interrupt,
+    )
 
 
 def command_logging(

@@ -15,17 +15,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-import requests
 import structlog
 
 from runner import logs
 from runner.api import CelonisClient
-from runner.api.tls import ca_bundle
 from runner.clock import Clock
 from runner.commands.plan import add_selection
 from runner.commands.shared import (
     DEFAULT_FILE,
     Context,
+    add_connection,
     add_github,
     add_manifest_options,
     github_enabled,
@@ -52,7 +51,7 @@ from runner.execution.statefile import (
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
 from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
-from runner.target import Target, http_timeouts, open_target, secret_values
+from runner.target import client_for, open_target, secret_values
 from runner.terminal import isatty
 
 log = structlog.get_logger(__name__)
@@ -136,7 +135,7 @@ def _run(
         emulator_journal=options.emulator_journal,
     ) as target:
         interrupt = threading.Event()  # set by a signal: retry waits end at once
-        client = _client(target, environ, interrupt)
+        client = client_for(target, environ, interrupt)
         where = EMULATOR_TARGET if options.emulator else target.base_url
         check_resume_target(saved, where, force=options.force)
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
@@ -169,20 +168,6 @@ def _run(
             # point exits without waiting for requests in flight or the emulator's threads.
             ctx.hard_exit = True
     return code
-
-
-def _client(
-    target: Target, environ: Mapping[str, str], interrupt: threading.Event
-) -> CelonisClient:
-    return CelonisClient.connect(
-        target.base_url,
-        target.auth,
-        requests.Session(),
-        target.clock,
-        timeouts=http_timeouts(environ),
-        ca_bundle=ca_bundle(environ),
-        interrupt=interrupt,
-    )
 
 
 def _plan_and_resume(
@@ -401,17 +386,7 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="the Celonis team URL (default: $CELONIS_BASE_URL, then the manifest)",
-    )
-    parser.add_argument(
-        "--emulator", action="store_true", help="run against the embedded emulator instead"
-    )
-    parser.add_argument(
-        "--scenario", metavar="PATH", help="with --emulator: the emulator's scenario file"
-    )
+    add_connection(parser)
     parser.add_argument(
         "--emulator-journal",
         metavar="PATH",
