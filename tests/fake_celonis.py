@@ -41,6 +41,8 @@ class FakeCelonis:
     """Cancels of these jobs are accepted but never take effect."""
     refuse_credential: bool = False
     busy_until: dict[str, float] = field(default_factory=dict)
+    external_outcome: dict[str, str] = field(default_factory=dict)
+    """How an execution someone else started (see busy_until) ends, once it ends."""
     """Someone else's run of the job, active until this time."""
     execute_errors: dict[str, list[ApiError]] = field(default_factory=dict)
     """Raised by the next executes of a job (the run still starts when `takes_effect`)."""
@@ -60,6 +62,8 @@ class FakeCelonis:
         if self.busy_until.get(job_id, -1.0) > now:
             return JobStatus(job_id, "RUNNING")
         runs = self.runs.get(job_id)
+        if not runs and job_id in self.external_outcome:
+            return JobStatus(job_id, self.external_outcome[job_id], current_execution_id="ext")
         if not runs:
             return JobStatus(job_id, None)
         run = runs[-1]

@@ -212,6 +212,31 @@ def test_waiting_for_someone_elses_run_times_out_without_a_cancel() -> None:
     assert not api.times("cancel") and "busy" not in api.runs  # not ours to cancel
 
 
+def test_if_running_adopt_counts_someone_elses_run_and_sends_nothing() -> None:
+    api = fake(busy_until={"busy": T0 + 300.0}, external_outcome={"busy": "SUCCESS"})
+    state = run(plan_of(job("busy", if_running="adopt"), job("after", "busy")), api)
+    busy = state.jobs["busy"]
+    assert states(state) == {"busy": JobState.SUCCEEDED, "after": JobState.SUCCEEDED}
+    assert busy.attempts == 0 and "busy" not in api.runs  # no execute of ours
+    assert api.times("execute", "after")[0] >= T0 + 300.0  # its dependent waited for that end
+
+
+def test_if_running_adopt_takes_the_outcome_of_that_run() -> None:
+    api = fake(busy_until={"busy": T0 + 300.0}, external_outcome={"busy": "FAIL"})
+    state = run(plan_of(job("busy", if_running="adopt"), job("after", "busy")), api)
+    assert states(state) == {"busy": JobState.FAILED, "after": JobState.SKIPPED}
+
+
+def test_if_running_fail_fails_the_job_at_once() -> None:
+    api = fake(busy_until={"busy": T0 + 3600.0})
+    state = run(plan_of(job("busy", if_running="fail"), job("other")), api)
+    busy = state.jobs["busy"]
+    assert busy.state == JobState.FAILED and busy.error is not None
+    assert busy.error.startswith("already RUNNING in Celonis") and "if_running: fail" in busy.error
+    assert busy.finished_at is not None and busy.finished_at - state.started_at < 60.0
+    assert state.jobs["other"].state == JobState.SUCCEEDED and "busy" not in api.runs
+
+
 # -- stopping --------------------------------------------------------------------------
 
 

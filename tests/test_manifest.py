@@ -419,3 +419,15 @@ def test_did_you_mean_over_many_names_is_fast_and_as_good() -> None:
             == did_you_mean(typo, names[:0] + names)
             == f" (did you mean '{name}'?)"
         )
+
+
+def test_if_running_is_wait_by_default_set_in_defaults_or_a_job(write_manifest: Write) -> None:
+    text = GOOD.replace("  timeout: 1h30m\n", "  timeout: 1h30m\n  if_running: fail\n")
+    text = text.replace("    mode: FULL\n", "    mode: FULL\n    if_running: adopt\n")
+    m = load_manifest(write_manifest(text), {})
+    assert (m.jobs["extract"].if_running, m.jobs["transform"].if_running) == ("adopt", "fail")
+    assert load_manifest(write_manifest(GOOD), {}).jobs["extract"].if_running == "wait"
+    bad = GOOD.replace("    mode: FULL\n", "    mode: FULL\n    if_running: sometimes\n")
+    assert messages(write_manifest(bad)) == [
+        "jobs.yaml:15:17: jobs.extract.if_running: must be one of wait, adopt, fail, got 'sometimes'"
+    ]

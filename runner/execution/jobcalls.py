@@ -76,7 +76,7 @@ class JobCalls(FailurePolicy):
             self._emit(job, note=f"the execute's outcome is unclear ({error}); settling it")
             self._begin_settling(job, error.handle)
         elif isinstance(error, JobBusyError):
-            self._wait_for_other(job, error)
+            self._found_running(job, error)
         elif isinstance(error, AuthError) and (not self._executes_out or error.status == 401):
             # refused, so this one did not start; before any execute of ours went out nothing
             # may be running and the run ends at once, later the API is unusable for the rest
@@ -95,6 +95,38 @@ class JobCalls(FailurePolicy):
             )
             self.stopping.abort(error, now=self.clock.monotonic(), hard=True)
             self._wake.set()
+
+    def _found_running(self, job: JobRun, error: JobBusyError) -> None:
+        """Celonis runs the job already (not this run's execution): the job's `if_running`."""
+        spec = job.planned.job
+        if spec.if_running == "fail":
+            status = error.job_status.status
+            self._finish_job(
+                job,
+                JobState.FAILED,
+                f"already {status} in Celonis (an execution this run did not start);"
+                " if_running: fail",
+            )
+        elif spec.if_running == "adopt":
+            self._adopt(job, error)
+        else:
+            self._wait_for_other(job, error)
+
+    def _adopt(self, job: JobRun, error: JobBusyError) -> None:
+        """Watch the execution someone else started as this job's run; nothing is sent."""
+        spec = job.planned.job
+        before = JobStatus(job_id=spec.job_id, status=None)
+        now = self.clock.monotonic()
+        handle = ExecutionHandle(spec.pool_id, spec.job_id, spec.mode, before, now, 0, frozenset())
+        self._watch(job, handle, self.clock.time())
+        job.seen_active = True  # it was QUEUED/RUNNING: the next final status is its end
+        job.remote_status = error.job_status.status
+        job.next_poll = now + spec.poll_interval
+        self._set(
+            job,
+            JobState.RUNNING,
+            note="already running in Celonis (started outside this run); adopted as this run's",
+        )
 
     def _wait_for_other(self, job: JobRun, error: JobBusyError) -> None:
         now = self.clock.monotonic()

@@ -27,6 +27,7 @@ from runner.manifest.model import (
     DEFAULT_TIMEOUT,
     AuthConfig,
     Connection,
+    IfRunning,
     Job,
     Manifest,
     Mode,
@@ -530,6 +531,7 @@ class _Defaults:
     max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL
     expected_duration: float | None = None
     allow_failure: bool = False
+    if_running: IfRunning = "wait"
 
 
 class _Durations:
@@ -558,6 +560,7 @@ def _defaults(raw: Mapping[str, Any], durations: _Durations) -> _Defaults:
         or DEFAULT_MAX_POLL_INTERVAL,
         expected_duration=durations.get(raw, path, "expected_duration", None),
         allow_failure=raw.get("allow_failure", False) is True,
+        if_running=raw.get("if_running", "wait"),
     )
 
 
@@ -583,6 +586,7 @@ def _job(
         max_poll_interval=max(poll, longest or poll),
         expected_duration=durations.get(raw, path, "expected_duration", defaults.expected_duration),
         line=checker.doc.position(path, key=True)[0],
+        if_running=raw.get("if_running", defaults.if_running),
     )
 
 

@@ -8,6 +8,8 @@ from typing import Literal
 
 Mode = Literal["FULL", "DELTA"]
 AuthType = Literal["api_key", "app_key", "oauth"]
+IfRunning = Literal["wait", "adopt", "fail"]
+"""What a run does with a job that Celonis already shows QUEUED or RUNNING (not its own run)."""
 
 DEFAULT_KEY_ENV = "CELONIS_API_KEY"
 DEFAULT_CLIENT_ID_ENV = "CELONIS_CLIENT_ID"
@@ -69,6 +71,7 @@ class Job:
     max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL
     expected_duration: float | None = None
     line: int = 0
+    if_running: IfRunning = "wait"
 
 
 @dataclass(frozen=True)
