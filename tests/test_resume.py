@@ -559,3 +559,46 @@ def test_a_state_directory_that_cannot_be_written_is_a_clear_error(
         f"celonis-runner: error: cannot save run state in {blocked / 'runs'}: Not a directory;"
         " choose a folder you can write with --state-dir or $CELONIS_RUNNER_STATE_DIR\n"
     )
+
+
+def test_a_resume_right_after_a_kill_settles_a_stale_unclear_execute_and_runs_the_job_once(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Issue 16 #1: the execute is delayed 2 s (it takes effect), the runner is SIGKILLed while
+    it waits for the answer, and the resume starts while Celonis still shows the previous run
+    (status and history stale for 30 s). The resume must keep settling until the status shows
+    the run, take it up, and never send the execute again."""
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 10  # the 30 s stale window lasts 3 s of real time
+    p.settings["stale_status_for"] = "30s"
+    p.job("only", "sap", behaviour={"duration": "20s", "last_run": "SUCCESS"}, timeout="30m")
+    p.settings["faults"] = [
+        {
+            "method": "POST",
+            "path": "/integration/api/v2/data-pools/*",
+            "action": "delay",
+            "delay": "2s",
+            "times": 1,
+        }
+    ]
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        proc = spawn_run(
+            str(manifest), "--base-url", emu.base_url, "--log-format", "json", env=env_for(p)
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not Journal(emu.journal()).requests("GET", "/logs/status"):
+                assert time.monotonic() < deadline, "the runner never read the pool"
+                time.sleep(0.02)
+            time.sleep(0.5)  # the execute is out, its answer 1.5 s away
+        finally:
+            proc.kill()
+            proc.communicate()
+        wait_for_execution(lambda: Journal(emu.journal()), "only")  # it took effect
+        resumed = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json")
+        journal = Journal(emu.journal())
+    assert resumed.code == 0, resumed.err
+    assert len(journal.requests("POST", "/execute")) == 1
+    assert executions_by_name(journal.entries, ["only"]) == {"only": 1}
+    assert "job_resume_not_started" not in resumed.err
