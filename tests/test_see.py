@@ -15,7 +15,8 @@ from runner.reports.gantt import escape, write_gantt
 from runner.reports.html import render
 from runner.reports.runview import JobView, RunView, TaskView
 from tests.conftest import CliResult
-from tests.e2e import Pipeline, pool_uuid, run_pipeline
+from tests.e2e import Pipeline, emulator_for, pool_uuid, run_pipeline
+from tests.emulator_fixtures import FakeClock
 
 Cli = Callable[..., CliResult]
 API_KEY = "apikey-Hq7ZfW2mJ7pWc4Lr9TnQ"
@@ -202,3 +203,69 @@ def test_html_escapes_names_errors_and_task_results() -> None:
     texts = "".join(root.itertext())
     assert "j<&>\"'" in texts and "boom </td></table> \ufffd done" in texts
     assert "extract <x>: FAIL (ORA-01 & co)" in texts
+
+
+class _InterruptedClock(FakeClock):
+    """Sleeps in virtual time; the `stop_at`-th sleep is a Ctrl-C."""
+
+    def __init__(self, stop_at: int) -> None:
+        super().__init__()
+        self.stop_at = stop_at
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        if len(self.sleeps) == self.stop_at:
+            raise KeyboardInterrupt
+
+
+def _watch(tmp_path: Path, output_format: str) -> tuple[int, str, str, list[dict], list[float]]:
+    from runner.commands import status
+
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("extract", "sap", behaviour={"last_run": "SUCCESS"})
+    p.job("transform", "sap", "extract")
+    clock = _InterruptedClock(stop_at=2)
+    out, err = io.StringIO(), io.StringIO()
+    with emulator_for(p, API_KEY) as emu:
+        code = status.run(
+            str(p.folder / "jobs.yaml"),
+            output_format=output_format,
+            base_url=emu.base_url,
+            emulator=False,
+            scenario=None,
+            environ={"CELONIS_API_KEY": API_KEY},
+            stdout=out,
+            stderr=err,
+            max_bytes=1 << 20,
+            watch=status.Watch(interval=5.0, clock=clock),
+        )
+        journal = emu.journal()
+    return code, out.getvalue(), err.getvalue(), journal, clock.sleeps
+
+
+def test_status_watch_refreshes_until_ctrl_c_and_exits_0(tmp_path: Path) -> None:
+    code, out, err, journal, sleeps = _watch(tmp_path, "text")
+    assert code == 0, err
+    assert sleeps == [5.0, 5.0]  # two refreshes, then Ctrl-C during the second wait
+    tables = out.split("As of ")[1:]
+    assert len(tables) == 2
+    assert tables[0].startswith("2") and "every 5s; Ctrl-C to stop" in tables[0]
+    assert tables[0].split("\n", 1)[0] != tables[1].split("\n", 1)[0]  # a new time each time
+    for table in tables:
+        assert re.search(r"^extract\s+sap\s+SUCCESS", table, re.MULTILINE)
+    job_lists = [r for r in journal if r.get("method") == "GET" and r["path"].endswith("/jobs")]
+    assert len(job_lists) == 2  # it asked Celonis again, not printed the same answer twice
+    assert "Stopped watching after 2 refreshes" in err
+
+
+def test_status_watch_json_is_one_document_a_refresh(tmp_path: Path) -> None:
+    code, out, _err, _journal, _sleeps = _watch(tmp_path, "json")
+    assert code == 0
+    documents = [json.loads(line) for line in out.splitlines()]
+    assert len(documents) == 2
+    assert [j["name"] for j in documents[1]["jobs"]] == ["extract", "transform"]
+
+
+def test_status_interval_must_be_a_sane_number(cli: Cli, tmp_path: Path) -> None:
+    result = cli("status", str(tmp_path / "jobs.yaml"), "--watch", "--interval", "0")
+    assert result.code == 2 and "between 1 and 86400 seconds" in result.err
