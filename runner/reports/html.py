@@ -35,6 +35,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1f2328; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #d0d7de; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+td { white-space: nowrap; }
 td.reason { white-space: pre-wrap; font-family: monospace; max-width: 50em; }
 .status { font-weight: bold; }
 ul.tasks { margin: 0.2em 0; padding-left: 1.2em; }
@@ -70,6 +71,7 @@ def render(view: RunView) -> str:
         f"<h1>{text(title)}</h1>\n",
         _overview(view),
         "<h2>Timeline</h2>\n",
+        _legend(view),
         timeline_svg(view),
         "<h2>Jobs</h2>\n",
         _jobs_table(view),
@@ -95,6 +97,16 @@ def _overview(view: RunView) -> str:
     if view.error:
         lines.append(f'<p class="status">Error: {text(view.error)}</p>\n')
     return "".join(lines)
+
+
+def _legend(view: RunView) -> str:
+    """What each colour means, for the statuses this run has."""
+    statuses = dict.fromkeys(job.status for job in view.jobs)
+    items = "".join(
+        f'<span style="color: {colour(s)}">\u25a0</span> {text(s.replace("_", " "))} '
+        for s in statuses
+    )
+    return f"<p>{items}</p>\n"
 
 
 def _jobs_table(view: RunView) -> str:
@@ -150,9 +162,10 @@ def timeline_svg(view: RunView) -> str:
 def _axis(span: float, bottom: int) -> Iterable[str]:
     for tick in range(5):
         x = LABEL_WIDTH + CHART_WIDTH * tick / 4
+        anchor = "end" if tick == 4 else "middle"  # the last label inside the picture
         yield (
             f'<line x1="{x:.1f}" y1="{ROW}" x2="{x:.1f}" y2="{bottom}" stroke="#d0d7de"/>'
-            f'<text x="{x:.1f}" y="{ROW - 4}" text-anchor="middle">'
+            f'<text x="{x:.1f}" y="{ROW - 4}" text-anchor="{anchor}">'
             f"+{text(format_duration(span * tick / 4))}</text>"
         )
 
