@@ -41,7 +41,6 @@ STATUS_FORMAT_VERSION = 1
 
 EXAMPLES = """\
   celonis-runner status                        # every job of ./jobs.yaml, now
-  celonis-runner status prod.jobs.yaml --format json | jq '.jobs[] | select(.status=="FAIL")'
   celonis-runner status --emulator             # try it without a Celonis team
   celonis-runner status --watch --interval 30  # refresh every 30 s until Ctrl-C"""
 

@@ -1,0 +1,92 @@
+"""Learned durations: how long each job took in earlier runs, from their state files.
+
+`plan` uses the median of a job's earlier durations for the critical path
+where the manifest gives the job no `expected_duration`. Only runs of the
+same manifest count, only executions that succeeded (a failure's duration
+says little about a normal run), and only while the job still points at the
+same Celonis job. The cost is bounded: at most HISTORY_LIMIT state files,
+the newest first; a file that cannot be read is passed over.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.errors import UsageError
+from runner.manifest.model import Manifest
+
+HISTORY_LIMIT = 20
+"""State files read at most (the newest), whatever the number of runs saved."""
+
+
+@dataclass(frozen=True)
+class Learned:
+    seconds: float
+    """The median duration of the job's successful executions in earlier runs."""
+    samples: int
+    """How many executions it is the median of."""
+
+
+def learned_durations(
+    directory: Path, manifest: Manifest, *, limit: int = HISTORY_LIMIT
+) -> dict[str, Learned]:
+    """Job name -> Learned, for the jobs of `manifest` without an expected_duration that
+    succeeded in one of the newest `limit` saved runs of the same manifest."""
+    wanted = {n: j.job_id.lower() for n, j in manifest.jobs.items() if j.expected_duration is None}
+    if not wanted:
+        return {}
+    samples: dict[str, list[float]] = {}
+    for data in _saved_runs(directory, manifest.path, limit):
+        for name, seconds in _durations(data, wanted):
+            samples.setdefault(name, []).append(seconds)
+    return {
+        name: Learned(seconds=float(statistics.median(values)), samples=len(values))
+        for name, values in samples.items()
+    }
+
+
+def _saved_runs(directory: Path, manifest_path: str, limit: int) -> list[dict[str, Any]]:
+    from runner.execution.stateread import load_saved
+
+    try:
+        files = sorted(directory.glob("*.json"), key=_mtime, reverse=True)[:limit]
+    except OSError:
+        return []
+    same = _resolved(manifest_path)
+    runs = []
+    for path in files:
+        try:
+            data = load_saved(path).data
+        except (UsageError, OSError):  # damaged, or gone since the listing: not history
+            continue
+        if _resolved(str(data["manifest"]["path"])) == same:
+            runs.append(data)
+    return runs
+
+
+def _durations(data: Mapping[str, Any], wanted: Mapping[str, str]) -> list[tuple[str, float]]:
+    found = []
+    for name, record in data["jobs"].items():
+        if name not in wanted or record.get("state") != "succeeded":
+            continue
+        if str(record.get("job_id", "")).lower() != wanted[name]:
+            continue  # the name now stands for another Celonis job
+        start, end = record.get("started_at"), record.get("finished_at")
+        if isinstance(start, int | float) and isinstance(end, int | float) and end >= start:
+            found.append((name, float(end - start)))
+    return found
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _resolved(path: str) -> Path:
+    return Path(path).resolve()
