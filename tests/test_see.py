@@ -11,6 +11,8 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
 from runner.reports.gantt import escape, write_gantt
 from runner.reports.html import render
 from runner.reports.runview import JobView, RunView, TaskView
@@ -269,3 +271,25 @@ def test_status_watch_json_is_one_document_a_refresh(tmp_path: Path) -> None:
 def test_status_interval_must_be_a_sane_number(cli: Cli, tmp_path: Path) -> None:
     result = cli("status", str(tmp_path / "jobs.yaml"), "--watch", "--interval", "0")
     assert result.code == 2 and "between 1 and 86400 seconds" in result.err
+
+
+def test_report_latest_without_any_run_says_where_it_looked(cli: Cli, tmp_path: Path) -> None:
+    result = cli("report", "--state-dir", str(tmp_path / "empty"))
+    assert result.code == 2
+    assert f"no saved run in {tmp_path / 'empty'}" in result.err
+
+
+def test_a_huge_run_has_no_chart_in_the_step_summary(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.reports import github
+
+    monkeypatch.setattr(github, "TIMELINE_MAX_JOBS", 4)
+    summary = tmp_path / "summary.md"
+    run_pipeline(
+        cli, _pipeline(tmp_path), "--github", environ={"GITHUB_STEP_SUMMARY": str(summary)}
+    )
+    text = summary.read_text()
+    timeline = text.split("### Timeline\n\n", 1)[1]
+    assert timeline.startswith("5 jobs: too many for a chart here; see `celonis-runner report ")
+    assert "```mermaid\ngantt" not in text

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runner.commands.shared import Context
-from runner.errors import ExitCode, RunnerError
+from runner.errors import ExitCode, RunnerError, UsageError
 from runner.execution.statefile import find_state, load_saved, state_dir
 from runner.logs import Redactor, secret_like_values
 from runner.manifest.durations import format_duration
@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
     directory = state_dir(args.state_dir, ctx.environ)
+    if args.run_id == "latest" and not _any_run(directory):
+        raise UsageError(
+            f"no saved run in {directory}: `run` saves each run there (--state-dir or"
+            " $CELONIS_RUNNER_STATE_DIR choose another folder)"
+        )
     saved = load_saved(find_state(directory, args.run_id))
     view = from_saved(saved, _pool_names(str(saved.data["manifest"]["path"]), ctx.environ))
     view = scrubbed(view, Redactor(secret_like_values(ctx.environ)))
@@ -75,6 +80,10 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     else:
         ctx.stdout.write(rendered)
     return ExitCode.OK
+
+
+def _any_run(directory: Path) -> bool:
+    return directory.is_dir() and any(directory.glob("*.json"))
 
 
 def render(view: RunView, output_format: str) -> str:

@@ -39,11 +39,10 @@ def write_gantt(view: RunView, stream: TextIO) -> None:
     stream.write("  dateFormat x\n  axisFormat %H:%M:%S\n  todayMarker off\n")
     ids = {job.name: f"j{number}" for number, job in enumerate(view.jobs)}
     end = view.end
-    for pool in view.pools:
+    for pool, jobs in view.by_pool().items():
         stream.write(f"  section {escape(pool)}\n")
-        for job in view.jobs:
-            if job.pool == pool:
-                stream.write(f"    {_task(job, ids[job.name], end)}\n")
+        for job in jobs:
+            stream.write(f"    {_task(job, ids[job.name], end)}\n")
 
 
 def _task(job: JobView, task_id: str, end: float) -> str:

@@ -23,6 +23,8 @@ from runner.reports.report import MAY_BE_RUNNING
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 TABLE_REASON_LIMIT = 200
+TIMELINE_MAX_JOBS = 1000
+"""Above this many jobs the step summary has no timeline (about 60 bytes a job)."""
 
 _ICONS = {
     "succeeded": "✅",
@@ -156,7 +158,14 @@ def _write_timeline(out: TextIO, state: RunState, run_id: str) -> None:
     from runner.reports.gantt import write_gantt
     from runner.reports.runview import from_state
 
-    out.write("\n### Timeline\n\n```mermaid\n")
+    out.write("\n### Timeline\n\n")
+    if len(state.jobs) > TIMELINE_MAX_JOBS:  # GitHub refuses a step summary over 1 MiB
+        out.write(
+            f"{len(state.jobs)} jobs: too many for a chart here; see "
+            f"`celonis-runner report {run_id} --format html`.\n"
+        )
+        return
+    out.write("```mermaid\n")
     write_gantt(from_state(state, run_id=run_id), out)
     out.write("```\n")
 

@@ -146,10 +146,10 @@ def timeline_svg(view: RunView) -> str:
     scale = CHART_WIDTH / span
     rows: list[str] = []
     y = ROW * 2
-    for pool in view.pools:
+    for pool, jobs in view.by_pool().items():
         rows.append(f'<text x="4" y="{y + 14}" font-weight="bold">{text(pool)}</text>')
         y += ROW
-        for job in (j for j in view.jobs if j.pool == pool):
+        for job in jobs:
             rows.append(_bar(job, y, start, scale, view.end))
             y += ROW
     width = LABEL_WIDTH + CHART_WIDTH + 20

@@ -60,6 +60,13 @@ class RunView:
     jobs: tuple[JobView, ...]
     pools: tuple[str, ...] = field(default=())
 
+    def by_pool(self) -> dict[str, list[JobView]]:
+        """The jobs grouped by pool, pools in their order (one pass over the jobs)."""
+        groups: dict[str, list[JobView]] = {pool: [] for pool in self.pools}
+        for job in self.jobs:
+            groups.setdefault(job.pool, []).append(job)
+        return groups
+
     @property
     def end(self) -> float:
         """Where the timeline ends: the run's end, else the last time anything happened."""
