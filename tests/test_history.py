@@ -107,3 +107,14 @@ def test_build_plan_prefers_expected_duration_to_a_learned_one(tmp_path: Path) -
     assert dict(plan.learned_seconds) == {"a": 60, "b": 600, "c": 60, "d": 600}
     partial = build_plan(manifest, learned={"a": 60})
     assert partial.critical_path_seconds is None  # not every job has a duration: by count
+
+
+def test_the_note_says_when_the_critical_path_still_counts_jobs(cli: Cli, tmp_path: Path) -> None:
+    p = _pipeline(tmp_path)
+    p.job("f", "sap", "e", behaviour={"outcome": "FAIL", "duration": "1m"})
+    manifest, _ = p.write()
+    result, _, _ = run_pipeline(cli, p)
+    assert result.code == 1
+    text = cli("plan", str(manifest), "--state-dir", str(p.folder / "runs")).out
+    assert "Critical path (4 jobs): b -> d -> e -> f" in text
+    assert "the critical path counts jobs until every job has a duration (none yet for f:" in text

@@ -35,7 +35,7 @@ def escape(text: str) -> str:
 
 def write_gantt(view: RunView, stream: TextIO) -> None:
     stream.write("gantt\n")
-    stream.write(f"  title {escape(f'Run {view.run_id}: {view.status}')}\n")
+    stream.write(f"  title Run {escape(view.run_id)} {escape(view.status)}\n")
     stream.write("  dateFormat x\n  axisFormat %H:%M:%S\n  todayMarker off\n")
     ids = {job.name: f"j{number}" for number, job in enumerate(view.jobs)}
     end = view.end

@@ -94,12 +94,26 @@ def write_text(plan: Plan, stream: TextIO) -> None:
         )
         stream.write(f"\nCritical path ({what}): {' -> '.join(plan.critical_path)}\n")
     if plan.learned_seconds:
-        stream.write(
-            "* no expected_duration: the median of its successful executions in earlier runs"
-            " of this manifest (their state files), used for the critical path\n"
-        )
+        stream.write(_learned_note(plan))
     if plan.excluded:
         stream.write(f"Not selected: {', '.join(plan.excluded)}\n")
+
+
+def _learned_note(plan: Plan) -> str:
+    """The footnote of the jobs marked `*`: where their duration comes from, and whether the
+    critical path could use it (only when every job has a duration)."""
+    note = (
+        "* no expected_duration: the median of its successful executions in earlier runs"
+        " of this manifest (their state files)"
+    )
+    if plan.critical_path_seconds is not None:
+        return note + ", used for the critical path\n"
+    unknown = [n for n, p in plan.jobs.items() if p.job.expected_duration is None]
+    unknown = [n for n in unknown if n not in plan.learned_seconds]
+    return (
+        note + "; the critical path counts jobs until every job has a duration"
+        f" (none yet for {', '.join(unknown)}: give them expected_duration)\n"
+    )
 
 
 MERMAID_STATUS_STYLES = {
