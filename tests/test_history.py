@@ -118,3 +118,33 @@ def test_the_note_says_when_the_critical_path_still_counts_jobs(cli: Cli, tmp_pa
     text = cli("plan", str(manifest), "--state-dir", str(p.folder / "runs")).out
     assert "Critical path (4 jobs): b -> d -> e -> f" in text
     assert "the critical path counts jobs until every job has a duration (none yet for f:" in text
+
+
+def test_a_run_still_going_counts_with_its_journal(cli: Cli, tmp_path: Path) -> None:
+    p = _pipeline(tmp_path)
+    run_pipeline(cli, p)
+    [saved] = list((p.folder / "runs").glob("*.json"))
+    data = json.loads(saved.read_text())
+    done = dict(data["jobs"]["a"])
+    data["status"] = "running"
+    data["jobs"]["a"] = {**done, "state": "running", "finished_at": None}
+    runs = tmp_path / "history"
+    runs.mkdir()
+    (runs / "r1.json").write_text(json.dumps(data))
+    lines = [
+        {
+            "g": data["generation"],
+            "job": "a",
+            "data": {**done, "finished_at": done["started_at"] + 60},
+        },
+        {
+            "g": "0123456789abcdef",
+            "job": "a",
+            "data": {**done, "finished_at": done["started_at"] + 999},
+        },
+    ]
+    (runs / "r1.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in lines) + '{"g": "tor'
+    )
+    learned = learned_durations(runs, load_manifest(p.folder / "jobs.yaml", {}))
+    assert (learned["a"].seconds, learned["a"].samples) == (60.0, 1)
