@@ -293,3 +293,24 @@ def test_a_huge_run_has_no_chart_in_the_step_summary(
     timeline = text.split("### Timeline\n\n", 1)[1]
     assert timeline.startswith("5 jobs: too many for a chart here; see `celonis-runner report ")
     assert "```mermaid\ngantt" not in text
+
+
+def test_task_results_are_read_from_lists_and_mappings() -> None:
+    from dataclasses import dataclass
+
+    from runner.reports.runview import task_views
+
+    @dataclass
+    class Task:
+        name: str
+        status: str
+
+    assert task_views([{"name": "t1", "status": "FAIL", "error": "ORA-1"}, {"x": 1}]) == (
+        TaskView("t1", "FAIL", "ORA-1"),
+    )
+    assert task_views({"t1": "SUCCESS", "t2": {"status": "FAIL", "message": "m"}}) == (
+        TaskView("t1", "SUCCESS"),
+        TaskView("t2", "FAIL", "m"),
+    )
+    assert task_views([Task("t3", "SKIPPED")]) == (TaskView("t3", "SKIPPED"),)
+    assert task_views("nonsense") == () and task_views(None) == ()

@@ -177,23 +177,33 @@ def scrubbed(view: RunView, redactor: Redactor) -> RunView:
 
 
 def task_views(records: Any) -> tuple[TaskView, ...]:
-    """Task results in whatever shape the state keeps them: a list of objects with a name
-    (or id) and a status, and optionally an error or message; anything else is left out."""
+    """Task results in whatever shape the state keeps them: a list of records (mappings or
+    dataclasses) with a name (or id) and a status, and optionally an error or message, or a
+    mapping of task name to such a record or to a status; anything else is left out."""
+    if isinstance(records, Mapping):
+        records = [
+            {"name": name, **value}
+            if isinstance(value, Mapping)
+            else {"name": name, "status": value}
+            for name, value in records.items()
+        ]
     if not isinstance(records, Sequence) or isinstance(records, str):
         return ()
-    views = []
-    for item in records:
-        is_record = dataclasses.is_dataclass(item) and not isinstance(item, type)
-        record = dataclasses.asdict(item) if is_record else item
-        if not isinstance(record, Mapping):
-            continue
-        name = record.get("name") or record.get("task") or record.get("id")
-        status = record.get("status") or record.get("state")
-        if name is None or status is None:
-            continue
-        detail = record.get("error") or record.get("message") or ""
-        views.append(TaskView(str(name), str(status), str(detail)))
-    return tuple(views)
+    views = (_task_view(item) for item in records)
+    return tuple(view for view in views if view is not None)
+
+
+def _task_view(item: Any) -> TaskView | None:
+    is_record = dataclasses.is_dataclass(item) and not isinstance(item, type)
+    record = dataclasses.asdict(item) if is_record else item
+    if not isinstance(record, Mapping):
+        return None
+    name = record.get("name") or record.get("task") or record.get("id")
+    status = record.get("status") or record.get("state")
+    if name is None or status is None:
+        return None
+    detail = record.get("error") or record.get("message") or ""
+    return TaskView(str(name), str(status), str(detail))
 
 
 def _report_status(state: str) -> str:
