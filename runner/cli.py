@@ -49,6 +49,9 @@ COMMANDS: dict[str, CommandInfo] = {
     "logs": CommandInfo(
         "runner.commands.logs", "a job's latest execution: status, tasks and error log lines"
     ),
+    "report": CommandInfo(
+        "runner.commands.report", "a saved run again: table, JSON, Gantt timeline or HTML page"
+    ),
     "schema": CommandInfo("runner.commands.schema", "print the manifest's JSON Schema"),
     "emulator": CommandInfo(
         "runner.commands.emulator", "serve an emulator of the Celonis API on 127.0.0.1"

@@ -23,6 +23,7 @@ from runner.commands.shared import (
     remote_options,
 )
 from runner.errors import ExitCode, UsageError
+from runner.manifest.model import Manifest
 from runner.plan.build import build_plan
 from runner.reports import plan_output
 
@@ -77,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="then check against the API, read-only, that every pool and job exists and is"
         " visible to the key, and warn about jobs running now",
     )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where earlier runs' state is read to learn durations of jobs without"
+        " expected_duration (default: $CELONIS_RUNNER_STATE_DIR, then .celonis-runner/runs)",
+    )
     add_connection(parser)
     add_github(parser, "GitHub Actions annotations for problems")
     add_manifest_options(parser)
@@ -100,6 +107,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         max_bytes=args.max_size,
         github=github_enabled(args, ctx),
         remote=remote if args.check_remote else None,
+        state_dir=args.state_dir,
     )
 
 
@@ -116,6 +124,7 @@ def run(
     max_bytes: int,
     github: bool = False,
     remote: RemoteOptions | None = None,
+    state_dir: str | None = None,
 ) -> int:
     manifest = load_checked(
         file,
@@ -126,10 +135,27 @@ def run(
         max_bytes=max_bytes,
         annotate=github,
     )
-    plan = build_plan(manifest, select=select, exclude=exclude, max_parallel=max_parallel)
+    plan = build_plan(
+        manifest,
+        select=select,
+        exclude=exclude,
+        max_parallel=max_parallel,
+        learned=_learned(manifest, state_dir, environ),
+    )
     WRITERS[output_format](plan, stdout)
     if remote is None:
         return ExitCode.OK
     from runner.commands import check_remote  # loads the HTTP stack only when asked to
 
     return check_remote.run(plan, remote, environ=environ, stderr=stderr, github=github)
+
+
+def _learned(
+    manifest: Manifest, option: str | None, environ: Mapping[str, str]
+) -> dict[str, float]:
+    """Durations of earlier runs, for the jobs without an expected_duration."""
+    from runner.execution.stateread import state_dir
+    from runner.plan.history import learned_durations
+
+    found = learned_durations(state_dir(option, environ), manifest)
+    return {name: learned.seconds for name, learned in found.items()}

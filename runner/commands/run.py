@@ -79,6 +79,7 @@ class RunOptions:
     force: bool = False
     junit_xml: str | None = None
     github: bool = False
+    html: str | None = None
 
 
 def new_run_id(clock: Clock) -> str:
@@ -256,7 +257,12 @@ def _write_outputs(
     redactor: logs.Redactor,
 ) -> bool:
     """False when an output file could not be written (the summary is printed all the same)."""
-    wanted = Outputs(report=options.report, junit_xml=options.junit_xml, github=options.github)
+    wanted = Outputs(
+        report=options.report,
+        junit_xml=options.junit_xml,
+        github=options.github,
+        html=options.html,
+    )
     ok = write_outputs(
         state,
         wanted,
@@ -278,6 +284,7 @@ def _check_outputs(options: RunOptions, directory: Path) -> None:
     named = [
         ("--report", options.report),
         ("--junit-xml", options.junit_xml),
+        ("--html", options.html),
         ("--emulator-journal", options.emulator_journal),
     ]
     check_paths(options.file, named)
@@ -373,6 +380,12 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--junit-xml", metavar="PATH", help="write a JUnit XML report (a test suite per pool)"
+    )
+    parser.add_argument(
+        "--html",
+        metavar="PATH",
+        help="write the run as one HTML page: timeline, dependency graph, each job's outcome"
+        " (no network needed to view it)",
     )
     parser.add_argument(
         "--log-format",
@@ -487,6 +500,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         state_dir=args.state_dir,
         force=args.force,
         junit_xml=args.junit_xml,
+        html=args.html,
         github=github_enabled(args, ctx),
     )
     return run(options, environ=ctx.environ, stdout=ctx.stdout, stderr=ctx.stderr, ctx=ctx)

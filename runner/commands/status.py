@@ -2,7 +2,9 @@
 
 Read-only: one job list per pool, then the newest entry of each job's
 execution history. Exit 0, 2 when a pool or job of the manifest does not
-exist there, 3 when the API cannot be used.
+exist there, 3 when the API cannot be used. With `--watch` it reads them
+again every `--interval` seconds until Ctrl-C, which exits 0 (the last table
+stays on screen).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from runner.api.client import CelonisClient
+from runner.api.errors import ApiError, AuthError
+from runner.clock import Clock, SystemClock
 from runner.commands.shared import (
     Context,
     add_connection,
@@ -37,8 +41,11 @@ STATUS_FORMAT_VERSION = 1
 
 EXAMPLES = """\
   celonis-runner status                        # every job of ./jobs.yaml, now
-  celonis-runner status prod.jobs.yaml --format json | jq '.jobs[] | select(.status=="FAIL")'
-  celonis-runner status --emulator             # try it without a Celonis team"""
+  celonis-runner status --emulator             # try it without a Celonis team
+  celonis-runner status --watch --interval 30  # refresh every 30 s until Ctrl-C"""
+
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+DEFAULT_INTERVAL = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +55,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["text", "json"],
         default="text",
         help="text: a table; json: for scripts (default: text)",
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="refresh until interrupted (Ctrl-C exits 0); with --format json, one line a refresh",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_interval,
+        default=DEFAULT_INTERVAL,
+        metavar="S",
+        help=f"with --watch: seconds between refreshes (default {DEFAULT_INTERVAL:g})",
     )
     add_connection(parser)
     add_github(parser, "GitHub Actions annotations for jobs not found")
@@ -67,7 +86,26 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         stderr=ctx.stderr,
         max_bytes=args.max_size,
         github=github_enabled(args, ctx),
+        watch=Watch(args.interval) if args.watch else None,
     )
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 1 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"give between 1 and 86400 seconds, not {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class Watch:
+    """`--watch`: how often to refresh, and the clock that waits (a fake one in tests)."""
+
+    interval: float = DEFAULT_INTERVAL
+    clock: Clock = field(default_factory=SystemClock)
 
 
 @dataclass(frozen=True)
@@ -101,6 +139,7 @@ def run(
     stderr: TextIO,
     max_bytes: int,
     github: bool = False,
+    watch: Watch | None = None,
 ) -> int:
     manifest = load_checked(
         file,
@@ -114,13 +153,81 @@ def run(
     with connect(
         manifest, environ, redactor, base_url=base_url, emulator=emulator, scenario=scenario
     ) as client:
+        if watch is not None:
+            return _watch(client, manifest, watch, output_format, stdout, stderr, github)
         shown_url = client.base_url
         states = collect(client, manifest)
+    _write(manifest, shown_url, states, output_format, stdout)
+    return _report_missing(manifest, states, stderr, github)
+
+
+def _write(
+    manifest: Manifest, base_url: str, states: list[JobRow], output_format: str, stdout: TextIO
+) -> None:
     if output_format == "json":
-        json.dump(to_dict(manifest, shown_url, states), stdout, indent=2)
+        json.dump(to_dict(manifest, base_url, states), stdout, indent=2)
         stdout.write("\n")
     else:
         write_table(states, stdout)
+
+
+def _watch(
+    client: CelonisClient,
+    manifest: Manifest,
+    watch: Watch,
+    output_format: str,
+    stdout: TextIO,
+    stderr: TextIO,
+    github: bool,
+) -> int:
+    """Refresh until Ctrl-C (exit 0); jobs not found are said once, after the first table."""
+    clear = CLEAR_SCREEN if output_format == "text" and stdout.isatty() else ""
+    refreshes = 0
+    try:
+        while True:
+            states = _refresh(client, manifest, stderr, first=refreshes == 0)
+            if states is None:
+                watch.clock.sleep(watch.interval)
+                continue
+            if output_format == "json":  # one document a line: a stream scripts can read
+                stdout.write(json.dumps(to_dict(manifest, client.base_url, states)) + "\n")
+            else:
+                stdout.write(f"{clear}{_as_of(watch)}\n")
+                write_table(states, stdout)
+            stdout.flush()
+            if refreshes == 0:
+                _report_missing(manifest, states, stderr, github)
+            refreshes += 1
+            watch.clock.sleep(watch.interval)
+    except KeyboardInterrupt:
+        stderr.write(
+            f"Stopped watching after {refreshes} refresh{'es' if refreshes != 1 else ''}\n"
+        )
+        return ExitCode.OK
+
+
+def _refresh(
+    client: CelonisClient, manifest: Manifest, stderr: TextIO, *, first: bool
+) -> list[JobRow] | None:
+    """The statuses now; after the first refresh a passing API error is said and skipped
+    (the next refresh tries again) rather than ending the watch. A refused key always ends it."""
+    try:
+        return collect(client, manifest)
+    except AuthError:
+        raise
+    except ApiError as exc:
+        if first:
+            raise
+        stderr.write(f"celonis-runner: warning: this refresh failed, trying again: {exc}\n")
+        return None
+
+
+def _as_of(watch: Watch) -> str:
+    stamp = datetime.fromtimestamp(watch.clock.time(), UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return f"As of {stamp}; every {format_duration(watch.interval)}; Ctrl-C to stop"
+
+
+def _report_missing(manifest: Manifest, states: list[JobRow], stderr: TextIO, github: bool) -> int:
     missing = [s for s in states if s.error]
     if missing:
         locate = Locator(manifest)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +22,38 @@ from runner.clock import Clock
 from runner.errors import UsageError
 from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
 from runner.execution.statejournal import JournalFile
-from runner.execution.stateread import SavedRun, journal_path, load_saved
+from runner.execution.stateread import (  # state_dir lives there: `plan` reads no HTTP stack
+    DEFAULT_STATE_DIR,
+    STATE_DIR_ENV,
+    SavedRun,
+    journal_path,
+    load_saved,
+    state_dir,
+)
 from runner.files import write_text_atomic
 from runner.logs import Redactor
 from runner.plan.build import Plan
 
-__all__ = ["SavedRun", "StateStore", "find_state", "load_saved", "manifest_changes", "resume_from"]
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "STATE_DIR_ENV",
+    "SavedRun",
+    "StateStore",
+    "find_state",
+    "load_saved",
+    "manifest_changes",
+    "resume_from",
+    "state_dir",
+]
 
 STATE_VERSION = 2
 """2: a snapshot plus a journal (version 1 files, a snapshot only, are still read)."""
-DEFAULT_STATE_DIR = ".celonis-runner/runs"
-STATE_DIR_ENV = "CELONIS_RUNNER_STATE_DIR"
 MIN_WRITE_INTERVAL = 0.25
 """Real seconds between two unforced writes (a forced write, before an execute, is never delayed).
 Real, not the run's clock: a scaled clock would turn cheaper writes into more writes."""
 COMPACT_MIN_BYTES = 256 * 1024
 """The journal is compacted into the snapshot once it is this long and longer than the snapshot,
 so that compactions cost at most as much as the journal lines did: linear in what changed."""
-
-
-def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
-    return Path(option or environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
 
 
 def fingerprint(plan: Plan) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ the place in it, never an internal error. The checks are a JSON Schema, not
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from runner.errors import UsageError
 from runner.schema import schema_issues
 
+DEFAULT_STATE_DIR = ".celonis-runner/runs"
+STATE_DIR_ENV = "CELONIS_RUNNER_STATE_DIR"
 STATE_SCHEMA = "state.schema.json"
 JOURNAL_SUFFIX = ".jsonl"
 MAX_MESSAGE = 200
@@ -55,6 +58,11 @@ class SavedRun:
         """Where the run went (a base URL or "emulator"); None in files from before it was saved."""
         target = self.data.get("target")
         return target if isinstance(target, str) else None
+
+
+def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
+    """Where run state is saved: `--state-dir`, else $CELONIS_RUNNER_STATE_DIR, else the default."""
+    return Path(option or environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
 
 
 def journal_path(snapshot: Path) -> Path:

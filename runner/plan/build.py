@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runner.errors import PlanError
 from runner.manifest.model import Job, Manifest
@@ -41,6 +41,9 @@ class Plan:
     max_parallel: int | None
     pool_limits: Mapping[str, int | None]
     excluded: tuple[str, ...]
+    learned_seconds: Mapping[str, float] = field(default_factory=dict)
+    """Durations learned from earlier runs, used for the jobs without an expected_duration
+    (runner.plan.history); empty when none was given."""
 
     def pools(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -55,7 +58,10 @@ def build_plan(
     select: Sequence[str] = (),
     exclude: Sequence[str] = (),
     max_parallel: int | None = None,
+    learned: Mapping[str, float] | None = None,
 ) -> Plan:
+    """The plan; `learned` (job name -> seconds, from earlier runs) stands in for a missing
+    expected_duration on the critical path."""
     if max_parallel is not None and max_parallel < 1:
         raise PlanError(f"the limit of jobs running at once must be at least 1, not {max_parallel}")
     names = list(manifest.jobs)
@@ -64,14 +70,8 @@ def build_plan(
     order = [n for n in names if n in chosen]
 
     graph = {n: {d for d in manifest.jobs[n].depends_on if d in chosen} for n in order}
-    sorter = graphlib.TopologicalSorter(graph)
-    sorter.prepare()
-    waves: list[tuple[str, ...]] = []
     position = {n: i for i, n in enumerate(names)}
-    while sorter.is_active():
-        ready = sorted(sorter.get_ready(), key=position.__getitem__)
-        waves.append(tuple(ready))
-        sorter.done(*ready)
+    waves = _waves(graph, position)
     wave_of = {n: i + 1 for i, wave in enumerate(waves) for n in wave}
 
     dependents: dict[str, list[str]] = {n: [] for n in order}
@@ -89,7 +89,12 @@ def build_plan(
         for wave in waves
         for n in wave
     }
-    path, seconds = _critical_path(jobs, waves)
+    used = {
+        n: s
+        for n, s in (learned or {}).items()
+        if n in jobs and jobs[n].job.expected_duration is None
+    }
+    path, seconds = _critical_path(jobs, waves, used)
     pool_limits = {
         p.name: p.max_parallel
         for p in manifest.pools.values()
@@ -104,7 +109,20 @@ def build_plan(
         max_parallel=max_parallel,
         pool_limits=pool_limits,
         excluded=tuple(n for n in names if n not in chosen),
+        learned_seconds=used,
     )
+
+
+def _waves(graph: Mapping[str, set[str]], position: Mapping[str, int]) -> list[tuple[str, ...]]:
+    """The jobs in waves: each wave's jobs depend only on earlier waves (manifest order within)."""
+    sorter = graphlib.TopologicalSorter(graph)
+    sorter.prepare()
+    waves: list[tuple[str, ...]] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        waves.append(tuple(ready))
+        sorter.done(*ready)
+    return waves
 
 
 def downstream(plan: Plan, name: str) -> list[str]:
@@ -167,14 +185,20 @@ def closure(start: str, edges: Callable[[str], Iterable[str]]) -> list[str]:
 
 
 def _critical_path(
-    jobs: Mapping[str, PlannedJob], waves: Sequence[Sequence[str]]
+    jobs: Mapping[str, PlannedJob],
+    waves: Sequence[Sequence[str]],
+    learned: Mapping[str, float],
 ) -> tuple[tuple[str, ...], float | None]:
-    """Longest chain by expected duration (by job count when a duration is missing)."""
-    timed = all(p.job.expected_duration is not None for p in jobs.values())
+    """Longest chain by expected (else learned) duration; by job count when one is missing."""
+    expected = {
+        n: p.job.expected_duration if p.job.expected_duration is not None else learned.get(n)
+        for n, p in jobs.items()
+    }
+    timed = all(seconds is not None for seconds in expected.values())
     best: dict[str, tuple[float, str | None]] = {}
     for wave in waves:
         for name in wave:
-            weight = (jobs[name].job.expected_duration or 0.0) if timed else 1.0
+            weight = (expected[name] or 0.0) if timed else 1.0
             before = max(
                 ((best[d][0], d) for d in jobs[name].depends_on),
                 default=(0.0, None),

@@ -3,7 +3,8 @@
 On (`--github`, or by default when `GITHUB_ACTIONS=true`) `run` prints one
 `::error file=…,line=…,title=…::` per failed job (`::warning` when the job
 may fail) and appends a summary (status table, failures with Celonis'
-reasons, the graph as Mermaid with each job's final status) to the file
+reasons, the graph as Mermaid with each job's final status, the timeline as a Mermaid
+gantt chart) to the file
 named by `GITHUB_STEP_SUMMARY`. The environment is passed in, never read here.
 """
 
@@ -22,6 +23,8 @@ from runner.reports.report import MAY_BE_RUNNING
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 TABLE_REASON_LIMIT = 200
+TIMELINE_MAX_JOBS = 1000
+"""Above this many jobs the step summary has no timeline (about 60 bytes a job)."""
 
 _ICONS = {
     "succeeded": "✅",
@@ -140,6 +143,7 @@ def step_summary(state: RunState, *, run_id: str) -> str:
     out.write("\n### Graph\n\n```mermaid\n")
     write_mermaid(state.plan, out, statuses=statuses)
     out.write("```\n")
+    _write_timeline(out, state, run_id)
     if state.status != "succeeded":
         out.write(
             f"\nResume with `celonis-runner run {manifest.path} --resume {run_id}`"
@@ -147,6 +151,23 @@ def step_summary(state: RunState, *, run_id: str) -> str:
         )
     out.write("\n")
     return out.getvalue()
+
+
+def _write_timeline(out: TextIO, state: RunState, run_id: str) -> None:
+    """The run as a Gantt chart: a bar per job, a section per pool (runner.reports.gantt)."""
+    from runner.reports.gantt import write_gantt
+    from runner.reports.runview import from_state
+
+    out.write("\n### Timeline\n\n")
+    if len(state.jobs) > TIMELINE_MAX_JOBS:  # GitHub refuses a step summary over 1 MiB
+        out.write(
+            f"{len(state.jobs)} jobs: too many for a chart here; see "
+            f"`celonis-runner report {run_id} --format html`.\n"
+        )
+        return
+    out.write("```mermaid\n")
+    write_gantt(from_state(state, run_id=run_id), out)
+    out.write("```\n")
 
 
 def _write_failure(out: TextIO, job: JobRun, status: str, manifest: str) -> None:

@@ -1,4 +1,5 @@
-"""Everything a run writes at its end (JSON report, summary, GitHub outputs, JUnit), and the
+"""Everything a run writes at its end (JSON report, summary, GitHub outputs, JUnit,
+HTML), and the
 checks of those paths before the run starts.
 
 All of it goes through one Redactor first: the run's texts (job reasons, the
@@ -31,6 +32,7 @@ class Outputs:
     report: str | None = None
     junit_xml: str | None = None
     github: bool = False
+    html: str | None = None
 
 
 def check_paths(manifest: str, named: Sequence[tuple[str, str | None]]) -> None:
@@ -116,7 +118,18 @@ def write_outputs(
         github.report_run(state, run_id=run_id, stream=stderr, environ=environ)
     if outputs.junit_xml:
         ok &= _written(stderr, "--junit-xml", outputs.junit_xml, lambda p: write_junit(p, state))
+    if outputs.html:
+        ok &= _written(
+            stderr, "--html", outputs.html, lambda p: _write_html(p, state, run_id, redactor)
+        )
     return ok
+
+
+def _write_html(path: Path, state: RunState, run_id: str, redactor: Redactor) -> None:
+    from runner.reports.html import write_html
+    from runner.reports.runview import from_state, scrubbed
+
+    write_html(path, scrubbed(from_state(state, run_id=run_id), redactor))
 
 
 def _written(stderr: TextIO, option: str, path: str, write: Callable[[Path], object]) -> bool:

@@ -31,6 +31,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "allow_failure": p.job.allow_failure,
                 "timeout_seconds": p.job.timeout,
                 "expected_seconds": p.job.expected_duration,
+                "learned_seconds": plan.learned_seconds.get(p.name),
             }
             for p in plan.jobs.values()
         ],
@@ -38,6 +39,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "critical_path": {
             "jobs": list(plan.critical_path),
             "expected_seconds": plan.critical_path_seconds,
+            "learned": [n for n in plan.critical_path if n in plan.learned_seconds],
         },
         "limits": {"max_parallel": plan.max_parallel, "pools": dict(plan.pool_limits)},
         "excluded": list(plan.excluded),
@@ -75,6 +77,8 @@ def write_text(plan: Plan, stream: TextIO) -> None:
                 notes.append("assumed done: " + ", ".join(planned.assumed_done))
             if planned.job.allow_failure:
                 notes.append("may fail")
+            if name in plan.learned_seconds:
+                notes.append(f"took {format_duration(plan.learned_seconds[name])} before*")
             stream.write(
                 (
                     f"  {name:<{width}}  {planned.job.pool:<{pool_width}}  {planned.job.mode:<5}"
@@ -89,8 +93,27 @@ def write_text(plan: Plan, stream: TextIO) -> None:
             else f"{len(plan.critical_path)} job{_s(len(plan.critical_path))}"
         )
         stream.write(f"\nCritical path ({what}): {' -> '.join(plan.critical_path)}\n")
+    if plan.learned_seconds:
+        stream.write(_learned_note(plan))
     if plan.excluded:
         stream.write(f"Not selected: {', '.join(plan.excluded)}\n")
+
+
+def _learned_note(plan: Plan) -> str:
+    """The footnote of the jobs marked `*`: where their duration comes from, and whether the
+    critical path could use it (only when every job has a duration)."""
+    note = (
+        "* no expected_duration: the median of its successful executions in earlier runs"
+        " of this manifest (their state files)"
+    )
+    if plan.critical_path_seconds is not None:
+        return note + ", used for the critical path\n"
+    unknown = [n for n, p in plan.jobs.items() if p.job.expected_duration is None]
+    unknown = [n for n in unknown if n not in plan.learned_seconds]
+    return (
+        note + "; the critical path counts jobs until every job has a duration"
+        f" (none yet for {', '.join(unknown)}: give them expected_duration)\n"
+    )
 
 
 MERMAID_STATUS_STYLES = {
