@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
-from runner.commands.shared import RemoteOptions
+from runner.commands.shared import RemoteOptions, remote_client
 from runner.errors import ExitCode
 from runner.manifest import problems as out
 from runner.plan.build import Plan
 from runner.plan.remote import RemoteCheck, check_plan
-from runner.target import command_logging, connect
 
 
 def run(
@@ -26,15 +25,7 @@ def run(
     stderr: TextIO,
     github: bool = False,
 ) -> int:
-    redactor = command_logging(plan.manifest, environ, stderr)
-    with connect(
-        plan.manifest,
-        environ,
-        redactor,
-        base_url=options.base_url,
-        emulator=options.emulator,
-        scenario=options.scenario,
-    ) as client:
+    with remote_client(plan.manifest, options, environ, stderr) as (client, _):
         stderr.write(
             f"Checking {len(plan.jobs)} job{_s(len(plan.jobs))} against {client.base_url}"
             " (read-only)\n"

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from runner.commands.shared import DEFAULT_FILE, Context, add_connection, remote_options
+from runner.commands.shared import (
+    DEFAULT_FILE,
+    Context,
+    add_connection,
+    remote_client,
+    remote_options,
+)
 from runner.errors import ExitCode, UsageError
 from runner.manifest.model import (
     DEFAULT_CLIENT_ID_ENV,
@@ -185,19 +191,10 @@ def read_team(
     """The pools `--pool` names (every pool the key can see without it), each with its jobs;
     and the base URL they were read from."""
     # Imported here: `init --example` and `--help` need no HTTP stack.
-    from runner.target import command_logging, connect
 
     remote = remote_options(args)
     manifest = _pseudo_manifest(auth_type)
-    redactor = command_logging(manifest, ctx.environ, ctx.stderr)
-    with connect(
-        manifest,
-        ctx.environ,
-        redactor,
-        base_url=remote.base_url,
-        emulator=remote.emulator,
-        scenario=remote.scenario,
-    ) as client:
+    with remote_client(manifest, remote, ctx.environ, ctx.stderr) as (client, _):
         listed = [(info.id, info.name) for info in client.list_pools()]
         chosen = choose_pools(listed, args.pool)
         # Only the chosen pools' job lists are read: --pool saves a request per other pool.

@@ -24,6 +24,7 @@ from runner.commands.shared import (
     add_file,
     add_manifest_options,
     load_checked,
+    remote_client,
     remote_options,
 )
 from runner.errors import ExitCode, UsageError
@@ -96,7 +97,6 @@ class Found:
 
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
-    from runner.target import command_logging, connect
 
     if not args.job:
         raise UsageError("logs needs JOB: the name of a job of the manifest")
@@ -110,15 +110,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     )
     job = _job(manifest, args.job)
     run = _run_match(args, ctx, job) if args.run else None
-    redactor = command_logging(manifest, ctx.environ, ctx.stderr)
-    with connect(
-        manifest,
-        ctx.environ,
-        redactor,
-        base_url=remote.base_url,
-        emulator=remote.emulator,
-        scenario=remote.scenario,
-    ) as client:
+    with remote_client(manifest, remote, ctx.environ, ctx.stderr) as (client, redactor):
         pool_id, job_id = (run.pool_id, run.job_id) if run else (job.pool_id, job.job_id)
         reads = JobLogs(reads_of(client, pool_id, job_id), pool_id, job_id)
         found = collect(reads, Found(job, pool_id, job_id, None, run))

@@ -9,7 +9,8 @@ the options several commands take (the manifest FILE, `--max-size`,
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, TextIO
 from runner.errors import ManifestError, UsageError
 
 if TYPE_CHECKING:
+    from runner.api.client import CelonisClient
+    from runner.logs import Redactor
     from runner.manifest.loader import CheckResult
     from runner.manifest.model import Manifest
 
@@ -117,6 +120,26 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario", metavar="FILE", help="with --emulator: the emulator's scenario file"
     )
+
+
+@contextlib.contextmanager
+def remote_client(
+    manifest: Manifest, remote: RemoteOptions, environ: Mapping[str, str], stderr: TextIO
+) -> Iterator[tuple[CelonisClient, Redactor]]:
+    """For a read-only command: its logging to `stderr`, then a client of where `remote` points,
+    and the redactor its own output goes through (the HTTP stack is imported only here)."""
+    from runner.target import command_logging, connect
+
+    redactor = command_logging(manifest, environ, stderr)
+    with connect(
+        manifest,
+        environ,
+        redactor,
+        base_url=remote.base_url,
+        emulator=remote.emulator,
+        scenario=remote.scenario,
+    ) as client:
+        yield client, redactor
 
 
 def remote_options(args: argparse.Namespace) -> RemoteOptions:

@@ -21,12 +21,14 @@ from runner.api.errors import ApiError, AuthError
 from runner.clock import Clock, SystemClock
 from runner.commands.shared import (
     Context,
+    RemoteOptions,
     add_connection,
     add_file,
     add_github,
     add_manifest_options,
     github_enabled,
     load_checked,
+    remote_client,
     remote_options,
 )
 from runner.errors import ExitCode
@@ -35,7 +37,6 @@ from runner.manifest.durations import format_duration
 from runner.manifest.model import Job, Manifest
 from runner.plan.remote import Locator, look_up_pools
 from runner.reports.report import iso
-from runner.target import command_logging, connect
 
 STATUS_FORMAT_VERSION = 1
 
@@ -149,10 +150,8 @@ def run(
         max_bytes=max_bytes,
         annotate=github,
     )
-    redactor = command_logging(manifest, environ, stderr)
-    with connect(
-        manifest, environ, redactor, base_url=base_url, emulator=emulator, scenario=scenario
-    ) as client:
+    remote = RemoteOptions(base_url=base_url, emulator=emulator, scenario=scenario)
+    with remote_client(manifest, remote, environ, stderr) as (client, _):
         if watch is not None:
             return _watch(client, manifest, watch, output_format, stdout, stderr, github)
         shown_url = client.base_url
