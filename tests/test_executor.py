@@ -4,6 +4,7 @@ no sleeps (calls run inline; time moves only when the executor waits)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -500,3 +501,34 @@ def test_fail_fast_starts_nothing_while_the_failure_reason_is_read() -> None:
         "b": JobState.NOT_STARTED,
     }
     assert not api.times("execute", "b")
+
+
+def test_a_stop_does_not_wait_past_its_grace_for_a_request_in_flight() -> None:
+    """A status read that hangs (a server trickling its answer) must not keep a stopped run
+    beyond --grace: real I/O threads here, the read blocks for up to 10 real seconds."""
+    api = fake(durations={"a": 600.0})
+    hang, stopped = threading.Event(), threading.Event()
+    reads = api.pool_statuses
+
+    def hanging(pool_id: str, job_ids: Any) -> dict[str, JobStatus]:
+        if stopped.is_set():
+            hang.wait(10)  # released when the test ends
+        return reads(pool_id, job_ids)
+
+    api.pool_statuses = hanging  # type: ignore[method-assign]
+    holder: list[Executor] = []
+
+    def listen(state: RunState, j: JobRun) -> None:
+        if j.name == "a" and j.state == JobState.RUNNING and not stopped.is_set():
+            stopped.set()
+            holder[0].request_stop("SIGTERM received")
+
+    ex = Executor(plan_of(job("a")), api, api.clock, grace=30.0, listeners=[listen])
+    holder.append(ex)
+    started = time.monotonic()
+    try:
+        state = ex.run()
+    finally:
+        hang.set()
+    assert time.monotonic() - started < 5.0  # not the 10 s the read hangs
+    assert state.status == "interrupted" and may_still_run(state) == {"a"}

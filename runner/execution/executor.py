@@ -79,7 +79,7 @@ class Executor(JobCalls):
             self._loop()
         finally:
             self._drain()
-            self.calls.close(abandon=self.stopping.hard.is_set())
+            self.calls.close(abandon=self.stopping.hard.is_set() or self.calls.in_flight())
         self._finish()
         self._save(force=True)
         return self.state
@@ -133,12 +133,20 @@ class Executor(JobCalls):
         return max(0.0, min(times) - now) if times else 3600.0
 
     def _drain(self) -> None:
-        """Let in-flight requests finish so that no result is lost (unless stopping hard)."""
-        while self.calls.in_flight() and not self.stopping.hard.is_set():
+        """Let in-flight requests finish so that no result is lost, unless stopping hard or a
+        requested stop's grace period is over (a slow request must not outlast `--grace`: an
+        execute abandoned in flight stays "starting", which a resume settles)."""
+        while self.calls.in_flight() and not self.stopping.hard.is_set() and not self._grace_over():
             self._wake.clear()
             self.calls.collect()
             if self.calls.in_flight() and not self.calls.has_results():
                 self.calls.wait_results(0.05)
+
+    def _grace_over(self) -> bool:
+        deadline = self.stopping.grace_deadline
+        return (
+            self.stopping.requested and deadline is not None and self.clock.monotonic() >= deadline
+        )
 
     def _save(self, *, force: bool) -> None:
         """Checkpoint the state; a deferred write is retried before the loop sleeps."""
