@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
+from runner.api import CelonisClient
+from runner.api.tasks import TaskReader
 from runner.commands.shared import RemoteOptions
 from runner.errors import ExitCode
 from runner.manifest import problems as out
+from runner.manifest.problems import sort_problems
 from runner.plan.build import Plan
 from runner.plan.remote import RemoteCheck, check_plan
+from runner.plan.subset import resolve_plan
 from runner.target import command_logging, connect
 
 
@@ -40,6 +44,8 @@ def run(
             " (read-only)\n"
         )
         result = check_plan(client, plan)
+        if not result.missing and any(p.job.tasks is not None for p in plan.jobs.values()):
+            check_subsets(client, plan, result)
     if github:
         out.write_github(result.problems, stderr)
     out.write_text(result.problems, stderr)
@@ -49,6 +55,13 @@ def run(
     if result.access_denied:
         return ExitCode.API_UNUSABLE
     return ExitCode.OK
+
+
+def check_subsets(client: CelonisClient, plan: Plan, result: RemoteCheck) -> None:
+    """The names of the plan's subsets (issue 12), resolved as `run` resolves them."""
+    resolved = resolve_plan(TaskReader(client.transport), plan)
+    result.problems = sort_problems([*result.problems, *resolved.problems])
+    result.missing += [p.path for p in resolved.errors]
 
 
 def summary(result: RemoteCheck) -> str:

@@ -20,6 +20,7 @@ import structlog
 
 from runner import logs
 from runner.api import CelonisClient
+from runner.api.tasks import TaskReader
 from runner.api.tls import ca_bundle
 from runner.clock import Clock
 from runner.commands.plan import add_selection
@@ -49,8 +50,10 @@ from runner.execution.statefile import (
     resume_from,
     state_dir,
 )
+from runner.manifest import problems as problems_out
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
+from runner.plan.subset import resolve_plan
 from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
 from runner.target import http_timeouts, open_target, secret_values
 from runner.terminal import isatty
@@ -147,6 +150,7 @@ def _run(
         )
         where = EMULATOR_TARGET if options.emulator else target.base_url
         check_resume_target(saved, where, force=options.force)
+        plan = resolve_subsets(plan, client, stderr, github=options.github)
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
         store = StateStore(
             state_path,
@@ -177,6 +181,26 @@ def _run(
             # point exits without waiting for requests in flight or the emulator's threads.
             ctx.hard_exit = True
     return code
+
+
+def resolve_subsets(
+    plan: Plan, client: CelonisClient, stderr: TextIO, *, github: bool = False
+) -> Plan:
+    """The plan with its subsets resolved to task ids (issue 12); before anything starts, so
+    a task name Celonis does not have stops the run with nothing executed (exit 2)."""
+    if all(p.job.tasks is None for p in plan.jobs.values()):
+        return plan
+    resolved = resolve_plan(TaskReader(client.transport), plan)
+    if github:
+        problems_out.write_github(resolved.problems, stderr)
+    problems_out.write_text(resolved.problems, stderr)
+    if resolved.errors:
+        count = len(resolved.errors)
+        raise UsageError(
+            f"{count} task name{'' if count == 1 else 's'} not found in Celonis; nothing was "
+            "started: fix the names (or ids) in the manifest or in --tasks"
+        )
+    return resolved.plan
 
 
 def _plan_and_resume(

@@ -43,10 +43,15 @@ class JobCalls(FailurePolicy):
 
     def _execute(self, job: JobRun, pool_read: _SharedRead) -> None:
         spec = job.planned.job
+        ids = job.planned.task_ids
 
         def execute() -> ExecutionHandle:
             entries = pool_read.get()
-            return self.api.execute(spec.pool_id, spec.job_id, spec.mode, pool_entries=entries)
+            if ids is None:  # the whole job: the documented endpoint
+                return self.api.execute(spec.pool_id, spec.job_id, spec.mode, pool_entries=entries)
+            return self.api.execute(
+                spec.pool_id, spec.job_id, spec.mode, pool_entries=entries, subset=ids.body()
+            )
 
         def done(future: Future[ExecutionHandle]) -> None:
             error = future.exception()

@@ -39,6 +39,7 @@ from runner.manifest.problems import (
     errors_of,
     sort_problems,
 )
+from runner.manifest.subset import is_empty_job, shape_problems, subset_of
 from runner.schema import MANIFEST_SCHEMA, schema_issues
 from runner.urls import is_loopback
 
@@ -209,6 +210,7 @@ class _Checker:
             data, self.environ, self._missing_var, self._malformed_var, on_used=self._used_var
         )
         pools, jobs = self._shape(data, "pools"), self._shape(data, "jobs")
+        self._task_keys(jobs)
         self._schema(data)
         self._connection(data.get("connection"))
         self._settings(data.get("defaults"), ("defaults",))
@@ -363,6 +365,25 @@ class _Checker:
                 )
             else:
                 seen[pool_id] = name
+
+    def _task_keys(self, jobs: dict[str, Any]) -> None:
+        """The subset keys (issue 12): precise messages where the schema would be vague (those
+        paths are then not checked by the schema again), and a job left with nothing to run."""
+        for name, job in jobs.items():
+            if not isinstance(job, dict):
+                continue
+            for where, message in shape_problems(job):
+                path = ("jobs", name, *where)
+                if self.checked(path):
+                    self.add(path, message)
+                    # the schema would only repeat it, vaguely, on the whole key
+                    self.unresolved.add(("jobs", name, where[0]))
+            if is_empty_job(job):
+                self.add(
+                    ("jobs", name),
+                    "the job runs nothing: extractions, transformations and data_models are all "
+                    "empty or 'none'; name at least one task, or remove the job",
+                )
 
     def _jobs(self, jobs: dict[str, Any], pools: dict[str, Any]) -> None:
         declared: dict[str, str] = {}
@@ -583,6 +604,7 @@ def _job(
         max_poll_interval=max(poll, longest or poll),
         expected_duration=durations.get(raw, path, "expected_duration", defaults.expected_duration),
         line=checker.doc.position(path, key=True)[0],
+        tasks=subset_of(raw),
     )
 
 

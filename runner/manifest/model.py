@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from runner.manifest.subset import TaskSubset
+
 Mode = Literal["FULL", "DELTA"]
 AuthType = Literal["api_key", "app_key", "oauth"]
 
@@ -69,6 +71,8 @@ class Job:
     max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL
     expected_duration: float | None = None
     line: int = 0
+    tasks: TaskSubset | None = None
+    """The part of the data job to run (issue 12); None: the whole job."""
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,17 @@ class Locator:
             "warning" if severity == "warning" else "error",
         )
 
+    def at(
+        self, path: tuple[str, ...], fallback_line: int, message: str, *, severity: str = "error"
+    ) -> Problem:
+        """A problem at `path` (or the nearest entry above it that the file has)."""
+        while len(path) > 2 and self._present(path[:-1], (path[-1],)) is None:
+            path = path[:-1]
+        line, column = self._position(path, fallback_line)
+        if severity == "warning":
+            return Problem(self.file, line, column, ".".join(path), message, "warning")
+        return Problem(self.file, line, column, ".".join(path), message)
+
     def pool(self, pool: Pool, message: str) -> Problem:
         path = ("pools", pool.name, "id")
         line, column = self._position(path, pool.line)
