@@ -3,9 +3,12 @@ the names resolved through the API and the subset execute, end to end against th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.conftest import CliResult
 from tests.e2e import Journal, Pipeline, run_pipeline
@@ -67,3 +70,207 @@ def test_a_whole_job_keeps_the_public_endpoint(cli: Cli, tmp_path: Path) -> None
     [post] = execute_posts(journal)
     assert "/v2/data-pools/" in post["path"]
     assert started(journal)[0].get("subset") is None
+
+
+CUSTOMERS_ID = "0b7c2d4e-1f3a-4b5c-8d9e-0a1b2c3d4e5f"
+
+
+def test_a_subset_by_id_and_a_disabled_task_warned(cli: Cli, tmp_path: Path) -> None:
+    job_tasks = tasks(id=CUSTOMERS_ID)
+    p = pipeline(
+        tmp_path,
+        job_tasks,
+        extractions=[CUSTOMERS_ID.upper()],
+        transformations=["Old SQL"],
+        data_models=[],
+    )
+    result, journal, _ = run_pipeline(cli, p)
+    assert result.code == 0, result.err
+    assert "transformation 'Old SQL' is disabled in Celonis" in result.err
+    assert (
+        "jobs.yaml:" in result.err and "warning: jobs.refresh_orders.transformations" in result.err
+    )
+    [execution] = started(journal)
+    assert execution["subset"]["extractions"] == [CUSTOMERS_ID]
+    assert execution["subset"]["tasks"][0] == CUSTOMERS_ID
+
+
+def test_an_unknown_name_stops_the_run_before_anything_starts(cli: Cli, tmp_path: Path) -> None:
+    p = pipeline(
+        tmp_path,
+        tasks(),
+        extractions={"SAP Orders": ["VBAK", "VBAX"], "SAP customers": ["KNA2"]},
+        data_models=["O2D"],
+    )
+    result, journal, _ = run_pipeline(cli, p)
+    assert result.code == 2
+    assert "the data job has no extraction 'SAP Orders' (did you mean 'SAP orders'?)" in result.err
+    assert "extraction 'SAP customers' has no table 'KNA2' (did you mean 'KNA1'?)" in result.err
+    assert "the data job loads no data model 'O2D' (did you mean 'O2C'?)" in result.err
+    assert "3 task names not found in Celonis; nothing was started" in result.err
+    assert started(journal) == []
+    assert "Traceback" not in result.err
+    # placed at the key in the manifest
+    lines = (tmp_path / "jobs.yaml").read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if text.strip() == "SAP Orders:")
+    assert (
+        f"jobs.yaml:{line}:7: jobs.refresh_orders.extractions.SAP Orders: the data job"
+        in result.err
+    )
+
+
+def test_plan_check_remote_resolves_the_names_read_only(cli: Cli, tmp_path: Path) -> None:
+    p = pipeline(tmp_path, tasks(), transformations=["Create 02C"])
+    manifest, scenario = p.write()
+    result = cli(
+        "plan",
+        str(manifest),
+        "--check-remote",
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        environ={},
+    )
+    assert result.code == 2, result.err
+    assert "no transformation 'Create 02C' (did you mean 'Create O2C'?)" in result.err
+
+
+POOL = "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11"
+JOB = "8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b33"
+ISSUE_EXAMPLE = f"""\
+version: 1
+pools:
+  sap_ecc:
+    id: {POOL}
+jobs:
+  refresh_orders:
+    pool: sap_ecc
+    id: {JOB}
+    mode: DELTA
+    extractions:                 # only these extractions...
+      SAP orders: [VBAK, VBAP]   # ...and of this one only these tables
+      SAP customers: all         # every table of this one
+    transformations: [Create O2C activities]
+    data_models: [O2C]           # data model loads; `all` / `none`
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_issue_example_is_valid_and_becomes_the_model(tmp_path: Path) -> None:
+    from runner.manifest.loader import load_manifest
+    from runner.manifest.subset import TaskSubset
+
+    manifest = load_manifest(write(tmp_path, ISSUE_EXAMPLE), {})
+    assert manifest.jobs["refresh_orders"].tasks == TaskSubset(
+        extractions=(("SAP orders", ("VBAK", "VBAP")), ("SAP customers", None)),
+        transformations=("Create O2C activities",),
+        data_models=("O2C",),
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "where", "message"),
+    [
+        (
+            "    transformations: [Create O2C, Create O2C]",
+            "9:35: jobs.a.transformations[1]",
+            "name 'Create O2C' is given twice",
+        ),
+        (
+            "    extractions: {SAP orders: [VBAK, VBAK]}",
+            "9:38: jobs.a.extractions.SAP orders[1]",
+            "table 'VBAK' is given twice",
+        ),
+        (
+            "    transformations:\n      Create O2C: [T1]",
+            "10:7: jobs.a.transformations",
+            "tables can be chosen only under 'extractions'",
+        ),
+        (
+            "    data_models: [{O2C: [VBAK]}]",
+            "9:18: jobs.a.data_models",
+            "tables can be chosen only under 'extractions'",
+        ),
+        (
+            "    extractions: none\n    transformations: []\n    data_models: none",
+            "7:5: jobs.a",
+            "the job runs nothing",
+        ),
+        (
+            "    extractions: {SAP orders: []}",
+            "9:31: jobs.a.extractions.SAP orders",
+            "name at least one table, or 'all'",
+        ),
+        ("    data_models: some", "9:18: jobs.a.data_models", "'all' or 'none', got 'some'"),
+    ],
+    ids=[
+        "twice",
+        "table-twice",
+        "tables-transformation",
+        "tables-model",
+        "empty",
+        "no-table",
+        "word",
+    ],
+)
+def test_what_validate_refuses_in_the_subset_keys(
+    tmp_path: Path, lines: str, where: str, message: str
+) -> None:
+    from runner.manifest.loader import check_manifest
+    from tests.test_schema_agreement import check_jsonschema
+
+    text = (
+        f"version: 1\npools:\n  sap:\n    id: {POOL}\njobs:\n  a:\n    pool: sap\n    id: {JOB}\n"
+    )
+    path = write(tmp_path, text + lines + "\n")
+    problems = check_manifest(path, {}, strict_env=True).problems
+    assert len(problems) == 1 and message in problems[0].message, problems
+    assert problems[0].render().startswith(f"{path}:{where}:"), problems[0].render()
+    assert check_jsonschema(path).returncode == 1
+
+
+def test_the_schema_and_validate_accept_every_form(tmp_path: Path) -> None:
+    from runner.manifest.loader import check_manifest
+    from tests.test_schema_agreement import check_jsonschema
+
+    forms = """\
+  all_forms:
+    pool: sap_ecc
+    id: 5b2e7a91-3c44-4f0d-8e2b-9c1d6a7f0e55
+    extractions: [SAP orders]
+    transformations: all
+    data_models: none
+  only_loads:
+    pool: sap_ecc
+    id: 6b2e7a91-3c44-4f0d-8e2b-9c1d6a7f0e55
+    extractions: {}
+    transformations: none
+    data_models: all
+"""
+    path = write(tmp_path, ISSUE_EXAMPLE + forms)
+    assert check_manifest(path, {}, strict_env=True).problems == []
+    result = check_jsonschema(path)
+    assert result.returncode == 0, result.stdout
+
+
+def test_plan_shows_the_subset_in_every_format(cli: Cli, tmp_path: Path) -> None:
+    path = write(tmp_path, ISSUE_EXAMPLE)
+    text = cli("plan", str(path), environ={}).out
+    assert (
+        "only extractions: SAP orders [VBAK, VBAP], SAP customers; "
+        "transformations: Create O2C activities; data_models: O2C"
+    ) in text
+    data = json.loads(cli("plan", str(path), "--format", "json", environ={}).out)
+    assert data["jobs"][0]["tasks"] == {
+        "extractions": {"SAP orders": ["VBAK", "VBAP"], "SAP customers": "all"},
+        "transformations": ["Create O2C activities"],
+        "data_models": ["O2C"],
+    }
+    for fmt in ("mermaid", "dot"):
+        shown = cli("plan", str(path), "--format", fmt, environ={}).out
+        assert "part: 2 extractions, 1 transformations, 1 data models" in shown

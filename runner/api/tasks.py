@@ -15,7 +15,7 @@ from typing import Any
 from runner.api.errors import ProtocolError
 from runner.api.transport import Transport, shown_path
 from runner.manifest.problems import Suggestions, printable
-from runner.manifest.subset import Tables, TaskSubset
+from runner.manifest.subset import Tables, TaskSubset, Where
 
 EXTRACTION = "EXTRACTION"
 TRANSFORMATION = "TRANSFORMATION"
@@ -91,9 +91,9 @@ class Resolution:
     """What resolving one job's subset found: the ids, or errors; warnings either way."""
 
     ids: TaskIds | None = None
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    """(manifest key the problem is under, message)."""
-    warnings: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[tuple[Where, str]] = field(default_factory=list)
+    """(where in the job's manifest entry, message)."""
+    warnings: list[tuple[Where, str]] = field(default_factory=list)
 
 
 class TaskReader:
@@ -162,11 +162,11 @@ def resolve(
     if subset.extractions is not None:
         extractions = []
         for name, tables in subset.extractions:
-            task = matcher.find(EXTRACTION, "extractions", name)
+            task = matcher.find(EXTRACTION, ("extractions", name), name)
             if task is not None:
                 extractions.append((task.id, tables))
                 if tables is not None:
-                    _check_tables(reader, pool_id, job_id, task, tables, found)
+                    _check_tables(reader, (pool_id, job_id), task, (name, tables), found)
     transformations = matcher.find_all(TRANSFORMATION, "transformations", subset.transformations)
     data_models = None
     if subset.data_models is not None:
@@ -193,10 +193,10 @@ class _Matcher:
     ) -> tuple[str, ...] | None:
         if wanted is None:
             return None
-        tasks = [self.find(kind, key, name) for name in wanted]
+        tasks = [self.find(kind, (key, i), name) for i, name in enumerate(wanted)]
         return tuple(t.id for t in tasks if t is not None)
 
-    def find(self, kind: str, key: str, wanted: str) -> TaskInfo | None:
+    def find(self, kind: str, key: Where, wanted: str) -> TaskInfo | None:
         of_kind = [t for t in self.tasks if t.type == kind]
         named = [t for t in of_kind if t.name == wanted] or [
             t for t in of_kind if t.id.lower() == wanted.lower()
@@ -226,7 +226,7 @@ def _match_loads(
     """Data model loads by data model name, load id, or the name of the load's task."""
     task_names = {t.id: t.name for t in tasks if t.type == DATA_MODEL_LOAD}
     chosen = []
-    for name in wanted:
+    for index, name in enumerate(wanted):
         match = [
             load
             for load in loads
@@ -235,12 +235,15 @@ def _match_loads(
         if not match:
             hint = Suggestions(load.name for load in loads).hint(name)
             found.errors.append(
-                ("data_models", f"the data job loads no data model {_q(name)}{hint}")
+                (("data_models", index), f"the data job loads no data model {_q(name)}{hint}")
             )
             continue
         if match[0].disabled:
             found.warnings.append(
-                ("data_models", f"data model load {_q(match[0].name)} is disabled in Celonis")
+                (
+                    ("data_models", index),
+                    f"data model load {_q(match[0].name)} is disabled in Celonis",
+                )
             )
         chosen.append(match[0].id)
     return tuple(chosen)
@@ -248,19 +251,20 @@ def _match_loads(
 
 def _check_tables(
     reader: TaskReader,
-    pool_id: str,
-    job_id: str,
+    ids: tuple[str, str],
     task: TaskInfo,
-    tables: tuple[str, ...],
+    wanted: tuple[str, tuple[str, ...]],
     found: Resolution,
 ) -> None:
-    known = reader.tables(pool_id, job_id, task.id)
+    """Every named table is one the extraction has (`wanted`: the name as written, tables)."""
+    task_key, tables = wanted
+    known = reader.tables(ids[0], ids[1], task.id)
     hints = Suggestions(known)
-    for table in tables:
+    for index, table in enumerate(tables):
         if table not in known:
             found.errors.append(
                 (
-                    "extractions",
+                    ("extractions", task_key, index),
                     f"extraction {_q(task.name)} has no table {_q(table)}{hints.hint(table)}",
                 )
             )

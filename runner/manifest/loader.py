@@ -39,7 +39,7 @@ from runner.manifest.problems import (
     errors_of,
     sort_problems,
 )
-from runner.manifest.subset import is_empty_job, shape_problems, subset_of
+from runner.manifest.subset import shape_problems, subset_of
 from runner.schema import MANIFEST_SCHEMA, schema_issues
 from runner.urls import is_loopback
 
@@ -368,7 +368,7 @@ class _Checker:
 
     def _task_keys(self, jobs: dict[str, Any]) -> None:
         """The subset keys (issue 12): precise messages where the schema would be vague (those
-        paths are then not checked by the schema again), and a job left with nothing to run."""
+        paths are then not checked by the schema again). The schema refuses an empty job."""
         for name, job in jobs.items():
             if not isinstance(job, dict):
                 continue
@@ -378,12 +378,6 @@ class _Checker:
                     self.add(path, message)
                     # the schema would only repeat it, vaguely, on the whole key
                     self.unresolved.add(("jobs", name, where[0]))
-            if is_empty_job(job):
-                self.add(
-                    ("jobs", name),
-                    "the job runs nothing: extractions, transformations and data_models are all "
-                    "empty or 'none'; name at least one task, or remove the job",
-                )
 
     def _jobs(self, jobs: dict[str, Any], pools: dict[str, Any]) -> None:
         declared: dict[str, str] = {}

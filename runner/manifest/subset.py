@@ -216,11 +216,3 @@ def _twice(values: list[Any], where: Where, what: str = "name") -> list[tuple[Wh
         else:
             seen[value] = index
     return found
-
-
-def is_empty_job(job: Mapping[str, Any]) -> bool:
-    """Every kind is named and none of them runs anything: the job would do nothing."""
-    if not all(key in job for key in SUBSET_KEYS):
-        return False
-    subset = subset_of(job)
-    return subset is not None and subset.is_empty

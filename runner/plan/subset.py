@@ -38,8 +38,8 @@ def resolve_plan(reader: TaskReader, plan: Plan) -> ResolvedPlan:
         found = resolve(reader, job.pool_id, job.job_id, job.tasks, tasks)
         for severity, listed in (("error", found.errors), ("warning", found.warnings)):
             problems += [
-                locate.at(("jobs", name, key), job.line, message, severity=severity)
-                for key, message in listed
+                locate.at(("jobs", name, *where), job.line, message, severity=severity)
+                for where, message in listed
             ]
         jobs[name] = dataclasses.replace(planned, task_ids=found.ids)
     return ResolvedPlan(dataclasses.replace(plan, jobs=jobs), sort_problems(problems))
