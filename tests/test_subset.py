@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xmlschema
 
 from tests.conftest import CliResult
 from tests.e2e import Journal, Pipeline, run_pipeline
@@ -274,3 +275,50 @@ def test_plan_shows_the_subset_in_every_format(cli: Cli, tmp_path: Path) -> None
     for fmt in ("mermaid", "dot"):
         shown = cli("plan", str(path), "--format", fmt, environ={}).out
         assert "part: 2 extractions, 1 transformations, 1 data models" in shown
+
+
+def failing_pipeline(tmp_path: Path) -> Pipeline:
+    return pipeline(tmp_path, tasks(outcomes=["FAIL", "SUCCESS"], message=FAILURE))
+
+
+def test_task_results_in_the_report_state_summary_junit_and_github(
+    cli: Cli, tmp_path: Path
+) -> None:
+    p = failing_pipeline(tmp_path)
+    summary = tmp_path / "summary.md"
+    result, _, report = run_pipeline(
+        cli,
+        p,
+        "--junit",
+        str(tmp_path / "junit.xml"),
+        environ={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"},
+    )
+    assert result.code == 1, result.err
+    [job] = report["jobs"]
+    assert job["subset"] is None
+    assert [(t["name"], t["status"]) for t in job["tasks"]] == [
+        ("SAP orders", "SUCCESS"),
+        ("SAP customers", "FAIL"),
+        ("Create O2C", "SKIPPED"),
+        ("O2C", "SKIPPED"),
+    ]
+    assert job["tasks"][0]["duration_seconds"] == 60.0
+    assert job["tasks"][1]["error"] == FAILURE and job["error"] == f"FAIL: {FAILURE}"
+    assert job["tasks"][0]["started_at"].endswith("Z")
+    # the summary: a block of the job's tasks
+    assert f"  SAP customers  failed     1m        {FAILURE}" in result.out + result.err
+    # JUnit: properties of the job's test case, and its system-out
+    junit = (tmp_path / "junit.xml").read_text()
+    xmlschema.XMLSchema(str(Path(__file__).parent / "data" / "junit.xsd")).validate(junit)
+    assert (
+        f'<property name="refresh_orders.task.2" value="SAP customers: failed 1m: {FAILURE}" />'
+        in junit
+    )
+    assert "task: Create O2C: skipped -" in junit
+    # GitHub step summary: a task table
+    text = summary.read_text()
+    assert f"| refresh_orders | SAP customers | failed | 1m | {FAILURE} |" in text
+    # the state file keeps them (schema-checked when read back)
+    [state] = (tmp_path / "runs").glob("*.json")
+    saved = json.loads(state.read_text())["jobs"]["refresh_orders"]
+    assert [t["status"] for t in saved["tasks"]] == ["SUCCESS", "FAIL", "SKIPPED", "SKIPPED"]

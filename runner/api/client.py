@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import requests
 import structlog
@@ -46,6 +47,9 @@ from runner.api.transport import (
     shown_path,
 )
 from runner.clock import Clock
+
+if TYPE_CHECKING:
+    from runner.api.tasks import TaskResult
 from runner.manifest.model import Mode
 
 log = structlog.get_logger(__name__)
@@ -684,6 +688,18 @@ class CelonisClient:
         return "\n".join(
             f"{name}: {line}" if name else line for name, lines in found for line in lines
         )
+
+    def task_results(self, pool_id: str, job_id: str) -> list[TaskResult]:
+        """The tasks of the job's newest execution: status, dates, ERROR lines (issue 12)."""
+        from runner.api.tasks import TaskReader  # the task module builds on this one
+
+        return TaskReader(self).results(pool_id, job_id)
+
+    def task_error_lines(
+        self, pool_id: str, job_id: str, execution_id: str, item_id: str
+    ) -> list[str]:
+        """The ERROR lines of one task item's detail log (all pages, up to a limit)."""
+        return self._error_lines(pool_id, job_id, execution_id, item_id)
 
     def _error_lines(self, pool_id: str, job_id: str, execution_id: str, item_id: str) -> list[str]:
         path = f"{_pool_path(pool_id)}/logs/executions/detail"

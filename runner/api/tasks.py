@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.api.errors import ProtocolError
 from runner.api.transport import Transport, shown_path
 from runner.manifest.problems import Suggestions, printable
 from runner.manifest.subset import Tables, TaskSubset, Where
+
+if TYPE_CHECKING:
+    from runner.api.client import CelonisClient
 
 EXTRACTION = "EXTRACTION"
 TRANSFORMATION = "TRANSFORMATION"
@@ -45,6 +48,62 @@ class LoadInfo:
     id: str
     name: str
     disabled: bool = False
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How one task of an execution went: Celonis' status, its dates (epoch s) and, for a
+    failure, Celonis' ERROR lines."""
+
+    id: str
+    name: str
+    status: str
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCESS"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_seconds": self.duration,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskResult:
+        return cls(
+            str(data["id"]),
+            str(data["name"]),
+            str(data["status"]),
+            data.get("started_at"),
+            data.get("finished_at"),
+            data.get("error"),
+        )
+
+
+def failure_text(results: Sequence[TaskResult]) -> str | None:
+    """The ERROR lines of the failed tasks as one text (each line with its task's name when
+    several tasks failed), like `CelonisClient.failure_reason`; None when there are none."""
+    failed = [r for r in results if r.error]
+    if not failed:
+        return None
+    if len(failed) == 1:
+        return failed[0].error
+    return "\n".join(f"{r.name}: {line}" for r in failed for line in (r.error or "").splitlines())
 
 
 @dataclass(frozen=True)
@@ -99,8 +158,44 @@ class Resolution:
 class TaskReader:
     """Read-only task requests over the client's Transport (retries and deadlines included)."""
 
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
+    def __init__(self, client: CelonisClient) -> None:
+        self.client = client
+        self.transport: Transport = client.transport
+
+    def results(self, pool_id: str, job_id: str) -> list[TaskResult]:
+        """The task items of the job's newest execution (the one this run watched end), in
+        their order, with the ERROR lines of each failed one."""
+        latest = self.client.latest_execution(pool_id, job_id)
+        if latest is None or latest.execution_id is None:
+            return []
+        path = f"/integration/api/pools/{pool_id}/logs/executions"
+        params: dict[str, str | int] = {
+            "executionId": latest.execution_id,
+            "type": "TASK",
+            "id": job_id,
+        }
+        answer = self.transport.get_json(path, params, pool_id=pool_id, job_id=job_id)
+        items = _objects(answer, shown_path(path, params))
+        items = sorted(items, key=lambda i: _int(i.get("executionOrder")))
+        return [self._result(pool_id, job_id, latest.execution_id, item) for item in items]
+
+    def _result(
+        self, pool_id: str, job_id: str, execution_id: str, item: Mapping[str, object]
+    ) -> TaskResult:
+        item_id = str(item.get("id") or "")
+        status = str(item.get("status") or "UNKNOWN")
+        error = None
+        if status == "FAIL" and item_id:
+            lines = self.client.task_error_lines(pool_id, job_id, execution_id, item_id)
+            error = "\n".join(lines) or None
+        return TaskResult(
+            id=str(item.get("taskId") or item_id),
+            name=str(item.get("name") or item.get("taskId") or item_id),
+            status=status,
+            started_at=_seconds(item.get("startDate")),
+            finished_at=_seconds(item.get("endDate")),
+            error=error,
+        )
 
     def _get(self, pool_id: str, job_id: str, tail: str) -> tuple[object, str]:
         path = f"/integration/api/pools/{pool_id}/jobs/{job_id}/{tail}"
@@ -142,6 +237,17 @@ class TaskReader:
                 name = name if isinstance(name, str) else load_id
                 found.append(LoadInfo(load_id, name, item.get("disabled") is True))
         return found
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _seconds(value: object) -> float | None:
+    """Epoch seconds from Celonis' epoch milliseconds (None for anything else)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value / 1000.0 if 0 < value < 1e15 else None  # NaN fails the comparison too
 
 
 def _objects(answer: object, shown: str) -> list[Mapping[str, object]]:

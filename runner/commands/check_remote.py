@@ -59,7 +59,7 @@ def run(
 
 def check_subsets(client: CelonisClient, plan: Plan, result: RemoteCheck) -> None:
     """The names of the plan's subsets (issue 12), resolved as `run` resolves them."""
-    resolved = resolve_plan(TaskReader(client.transport), plan)
+    resolved = resolve_plan(TaskReader(client), plan)
     result.problems = sort_problems([*result.problems, *resolved.problems])
     result.missing += [p.path for p in resolved.errors]
 

@@ -190,7 +190,7 @@ def resolve_subsets(
     a task name Celonis does not have stops the run with nothing executed (exit 2)."""
     if all(p.job.tasks is None for p in plan.jobs.values()):
         return plan
-    resolved = resolve_plan(TaskReader(client.transport), plan)
+    resolved = resolve_plan(TaskReader(client), plan)
     if github:
         problems_out.write_github(resolved.problems, stderr)
     problems_out.write_text(resolved.problems, stderr)

@@ -15,6 +15,7 @@ import structlog
 
 from runner.api.client import ExecutionHandle, JobStatus, Observation, Settlement
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError, UnclearExecuteError
+from runner.api.tasks import TaskResult, failure_text
 from runner.execution.base import JobsApi
 from runner.execution.policy import CANCEL_POLL_INTERVAL, FailurePolicy
 from runner.execution.runstate import JobRun, JobState
@@ -239,10 +240,16 @@ class JobCalls(FailurePolicy):
 
     def _ended(self, job: JobRun, outcome: str | None) -> None:
         """Celonis shows our execution ended: the only way a job gets a final remote outcome."""
+        if outcome == "FAIL":
+            self._fetch_failure_reason(job)
+            return
+        self._conclude(job, outcome)
+        self._fetch_task_results(job)
+
+    def _conclude(self, job: JobRun, outcome: str | None) -> None:
+        """The final state of a job whose execution ended other than FAIL."""
         if outcome == "SUCCESS":
             self._finish_job(job, JobState.SUCCEEDED, None)
-        elif outcome == "FAIL":
-            self._fetch_failure_reason(job)
         elif job.name in self._timed_out:
             limit = format_duration(job.planned.job.timeout)
             self._finish_job(
@@ -257,24 +264,59 @@ class JobCalls(FailurePolicy):
             self._finish_job(job, JobState.CANCELLED, f"ended as {outcome} in Celonis")
 
     def _fetch_failure_reason(self, job: JobRun) -> None:
-        """Read why it failed, then end it: its failure is logged before its dependents' skips."""
+        """Read why it failed (with its tasks' results), then end it: its failure is logged
+        before its dependents' skips."""
         spec = job.planned.job
         self._reason_pending.add(job.name)
 
-        def done(future: Future[str | None]) -> None:
+        def read() -> tuple[tuple[TaskResult, ...] | None, str | None]:
+            job_tasks = self._read_task_results(job)
+            if job_tasks is not None:
+                return job_tasks, failure_text(job_tasks)
+            return None, self.api.failure_reason(spec.pool_id, spec.job_id)
+
+        def done(future: Future[tuple[tuple[TaskResult, ...] | None, str | None]]) -> None:
             self._reason_pending.discard(job.name)
             error = future.exception()
             if isinstance(error, ApiError):
                 log.warning("job_failure_reason_unavailable", job=job.name, error=str(error))
             elif error is not None:
                 raise error
-            reason = None if error is not None else future.result()
+            job.tasks, reason = (None, None) if error is not None else future.result()
             message = f"FAIL: {reason}" if reason else "FAIL (Celonis gave no reason)"
             self._finish_job(job, JobState.FAILED, message)
 
-        self.calls.submit(
-            functools.partial(self.api.failure_reason, spec.pool_id, spec.job_id), done
-        )
+        self.calls.submit(read, done)
+
+    def _read_task_results(self, job: JobRun) -> tuple[TaskResult, ...] | None:
+        """The job's task results (issue 12), or None when they cannot be read: a client without
+        them (a test double), or an API error (logged; the job's outcome stands)."""
+        reader = getattr(self.api, "task_results", None)
+        if reader is None:
+            return None
+        spec = job.planned.job
+        try:
+            return tuple(reader(spec.pool_id, spec.job_id))
+        except ApiError as error:
+            log.warning("job_task_results_unavailable", job=job.name, error=str(error))
+            return None
+
+    def _fetch_task_results(self, job: JobRun) -> None:
+        """After the job's final state: read its tasks' results without holding anything up;
+        the run waits for the read before it ends, and the state file gets the results."""
+        if getattr(self.api, "task_results", None) is None:
+            return
+
+        def done(future: Future[tuple[TaskResult, ...] | None]) -> None:
+            error = future.exception()
+            if error is not None:
+                raise error
+            job.tasks = future.result()
+            if job.tasks is not None:
+                for listener in self.listeners:  # the state file notes the job again
+                    listener(self.state, job)
+
+        self.calls.submit(functools.partial(self._read_task_results, job), done)
 
 
 class _SharedRead:

@@ -90,7 +90,19 @@ def job_record(job: JobRun) -> dict[str, Any]:
         "handle": _handle_to_dict(handle)
         if handle is not None and job.state == JobState.RUNNING
         else None,
+        **task_record(job),
     }
+
+
+def task_record(job: JobRun) -> dict[str, Any]:
+    """The subset the job ran with and its tasks' results (issue 12): only when there are any,
+    so that a state file of whole jobs stays as it was."""
+    out: dict[str, Any] = {}
+    if job.planned.task_ids is not None:
+        out["task_ids"] = job.planned.task_ids.task_ids()
+    if job.tasks is not None:
+        out["tasks"] = [task.to_dict() for task in job.tasks]
+    return out
 
 
 def _written_key(job: JobRun) -> tuple[Any, ...]:
@@ -103,6 +115,7 @@ def _written_key(job: JobRun) -> tuple[Any, ...]:
         job.intent_at,
         job.started_at,
         job.finished_at,
+        job.tasks,
     )
 
 
