@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 import xmlschema
+import yaml
 
 from tests.conftest import CliResult
-from tests.e2e import Journal, Pipeline, run_pipeline
+from tests.e2e import Journal, Pipeline, emulator_for, job_uuid, pool_uuid, run_pipeline
 
 Cli = Callable[..., CliResult]
 FAILURE = "ORA-00942: table or view does not exist"
+KEY = "subset-test-key-0123456789"
 
 
 def tasks(**customers: Any) -> list[dict[str, Any]]:
@@ -322,3 +324,93 @@ def test_task_results_in_the_report_state_summary_junit_and_github(
     [state] = (tmp_path / "runs").glob("*.json")
     saved = json.loads(state.read_text())["jobs"]["refresh_orders"]
     assert [t["status"] for t in saved["tasks"]] == ["SUCCESS", "FAIL", "SKIPPED", "SKIPPED"]
+
+
+def resume_run(cli: Cli, p: Pipeline, base_url: str, *extra: str) -> CliResult:
+    env = {
+        "CELONIS_API_KEY": KEY,
+        "CELONIS_RUNNER_TIME_SCALE": "3000",
+        "CELONIS_RUNNER_STATE_DIR": str(p.folder / "runs"),
+    }
+    return cli("run", str(p.folder / "jobs.yaml"), "--base-url", base_url, *extra, environ=env)
+
+
+def test_resume_runs_only_the_failed_and_skipped_tasks(cli: Cli, tmp_path: Path) -> None:
+    p = failing_pipeline(tmp_path)
+    p.write()
+    report = tmp_path / "report.json"
+    with emulator_for(p, KEY) as emu:
+        assert resume_run(cli, p, emu.base_url).code == 1
+        second = resume_run(cli, p, emu.base_url, "--resume", "--report", str(report))
+        assert second.code == 0, second.err
+        first_run, resumed = Journal(emu.journal()).executions("refresh_orders")
+        by_name = {t["name"]: t["id"] for t in emu_tasks(emu)}
+    assert first_run.get("subset") is None  # the first run: the whole job
+    expected = [by_name["SAP customers"], by_name["Create O2C"], by_name["O2C"]]
+    assert resumed["subset"]["tasks"] == expected
+    assert resumed["subset"]["extractions"] == [by_name["SAP customers"]]
+    [job] = json.loads(report.read_text())["jobs"]
+    assert job["status"] == "succeeded"
+    assert [t["name"] for t in job["tasks"]] == ["SAP customers", "Create O2C", "O2C"]
+    assert job["subset"] == {
+        "extractions": {"SAP customers": "all"},
+        "transformations": ["Create O2C"],
+        "data_models": ["O2C"],
+    }
+
+
+def test_resume_whole_jobs_runs_the_whole_job_again(cli: Cli, tmp_path: Path) -> None:
+    p = failing_pipeline(tmp_path)
+    p.write()
+    with emulator_for(p, KEY) as emu:
+        assert resume_run(cli, p, emu.base_url).code == 1
+        second = resume_run(cli, p, emu.base_url, "--resume", "--whole-jobs")
+        assert second.code == 0, second.err
+        executions = Journal(emu.journal()).executions("refresh_orders")
+    assert [e.get("subset") for e in executions] == [None, None]
+
+
+def emu_tasks(emu: Any) -> list[dict[str, Any]]:
+    import requests
+
+    job = job_uuid("refresh_orders")
+    pool = pool_uuid("sap")
+    answer = requests.get(
+        f"{emu.base_url}/integration/api/pools/{pool}/jobs/{job}/tasks/",
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=10,
+    )
+    tasks: list[dict[str, Any]] = answer.json()
+    return tasks
+
+
+def test_resume_refuses_when_the_jobs_tasks_changed_and_force_runs_it_whole(
+    cli: Cli, tmp_path: Path
+) -> None:
+    from runner.clock import ScaledClock
+    from runner.emulator import Emulator, Scenario
+
+    p = failing_pipeline(tmp_path)
+    p.write()
+    with emulator_for(p, KEY) as emu:
+        assert resume_run(cli, p, emu.base_url).code == 1
+        port = int(emu.base_url.rsplit(":", 1)[1])
+    # the same Celonis (same address), where someone added a transformation since
+    changed = tasks()  # and fixed the source: a new emulator's first execution
+    changed.insert(3, {"name": "New SQL", "type": "transformation", "duration": "1m"})
+    p.behaviour["refresh_orders"]["tasks"] = changed
+    _, scenario_path = p.write()
+    scenario = Scenario.from_dict(yaml.safe_load(scenario_path.read_text()))
+    with Emulator(scenario, clock=ScaledClock(3000), api_keys=[KEY], port=port) as emu:
+        refused = resume_run(cli, p, emu.base_url, "--resume")
+        assert refused.code == 2
+        assert (
+            "the tasks of job 'refresh_orders' changed in Celonis since run" in refused.err
+            and "task 'New SQL' was added" in refused.err
+            and "Resume with --whole-jobs" in refused.err
+        ), refused.err
+        assert Journal(emu.journal()).executions("refresh_orders") == []
+        forced = resume_run(cli, p, emu.base_url, "--resume", "--force")
+        assert forced.code == 0, forced.err
+        [execution] = Journal(emu.journal()).executions("refresh_orders")
+    assert execution.get("subset") is None  # the whole job

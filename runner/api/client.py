@@ -49,7 +49,7 @@ from runner.api.transport import (
 from runner.clock import Clock
 
 if TYPE_CHECKING:
-    from runner.api.tasks import TaskResult
+    from runner.api.tasks import JobTasks
 from runner.manifest.model import Mode
 
 log = structlog.get_logger(__name__)
@@ -689,8 +689,9 @@ class CelonisClient:
             f"{name}: {line}" if name else line for name, lines in found for line in lines
         )
 
-    def task_results(self, pool_id: str, job_id: str) -> list[TaskResult]:
-        """The tasks of the job's newest execution: status, dates, ERROR lines (issue 12)."""
+    def task_results(self, pool_id: str, job_id: str) -> JobTasks:
+        """The job's task list and the tasks of its newest execution: status, dates, ERROR
+        lines (issue 12)."""
         from runner.api.tasks import TaskReader  # the task module builds on this one
 
         return TaskReader(self).results(pool_id, job_id)

@@ -8,6 +8,7 @@ task's name exactly, or its task instance id (any case). See docs/celonis-api.md
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,15 @@ class TaskInfo:
     disabled: bool = False
     order: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "type": self.type, "disabled": self.disabled}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskInfo:
+        return cls(
+            str(data["id"]), str(data["name"]), str(data["type"]), data.get("disabled") is True
+        )
+
 
 @dataclass(frozen=True)
 class LoadInfo:
@@ -61,6 +71,8 @@ class TaskResult:
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
+    type: str | None = None
+    """EXTRACTION, TRANSFORMATION or DATA_MODEL_LOAD (from the job's task list)."""
 
     @property
     def duration(self) -> float | None:
@@ -81,6 +93,7 @@ class TaskResult:
             "finished_at": self.finished_at,
             "duration_seconds": self.duration,
             "error": self.error,
+            "type": self.type,
         }
 
     @classmethod
@@ -92,6 +105,7 @@ class TaskResult:
             data.get("started_at"),
             data.get("finished_at"),
             data.get("error"),
+            data.get("type"),
         )
 
 
@@ -104,6 +118,15 @@ def failure_text(results: Sequence[TaskResult]) -> str | None:
     if len(failed) == 1:
         return failed[0].error
     return "\n".join(f"{r.name}: {line}" for r in failed for line in (r.error or "").splitlines())
+
+
+@dataclass(frozen=True)
+class JobTasks:
+    """What a job's end tells about its tasks: the results of its execution, and its task
+    list at that moment (a resume of only the failed tasks checks it did not change)."""
+
+    results: tuple[TaskResult, ...]
+    task_list: tuple[TaskInfo, ...]
 
 
 @dataclass(frozen=True)
@@ -162,9 +185,18 @@ class TaskReader:
         self.client = client
         self.transport: Transport = client.transport
 
-    def results(self, pool_id: str, job_id: str) -> list[TaskResult]:
-        """The task items of the job's newest execution (the one this run watched end), in
-        their order, with the ERROR lines of each failed one."""
+    def results(self, pool_id: str, job_id: str) -> JobTasks:
+        """The job's tasks now, and the task items of its newest execution (the one this run
+        watched end) in their order, with the ERROR lines of each failed one."""
+        task_list = self.tasks(pool_id, job_id)
+        kinds = {t.id.lower(): t.type for t in task_list}
+        results = [
+            dataclasses.replace(r, type=kinds.get(r.id.lower()))
+            for r in self._results(pool_id, job_id)
+        ]
+        return JobTasks(tuple(results), tuple(task_list))
+
+    def _results(self, pool_id: str, job_id: str) -> list[TaskResult]:
         latest = self.client.latest_execution(pool_id, job_id)
         if latest is None or latest.execution_id is None:
             return []

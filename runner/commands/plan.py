@@ -59,6 +59,16 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-parallel", type=positive_int, metavar="N", help="at most N jobs at once overall"
     )
+    parser.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="JOB:TASKS",
+        help="run only part of JOB, as its extractions/transformations/data_models keys would:"
+        " 'JOB:EXTRACTION', 'JOB:EXTRACTION[TABLE,TABLE]',"
+        " 'JOB:transformations=A,B;data_models=none'; selects JOB when --select is not given;"
+        " repeat the option for more jobs",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

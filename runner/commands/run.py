@@ -53,6 +53,7 @@ from runner.execution.statefile import (
 from runner.manifest import problems as problems_out
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
+from runner.plan.resume_tasks import resume_failed_tasks
 from runner.plan.subset import resolve_plan
 from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
 from runner.target import http_timeouts, open_target, secret_values
@@ -82,6 +83,8 @@ class RunOptions:
     state_dir: str | None = None
     force: bool = False
     junit_xml: str | None = None
+    whole_jobs: bool = False
+    tasks: Sequence[str] = ()
     github: bool = False
 
 
@@ -151,6 +154,14 @@ def _run(
         where = EMULATOR_TARGET if options.emulator else target.base_url
         check_resume_target(saved, where, force=options.force)
         plan = resolve_subsets(plan, client, stderr, github=options.github)
+        if saved is not None and not options.whole_jobs:
+            plan = resume_failed_tasks(
+                plan,
+                saved.data["jobs"],
+                TaskReader(client),
+                run_id=saved.run_id,
+                force=options.force,
+            )
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
         store = StateStore(
             state_path,
@@ -503,7 +514,16 @@ def _add_resume(parser: argparse.ArgumentParser) -> None:
         " (default: $CELONIS_RUNNER_STATE_DIR, then .celonis-runner/runs)",
     )
     parser.add_argument(
-        "--force", action="store_true", help="with --resume: resume even if the manifest changed"
+        "--force",
+        action="store_true",
+        help="with --resume: resume even if the manifest changed (a job whose tasks changed in"
+        " Celonis then runs whole)",
+    )
+    parser.add_argument(
+        "--whole-jobs",
+        action="store_true",
+        help="with --resume: run a job that failed in one of its tasks whole, not only its"
+        " tasks that did not succeed",
     )
 
 
@@ -531,5 +551,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         force=args.force,
         junit_xml=args.junit_xml,
         github=github_enabled(args, ctx),
+        whole_jobs=args.whole_jobs,
+        tasks=args.tasks,
     )
     return run(options, environ=ctx.environ, stdout=ctx.stdout, stderr=ctx.stderr, ctx=ctx)

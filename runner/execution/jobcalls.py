@@ -15,7 +15,7 @@ import structlog
 
 from runner.api.client import ExecutionHandle, JobStatus, Observation, Settlement
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError, UnclearExecuteError
-from runner.api.tasks import TaskResult, failure_text
+from runner.api.tasks import JobTasks, failure_text
 from runner.execution.base import JobsApi
 from runner.execution.policy import CANCEL_POLL_INTERVAL, FailurePolicy
 from runner.execution.runstate import JobRun, JobState
@@ -269,26 +269,28 @@ class JobCalls(FailurePolicy):
         spec = job.planned.job
         self._reason_pending.add(job.name)
 
-        def read() -> tuple[tuple[TaskResult, ...] | None, str | None]:
+        def read() -> tuple[JobTasks | None, str | None]:
             job_tasks = self._read_task_results(job)
             if job_tasks is not None:
-                return job_tasks, failure_text(job_tasks)
+                return job_tasks, failure_text(job_tasks.results)
             return None, self.api.failure_reason(spec.pool_id, spec.job_id)
 
-        def done(future: Future[tuple[tuple[TaskResult, ...] | None, str | None]]) -> None:
+        def done(future: Future[tuple[JobTasks | None, str | None]]) -> None:
             self._reason_pending.discard(job.name)
             error = future.exception()
             if isinstance(error, ApiError):
                 log.warning("job_failure_reason_unavailable", job=job.name, error=str(error))
             elif error is not None:
                 raise error
-            job.tasks, reason = (None, None) if error is not None else future.result()
+            job_tasks, reason = (None, None) if error is not None else future.result()
+            if job_tasks is not None:
+                job.tasks, job.task_list = job_tasks.results, job_tasks.task_list
             message = f"FAIL: {reason}" if reason else "FAIL (Celonis gave no reason)"
             self._finish_job(job, JobState.FAILED, message)
 
         self.calls.submit(read, done)
 
-    def _read_task_results(self, job: JobRun) -> tuple[TaskResult, ...] | None:
+    def _read_task_results(self, job: JobRun) -> JobTasks | None:
         """The job's task results (issue 12), or None when they cannot be read: a client without
         them (a test double), or an API error (logged; the job's outcome stands)."""
         reader = getattr(self.api, "task_results", None)
@@ -296,7 +298,8 @@ class JobCalls(FailurePolicy):
             return None
         spec = job.planned.job
         try:
-            return tuple(reader(spec.pool_id, spec.job_id))
+            found: JobTasks = reader(spec.pool_id, spec.job_id)
+            return found
         except ApiError as error:
             log.warning("job_task_results_unavailable", job=job.name, error=str(error))
             return None
@@ -307,12 +310,13 @@ class JobCalls(FailurePolicy):
         if getattr(self.api, "task_results", None) is None:
             return
 
-        def done(future: Future[tuple[TaskResult, ...] | None]) -> None:
+        def done(future: Future[JobTasks | None]) -> None:
             error = future.exception()
             if error is not None:
                 raise error
-            job.tasks = future.result()
-            if job.tasks is not None:
+            job_tasks = future.result()
+            if job_tasks is not None:
+                job.tasks, job.task_list = job_tasks.results, job_tasks.task_list
                 for listener in self.listeners:  # the state file notes the job again
                     listener(self.state, job)
 

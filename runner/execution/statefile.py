@@ -102,6 +102,8 @@ def task_record(job: JobRun) -> dict[str, Any]:
         out["task_ids"] = job.planned.task_ids.task_ids()
     if job.tasks is not None:
         out["tasks"] = [task.to_dict() for task in job.tasks]
+    if job.task_list is not None:
+        out["task_list"] = [task.to_dict() for task in job.task_list]
     return out
 
 
