@@ -414,3 +414,74 @@ def test_resume_refuses_when_the_jobs_tasks_changed_and_force_runs_it_whole(
         assert forced.code == 0, forced.err
         [execution] = Journal(emu.journal()).executions("refresh_orders")
     assert execution.get("subset") is None  # the whole job
+
+
+def test_tasks_option_runs_part_of_a_job_and_selects_it(cli: Cli, tmp_path: Path) -> None:
+    p = pipeline(tmp_path, tasks())
+    p.job("other", "sap")
+    result, journal, report = run_pipeline(
+        cli, p, "--tasks", "refresh_orders:SAP orders[VBAP];transformations=Create O2C"
+    )
+    assert result.code == 0, result.err
+    [execution] = started(journal)
+    assert [e["tables"] for e in execution["subset"]["extractions"]] == [["VBAP"]]
+    assert len(execution["subset"]["tasks"]) == 2  # data models: none, as the option says
+    assert started(journal, "other") == []  # --tasks selected its job only
+    assert report["jobs"][0]["subset"] == {
+        "extractions": {"SAP orders": ["VBAP"]},
+        "transformations": ["Create O2C"],
+        "data_models": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("option", "keys"),
+    [
+        ("j:SAP orders", {"extractions": {"SAP orders": "all"}}),
+        ("j:A[T1, T2],B", {"extractions": {"A": ["T1", "T2"], "B": "all"}}),
+        ("j:transformations=X,Y", {"transformations": ["X", "Y"]}),
+        ("j:extractions=all;data_models=M", {"extractions": "all", "data_models": ["M"]}),
+    ],
+)
+def test_tasks_option_grammar(option: str, keys: dict[str, Any]) -> None:
+    from runner.manifest.subset import parse_tasks_option
+
+    job, parsed = parse_tasks_option(option)
+    assert job == "j"
+    assert parsed == {"extractions": [], "transformations": [], "data_models": [], **keys}
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("refresh_orders", "write JOB:TASKS"),
+        ("refresh_orders:views=A", "unknown kind 'views'"),
+        ("refresh_orders:transformations=A[T]", "only extractions have tables"),
+        ("refresh_orders:A[T", "close the table list"),
+        ("refresh_orders:transformations=A,A", "name 'A' is given twice"),
+    ],
+)
+def test_tasks_option_mistakes_are_usage_errors(
+    cli: Cli, tmp_path: Path, option: str, message: str
+) -> None:
+    path = write(tmp_path, ISSUE_EXAMPLE)
+    result = cli("plan", str(path), "--tasks", option, environ={})
+    assert result.code == 2 and message in result.err, result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_resume_keeps_the_tasks_option_and_runs_only_the_failed_task(
+    cli: Cli, tmp_path: Path
+) -> None:
+    p = failing_pipeline(tmp_path)
+    p.write()
+    option = ("--tasks", "refresh_orders:SAP orders,SAP customers")
+    with emulator_for(p, KEY) as emu:
+        assert resume_run(cli, p, emu.base_url, *option).code == 1
+        other = resume_run(cli, p, emu.base_url, "--resume", "--tasks", "refresh_orders:O2C")
+        assert other.code == 2 and "keeps the selection it started with" in other.err
+        assert resume_run(cli, p, emu.base_url, "--resume").code == 0
+        first, resumed = Journal(emu.journal()).executions("refresh_orders")
+        by_name = {t["name"]: t["id"] for t in emu_tasks(emu)}
+    assert first["subset"]["tasks"] == [by_name["SAP orders"], by_name["SAP customers"]]
+    assert resumed["subset"]["tasks"] == [by_name["SAP customers"]]

@@ -24,6 +24,7 @@ from runner.commands.shared import (
 )
 from runner.errors import ExitCode, UsageError
 from runner.plan.build import build_plan
+from runner.plan.task_selection import task_jobs, with_task_selection
 from runner.reports import plan_output
 
 WRITERS = {
@@ -110,6 +111,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         max_bytes=args.max_size,
         github=github_enabled(args, ctx),
         remote=remote if args.check_remote else None,
+        tasks=args.tasks,
     )
 
 
@@ -126,6 +128,7 @@ def run(
     max_bytes: int,
     github: bool = False,
     remote: RemoteOptions | None = None,
+    tasks: Sequence[str] = (),
 ) -> int:
     manifest = load_checked(
         file,
@@ -136,6 +139,8 @@ def run(
         max_bytes=max_bytes,
         annotate=github,
     )
+    manifest = with_task_selection(manifest, tasks)
+    select = list(select) or task_jobs(tasks)
     plan = build_plan(manifest, select=select, exclude=exclude, max_parallel=max_parallel)
     WRITERS[output_format](plan, stdout)
     if remote is None:

@@ -55,6 +55,7 @@ from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
 from runner.plan.resume_tasks import resume_failed_tasks
 from runner.plan.subset import resolve_plan
+from runner.plan.task_selection import task_jobs, with_task_selection
 from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
 from runner.target import http_timeouts, open_target, secret_values
 from runner.terminal import isatty
@@ -128,9 +129,7 @@ def _run(
 ) -> int:
     plan, saved, resume = _plan_and_resume(options, manifest, directory)
     # a resumed run keeps the selection it started with (checked in _plan_and_resume)
-    select, exclude = (
-        (saved.select, saved.exclude) if saved else (list(options.select), list(options.exclude))
-    )
+    select, exclude, tasks = _selection(options, saved)
     redactor, progress = _configure_logging(options, manifest, environ, stderr)
     with open_target(
         manifest,
@@ -167,6 +166,7 @@ def _run(
             state_path,
             select=select,
             exclude=exclude,
+            tasks=tasks,
             clock=target.clock,
             redactor=redactor,
             target=where,
@@ -220,14 +220,15 @@ def _plan_and_resume(
     """The plan; with --resume, the saved run it takes up and what to take from it."""
     resume: ResumeFrom | None = None
     saved: SavedRun | None = None
-    select, exclude = list(options.select), list(options.exclude)
     if options.resume:
         saved = load_saved(find_state(directory, options.resume))
-        if (select or exclude) and (select, exclude) != (saved.select, saved.exclude):
+        given = (list(options.select), list(options.exclude), list(options.tasks))
+        if any(given) and given != (saved.select, saved.exclude, saved.tasks):
             raise UsageError(
-                "a resumed run keeps the selection it started with: drop --select/--exclude"
+                "a resumed run keeps the selection it started with: drop --select/--exclude/--tasks"
             )
-        select, exclude = saved.select, saved.exclude
+    select, exclude, tasks = _selection(options, saved)
+    manifest = with_task_selection(manifest, tasks)
     plan = build_plan(manifest, select=select, exclude=exclude, max_parallel=options.max_parallel)
     if saved is not None:
         changes = manifest_changes(saved, plan)
@@ -239,6 +240,17 @@ def _plan_and_resume(
             )
         resume = resume_from(saved, plan)
     return plan, saved, resume
+
+
+def _selection(
+    options: RunOptions, saved: SavedRun | None
+) -> tuple[list[str], list[str], list[str]]:
+    """--select, --exclude and --tasks of this run (a resumed run's are those it started with);
+    --tasks selects its jobs when --select is not given."""
+    if saved is not None:
+        return saved.select, saved.exclude, saved.tasks
+    tasks = list(options.tasks)
+    return list(options.select) or task_jobs(tasks), list(options.exclude), tasks
 
 
 def _configure_logging(

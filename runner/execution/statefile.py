@@ -151,10 +151,13 @@ class StateStore:
         target: str | None = None,
         timer: Callable[[], float] = time.monotonic,
         clock_rate: float = 1.0,
+        tasks: Sequence[str] = (),
     ) -> None:
         self.path = path
         self.select = list(select)
         self.exclude = list(exclude)
+        self.tasks = list(tasks)
+        """The run's --tasks options (issue 12): a resume runs the same subsets."""
         self.clock = clock
         self.redactor = redactor or Redactor()
         self.target = target
@@ -247,7 +250,11 @@ class StateStore:
             "updated_at": self.clock.time(),
             "target": self.target,
             "manifest": {"path": state.plan.manifest.path, "sha256": state.plan.manifest.sha256},
-            "selection": {"select": self.select, "exclude": self.exclude},
+            "selection": {
+                "select": self.select,
+                "exclude": self.exclude,
+                **({"tasks": self.tasks} if self.tasks else {}),
+            },
             "fingerprint": self._fingerprint,
             "jobs": {name: job_record(job) for name, job in state.jobs.items()},
         }
