@@ -152,15 +152,7 @@ def _run(
         )
         where = EMULATOR_TARGET if options.emulator else target.base_url
         check_resume_target(saved, where, force=options.force)
-        plan = resolve_subsets(plan, client, stderr, github=options.github)
-        if saved is not None and not options.whole_jobs:
-            plan = resume_failed_tasks(
-                plan,
-                saved.data["jobs"],
-                TaskReader(client),
-                run_id=saved.run_id,
-                force=options.force,
-            )
+        plan = _task_plan(options, plan, client, saved, stderr)
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
         store = StateStore(
             state_path,
@@ -192,6 +184,24 @@ def _run(
             # point exits without waiting for requests in flight or the emulator's threads.
             ctx.hard_exit = True
     return code
+
+
+def _task_plan(
+    options: RunOptions,
+    plan: Plan,
+    client: CelonisClient,
+    saved: SavedRun | None,
+    stderr: TextIO,
+) -> Plan:
+    """The plan with its subsets resolved and, on a resume, failed jobs limited to the tasks
+    that did not succeed (issue 12)."""
+    plan = resolve_subsets(plan, client, stderr, github=options.github)
+    if saved is None or options.whole_jobs:
+        return plan
+    reader = TaskReader(client)
+    return resume_failed_tasks(
+        plan, saved.data["jobs"], reader, run_id=saved.run_id, force=options.force
+    )
 
 
 def resolve_subsets(
