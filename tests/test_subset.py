@@ -182,12 +182,12 @@ def test_the_issue_example_is_valid_and_becomes_the_model(tmp_path: Path) -> Non
         (
             "    transformations: [Create O2C, Create O2C]",
             "9:35: jobs.a.transformations[1]",
-            "name 'Create O2C' is given twice",
+            "the same name as item 1; name each name once",
         ),
         (
             "    extractions: {SAP orders: [VBAK, VBAK]}",
             "9:38: jobs.a.extractions.SAP orders[1]",
-            "table 'VBAK' is given twice",
+            "the same table as item 1; name each table once",
         ),
         (
             "    transformations:\n      Create O2C: [T1]",
@@ -458,7 +458,7 @@ def test_tasks_option_grammar(option: str, keys: dict[str, Any]) -> None:
         ("refresh_orders:views=A", "unknown kind 'views'"),
         ("refresh_orders:transformations=A[T]", "only extractions have tables"),
         ("refresh_orders:A[T", "close the table list"),
-        ("refresh_orders:transformations=A,A", "name 'A' is given twice"),
+        ("refresh_orders:transformations=A,A", "the same name as item 1"),
     ],
 )
 def test_tasks_option_mistakes_are_usage_errors(

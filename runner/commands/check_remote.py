@@ -7,7 +7,7 @@ permission on a pool, network or server errors).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from runner.api import CelonisClient
@@ -45,7 +45,7 @@ def run(
         )
         result = check_plan(client, plan)
         if not result.missing and any(p.job.tasks is not None for p in plan.jobs.values()):
-            check_subsets(client, plan, result)
+            check_subsets(client, plan, result, redactor.scrub)
     if github:
         out.write_github(result.problems, stderr)
     out.write_text(result.problems, stderr)
@@ -57,9 +57,11 @@ def run(
     return ExitCode.OK
 
 
-def check_subsets(client: CelonisClient, plan: Plan, result: RemoteCheck) -> None:
+def check_subsets(
+    client: CelonisClient, plan: Plan, result: RemoteCheck, scrub: Callable[[str], str]
+) -> None:
     """The names of the plan's subsets (issue 12), resolved as `run` resolves them."""
-    resolved = resolve_plan(TaskReader(client), plan)
+    resolved = resolve_plan(TaskReader(client), plan, scrub)
     result.problems = sort_problems([*result.problems, *resolved.problems])
     result.missing += [p.path for p in resolved.errors]
 

@@ -7,6 +7,7 @@ With `--check-remote` it then checks the plan against the API, read-only
 from __future__ import annotations
 
 import argparse
+import io
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
@@ -23,7 +24,7 @@ from runner.commands.shared import (
     remote_options,
 )
 from runner.errors import ExitCode, UsageError
-from runner.plan.build import build_plan
+from runner.plan.build import Plan, build_plan
 from runner.plan.task_selection import task_jobs, with_task_selection
 from runner.reports import plan_output
 
@@ -115,6 +116,23 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     )
 
 
+def write_plan(plan: Plan, output_format: str, stdout: TextIO, environ: Mapping[str, str]) -> None:
+    """The plan in its format. Task names (issue 12) may come from the environment: any
+    credential among them is scrubbed, as in every other output."""
+    if all(p.job.tasks is None for p in plan.jobs.values()):
+        WRITERS[output_format](plan, stdout)
+        return
+    from runner import logs
+    from runner.target import secret_values
+
+    redactor = logs.Redactor(
+        [*secret_values(plan.manifest, environ), *logs.secret_like_values(environ)]
+    )
+    text = io.StringIO()
+    WRITERS[output_format](plan, text)
+    stdout.write(redactor.scrub(text.getvalue()))
+
+
 def run(
     file: str,
     *,
@@ -142,7 +160,7 @@ def run(
     manifest = with_task_selection(manifest, tasks)
     select = list(select) or task_jobs(tasks)
     plan = build_plan(manifest, select=select, exclude=exclude, max_parallel=max_parallel)
-    WRITERS[output_format](plan, stdout)
+    write_plan(plan, output_format, stdout, environ)
     if remote is None:
         return ExitCode.OK
     from runner.commands import check_remote  # loads the HTTP stack only when asked to

@@ -152,7 +152,7 @@ def _run(
         )
         where = EMULATOR_TARGET if options.emulator else target.base_url
         check_resume_target(saved, where, force=options.force)
-        plan = _task_plan(options, plan, client, saved, stderr)
+        plan = _task_plan(options, plan, client, saved, stderr, redactor)
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
         store = StateStore(
             state_path,
@@ -192,10 +192,11 @@ def _task_plan(
     client: CelonisClient,
     saved: SavedRun | None,
     stderr: TextIO,
+    redactor: logs.Redactor,
 ) -> Plan:
     """The plan with its subsets resolved and, on a resume, failed jobs limited to the tasks
     that did not succeed (issue 12)."""
-    plan = resolve_subsets(plan, client, stderr, github=options.github)
+    plan = resolve_subsets(plan, client, stderr, redactor, github=options.github)
     if saved is None or options.whole_jobs:
         return plan
     reader = TaskReader(client)
@@ -205,13 +206,18 @@ def _task_plan(
 
 
 def resolve_subsets(
-    plan: Plan, client: CelonisClient, stderr: TextIO, *, github: bool = False
+    plan: Plan,
+    client: CelonisClient,
+    stderr: TextIO,
+    redactor: logs.Redactor,
+    *,
+    github: bool = False,
 ) -> Plan:
     """The plan with its subsets resolved to task ids (issue 12); before anything starts, so
     a task name Celonis does not have stops the run with nothing executed (exit 2)."""
     if all(p.job.tasks is None for p in plan.jobs.values()):
         return plan
-    resolved = resolve_plan(TaskReader(client), plan)
+    resolved = resolve_plan(TaskReader(client), plan, redactor.scrub)
     if github:
         problems_out.write_github(resolved.problems, stderr)
     problems_out.write_text(resolved.problems, stderr)

@@ -206,11 +206,11 @@ def _twice(values: list[Any], where: Where, what: str = "name") -> list[tuple[Wh
         if not isinstance(value, str):
             continue
         if value in seen:
+            # the value is not quoted: it may have come from an environment variable
             found.append(
                 (
                     (*where, index),
-                    f"{what} {value!r} is given twice (also item {seen[value] + 1}); "
-                    "name each once",
+                    f"the same {what} as item {seen[value] + 1}; name each {what} once",
                 )
             )
         else:

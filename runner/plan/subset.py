@@ -5,6 +5,7 @@ placed at its key in the manifest, a disabled task a warning."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runner.api.tasks import TaskReader, resolve
@@ -23,8 +24,9 @@ class ResolvedPlan:
         return [p for p in self.problems if p.severity == "error"]
 
 
-def resolve_plan(reader: TaskReader, plan: Plan) -> ResolvedPlan:
-    """The plan with every subset resolved to ids (when none of them had an error)."""
+def resolve_plan(reader: TaskReader, plan: Plan, scrub: Callable[[str], str] = str) -> ResolvedPlan:
+    """The plan with every subset resolved to ids (when none of them had an error); `scrub`
+    takes secrets out of the messages (a name in the manifest may come from the environment)."""
     locate: Locator | None = None
     problems: list[Problem] = []
     jobs: dict[str, PlannedJob] = {}
@@ -38,7 +40,7 @@ def resolve_plan(reader: TaskReader, plan: Plan) -> ResolvedPlan:
         found = resolve(reader, job.pool_id, job.job_id, job.tasks, tasks)
         for severity, listed in (("error", found.errors), ("warning", found.warnings)):
             problems += [
-                locate.at(("jobs", name, *where), job.line, message, severity=severity)
+                locate.at(("jobs", name, *where), job.line, scrub(message), severity=severity)
                 for where, message in listed
             ]
         jobs[name] = dataclasses.replace(planned, task_ids=found.ids)
