@@ -485,3 +485,22 @@ def test_a_resume_keeps_the_tasks_option_and_runs_only_the_failed_task(
         by_name = {t["name"]: t["id"] for t in emu_tasks(emu)}
     assert first["subset"]["tasks"] == [by_name["SAP orders"], by_name["SAP customers"]]
     assert resumed["subset"]["tasks"] == [by_name["SAP customers"]]
+
+
+def test_a_subset_execute_whose_answer_is_lost_runs_once(cli: Cli, tmp_path: Path) -> None:
+    """The internal execute gets the same care as the v2 one: the connection drops after the
+    job started, the runner settles that it did and never sends it again."""
+    p = pipeline(tmp_path, tasks(), transformations="none", data_models="none")
+    p.settings["faults"] = [
+        {
+            "method": "POST",
+            "path": "/integration/api/pools/*/jobs/*/execute",
+            "action": "drop_after",
+            "times": 1,
+        }
+    ]
+    result, journal, report = run_pipeline(cli, p)
+    assert result.code == 0, result.err
+    assert len(started(journal)) == 1
+    assert len(execute_posts(journal)) == 1
+    assert [t["name"] for t in report["jobs"][0]["tasks"]] == ["SAP orders", "SAP customers"]
