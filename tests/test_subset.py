@@ -8,10 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import xmlschema
 import yaml
+from jsonschema import FormatChecker
 
+from runner.schema import REPORT_SCHEMA, load_schema
 from tests.conftest import CliResult
 from tests.e2e import Journal, Pipeline, emulator_for, job_uuid, pool_uuid, run_pipeline
 
@@ -296,6 +299,7 @@ def test_task_results_in_the_report_state_summary_junit_and_github(
         environ={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"},
     )
     assert result.code == 1, result.err
+    jsonschema.validate(report, load_schema(REPORT_SCHEMA), format_checker=FormatChecker())
     [job] = report["jobs"]
     assert job["subset"] is None
     assert [(t["name"], t["status"]) for t in job["tasks"]] == [
@@ -349,7 +353,9 @@ def test_resume_runs_only_the_failed_and_skipped_tasks(cli: Cli, tmp_path: Path)
     expected = [by_name["SAP customers"], by_name["Create O2C"], by_name["O2C"]]
     assert resumed["subset"]["tasks"] == expected
     assert resumed["subset"]["extractions"] == [by_name["SAP customers"]]
-    [job] = json.loads(report.read_text())["jobs"]
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, load_schema(REPORT_SCHEMA), format_checker=FormatChecker())
+    [job] = data["jobs"]
     assert job["status"] == "succeeded"
     assert [t["name"] for t in job["tasks"]] == ["SAP customers", "Create O2C", "O2C"]
     assert job["subset"] == {
