@@ -510,3 +510,58 @@ def test_a_subset_execute_whose_answer_is_lost_runs_once(cli: Cli, tmp_path: Pat
     assert len(started(journal)) == 1
     assert len(execute_posts(journal)) == 1
     assert [t["name"] for t in report["jobs"][0]["tasks"]] == ["SAP orders", "SAP customers"]
+
+
+class _Tasks:
+    """The read side of TaskReader over fixed answers (what resolve reads, nothing else)."""
+
+    def __init__(self, tables: dict[str, list[str]]) -> None:
+        self._tables = tables
+
+    def tables(self, pool_id: str, job_id: str, extraction_id: str) -> list[str]:
+        return self._tables[extraction_id]
+
+    def loads(self, pool_id: str, job_id: str) -> list[Any]:
+        from runner.api.tasks import LoadInfo
+
+        return [LoadInfo("m1", "O2C")]
+
+
+def test_resolve_gives_ids_and_refuses_a_name_two_tasks_share() -> None:
+    from runner.api.tasks import TaskInfo, resolve
+    from runner.manifest.subset import TaskSubset
+
+    listed = [
+        TaskInfo("e1", "SAP orders", "EXTRACTION"),
+        TaskInfo("e2", "SAP orders", "EXTRACTION"),
+        TaskInfo("e3", "SAP customers", "EXTRACTION"),
+        TaskInfo("t1", "Create O2C", "TRANSFORMATION"),
+        TaskInfo("m1", "O2C", "DATA_MODEL_LOAD"),
+    ]
+    reader: Any = _Tasks({"e3": ["KNA1"]})
+    subset = TaskSubset(
+        extractions=(("E3", ("KNA1",)),), transformations=("Create O2C",), data_models=("O2C",)
+    )
+    found = resolve(reader, "p", "j", subset, listed)
+    assert found.errors == [] and found.ids is not None
+    assert found.ids.body() == {
+        "executeOnlySubsetOfExtractions": True,
+        "extractions": [{"extractionId": "e3", "loadOnlySubsetOfTables": True, "tables": ["KNA1"]}],
+        "executeOnlySubsetOfTransformations": True,
+        "transformations": ["t1"],
+        "loadOnlySubsetOfDataModels": True,
+        "dataModels": [{"dataModelExecutionId": "m1", "tables": []}],
+    }
+    twice = resolve(reader, "p", "j", TaskSubset(extractions=(("SAP orders", None),)), listed)
+    assert twice.ids is None
+    assert twice.errors == [
+        (
+            ("extractions", "SAP orders"),
+            "the job has 2 extractions named 'SAP orders' (e1, e2): give the id",
+        )
+    ]
+    whole_kinds = resolve(reader, "p", "j", TaskSubset(transformations=()), listed)
+    assert whole_kinds.ids is not None
+    body = whole_kinds.ids.body()
+    assert body["executeOnlySubsetOfExtractions"] is False and body["extractions"] == []
+    assert body["executeOnlySubsetOfTransformations"] is True and body["transformations"] == []
