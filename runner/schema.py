@@ -181,6 +181,8 @@ def _simple_message(error: ValidationError, schema: Mapping[str, Any], got: str)
     """The message of an error about one value (not about a mapping's keys)."""
     kind = error.validator
     custom = schema.get("x-message")
+    if custom and kind == "not":
+        return str(custom)
     if kind == "enum":
         allowed = [str(v) for v in schema.get("enum", [])]
         hint = did_you_mean(str(error.instance).upper(), allowed) if allowed else ""

@@ -225,6 +225,9 @@ FIELDS = [
     ("jobs", "a", "expected_duration"),
     ("jobs", "a", "allow_failure"),
     ("jobs", "a", "description"),
+    ("jobs", "a", "extractions"),
+    ("jobs", "a", "transformations"),
+    ("jobs", "a", "data_models"),
     ("jobs", "b", "url"),
     ("jobs", "b", "depends_on", 0),
     ("version",),
@@ -343,3 +346,60 @@ def test_a_variable_in_any_field_never_crashes_and_is_never_shown(
             load_manifest(tmp / "jobs.yaml", environ, strict_env=strict)
         except ManifestError as exc:
             assert SECRET not in str(exc)
+
+
+subset_values = (
+    yaml_values
+    | st.sampled_from(["all", "none", [], {}, ["${V}", "${V}"], {"${V}": ["${V}"]}])
+    | st.lists(st.text(max_size=8), max_size=4)
+    | st.dictionaries(
+        st.text(max_size=8),
+        st.sampled_from(["all", "none", [], None]) | st.lists(st.text(max_size=6), max_size=3),
+        max_size=3,
+    )
+)
+
+
+@FAST
+@given(
+    extractions=st.none() | subset_values,
+    transformations=st.none() | subset_values,
+    data_models=st.none() | subset_values,
+)
+def test_random_subset_keys_give_a_model_or_a_placed_problem(
+    tmp_path_factory: pytest.TempPathFactory,
+    extractions: object,
+    transformations: object,
+    data_models: object,
+) -> None:
+    """Issue 12: whatever the subset keys hold, validate exits 0 or 2 with problems at a place,
+    never shows a value from the environment, and a valid job's subset names something."""
+    tmp = tmp_path_factory.mktemp("subset")
+    data = manifest_with(("jobs", "a", "mode"), "FULL")
+    job = data["jobs"]["a"]  # type: ignore[index]
+    for key, value in (
+        ("extractions", extractions),
+        ("transformations", transformations),
+        ("data_models", data_models),
+    ):
+        if value is not None:
+            job[key] = value
+    code, out = run_validate(data, tmp, {"V": SECRET})
+    assert SECRET not in out
+    if code == 2:
+        assert re.search(r"jobs\.a", out), out
+        return
+    subset = load_manifest(tmp / "jobs.yaml", {"V": SECRET}, strict_env=True).jobs["a"].tasks
+    assert subset is None or not subset.is_empty
+
+
+@FAST
+@given(option=st.text(alphabet="ab:;=,[] |_-xyzextractionsdata_modelsall", max_size=40))
+def test_random_tasks_options_never_crash(
+    tmp_path_factory: pytest.TempPathFactory, option: str
+) -> None:
+    path = tmp_path_factory.mktemp("tasks") / "jobs.yaml"
+    path.write_text(yaml.safe_dump(manifest_with(("jobs", "a", "mode"), "FULL")))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["plan", str(path), "--tasks", option], environ={}, stdout=out, stderr=err)
+    assert code in (0, 2) and "Traceback" not in out.getvalue() + err.getvalue()

@@ -162,3 +162,54 @@ def test_celonis_error_echoing_the_key_is_scrubbed_in_every_output(
     assert API_KEY not in written and API_KEY[:12] not in written
     assert all(path.read_text().count("***") for path in outputs)
     assert not [line for line in result.out.splitlines() if line.lstrip().startswith("::")]
+
+
+def test_secrets_stay_out_of_the_subset_keys_and_the_task_results(cli: Cli, tmp_path: Path) -> None:
+    """Issue 12: a task name in the manifest taken from a credential's variable, and a
+    Celonis ERROR line that echoes the key, never show it: not in the problems `run` and
+    `plan --check-remote` print, not in the report, state file, JUnit or step summary."""
+    p = Pipeline(tmp_path).pool("sap")
+    task_list = [
+        {"name": "SAP orders", "type": "extraction", "tables": ["VBAK"], "duration": "1m"},
+        {
+            "name": "Create O2C",
+            "type": "transformation",
+            "duration": "1m",
+            "outcome": "FAIL",
+            "message": f"login with key {API_KEY} refused",
+        },
+    ]
+    p.job("refresh", "sap", behaviour={"tasks": task_list})
+    del p.behaviour["refresh"]["duration"]
+    p.job("leaky", "sap", transformations=["${CELONIS_API_KEY}"], extractions="none")
+    manifest, scenario_path = p.write()
+    scenario = Scenario.from_dict(yaml.safe_load(scenario_path.read_text()))
+    env = {
+        "CELONIS_API_KEY": API_KEY,
+        "CELONIS_RUNNER_TIME_SCALE": "3000",
+        "CELONIS_RUNNER_STATE_DIR": str(tmp_path / "runs"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_ACTIONS": "true",
+    }
+    with Emulator(scenario, clock=ScaledClock(3000), api_keys=[API_KEY]) as emu:
+        common = ("--base-url", emu.base_url, "-v", "--log-format", "json")
+        refused = cli("run", str(manifest), *common, environ=env)
+        check = cli("plan", str(manifest), "--check-remote", *common[:2], environ=env)
+        failed = cli(
+            "run",
+            str(manifest),
+            *common,
+            "--select",
+            "refresh",
+            "--report",
+            str(tmp_path / "report.json"),
+            "--junit",
+            str(tmp_path / "junit.xml"),
+            environ=env,
+        )
+    assert refused.code == 2 and "jobs.leaky.transformations[0]" in refused.err, refused.err
+    assert check.code == 2 and "jobs.leaky.transformations[0]" in check.err, check.err
+    assert failed.code == 1, failed.err
+    assert "login with key" in (tmp_path / "report.json").read_text()
+    written = everything_written(tmp_path, refused, check, failed)
+    assert API_KEY not in written

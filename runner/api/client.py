@@ -17,9 +17,10 @@ import math
 import random
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import requests
 import structlog
@@ -38,6 +39,7 @@ from runner.api.errors import (
 from runner.api.transport import (
     DEFAULT_CLOCK_SKEW,
     DEFAULT_TIMEOUTS,
+    JsonBody,
     RetryPolicy,
     Transport,
     error_kind,
@@ -45,6 +47,9 @@ from runner.api.transport import (
     shown_path,
 )
 from runner.clock import Clock
+
+if TYPE_CHECKING:
+    from runner.api.tasks import JobTasks
 from runner.manifest.model import Mode
 
 log = structlog.get_logger(__name__)
@@ -166,6 +171,8 @@ class ExecutionHandle:
     """False for `unknown_before`: the markers before the trigger were never read."""
     clock_skew: float = DEFAULT_CLOCK_SKEW
     """Seconds our wall clock and Celonis' dates may differ (RetryPolicy.clock_skew)."""
+    subset: Mapping[str, object] | None = field(default=None, compare=False)
+    """The subset keys of the internal execute's body; None: the whole job (v2 endpoint)."""
 
     @classmethod
     def unknown_before(
@@ -409,8 +416,11 @@ class CelonisClient:
         mode: Mode,
         *,
         pool_entries: Mapping[str, JobStatus] | None = None,
+        subset: Mapping[str, object] | None = None,
     ) -> ExecutionHandle:
-        """Trigger a run: `POST /integration/api/v2/data-pools/{pool}/data-jobs/{job}/execute`.
+        """Trigger a run: `POST /integration/api/v2/data-pools/{pool}/data-jobs/{job}/execute`,
+        or with `subset` (the subset keys of the internal execute's body, from
+        `runner.api.tasks.TaskIds.body`) `POST /integration/api/pools/{pool}/jobs/{job}/execute`.
 
         Reads the status first: JobBusyError if the job is QUEUED, RUNNING or in
         an unknown state. The POST is retried only after a 429 or a connection
@@ -430,14 +440,21 @@ class CelonisClient:
         if before.in_progress:
             raise JobBusyError(before, pool_id=pool_id)
         handle = ExecutionHandle(
-            pool_id, job_id, mode, before, 0.0, 0, compared, clock_skew=self.retry.clock_skew
+            pool_id,
+            job_id,
+            mode,
+            before,
+            0.0,
+            0,
+            compared,
+            clock_skew=self.retry.clock_skew,
+            subset=dict(subset) if subset is not None else None,
         )
         return self._post_execute(handle, after_unclear=False)
 
     def _post_execute(self, handle: ExecutionHandle, *, after_unclear: bool) -> ExecutionHandle:
         """Send the POST once (retried only where it provably did not arrive)."""
-        path = f"/integration/api/v2/data-pools/{handle.pool_id}/data-jobs/{handle.job_id}/execute"
-        params = {"mode": handle.mode}
+        path, params, body = _execute_request(handle)
         sent = [handle]
 
         def count() -> None:
@@ -457,6 +474,7 @@ class CelonisClient:
                 path,
                 may_retry=may_retry_execute,
                 params=params,
+                form=body,
                 pool_id=handle.pool_id,
                 job_id=handle.job_id,
                 on_send=count,
@@ -671,6 +689,19 @@ class CelonisClient:
             f"{name}: {line}" if name else line for name, lines in found for line in lines
         )
 
+    def task_results(self, pool_id: str, job_id: str) -> JobTasks:
+        """The job's task list and the tasks of its newest execution: status, dates, ERROR
+        lines (issue 12)."""
+        from runner.api.tasks import TaskReader  # the task module builds on this one
+
+        return TaskReader(self).results(pool_id, job_id)
+
+    def task_error_lines(
+        self, pool_id: str, job_id: str, execution_id: str, item_id: str
+    ) -> list[str]:
+        """The ERROR lines of one task item's detail log (all pages, up to a limit)."""
+        return self._error_lines(pool_id, job_id, execution_id, item_id)
+
     def _error_lines(self, pool_id: str, job_id: str, execution_id: str, item_id: str) -> list[str]:
         path = f"{_pool_path(pool_id)}/logs/executions/detail"
         lines: list[str] = []
@@ -696,6 +727,19 @@ class CelonisClient:
             if not isinstance(pages, int) or page >= pages:
                 break
         return lines
+
+
+def _execute_request(
+    handle: ExecutionHandle,
+) -> tuple[str, dict[str, str | int] | None, JsonBody | None]:
+    """The execute's path, query and body: the documented v2 endpoint for a whole job, the
+    internal one (the only one that takes a subset) when only part of the job runs."""
+    if handle.subset is None:
+        path = f"/integration/api/v2/data-pools/{handle.pool_id}/data-jobs/{handle.job_id}/execute"
+        return path, {"mode": handle.mode}, None
+    path = f"/integration/api/pools/{handle.pool_id}/jobs/{handle.job_id}/execute"
+    body = {"poolId": handle.pool_id, "jobId": handle.job_id, "mode": handle.mode}
+    return path, None, JsonBody.of({**body, **handle.subset})
 
 
 def _is_previous_run(handle: ExecutionHandle, latest: ExecutionInfo) -> bool:

@@ -17,6 +17,7 @@ import base64
 import email.utils
 import http
 import http.client
+import json
 import random
 import socket
 import ssl
@@ -63,6 +64,17 @@ MAX_ERROR_TEXT = 200
 """Longest `errorCode` or `title` quoted in a message."""
 _EPOCH_THRESHOLD = 1_000_000_000.0
 """An `x-ratelimit-reset` above this is an epoch time, not a number of seconds."""
+
+
+@dataclass(frozen=True)
+class JsonBody:
+    """A JSON request body (the internal execute's subset), sent with its content type."""
+
+    encoded: bytes
+
+    @classmethod
+    def of(cls, value: object) -> JsonBody:
+        return cls(json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -245,7 +257,7 @@ class Transport:
         pool_id: str | None = None,
         job_id: str | None = None,
         idempotent: bool = True,
-        form: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | JsonBody | None = None,
         basic_auth: tuple[str, str] | None = None,
     ) -> requests.Response:
         """Send with retries per the policy; the successful response or the last ApiError."""
@@ -269,7 +281,7 @@ class Transport:
         params: Mapping[str, str | int] | None = None,
         pool_id: str | None = None,
         job_id: str | None = None,
-        form: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | JsonBody | None = None,
         basic_auth: tuple[str, str] | None = None,
         on_send: Callable[[], None] | None = None,
     ) -> requests.Response:
@@ -358,7 +370,7 @@ class Transport:
         params: Mapping[str, str | int] | None = None,
         pool_id: str | None = None,
         job_id: str | None = None,
-        form: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | JsonBody | None = None,
         basic_auth: tuple[str, str] | None = None,
         on_send: Callable[[], None] | None = None,
     ) -> requests.Response:
@@ -393,7 +405,7 @@ class Transport:
         path: str,
         shown: str,
         params: Mapping[str, str | int] | None,
-        form: Mapping[str, str] | None,
+        form: Mapping[str, str] | JsonBody | None,
         basic_auth: tuple[str, str] | None,
         authorization: str | None,
     ) -> requests.Response:
@@ -439,15 +451,22 @@ class Transport:
         path: str,
         shown: str,
         params: Mapping[str, str | int] | None,
-        form: Mapping[str, str] | None,
+        form: Mapping[str, str] | JsonBody | None,
         auth: requests.auth.AuthBase | None,
     ) -> requests.Response:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        data: Mapping[str, str] | bytes | None = None
+        if isinstance(form, JsonBody):
+            headers["Content-Type"] = "application/json"
+            data = form.encoded
+        else:
+            data = form
         response = self.session.request(
             method,
             self.base_url + path,
             params=params,
-            data=form,
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            data=data,
+            headers=headers,
             auth=auth,
             timeout=self.timeouts,
             verify=self.verify,

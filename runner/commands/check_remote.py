@@ -7,14 +7,18 @@ permission on a pool, network or server errors).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from runner.api import CelonisClient
+from runner.api.tasks import TaskReader
 from runner.commands.shared import RemoteOptions, remote_client
 from runner.errors import ExitCode
 from runner.manifest import problems as out
+from runner.manifest.problems import sort_problems
 from runner.plan.build import Plan
 from runner.plan.remote import RemoteCheck, check_plan
+from runner.plan.subset import resolve_plan
 
 
 def run(
@@ -25,12 +29,14 @@ def run(
     stderr: TextIO,
     github: bool = False,
 ) -> int:
-    with remote_client(plan.manifest, options, environ, stderr) as (client, _):
+    with remote_client(plan.manifest, options, environ, stderr) as (client, redactor):
         stderr.write(
             f"Checking {len(plan.jobs)} job{_s(len(plan.jobs))} against {client.base_url}"
             " (read-only)\n"
         )
         result = check_plan(client, plan)
+        if not result.missing and any(p.job.tasks is not None for p in plan.jobs.values()):
+            check_subsets(client, plan, result, redactor.scrub)
     if github:
         out.write_github(result.problems, stderr)
     out.write_text(result.problems, stderr)
@@ -40,6 +46,15 @@ def run(
     if result.access_denied:
         return ExitCode.API_UNUSABLE
     return ExitCode.OK
+
+
+def check_subsets(
+    client: CelonisClient, plan: Plan, result: RemoteCheck, scrub: Callable[[str], str]
+) -> None:
+    """The names of the plan's subsets (issue 12), resolved as `run` resolves them."""
+    resolved = resolve_plan(TaskReader(client), plan, scrub)
+    result.problems = sort_problems([*result.problems, *resolved.problems])
+    result.missing += [p.path for p in resolved.errors]
 
 
 def summary(result: RemoteCheck) -> str:

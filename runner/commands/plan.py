@@ -7,6 +7,7 @@ With `--check-remote` it then checks the plan against the API, read-only
 from __future__ import annotations
 
 import argparse
+import io
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
@@ -24,7 +25,8 @@ from runner.commands.shared import (
 )
 from runner.errors import ExitCode, UsageError
 from runner.manifest.model import Manifest
-from runner.plan.build import build_plan
+from runner.plan.build import Plan, build_plan
+from runner.plan.task_selection import task_jobs, with_task_selection
 from runner.reports import plan_output
 
 WRITERS = {
@@ -59,6 +61,16 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-parallel", type=positive_int, metavar="N", help="at most N jobs at once overall"
+    )
+    parser.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="JOB:TASKS",
+        help="run only part of JOB, as its extractions/transformations/data_models keys would:"
+        " 'JOB:EXTRACTION', 'JOB:EXTRACTION[TABLE,TABLE]',"
+        " 'JOB:transformations=A,B;data_models=none'; selects JOB when --select is not given;"
+        " repeat the option for more jobs",
     )
 
 
@@ -108,7 +120,25 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         github=github_enabled(args, ctx),
         remote=remote if args.check_remote else None,
         state_dir=args.state_dir,
+        tasks=args.tasks,
     )
+
+
+def write_plan(plan: Plan, output_format: str, stdout: TextIO, environ: Mapping[str, str]) -> None:
+    """The plan in its format. Task names (issue 12) may come from the environment: any
+    credential among them is scrubbed, as in every other output."""
+    if all(p.job.tasks is None for p in plan.jobs.values()):
+        WRITERS[output_format](plan, stdout)
+        return
+    from runner import logs
+    from runner.target import secret_values
+
+    redactor = logs.Redactor(
+        [*secret_values(plan.manifest, environ), *logs.secret_like_values(environ)]
+    )
+    text = io.StringIO()
+    WRITERS[output_format](plan, text)
+    stdout.write(redactor.scrub(text.getvalue()))
 
 
 def run(
@@ -125,6 +155,7 @@ def run(
     github: bool = False,
     remote: RemoteOptions | None = None,
     state_dir: str | None = None,
+    tasks: Sequence[str] = (),
 ) -> int:
     manifest = load_checked(
         file,
@@ -135,6 +166,8 @@ def run(
         max_bytes=max_bytes,
         annotate=github,
     )
+    manifest = with_task_selection(manifest, tasks)
+    select = list(select) or task_jobs(tasks)
     plan = build_plan(
         manifest,
         select=select,
@@ -142,7 +175,7 @@ def run(
         max_parallel=max_parallel,
         learned=_learned(manifest, state_dir, environ),
     )
-    WRITERS[output_format](plan, stdout)
+    write_plan(plan, output_format, stdout, environ)
     if remote is None:
         return ExitCode.OK
     from runner.commands import check_remote  # loads the HTTP stack only when asked to

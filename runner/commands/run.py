@@ -19,6 +19,7 @@ import structlog
 
 from runner import logs
 from runner.api import CelonisClient
+from runner.api.tasks import TaskReader
 from runner.clock import Clock
 from runner.commands.plan import add_selection
 from runner.commands.shared import (
@@ -48,8 +49,12 @@ from runner.execution.statefile import (
     resume_from,
     state_dir,
 )
+from runner.manifest import problems as problems_out
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
+from runner.plan.resume_tasks import resume_failed_tasks
+from runner.plan.subset import resolve_plan
+from runner.plan.task_selection import task_jobs, with_task_selection
 from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
 from runner.target import client_for, open_target, secret_values
 from runner.terminal import isatty
@@ -78,6 +83,8 @@ class RunOptions:
     state_dir: str | None = None
     force: bool = False
     junit_xml: str | None = None
+    whole_jobs: bool = False
+    tasks: Sequence[str] = ()
     github: bool = False
     html: str | None = None
 
@@ -122,9 +129,7 @@ def _run(
 ) -> int:
     plan, saved, resume = _plan_and_resume(options, manifest, directory)
     # a resumed run keeps the selection it started with (checked in _plan_and_resume)
-    select, exclude = (
-        (saved.select, saved.exclude) if saved else (list(options.select), list(options.exclude))
-    )
+    select, exclude, tasks = _selection(options, saved)
     redactor, progress = _configure_logging(options, manifest, environ, stderr)
     with open_target(
         manifest,
@@ -139,11 +144,13 @@ def _run(
         client = client_for(target, environ, interrupt)
         where = EMULATOR_TARGET if options.emulator else target.base_url
         check_resume_target(saved, where, force=options.force)
+        plan = _task_plan(options, plan, client, saved, stderr, redactor)
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
         store = StateStore(
             state_path,
             select=select,
             exclude=exclude,
+            tasks=tasks,
             clock=target.clock,
             redactor=redactor,
             target=where,
@@ -171,20 +178,65 @@ def _run(
     return code
 
 
+def _task_plan(
+    options: RunOptions,
+    plan: Plan,
+    client: CelonisClient,
+    saved: SavedRun | None,
+    stderr: TextIO,
+    redactor: logs.Redactor,
+) -> Plan:
+    """The plan with its subsets resolved and, on a resume, failed jobs limited to the tasks
+    that did not succeed (issue 12)."""
+    plan = resolve_subsets(plan, client, stderr, redactor, github=options.github)
+    if saved is None or options.whole_jobs:
+        return plan
+    reader = TaskReader(client)
+    return resume_failed_tasks(
+        plan, saved.data["jobs"], reader, run_id=saved.run_id, force=options.force
+    )
+
+
+def resolve_subsets(
+    plan: Plan,
+    client: CelonisClient,
+    stderr: TextIO,
+    redactor: logs.Redactor,
+    *,
+    github: bool = False,
+) -> Plan:
+    """The plan with its subsets resolved to task ids (issue 12); before anything starts, so
+    a task name Celonis does not have stops the run with nothing executed (exit 2)."""
+    if all(p.job.tasks is None for p in plan.jobs.values()):
+        return plan
+    resolved = resolve_plan(TaskReader(client), plan, redactor.scrub)
+    if github:
+        problems_out.write_github(resolved.problems, stderr)
+    problems_out.write_text(resolved.problems, stderr)
+    if resolved.errors:
+        count = len(resolved.errors)
+        raise UsageError(
+            f"{count} task name{'' if count == 1 else 's'} not found in Celonis; nothing was "
+            "started: fix the names (or ids) in the manifest or in --tasks"
+        )
+    return resolved.plan
+
+
 def _plan_and_resume(
     options: RunOptions, manifest: Manifest, directory: Path
 ) -> tuple[Plan, SavedRun | None, ResumeFrom | None]:
     """The plan; with --resume, the saved run it takes up and what to take from it."""
     resume: ResumeFrom | None = None
     saved: SavedRun | None = None
-    select, exclude = list(options.select), list(options.exclude)
     if options.resume:
         saved = load_saved(find_state(directory, options.resume))
-        if (select or exclude) and (select, exclude) != (saved.select, saved.exclude):
+        given = (list(options.select), list(options.exclude), list(options.tasks))
+        if any(given) and given != (saved.select, saved.exclude, saved.tasks):
             raise UsageError(
-                "a resumed run keeps the selection it started with: drop --select/--exclude"
+                "a resumed run keeps the selection it started with: drop --select/--exclude/--tasks"
             )
-        select, exclude = saved.select, saved.exclude
+    select, exclude, tasks = _selection(options, saved)
+    manifest = with_task_selection(manifest, tasks)
     plan = build_plan(manifest, select=select, exclude=exclude, max_parallel=options.max_parallel)
     if saved is not None:
         changes = manifest_changes(saved, plan)
@@ -196,6 +248,17 @@ def _plan_and_resume(
             )
         resume = resume_from(saved, plan)
     return plan, saved, resume
+
+
+def _selection(
+    options: RunOptions, saved: SavedRun | None
+) -> tuple[list[str], list[str], list[str]]:
+    """--select, --exclude and --tasks of this run (a resumed run's are those it started with);
+    --tasks selects its jobs when --select is not given."""
+    if saved is not None:
+        return saved.select, saved.exclude, saved.tasks
+    tasks = list(options.tasks)
+    return list(options.select) or task_jobs(tasks), list(options.exclude), tasks
 
 
 def _configure_logging(
@@ -473,7 +536,16 @@ def _add_resume(parser: argparse.ArgumentParser) -> None:
         " (default: $CELONIS_RUNNER_STATE_DIR, then .celonis-runner/runs)",
     )
     parser.add_argument(
-        "--force", action="store_true", help="with --resume: resume even if the manifest changed"
+        "--force",
+        action="store_true",
+        help="with --resume: resume even if the manifest changed (a job whose tasks changed in"
+        " Celonis then runs whole)",
+    )
+    parser.add_argument(
+        "--whole-jobs",
+        action="store_true",
+        help="with --resume: run a job that failed in one of its tasks whole, not only its"
+        " tasks that did not succeed",
     )
 
 
@@ -502,5 +574,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         junit_xml=args.junit_xml,
         html=args.html,
         github=github_enabled(args, ctx),
+        whole_jobs=args.whole_jobs,
+        tasks=args.tasks,
     )
     return run(options, environ=ctx.environ, stdout=ctx.stdout, stderr=ctx.stderr, ctx=ctx)

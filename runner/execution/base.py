@@ -31,6 +31,7 @@ class JobsApi(Protocol):
         mode: Mode,
         *,
         pool_entries: Mapping[str, JobStatus] | None = None,
+        subset: Mapping[str, object] | None = None,
     ) -> ExecutionHandle: ...
 
     def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None: ...

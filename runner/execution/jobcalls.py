@@ -15,6 +15,7 @@ import structlog
 
 from runner.api.client import ExecutionHandle, JobStatus, Observation, Settlement
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError, UnclearExecuteError
+from runner.api.tasks import JobTasks, failure_text
 from runner.execution.base import JobsApi
 from runner.execution.policy import CANCEL_POLL_INTERVAL, FailurePolicy
 from runner.execution.runstate import JobRun, JobState
@@ -43,10 +44,15 @@ class JobCalls(FailurePolicy):
 
     def _execute(self, job: JobRun, pool_read: _SharedRead) -> None:
         spec = job.planned.job
+        ids = job.planned.task_ids
 
         def execute() -> ExecutionHandle:
             entries = pool_read.get()
-            return self.api.execute(spec.pool_id, spec.job_id, spec.mode, pool_entries=entries)
+            if ids is None:  # the whole job: the documented endpoint
+                return self.api.execute(spec.pool_id, spec.job_id, spec.mode, pool_entries=entries)
+            return self.api.execute(
+                spec.pool_id, spec.job_id, spec.mode, pool_entries=entries, subset=ids.body()
+            )
 
         def done(future: Future[ExecutionHandle]) -> None:
             error = future.exception()
@@ -266,10 +272,16 @@ class JobCalls(FailurePolicy):
 
     def _ended(self, job: JobRun, outcome: str | None) -> None:
         """Celonis shows our execution ended: the only way a job gets a final remote outcome."""
+        if outcome == "FAIL":
+            self._fetch_failure_reason(job)
+            return
+        self._conclude(job, outcome)
+        self._fetch_task_results(job)
+
+    def _conclude(self, job: JobRun, outcome: str | None) -> None:
+        """The final state of a job whose execution ended other than FAIL."""
         if outcome == "SUCCESS":
             self._finish_job(job, JobState.SUCCEEDED, None)
-        elif outcome == "FAIL":
-            self._fetch_failure_reason(job)
         elif job.name in self._timed_out:
             limit = format_duration(job.planned.job.timeout)
             self._finish_job(
@@ -284,24 +296,63 @@ class JobCalls(FailurePolicy):
             self._finish_job(job, JobState.CANCELLED, f"ended as {outcome} in Celonis")
 
     def _fetch_failure_reason(self, job: JobRun) -> None:
-        """Read why it failed, then end it: its failure is logged before its dependents' skips."""
+        """Read why it failed (with its tasks' results), then end it: its failure is logged
+        before its dependents' skips."""
         spec = job.planned.job
         self._reason_pending.add(job.name)
 
-        def done(future: Future[str | None]) -> None:
+        def read() -> tuple[JobTasks | None, str | None]:
+            job_tasks = self._read_task_results(job)
+            if job_tasks is not None:
+                return job_tasks, failure_text(job_tasks.results)
+            return None, self.api.failure_reason(spec.pool_id, spec.job_id)
+
+        def done(future: Future[tuple[JobTasks | None, str | None]]) -> None:
             self._reason_pending.discard(job.name)
             error = future.exception()
             if isinstance(error, ApiError):
                 log.warning("job_failure_reason_unavailable", job=job.name, error=str(error))
             elif error is not None:
                 raise error
-            reason = None if error is not None else future.result()
+            job_tasks, reason = (None, None) if error is not None else future.result()
+            if job_tasks is not None:
+                job.tasks, job.task_list = job_tasks.results, job_tasks.task_list
             message = f"FAIL: {reason}" if reason else "FAIL (Celonis gave no reason)"
             self._finish_job(job, JobState.FAILED, message)
 
-        self.calls.submit(
-            functools.partial(self.api.failure_reason, spec.pool_id, spec.job_id), done
-        )
+        self.calls.submit(read, done)
+
+    def _read_task_results(self, job: JobRun) -> JobTasks | None:
+        """The job's task results (issue 12), or None when they cannot be read: a client without
+        them (a test double), or an API error (logged; the job's outcome stands)."""
+        reader = getattr(self.api, "task_results", None)
+        if reader is None:
+            return None
+        spec = job.planned.job
+        try:
+            found: JobTasks = reader(spec.pool_id, spec.job_id)
+            return found
+        except ApiError as error:
+            log.warning("job_task_results_unavailable", job=job.name, error=str(error))
+            return None
+
+    def _fetch_task_results(self, job: JobRun) -> None:
+        """After the job's final state: read its tasks' results without holding anything up;
+        the run waits for the read before it ends, and the state file gets the results."""
+        if getattr(self.api, "task_results", None) is None:
+            return
+
+        def done(future: Future[JobTasks | None]) -> None:
+            error = future.exception()
+            if error is not None:
+                raise error
+            job_tasks = future.result()
+            if job_tasks is not None:
+                job.tasks, job.task_list = job_tasks.results, job_tasks.task_list
+                for listener in self.listeners:  # the state file notes the job again
+                    listener(self.state, job)
+
+        self.calls.submit(functools.partial(self._read_task_results, job), done)
 
 
 class _SharedRead:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Literal
 
 from runner.api.client import ExecutionHandle
+from runner.api.tasks import TaskInfo, TaskResult
 from runner.plan.build import Plan, PlannedJob
 
 
@@ -100,6 +101,10 @@ class JobRun:
     """Wall time when we decided to start it (saved before the execute request goes out)."""
     cancel_reason: str | None = None
     """Why a cancel was sent; the job stays active until Celonis confirms it ended."""
+    tasks: tuple[TaskResult, ...] | None = None
+    """How each task of its execution went (issue 12); None: not read (or not run)."""
+    task_list: tuple[TaskInfo, ...] | None = None
+    """The job's tasks in Celonis when it ended (a resume checks they did not change)."""
 
     @property
     def name(self) -> str:

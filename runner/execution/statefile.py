@@ -101,7 +101,21 @@ def job_record(job: JobRun) -> dict[str, Any]:
         "handle": _handle_to_dict(handle)
         if handle is not None and job.state == JobState.RUNNING
         else None,
+        **task_record(job),
     }
+
+
+def task_record(job: JobRun) -> dict[str, Any]:
+    """The subset the job ran with and its tasks' results (issue 12): only when there are any,
+    so that a state file of whole jobs stays as it was."""
+    out: dict[str, Any] = {}
+    if job.planned.task_ids is not None:
+        out["task_ids"] = job.planned.task_ids.task_ids()
+    if job.tasks is not None:
+        out["tasks"] = [task.to_dict() for task in job.tasks]
+    if job.task_list is not None:
+        out["task_list"] = [task.to_dict() for task in job.task_list]
+    return out
 
 
 def _written_key(job: JobRun) -> tuple[Any, ...]:
@@ -114,6 +128,7 @@ def _written_key(job: JobRun) -> tuple[Any, ...]:
         job.intent_at,
         job.started_at,
         job.finished_at,
+        job.tasks,
     )
 
 
@@ -147,10 +162,13 @@ class StateStore:
         target: str | None = None,
         timer: Callable[[], float] = time.monotonic,
         clock_rate: float = 1.0,
+        tasks: Sequence[str] = (),
     ) -> None:
         self.path = path
         self.select = list(select)
         self.exclude = list(exclude)
+        self.tasks = list(tasks)
+        """The run's --tasks options (issue 12): a resume runs the same subsets."""
         self.clock = clock
         self.redactor = redactor or Redactor()
         self.target = target
@@ -243,7 +261,11 @@ class StateStore:
             "updated_at": self.clock.time(),
             "target": self.target,
             "manifest": {"path": state.plan.manifest.path, "sha256": state.plan.manifest.sha256},
-            "selection": {"select": self.select, "exclude": self.exclude},
+            "selection": {
+                "select": self.select,
+                "exclude": self.exclude,
+                **({"tasks": self.tasks} if self.tasks else {}),
+            },
             "fingerprint": self._fingerprint,
             "jobs": {name: job_record(job) for name, job in state.jobs.items()},
         }

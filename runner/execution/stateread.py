@@ -54,6 +54,11 @@ class SavedRun:
         return list(self.data["selection"]["exclude"])
 
     @property
+    def tasks(self) -> list[str]:
+        """The run's --tasks options (issue 12); none in files from before they were saved."""
+        return list(self.data["selection"].get("tasks", []))
+
+    @property
     def target(self) -> str | None:
         """Where the run went (a base URL or "emulator"); None in files from before it was saved."""
         target = self.data.get("target")

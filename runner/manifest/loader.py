@@ -40,6 +40,7 @@ from runner.manifest.problems import (
     errors_of,
     sort_problems,
 )
+from runner.manifest.subset import shape_problems, subset_of
 from runner.schema import MANIFEST_SCHEMA, schema_issues
 from runner.urls import is_loopback
 
@@ -210,6 +211,7 @@ class _Checker:
             data, self.environ, self._missing_var, self._malformed_var, on_used=self._used_var
         )
         pools, jobs = self._shape(data, "pools"), self._shape(data, "jobs")
+        self._task_keys(jobs)
         self._schema(data)
         self._connection(data.get("connection"))
         self._settings(data.get("defaults"), ("defaults",))
@@ -364,6 +366,19 @@ class _Checker:
                 )
             else:
                 seen[pool_id] = name
+
+    def _task_keys(self, jobs: dict[str, Any]) -> None:
+        """The subset keys (issue 12): precise messages where the schema would be vague (those
+        paths are then not checked by the schema again). The schema refuses an empty job."""
+        for name, job in jobs.items():
+            if not isinstance(job, dict):
+                continue
+            for where, message in shape_problems(job):
+                path = ("jobs", name, *where)
+                if self.checked(path):
+                    self.add(path, message)
+                    # the schema would only repeat it, vaguely, on the whole key
+                    self.unresolved.add(("jobs", name, where[0]))
 
     def _jobs(self, jobs: dict[str, Any], pools: dict[str, Any]) -> None:
         declared: dict[str, str] = {}
@@ -587,6 +602,7 @@ def _job(
         expected_duration=durations.get(raw, path, "expected_duration", defaults.expected_duration),
         line=checker.doc.position(path, key=True)[0],
         if_running=raw.get("if_running", defaults.if_running),
+        tasks=subset_of(raw),
     )
 
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from runner.manifest.subset import TaskSubset
+
 Mode = Literal["FULL", "DELTA"]
 AuthType = Literal["api_key", "app_key", "oauth"]
 IfRunning = Literal["wait", "adopt", "fail"]
@@ -72,6 +74,8 @@ class Job:
     expected_duration: float | None = None
     line: int = 0
     if_running: IfRunning = "wait"
+    tasks: TaskSubset | None = None
+    """The part of the data job to run (issue 12); None: the whole job."""
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,14 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runner.errors import PlanError
 from runner.manifest.model import Job, Manifest
 from runner.manifest.problems import did_you_mean
+
+if TYPE_CHECKING:  # the HTTP stack is loaded only by the commands that talk to Celonis
+    from runner.api.tasks import TaskIds
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,9 @@ class PlannedJob:
     """Dependencies outside the selection: assumed done, not waited for."""
     dependents: tuple[str, ...]
     wave: int
+    task_ids: TaskIds | None = None
+    """The job's subset resolved to ids when a run starts (runner.plan.subset); None: the
+    whole job, or not resolved yet."""
 
     @property
     def name(self) -> str:

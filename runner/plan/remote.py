@@ -19,7 +19,7 @@ from runner.api.client import JobInfo, PoolInfo
 from runner.api.errors import ApiError, AuthError, NotFoundError
 from runner.manifest import yamlio
 from runner.manifest.model import Job, Manifest, Pool
-from runner.manifest.problems import Problem, sort_problems
+from runner.manifest.problems import Problem, format_path, sort_problems
 from runner.plan.build import Plan
 
 
@@ -190,6 +190,25 @@ class Locator:
             message,
             "warning" if severity == "warning" else "error",
         )
+
+    def at(
+        self,
+        path: tuple[str | int, ...],
+        fallback_line: int,
+        message: str,
+        *,
+        severity: str = "error",
+    ) -> Problem:
+        """A problem at `path` (at its key when it ends in one; at the nearest entry above it
+        that the file has, e.g. for a subset given by --tasks)."""
+        if self.doc is None:
+            line, column = (fallback_line, 1 if fallback_line else 0)
+        else:
+            line, column = self.doc.position(path, key=isinstance(path[-1], str))
+        shown = format_path(path)
+        if severity == "warning":
+            return Problem(self.file, line, column, shown, message, "warning")
+        return Problem(self.file, line, column, shown, message)
 
     def pool(self, pool: Pool, message: str) -> Problem:
         path = ("pools", pool.name, "id")

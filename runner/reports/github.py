@@ -20,6 +20,7 @@ from runner.execution.runstate import JobRun, RunState
 from runner.manifest.durations import format_duration
 from runner.reports.plan_output import write_mermaid
 from runner.reports.report import MAY_BE_RUNNING
+from runner.reports.tasks import markdown as tasks_markdown
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 TABLE_REASON_LIMIT = 200
@@ -135,6 +136,7 @@ def step_summary(state: RunState, *, run_id: str) -> str:
     unsettled = [j.name for j in jobs if statuses[j.name] in MAY_BE_RUNNING]
     if unsettled:
         out.write(f"\n**May still be running in Celonis:** {_cell(', '.join(unsettled))}\n")
+    out.write(tasks_markdown(jobs, _cell))
     failures = [j for j in jobs if j.state.is_unsuccessful or statuses[j.name] == "unclear"]
     if failures:
         out.write("\n### Failures\n")

@@ -24,6 +24,7 @@ from runner.errors import UsageError
 from runner.execution.runstate import JobRun, RunState
 from runner.files import write_text_atomic
 from runner.reports.report import iso
+from runner.reports.tasks import task_line
 
 MESSAGE_LIMIT = 1000
 
@@ -101,6 +102,10 @@ def _suite(pool: str, jobs: list[JobRun], state: RunState) -> ET.Element:
         ("manifest", state.plan.manifest.path),
     ):
         ET.SubElement(properties, "property", name=name, value=_clean(value))
+    for job in jobs:  # the JUnit schema allows properties on a suite only
+        for number, task in enumerate(job.tasks or (), start=1):
+            value = _clean(_message(task_line(task)))
+            ET.SubElement(properties, "property", name=f"{job.name}.task.{number}", value=value)
     for job in jobs:
         suite.append(_case(job))
     return suite
@@ -138,6 +143,7 @@ def _case(job: JobRun) -> ET.Element:
                 f"started: {iso(job.started_at) or '-'}",
                 f"finished: {iso(job.finished_at) or '-'}",
                 *([f"reason: {job.error}"] if job.error else []),
+                *(f"task: {task_line(task)}" for task in job.tasks or ()),
             ]
         )
     )

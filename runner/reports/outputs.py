@@ -9,6 +9,7 @@ cannot be written is said plainly; the summary is printed all the same.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,6 +95,11 @@ def scrub_state(state: RunState, redactor: Redactor) -> None:
     for job in state.jobs.values():
         if job.error:
             job.error = redactor.scrub(job.error)
+        if job.tasks:  # Celonis' ERROR lines may echo anything (issue 12)
+            job.tasks = tuple(
+                dataclasses.replace(t, name=redactor.scrub(t.name), error=redactor.scrub(t.error))
+                for t in job.tasks
+            )
 
 
 def write_outputs(

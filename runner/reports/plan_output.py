@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from runner.manifest.durations import format_duration
-from runner.plan.build import Plan
+from runner.manifest.model import Job
+from runner.plan.build import Plan, PlannedJob
 
 PLAN_FORMAT_VERSION = 1
 
@@ -32,6 +33,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "timeout_seconds": p.job.timeout,
                 "expected_seconds": p.job.expected_duration,
                 "learned_seconds": plan.learned_seconds.get(p.name),
+                "tasks": p.job.tasks.to_dict() if p.job.tasks is not None else None,
             }
             for p in plan.jobs.values()
         ],
@@ -70,15 +72,7 @@ def write_text(plan: Plan, stream: TextIO) -> None:
         stream.write(f"\nWave {number}\n")
         for name in wave:
             planned = jobs[name]
-            notes = []
-            if planned.depends_on:
-                notes.append("after " + ", ".join(planned.depends_on))
-            if planned.assumed_done:
-                notes.append("assumed done: " + ", ".join(planned.assumed_done))
-            if planned.job.allow_failure:
-                notes.append("may fail")
-            if name in plan.learned_seconds:
-                notes.append(f"took {format_duration(plan.learned_seconds[name])} before*")
+            notes = _notes(plan, planned)
             stream.write(
                 (
                     f"  {name:<{width}}  {planned.job.pool:<{pool_width}}  {planned.job.mode:<5}"
@@ -97,6 +91,22 @@ def write_text(plan: Plan, stream: TextIO) -> None:
         stream.write(_learned_note(plan))
     if plan.excluded:
         stream.write(f"Not selected: {', '.join(plan.excluded)}\n")
+
+
+def _notes(plan: Plan, planned: PlannedJob) -> list[str]:
+    """What the text plan says beside a job."""
+    notes = []
+    if planned.depends_on:
+        notes.append("after " + ", ".join(planned.depends_on))
+    if planned.assumed_done:
+        notes.append("assumed done: " + ", ".join(planned.assumed_done))
+    if planned.job.allow_failure:
+        notes.append("may fail")
+    if planned.name in plan.learned_seconds:
+        notes.append(f"took {format_duration(plan.learned_seconds[planned.name])} before*")
+    if planned.job.tasks is not None:
+        notes.append("only " + planned.job.tasks.describe())
+    return notes
 
 
 def _learned_note(plan: Plan) -> str:
@@ -136,7 +146,7 @@ def write_mermaid(plan: Plan, stream: TextIO, *, statuses: Mapping[str, str] | N
         stream.write(f'  subgraph p{pool_number}["{pool}"]\n')
         for name, planned in plan.jobs.items():
             if planned.job.pool == pool:
-                label = f"{name}<br/>{planned.job.mode}"
+                label = f"{name}<br/>{planned.job.mode}{_part(planned.job, '<br/>')}"
                 if statuses is not None and name in statuses:
                     label += f"<br/>{statuses[name].replace('_', ' ')}"
                 stream.write(f'    {ids[name]}["{label}"]\n')
@@ -159,12 +169,29 @@ def write_dot(plan: Plan, stream: TextIO) -> None:
         stream.write(f'  subgraph cluster_{pool_number} {{\n    label="{pool}";\n')
         for name, planned in plan.jobs.items():
             if planned.job.pool == pool:
-                stream.write(f'    "{name}" [label="{name}\\n{planned.job.mode}"];\n')
+                part = _part(planned.job, "\\n")
+                stream.write(f'    "{name}" [label="{name}\\n{planned.job.mode}{part}"];\n')
         stream.write("  }\n")
     for name, planned in plan.jobs.items():
         for dep in planned.depends_on:
             stream.write(f'  "{dep}" -> "{name}";\n')
     stream.write("}\n")
+
+
+def _part(job: Job, newline: str) -> str:
+    """For pictures: how much of the job runs, in counts (task names could break the syntax)."""
+    tasks = job.tasks
+    if tasks is None:
+        return ""
+    counts = [
+        f"{'all' if chosen is None else len(chosen)} {kind}"
+        for kind, chosen in (
+            ("extractions", tasks.extractions),
+            ("transformations", tasks.transformations),
+            ("data models", tasks.data_models),
+        )
+    ]
+    return f"{newline}part: {', '.join(counts)}"
 
 
 def _s(count: int) -> str:

@@ -7,6 +7,8 @@ from typing import Any, TextIO
 
 from runner.execution.runstate import RunState
 from runner.manifest.durations import format_duration
+from runner.reports.tasks import report_fields as task_fields
+from runner.reports.tasks import summary_text as tasks_summary
 
 REPORT_VERSION = 1
 
@@ -49,6 +51,7 @@ def build_report(state: RunState, *, run_id: str) -> dict[str, Any]:
                 "duration_seconds": None if job.duration is None else round(job.duration, 3),
                 "attempts": job.attempts,
                 "error": job.error,
+                **task_fields(job, iso),
             }
             for job in state.jobs.values()
         ],
@@ -79,6 +82,7 @@ def write_summary(state: RunState, stream: TextIO, *, colour: bool = False) -> N
         if row is not header:
             cells[2] = colour_state(cells[2], colour)
         stream.write(("  ".join(cells) + "  " + row[4]).rstrip() + "\n")
+    stream.write(tasks_summary(jobs, one_line))
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.report_status] = counts.get(job.report_status, 0) + 1

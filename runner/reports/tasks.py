@@ -1,0 +1,97 @@
+"""Task-level results (issue 12) in every output: the JSON report, the summary, JUnit and the
+GitHub step summary. One place decides how a task's outcome reads, so the outputs agree.
+
+JUnit: a job stays one test case (suite and test counts do not change); each task is a
+`<property name="JOB.task.N" value="NAME: STATUS DURATION[: ERROR]">` of the pool's suite
+(the JUnit schema Jenkins and GitLab check allows properties only there), and its line is in
+the job's test case's system-out too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from runner.api.tasks import TaskResult
+from runner.execution.runstate import JobRun
+from runner.manifest.durations import format_duration
+
+_WORDS = {
+    "SUCCESS": "succeeded",
+    "FAIL": "failed",
+    "SKIPPED": "skipped",
+    "CANCEL": "cancelled",
+    "QUEUED": "not run",
+    "RUNNING": "running",
+}
+
+
+def status_word(task: TaskResult) -> str:
+    """Celonis' status in the words the job statuses use."""
+    return _WORDS.get(task.status, task.status.lower())
+
+
+def duration_text(task: TaskResult) -> str:
+    return format_duration(task.duration) if task.duration is not None else "-"
+
+
+def first_error_line(task: TaskResult) -> str:
+    lines = (task.error or "").splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def report_fields(job: JobRun, when: Callable[[float | None], str | None]) -> dict[str, Any]:
+    """The job's subset (as the manifest or --tasks named it) and its tasks, for the report;
+    `when` writes a time as the report does."""
+    subset = job.planned.job.tasks
+    tasks = None
+    if job.tasks is not None:
+        tasks = [
+            {
+                **t.to_dict(),
+                "started_at": when(t.started_at),
+                "finished_at": when(t.finished_at),
+            }
+            for t in job.tasks
+        ]
+    return {"subset": subset.to_dict() if subset is not None else None, "tasks": tasks}
+
+
+def task_line(task: TaskResult) -> str:
+    """`SAP customers: failed 1m: ORA-00942 ...` (one line)."""
+    error = first_error_line(task)
+    return f"{task.name}: {status_word(task)} {duration_text(task)}" + (
+        f": {error}" if error else ""
+    )
+
+
+def with_tasks(jobs: Iterable[JobRun]) -> list[JobRun]:
+    return [job for job in jobs if job.tasks]
+
+
+def summary_text(jobs: Iterable[JobRun], one_line: Any) -> str:
+    """The summary's task table: a block per job that ran, one row per task."""
+    out = []
+    for job in with_tasks(jobs):
+        tasks = job.tasks or ()
+        width = max(len(t.name) for t in tasks)
+        out.append(f"\nTasks of {job.name}:\n")
+        for task in tasks:
+            row = f"  {task.name:<{width}}  {status_word(task):<9}  {duration_text(task):<8}"
+            out.append((row + "  " + one_line(first_error_line(task))).rstrip() + "\n")
+    return "".join(out)
+
+
+def markdown(jobs: Iterable[JobRun], cell: Any) -> str:
+    """The GitHub step summary's task table (only jobs whose tasks were read)."""
+    ran = with_tasks(jobs)
+    if not ran:
+        return ""
+    out = ["\n### Tasks\n\n| Job | Task | Status | Duration | Error |\n|---|---|---|---|---|\n"]
+    for job in ran:
+        for task in job.tasks or ():
+            out.append(
+                f"| {cell(job.name)} | {cell(task.name)} | {status_word(task)} "
+                f"| {duration_text(task)} | {cell(first_error_line(task), 200)} |\n"
+            )
+    return "".join(out)
