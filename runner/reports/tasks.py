@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from runner.api.tasks import TaskResult
-from runner.execution.runstate import JobRun
+from runner.execution.runstate import JobRun, JobState
 from runner.manifest.durations import format_duration
 
 _WORDS = {
@@ -69,10 +69,19 @@ def with_tasks(jobs: Iterable[JobRun]) -> list[JobRun]:
     return [job for job in jobs if job.tasks]
 
 
+def _worth_listing(job: JobRun) -> bool:
+    """A job's tasks are listed in the summary when it did not succeed or ran only part of its
+    data job; a whole job that succeeded is one line of the job table (the report has all)."""
+    partial = job.planned.job.tasks is not None or job.planned.task_ids is not None
+    return job.state != JobState.SUCCEEDED or partial
+
+
 def summary_text(jobs: Iterable[JobRun], one_line: Any) -> str:
-    """The summary's task table: a block per job that ran, one row per task."""
+    """The summary's task table: a block per job that failed or ran a part, a row per task."""
     out = []
     for job in with_tasks(jobs):
+        if not _worth_listing(job):
+            continue
         tasks = job.tasks or ()
         width = max(len(t.name) for t in tasks)
         out.append(f"\nTasks of {job.name}:\n")
