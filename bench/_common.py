@@ -169,3 +169,19 @@ def status_request(entry: Mapping[str, Any]) -> str | None:
     if len(parts) == 6 and parts[:3] == ["integration", "api", "pools"] and parts[4] == "jobs":
         return "job"
     return None
+
+
+def state_store(workdir: Path, base_url: str, scale: float) -> Any:
+    """The state file as `celonis-runner run` keeps it (snapshot + journal, throttled on real
+    time): pass it to the Executor as `checkpoint` and its `note` as a listener, like run.py."""
+    from runner.clock import SystemClock
+    from runner.execution.statefile import StateStore
+
+    return StateStore(
+        workdir / "runs" / "bench.json",
+        select=[],
+        exclude=[],
+        clock=SystemClock(),
+        target=base_url,
+        clock_rate=scale,
+    )
