@@ -185,3 +185,9 @@ def state_store(workdir: Path, base_url: str, scale: float) -> Any:
         target=base_url,
         clock_rate=scale,
     )
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc), e.g. the emulator's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

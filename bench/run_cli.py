@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import BENCH_API_KEY, ROOT, emulator_subprocess, machine, uid
+from _common import BENCH_API_KEY, ROOT, emulator_subprocess, machine, process_cpu, uid
 from makespan import DagJob, analyse, generate_dag, scenario, settled_journal
 
 CPU_TARGET = 1.5
@@ -75,6 +75,10 @@ class Result:
     makespan: float
     critical_path: float
     succeeded: int
+    emulator_cpu: float
+    status_requests: int
+    start_delay_mean: float
+    start_delay_max: float
 
     @property
     def cpu_ms_per_job(self) -> float:
@@ -104,12 +108,15 @@ def run_once(shape: str, jobs: list[DagJob], scale: float, workdir: Path) -> Res
             tail = log_path.read_text(encoding="utf-8")[-2000:]
             raise SystemExit(f"{shape} {len(jobs)}: run exited {done.returncode}\n{tail}")
         journal = settled_journal(served)
+        emulator_cpu = process_cpu(served.process.pid)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     outcome = analyse(shape, jobs, journal, scale=scale, cpu=cpu, wall=wall)
     facts = json.loads(facts_path.read_text(encoding="utf-8"))
     return Result(
         shape, len(jobs), cpu, wall, facts["state_bytes"], facts["state_writes"],
         facts["compactions"], outcome.makespan, outcome.critical_path, outcome.succeeded,
+        emulator_cpu, outcome.pool_status_requests + outcome.job_status_requests,
+        sum(outcome.start_delays) / len(outcome.start_delays), max(outcome.start_delays),
     )  # fmt: skip
 
 
@@ -119,6 +126,12 @@ def show(r: Result, base: Result) -> None:
         f"{r.shape:>5} {r.jobs:>7} {r.succeeded:>7} {r.wall:>7.1f} {r.cpu:>7.1f} "
         f"{r.cpu_ms_per_job:>8.2f} {ratio:>6.2f} {r.state_bytes / r.jobs:>9.0f} "
         f"{r.state_writes:>7} {r.compactions:>5} {r.makespan / r.critical_path:>8.3f}",
+        flush=True,
+    )
+    print(
+        f"      critical path {r.critical_path:.0f} s virtual; start delay after the last "
+        f"dependency: mean {r.start_delay_mean:.0f} s, max {r.start_delay_max:.0f} s virtual; "
+        f"{r.status_requests / r.jobs:.1f} status requests per job; emulator CPU {r.emulator_cpu:.1f} s",
         flush=True,
     )
 
