@@ -63,7 +63,7 @@ def test_scale_bench_runs() -> None:
 
 
 def test_run_cli_bench_runs() -> None:
-    result = run_bench("run_cli.py", "--jobs", "16", "32", "--pool-size", "8", "--scale", "3000")
+    result = run_bench("run_cli.py", "--jobs", "16", "32", "--pool-size", "8", "--scale", "6000")
     assert result.returncode == 0, result.stdout + result.stderr
     rows = re.findall(r"^\s*(dag|flat)\s+(\d+)\s+(\d+)\s.*\s([0-9.]+)$", result.stdout, re.M)
     assert [(shape, jobs) for shape, jobs, _, _ in rows] == [
