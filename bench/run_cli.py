@@ -52,7 +52,7 @@ def flat_jobs(seed: int, jobs: int, pools: int) -> list[DagJob]:
 
 def manifest_yaml(jobs: list[DagJob]) -> str:
     """Default polls (no poll_interval): what a user who sets nothing gets."""
-    lines = ["version: 1", "defaults:", "  mode: DELTA", "  timeout: 6h", "pools:"]
+    lines = ["version: 1", "defaults:", "  mode: DELTA", "  timeout: 24h", "pools:"]
     for pool in sorted({j.pool for j in jobs}):
         lines += [f"  {pool}:", f"    id: {uid('pool', pool)}"]
     lines.append("jobs:")
