@@ -44,6 +44,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/makespan.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/emulator.py
+	$(BIN)/python bench/state_bytes.py
+	$(BIN)/python bench/run_cli.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST) build dist .mypy_cache .pytest_cache .ruff_cache

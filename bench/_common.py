@@ -169,3 +169,25 @@ def status_request(entry: Mapping[str, Any]) -> str | None:
     if len(parts) == 6 and parts[:3] == ["integration", "api", "pools"] and parts[4] == "jobs":
         return "job"
     return None
+
+
+def state_store(workdir: Path, base_url: str, scale: float) -> Any:
+    """The state file as `celonis-runner run` keeps it (snapshot + journal, throttled on real
+    time): pass it to the Executor as `checkpoint` and its `note` as a listener, like run.py."""
+    from runner.clock import SystemClock
+    from runner.execution.statefile import StateStore
+
+    return StateStore(
+        workdir / "runs" / "bench.json",
+        select=[],
+        exclude=[],
+        clock=SystemClock(),
+        target=base_url,
+        clock_rate=scale,
+    )
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc), e.g. the emulator's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -49,6 +49,7 @@ from _common import (
     emulator_subprocess,
     machine,
     quiet_logs,
+    state_store,
     status_request,
     thread_cpu_clock,
     uid,
@@ -164,6 +165,8 @@ class Outcome:
     wall: float
     succeeded: int
     scheduler_cpu: float | None = None
+    state: tuple[int, int, int] | None = None
+    """The state file: bytes written (snapshot + journal), writes, compactions."""
 
     @property
     def ratio(self) -> float:
@@ -247,7 +250,10 @@ def run_executor(dag: Sequence[DagJob], workdir: Path, scale: float) -> Outcome:
     plan = build_plan(load_manifest(path, {}))
     with emulator_subprocess(scenario(dag), workdir, time_scale=scale, name="runner") as served:
         clock = ScaledClock(scale)
-        executor = Executor(plan, client_for(served, clock), clock)
+        store = state_store(workdir, served.base_url, scale)  # the state file, as `run` keeps it
+        executor = Executor(
+            plan, client_for(served, clock), clock, listeners=[store.note], checkpoint=store
+        )
         scheduler = thread_cpu_clock()  # run() schedules on this (the main) thread
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
         sched0 = time.clock_gettime(scheduler)
@@ -259,6 +265,7 @@ def run_executor(dag: Sequence[DagJob], workdir: Path, scale: float) -> Outcome:
         journal = settled_journal(served)
     outcome = analyse("runner (Executor)", dag, journal, scale=scale, cpu=cpu, wall=wall)
     outcome.scheduler_cpu = sched
+    outcome.state = (store.bytes_written, store.writes, store.compactions)
     return outcome
 
 
@@ -342,6 +349,12 @@ def report(outcome: Outcome, jobs: int) -> None:
         f"  CPU of this process       : {outcome.cpu:6.2f} s = {outcome.cpu / jobs * 1000:.1f} ms "
         f"per job ({outcome.cpu / outcome.wall:.0%} of one core over the run)"
     )
+    if outcome.state is not None:
+        written, writes, compactions = outcome.state
+        print(
+            f"  state file written        : {written / jobs:.0f} bytes per job "
+            f"({writes} writes, {compactions} compactions)"
+        )
     if outcome.scheduler_cpu is not None:
         print(
             f"    of which scheduling thread: {outcome.scheduler_cpu:6.2f} s "

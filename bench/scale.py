@@ -44,6 +44,7 @@ from _common import (
     machine,
     max_rss_mib,
     quiet_logs,
+    state_store,
     thread_cpu_clock,
     uid,
 )
@@ -263,7 +264,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             session: requests.Session = client.transport.session
             session.hooks["response"].append(counts.hook)
             probe = Probe(client, args.jobs, args.rounds, counts)
-            executor = Executor(plan, probe, clock, cancel_on_stop=False, listeners=[probe.listen])
+            store = state_store(Path(tmp), served.base_url, args.scale)  # as `run` keeps it
+            executor = Executor(
+                plan,
+                probe,
+                clock,
+                cancel_on_stop=False,
+                listeners=[probe.listen, store.note],
+                checkpoint=store,
+            )
             probe.executor = executor
             rss_before = max_rss_mib()
             if args.tracemalloc:
@@ -275,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.tracemalloc:
                 tracemalloc.stop()
             rss_after = max_rss_mib()
+            state_written = (store.bytes_written, store.writes, store.compactions)
             if probe.steady_at is None or probe.end_at is None:
                 raise SystemExit(
                     f"the run ended ({state.status}: {state.error}) before {args.rounds} rounds; "
@@ -343,6 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if traced_peak is not None:
         print(f"  tracemalloc peak during the run         : {traced_peak / 2**20:7.1f} MiB")
+    print(
+        f"\nstate file written: {state_written[0] / args.jobs:.0f} bytes per job "
+        f"({state_written[1]} writes, {state_written[2]} compactions)"
+    )
     print(
         f"\nwhole run: {wall_total:.1f} s real, {cpu_total:.2f} s CPU; ended {state.status} "
         f"({state.stop_reason})"

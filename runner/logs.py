@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -123,6 +124,64 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+
+
+class BackgroundWriter:
+    """A log stream whose lines reach `target` from a writer thread, in order, moments later.
+
+    Why: a write to a terminal, pipe or file releases the GIL, and the thread that wrote
+    then waits for the HTTP worker threads to hand it back (up to the 5 ms switch interval).
+    On the scheduling thread that wait cost 0.65 ms per log line, 20 s for a 10,000-job run:
+    the scheduler starts jobs late. Here the scheduling thread only appends to a list; the
+    writer thread pays the wait. `close()` writes what is left and makes writes synchronous
+    again: call it before anything else is written to the same stream (summary, errors).
+    """
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._drain, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if not self._closed:
+                self._pending.append(text)
+                if len(self._pending) == 1:
+                    self._wake.set()
+                return len(text)
+        self.target.write(text)
+        self.target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        """The writer thread flushes after every batch (structlog calls this after each line)."""
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    def _drain(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._lock:
+                self._wake.clear()
+                batch, self._pending = self._pending, []
+                closed = self._closed
+            if batch:
+                self.target.write("".join(batch))
+                self.target.flush()
+            if closed:
+                return
+
+    def close(self) -> None:
+        """Write every pending line, end the writer thread; later writes go straight through."""
+        with self._lock:
+            self._closed = True
+            self._wake.set()
+        self._thread.join()
 
 
 RESET = "\x1b[0m"

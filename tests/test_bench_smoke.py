@@ -60,3 +60,16 @@ def test_scale_bench_runs() -> None:
     per_round = re.search(r"status requests per round\s*:\s*([0-9.]+)", result.stdout)
     assert per_round is not None, result.stdout
     assert "bench: 3 poll rounds measured" in result.stdout
+
+
+def test_run_cli_bench_runs() -> None:
+    result = run_bench("run_cli.py", "--jobs", "16", "32", "--pool-size", "8", "--scale", "6000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = re.findall(r"^\s*(dag|flat)\s+(\d+)\s+(\d+)\s.*\s([0-9.]+)$", result.stdout, re.M)
+    assert [(shape, jobs) for shape, jobs, _, _ in rows] == [
+        ("dag", "16"), ("dag", "32"), ("flat", "16"), ("flat", "32"),
+    ], result.stdout  # fmt: skip
+    # every job succeeded, through the real CLI, and the critical path is a lower bound
+    assert all(ok == jobs for _, jobs, ok, _ in rows), result.stdout
+    assert all(float(ratio) >= 0.999 for *_, ratio in rows), result.stdout
+    assert "targets: " in result.stdout

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 import structlog
 
 from runner import logs
 from runner.execution.executor import Executor
 from runner.execution.progress import ProgressLine
+from runner.execution.runstate import JobState
 from runner.manifest.loader import load_manifest
 from runner.plan.build import build_plan
 from tests.conftest import CliResult
-from tests.e2e import Pipeline
+from tests.e2e import Pipeline, run_pipeline
 from tests.test_state import FakeClock
 
 
@@ -220,3 +225,84 @@ def test_summary_table_is_coloured_on_a_terminal_only(tmp_path: Path) -> None:
     assert "\x1b" not in coloured.getvalue().replace("\x1b[0m", "").replace("\x1b[31m", "").replace(
         "\x1b[33m", ""
     )
+
+
+class ThreadRecordingStream(io.StringIO):
+    """Records which thread wrote each piece of text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writers.append(threading.current_thread().name)
+        return super().write(text)
+
+
+def test_background_writer_keeps_writes_off_the_logging_thread_and_in_order() -> None:
+    target = ThreadRecordingStream()
+    writer = logs.BackgroundWriter(target)
+    for n in range(200):
+        writer.write(f"line {n}\n")
+        writer.flush()
+    writer.close()  # what was pending is written before close returns
+    assert target.getvalue() == "".join(f"line {n}\n" for n in range(200))
+    # the thread that logs (the scheduler) never waited on a write itself
+    assert threading.current_thread().name not in target.writers
+    writer.write("after close\n")  # later writes go straight through
+    writer.close()  # a second close does nothing
+    assert target.getvalue().endswith("line 199\nafter close\n")
+    assert target.writers[-1] == threading.current_thread().name
+
+
+def test_progress_line_counts_changes_without_counting_every_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = Pipeline(tmp_path).pool("sap")
+    for name in "abc":
+        p.job(name, "sap")
+    manifest, _ = p.write()
+    state = Executor(build_plan(load_manifest(manifest, {})), api=None, clock=FakeClock()).state  # type: ignore[arg-type]
+    terminal = Terminal()
+    progress = ProgressLine(terminal, enabled=True)
+    progress.update(state, state.jobs["a"])
+    full_counts = []
+    monkeypatch.setattr(type(state), "counts", lambda s: full_counts.append(1) or {})
+    state.jobs["a"].state = JobState.RUNNING
+    progress.update(state, state.jobs["a"])
+    state.jobs["a"].state = JobState.SUCCEEDED
+    progress.update(state, state.jobs["a"])
+    state.jobs["b"].state = JobState.FAILED
+    progress._drawn_at = None  # past the redraw interval
+    progress.update(state, state.jobs["b"])
+    progress.close()
+    assert full_counts == []  # a change costs the same in a run of any size
+    assert "1/3 done, 0 running, 1 waiting, 1 failed, 0 skipped" in terminal.getvalue()
+
+
+def test_progress_line_in_the_background_writes_every_line_by_close() -> None:
+    terminal = Terminal()
+    progress = ProgressLine(terminal, enabled=True, background=True)
+    progress.stream.write("a log line\n")
+    progress.close()
+    assert terminal.getvalue() == "a log line\n"
+
+
+def test_run_keeps_the_collector_off_the_plan_while_it_runs(
+    cli: Callable[..., CliResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen: list[int] = []
+    real_run = Executor.run
+
+    def run(self: Executor) -> Any:
+        frozen.append(gc.get_freeze_count())
+        return real_run(self)
+
+    monkeypatch.setattr(Executor, "run", run)
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("a", "sap")
+    result, _, _ = run_pipeline(cli, p)
+    assert result.code == 0, result.err
+    assert frozen and frozen[0] > 0  # the plan and the run's data were frozen
+    assert gc.get_freeze_count() == 0  # and released when the run ended
+    assert '"event": "run_finished"' in result.err  # every log line was written by the end
