@@ -222,6 +222,7 @@ class _InterruptedClock(FakeClock):
 
 def _watch(tmp_path: Path, output_format: str) -> tuple[int, str, str, list[dict], list[float]]:
     from runner.commands import status
+    from runner.commands.shared import RemoteOptions
 
     p = Pipeline(tmp_path).pool("sap")
     p.job("extract", "sap", behaviour={"last_run": "SUCCESS"})
@@ -232,9 +233,7 @@ def _watch(tmp_path: Path, output_format: str) -> tuple[int, str, str, list[dict
         code = status.run(
             str(p.folder / "jobs.yaml"),
             output_format=output_format,
-            base_url=emu.base_url,
-            emulator=False,
-            scenario=None,
+            remote=RemoteOptions(base_url=emu.base_url),
             environ={"CELONIS_API_KEY": API_KEY},
             stdout=out,
             stderr=err,

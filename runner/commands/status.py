@@ -75,13 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
-    remote = remote_options(args)
     return run(
         args.file,
         output_format=args.format,
-        base_url=remote.base_url,
-        emulator=remote.emulator,
-        scenario=remote.scenario,
+        remote=remote_options(args),
         environ=ctx.environ,
         stdout=ctx.stdout,
         stderr=ctx.stderr,
@@ -132,9 +129,7 @@ def run(
     file: str,
     *,
     output_format: str,
-    base_url: str | None,
-    emulator: bool,
-    scenario: str | None,
+    remote: RemoteOptions,
     environ: Mapping[str, str],
     stdout: TextIO,
     stderr: TextIO,
@@ -145,12 +140,11 @@ def run(
     manifest = load_checked(
         file,
         environ=environ,
-        strict_env=not emulator,
+        strict_env=not remote.emulator,
         stderr=stderr,
         max_bytes=max_bytes,
         annotate=github,
     )
-    remote = RemoteOptions(base_url=base_url, emulator=emulator, scenario=scenario)
     with remote_client(manifest, remote, environ, stderr) as (client, _):
         if watch is not None:
             return _watch(client, manifest, watch, output_format, stdout, stderr, github)
