@@ -308,3 +308,15 @@ def test_plan_does_not_import_requests() -> None:
         "assert 'requests' not in sys.modules, 'requests was imported'; sys.exit(rc)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_validate_counts_in_the_singular_too(
+    cli: Callable[..., CliResult], write_manifest: Callable[[str], Path]
+) -> None:
+    path = write_manifest(
+        "version: 1\n"
+        "pools:\n  sap: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11}\n"
+        "jobs:\n  only: {pool: sap, id: 8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b33}\n"
+    )
+    result = cli("validate", str(path))
+    assert result.code == 0 and result.out == f"{path}: valid (1 job in 1 pool)\n"

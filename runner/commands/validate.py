@@ -61,7 +61,11 @@ def run(
         if result.manifest is not None:
             m = result.manifest
             pools = len({j.pool for j in m.jobs.values()})
-            summaries.append(f"{name}: valid ({len(m.jobs)} jobs in {pools} pools)")
+            jobs = len(m.jobs)
+            summaries.append(
+                f"{name}: valid ({jobs} job{'' if jobs == 1 else 's'}"
+                f" in {pools} pool{'' if pools == 1 else 's'})"
+            )
     errors = out.errors_of(found)
     if output_format == "json":
         out.write_json(found, stdout)
