@@ -89,6 +89,8 @@ class CelonisJobOperator(BaseOperator):
         self._environ = environ
         self._killed = threading.Event()
         self._active: tuple[CelonisClient, Wait] | None = None
+        self._sending: CelonisClient | None = None
+        """Set while the execute request is out: a kill then may have hit after it took effect."""
 
     # -- Airflow entry points ------------------------------------------------------
 
@@ -111,12 +113,15 @@ class CelonisJobOperator(BaseOperator):
     def on_kill(self) -> None:
         """Airflow is killing the task (execution_timeout, marked failed, cleared): cancel our run."""
         self._killed.set()
-        active = self._active
-        if active is None or active[1].kind != "ours":
+        active, sending = self._active, self._sending
+        if sending is not None:  # killed with its execute out: it may have started, so cancel
+            client, pool_id, job_id = sending, self.pool_id, self.job_id
+        elif active is not None and active[1].kind == "ours":
+            client, pool_id, job_id = active[0], active[1].pool_id, active[1].job_id
+        else:
             return
-        client, wait = active
         try:
-            client.cancel(wait.pool_id, wait.job_id)
+            client.cancel(pool_id, job_id)
         except ApiError as error:
             self.log.error("job %s: could not cancel it in Celonis: %s", self.job_name, error)
             return
@@ -142,9 +147,11 @@ class CelonisJobOperator(BaseOperator):
         now = time.time()
         poll = (self.poll_interval, self.max_poll_interval)
         scale = time_scale(self.environ)
+        self._sending = client  # left set if a kill interrupts the execute (see on_kill)
         try:
             handle = client.execute(self.pool_id, self.job_id, self.mode)
         except JobBusyError as busy:
+            self._sending = None
             self.log.info(
                 "job %s is already %s in Celonis (started by someone else); ours starts when it ends",
                 self.job_name,
@@ -154,10 +161,12 @@ class CelonisJobOperator(BaseOperator):
                 self.pool_id, self.job_id, now=now, timeout=self.timeout, poll=poll, scale=scale
             )
         except ApiError as error:
+            self._sending = None
             raise AirflowException(
                 f"job {self.job_name!r}: {error} (if the execute reached Celonis the job may be"
                 " running: a retry of this task waits for that run instead of executing again)"
             ) from None
+        self._sending = None
         self.log.info("job %s executed (%s) in pool %s", self.job_name, self.mode, self.pool_id)
         return Wait.ours(handle, now=now, timeout=self.timeout, poll=poll, scale=scale)
 
