@@ -447,3 +447,23 @@ def test_the_retry_rule_decides_per_request(allow: bool) -> None:
     assert calls[0] == (3 if allow else 1)
     assert seen == [503] * (3 if allow else 1)
     assert len(clock.sleeps) == (2 if allow else 0)
+
+
+def test_a_pool_status_entry_is_checked_only_for_the_jobs_asked_about() -> None:
+    """A pool answers for all its jobs; a poll reads the entries of the jobs it watches. An
+    unusable entry of another job does not stop the run; one of a watched job still does."""
+    other = "33333333-3333-3333-3333-333333333333"
+    entries = [
+        {"id": JOB.upper(), "status": "RUNNING", "lastExecutionStartDate": 1_700_000_000_000},
+        {"id": other, "status": "SUCCESS", "lastExecutionStartDate": "NaN"},
+    ]
+    with local_server(answer(200, entries)) as url:
+        client = client_for(url)
+        (status,) = client.pool_statuses(POOL, [JOB]).values()
+        assert (status.job_id, status.status, status.last_execution_start) == (
+            JOB,
+            "RUNNING",
+            1_700_000_000_000,
+        )
+        with pytest.raises(ProtocolError, match="lastExecutionStartDate is not a date"):
+            client.pool_statuses(POOL, [other])

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from runner.api.client import ExecutionHandle, JobStatus, Settlement
 from runner.api.errors import AuthError, NetworkError, ServerError, UnclearExecuteError
 from runner.execution.executor import Executor
-from runner.execution.io import InlineCalls, OnDone
+from runner.execution.io import NORMAL, InlineCalls, OnDone
 from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
 from runner.plan.build import Plan
 from tests.emulator_fixtures import FakeClock
@@ -474,11 +474,11 @@ class HeldReasons(InlineCalls):
         super().__init__(wake)
         self.held: list[tuple[Callable[[], Any], OnDone]] = []
 
-    def submit(self, call: Callable[[], Any], on_done: OnDone) -> None:
+    def submit(self, call: Callable[[], Any], on_done: OnDone, priority: int = NORMAL) -> None:
         if getattr(getattr(call, "func", None), "__name__", "") == "failure_reason":
             self.held.append((call, on_done))
         else:
-            super().submit(call, on_done)
+            super().submit(call, on_done, priority)
 
     def collect(self) -> bool:
         collected = super().collect()
@@ -532,3 +532,23 @@ def test_a_stop_does_not_wait_past_its_grace_for_a_request_in_flight() -> None:
         hang.set()
     assert time.monotonic() - started < 5.0  # not the 10 s the read hangs
     assert state.status == "interrupted" and may_still_run(state) == {"a"}
+
+
+def test_without_fail_fast_a_failure_reason_being_read_holds_nothing_up() -> None:
+    """Only fail-fast needs to know a failure before it starts more: without it, a job that is
+    ready starts while another's failure reason is still being read."""
+    api = fake(outcomes={"a": "FAIL"}, durations={"a": 20.0, "x": 20.0})
+    plan = plan_of(job("a"), job("x", pool="crm"), job("b", "x", pool="crm"))
+    state = Executor(plan, api, api.clock, calls=HeldReasons).run()
+    assert states(state) == {"a": JobState.FAILED, "x": JobState.SUCCEEDED, "b": JobState.SUCCEEDED}
+
+
+def test_when_slots_are_short_the_job_with_the_longest_chain_behind_it_starts_first() -> None:
+    """Critical path first: `c` holds two jobs up, `lone` none, `a` one; plan order is lone, a, c."""
+    jobs = [job("lone"), job("a"), job("c"), job("c2", "c"), job("c3", "c2"), job("a2", "a")]
+    api = fake()
+    state = run(plan_of(*jobs, max_parallel=1), api)
+    assert set(states(state).values()) == {JobState.SUCCEEDED}
+    order = [j for _, m, j in api.calls if m == "execute"]
+    # in plan order: lone, a, c, a2, c2, c3; ties (a and c2, then lone, a2 and c3) keep it
+    assert order == ["c", "a", "c2", "lone", "a2", "c3"]

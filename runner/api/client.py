@@ -16,7 +16,7 @@ import dataclasses
 import math
 import random
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -555,7 +555,7 @@ class CelonisClient:
 
     # -- internals --
 
-    def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None:
+    def pool_entries(self, pool_id: str) -> Mapping[str, JobStatus] | None:
         """The pool's `logs/status` entries by job id (lower case); None when the pool lacks it."""
         return self._pool_entries(pool_id)
 
@@ -584,7 +584,7 @@ class CelonisClient:
             raise _unexpected("GET", path, "expected a JSON object")
         return self._parse_job(answer, job_id, "GET", path)
 
-    def _pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None:
+    def _pool_entries(self, pool_id: str) -> Mapping[str, JobStatus] | None:
         """`logs/status` of the pool by job id in lower case; None when the pool lacks it."""
         with self._lock:
             if pool_id in self._no_pool_status:
@@ -604,15 +604,20 @@ class CelonisClient:
                 fallback="one request per job",
             )
             return None
-        entries: dict[str, JobStatus] = {}
-        for item in _objects(answer, "GET", path):
-            job_id = _required_str(item, "id", "GET", path)
-            status = _opt_str(item, "status", "GET", path)
-            start = _epoch_ms(item.get(LAST_EXECUTION_START), LAST_EXECUTION_START, "GET", path)
-            # Keyed in lower case: ids are UUIDs, and a manifest may spell them in capitals.
-            entries[job_id.lower()] = JobStatus(job_id, status, last_execution_start=start)
-            self._note_unknown(entries[job_id.lower()])
-        return entries
+        # Keyed in lower case: ids are UUIDs, and a manifest may spell them in capitals.
+        items = {
+            _required_str(item, "id", "GET", path).lower(): item
+            for item in _objects(answer, "GET", path)
+        }
+        return _PoolEntries(items, self._pool_entry, path)
+
+    def _pool_entry(self, item: Mapping[str, object], path: str) -> JobStatus:
+        job_id = _required_str(item, "id", "GET", path)
+        status = _opt_str(item, "status", "GET", path)
+        start = _epoch_ms(item.get(LAST_EXECUTION_START), LAST_EXECUTION_START, "GET", path)
+        entry = JobStatus(job_id, status, last_execution_start=start)
+        self._note_unknown(entry)
+        return entry
 
     def _parse_job(
         self, item: Mapping[str, object], job_id: str, method: str, path: str
@@ -727,6 +732,36 @@ class CelonisClient:
             if not isinstance(pages, int) or page >= pages:
                 break
         return lines
+
+
+class _PoolEntries(Mapping[str, JobStatus]):
+    """A pool's `logs/status` entries by job id (lower case). An entry is checked and read
+    when it is first looked up: a pool of 250 jobs answers for all of them, and a poll or an
+    execute wants a few (reading every entry was most of a poll's cost at 10,000 jobs).
+    Looked up from several request threads at once: a race only reads an entry twice."""
+
+    def __init__(
+        self,
+        items: Mapping[str, Mapping[str, object]],
+        read: Callable[[Mapping[str, object], str], JobStatus],
+        path: str,
+    ) -> None:
+        self._items = items
+        self._read = read
+        self._path = path
+        self._done: dict[str, JobStatus] = {}
+
+    def __getitem__(self, job_id: str) -> JobStatus:
+        entry = self._done.get(job_id)
+        if entry is None:
+            entry = self._done[job_id] = self._read(self._items[job_id], self._path)
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def _execute_request(

@@ -106,8 +106,8 @@ class Executor(JobCalls):
             if self.stopping.over(now):
                 return
             self._check_timeouts(now)
-            # while a failure's reason is read nothing starts: fail-fast may be about to stop
-            if self.stopping.reason is None and not self._reason_pending:
+            # with fail-fast, nothing starts while a failure's reason is read: it may stop the run
+            if self.stopping.reason is None and not (self.fail_fast and self._reason_pending):
                 self._start_ready()
             self._settle_due(now)
             self._poll_due(now)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 
 import structlog
@@ -17,6 +17,7 @@ from runner.api.client import ExecutionHandle, JobStatus, Observation, Settlemen
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError, UnclearExecuteError
 from runner.api.tasks import JobTasks, failure_text
 from runner.execution.base import JobsApi
+from runner.execution.io import BACKGROUND, START, URGENT
 from runner.execution.policy import CANCEL_POLL_INTERVAL, FailurePolicy
 from runner.execution.runstate import JobRun, JobState
 from runner.execution.settling import unclear_message
@@ -63,7 +64,7 @@ class JobCalls(FailurePolicy):
             else:
                 raise error
 
-        self.calls.submit(execute, done)
+        self.calls.submit(execute, done, START)
 
     def _executed(self, job: JobRun, handle: ExecutionHandle) -> None:
         job.attempts += 1
@@ -173,7 +174,7 @@ class JobCalls(FailurePolicy):
                     log.warning("job_settle_failed", job=job.name, error=str(error))
                 self._settled(job, Settlement.UNCLEAR if error else future.result())
 
-            self.calls.submit(functools.partial(self.api.settle, handle), done)
+            self.calls.submit(functools.partial(self.api.settle, handle), done, URGENT)
 
     def _settled(self, job: JobRun, outcome: Settlement) -> None:
         if job.name not in self._settling or job.state != JobState.STARTING:
@@ -320,7 +321,7 @@ class JobCalls(FailurePolicy):
             message = f"FAIL: {reason}" if reason else "FAIL (Celonis gave no reason)"
             self._finish_job(job, JobState.FAILED, message)
 
-        self.calls.submit(read, done)
+        self.calls.submit(read, done, URGENT)
 
     def _read_task_results(self, job: JobRun) -> JobTasks | None:
         """The job's task results (issue 12), or None when they cannot be read: a client without
@@ -352,19 +353,21 @@ class JobCalls(FailurePolicy):
                 for listener in self.listeners:  # the state file notes the job again
                     listener(self.state, job)
 
-        self.calls.submit(functools.partial(self._read_task_results, job), done)
+        # A background read: at 10,000 jobs these reads were a quarter of the runner's CPU,
+        # and taken first come first served they held up the executes of ready jobs.
+        self.calls.submit(functools.partial(self._read_task_results, job), done, BACKGROUND)
 
 
 class _SharedRead:
     """One pool's `logs/status`, read once for a batch of executes by whichever needs it first."""
 
-    def __init__(self, read: Callable[[], dict[str, JobStatus] | None]) -> None:
+    def __init__(self, read: Callable[[], Mapping[str, JobStatus] | None]) -> None:
         self._read = read
         self._lock = threading.Lock()
         self._done = False
-        self._value: dict[str, JobStatus] | None = None
+        self._value: Mapping[str, JobStatus] | None = None
 
-    def get(self) -> dict[str, JobStatus] | None:
+    def get(self) -> Mapping[str, JobStatus] | None:
         with self._lock:  # the others wait for the first read instead of repeating it
             if not self._done:
                 self._value = self._read()

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 import structlog
 
 from runner.execution.base import ExecutorBase
+from runner.execution.io import URGENT
 from runner.execution.runstate import JobRun, JobState
 from runner.manifest.durations import format_duration
 from runner.plan.build import downstream
@@ -89,7 +90,7 @@ class FailurePolicy(ExecutorBase):
         def cancel() -> None:
             self.api.cancel(spec.pool_id, spec.job_id)
 
-        self.calls.submit(cancel, done)
+        self.calls.submit(cancel, done, URGENT)
 
     def _check_timeouts(self, now: float) -> None:
         deadlines = self.index.deadlines
