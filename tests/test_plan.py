@@ -9,6 +9,7 @@ from runner.errors import ExitCode, PlanError
 from runner.manifest.loader import load_manifest
 from runner.manifest.model import Manifest
 from runner.plan.build import build_plan, downstream, resolve_selection, upstream
+from tests.fake_celonis import job, plan_of
 
 EXAMPLE = Path(__file__).parent.parent / "jobs.yaml"
 
@@ -118,3 +119,19 @@ def test_pool_limits_only_for_planned_pools(example: Manifest) -> None:
 
 def test_plan_is_pure(example: Manifest, write_manifest: Callable[[str], Path]) -> None:
     assert build_plan(example) == build_plan(example)
+
+
+def test_remaining_is_each_jobs_longest_chain_to_the_end() -> None:
+    """What the scheduler starts first when more jobs are ready than can start: by expected
+    durations where given, by the median of those for the rest."""
+    jobs = [
+        job("a", expected_duration=100.0),
+        job("b", "a", expected_duration=10.0),
+        job("c", "a"),
+        job("lone", expected_duration=30.0),
+    ]
+    remaining = plan_of(*jobs).remaining
+    # c has no duration: the median of 100, 10 and 30
+    assert remaining == {"a": 130.0, "b": 10.0, "c": 30.0, "lone": 30.0}
+    untimed = plan_of(job("x"), job("y", "x"), job("z", "y"), job("w", "x")).remaining
+    assert untimed == {"x": 3.0, "y": 2.0, "z": 1.0, "w": 1.0}

@@ -40,9 +40,11 @@ class JobIndex:
         self.changed = False
         self.dependency_checks = 0
         self._sequence = itertools.count()
-        self._position = {name: i for i, name in enumerate(jobs)}
+        # ready jobs start longest chain to the end first, then in plan order
+        remaining = plan.remaining
+        self._order = {name: (-remaining.get(name, 0.0), i) for i, name in enumerate(jobs)}
         self._unmet = {name: len(job.planned.depends_on) for name, job in jobs.items()}
-        self._queues: dict[str, list[tuple[int, str]]] = {}
+        self._queues: dict[str, list[tuple[tuple[float, int], str]]] = {}
         self._queued: set[str] = set()
         self.fresh: list[str] = []
         """Jobs that became ready since the last pass (each announced once if it must wait)."""
@@ -78,7 +80,8 @@ class JobIndex:
         self.pool_due[pool] = min(self.pool_due.get(pool, at), at)
 
     def take_startable(self, max_parallel: int | None) -> list[JobRun]:
-        """Ready jobs that fit in their pool's and the global limit, in plan order."""
+        """Ready jobs that fit in their pool's and the global limit: longest chain to the end
+        first (`Plan.remaining`), then in plan order."""
         heads = [(queue[0][0], pool) for pool, queue in self._queues.items() if self._free(pool)]
         heapq.heapify(heads)
         per_pool: collections.Counter[str] = collections.Counter()
@@ -123,7 +126,7 @@ class JobIndex:
             return
         self._queued.add(name)
         pool = self.jobs[name].planned.job.pool
-        heapq.heappush(self._queues.setdefault(pool, []), (self._position[name], name))
+        heapq.heappush(self._queues.setdefault(pool, []), (self._order[name], name))
         self.fresh.append(name)
 
     def _release_dependents(self, job: JobRun) -> None:

@@ -51,6 +51,9 @@ class Plan:
     learned_seconds: Mapping[str, float] = field(default_factory=dict)
     """Durations learned from earlier runs, used for the jobs without an expected_duration
     (runner.plan.history); empty when none was given."""
+    remaining: Mapping[str, float] = field(default_factory=dict)
+    """Each job's longest chain to the plan's end, itself included (see `_remaining`): when
+    more jobs are ready than can start at once, the longest chain starts first."""
 
     def pools(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -102,6 +105,7 @@ def build_plan(
         if n in jobs and jobs[n].job.expected_duration is None
     }
     path, seconds = _critical_path(jobs, waves, used)
+    remaining = _remaining(jobs, waves, used)
     pool_limits = {
         p.name: p.max_parallel
         for p in manifest.pools.values()
@@ -117,6 +121,7 @@ def build_plan(
         pool_limits=pool_limits,
         excluded=tuple(n for n in names if n not in chosen),
         learned_seconds=used,
+        remaining=remaining,
     )
 
 
@@ -189,6 +194,32 @@ def closure(start: str, edges: Callable[[str], Iterable[str]]) -> list[str]:
                 seen[nxt] = None
                 stack.append(nxt)
     return list(seen)
+
+
+def _remaining(
+    jobs: Mapping[str, PlannedJob],
+    waves: Sequence[Sequence[str]],
+    learned: Mapping[str, float],
+) -> dict[str, float]:
+    """Each job's longest chain to the end, itself included, in seconds: a job's expected
+    duration, else its learned one, else the median of those known (1 s each when none is).
+    The scheduler starts the ready jobs with the longest chain first: a critical-path-first
+    list schedule, so a burst of ready jobs delays the jobs that hold the least up."""
+    known = sorted(
+        s
+        for n, p in jobs.items()
+        if (s := p.job.expected_duration if p.job.expected_duration is not None else learned.get(n))
+        is not None
+    )
+    fallback = known[len(known) // 2] if known else 1.0
+    chain: dict[str, float] = {}
+    for wave in reversed(waves):
+        for name in wave:
+            planned = jobs[name]
+            own = planned.job.expected_duration
+            own = own if own is not None else learned.get(name, fallback)
+            chain[name] = own + max((chain[c] for c in planned.dependents), default=0.0)
+    return chain
 
 
 def _critical_path(
