@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=250, help="jobs per pool (250)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--keep", type=Path, help="keep each run's files (manifest, log, journal, state) here"
+    )
     args = parser.parse_args(argv)
     sizes = sorted(args.jobs)
     print(f"machine: {machine()}")
@@ -158,8 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             pools = max(1, size // args.pool_size)
             make = generate_dag if shape == "dag" else flat_jobs
-            with tempfile.TemporaryDirectory(prefix=f"bench-cli-{shape}-") as tmp:
-                r = run_once(shape, make(args.seed, size, pools), args.scale, Path(tmp))
+            if args.keep is not None:
+                kept = args.keep / f"{shape}-{size}"
+                kept.mkdir(parents=True, exist_ok=True)
+                r = run_once(shape, make(args.seed, size, pools), args.scale, kept)
+            else:
+                with tempfile.TemporaryDirectory(prefix=f"bench-cli-{shape}-") as tmp:
+                    r = run_once(shape, make(args.seed, size, pools), args.scale, Path(tmp))
             base = base or r
             show(r, base)
             if r.cpu_ms_per_job > CPU_TARGET * base.cpu_ms_per_job:
