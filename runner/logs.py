@@ -14,6 +14,8 @@ browser, so the default is the console form everywhere; JSON lines with
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
 import threading
@@ -51,12 +53,22 @@ class Redactor:
             return self.scrub(f"{type(value).__name__}: {value}")
         return value
 
+    def appears_in(self, text: str) -> bool:
+        """Whether a secret is in `text` as itself or as JSON writes it (json.dumps escapes
+        character by character, so a secret inside a value shows as its escaped form)."""
+        return any(s in text or _json_escaped(s) in text for s in self.secrets)
+
     def __call__(
         self, logger: Any, method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         if not self.secrets:
             return event
         return {k: self.scrub(v) for k, v in event.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _json_escaped(secret: str) -> str:
+    return json.dumps(secret)[1:-1]
 
 
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)

