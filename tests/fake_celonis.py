@@ -49,6 +49,8 @@ class FakeCelonis:
     takes_effect: set[str] = field(default_factory=set)
     settlements: dict[str, list[Settlement]] = field(default_factory=dict)
     status_error_after: float | None = None
+    answers_pool_entries: bool = False
+    """`pool_entries` answers with every job's status (else None: the pool has no such list)."""
     calls: list[tuple[float, str, str]] = field(default_factory=list)
     runs: dict[str, list[Run]] = field(default_factory=dict)
 
@@ -104,7 +106,9 @@ class FakeCelonis:
 
     def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None:
         self._record("pool_entries")
-        return None
+        if not self.answers_pool_entries:
+            return None
+        return {job_id.lower(): self.status(job_id) for job_id in self.runs}
 
     def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None:
         self._record("latest_execution", job_id)

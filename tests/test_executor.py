@@ -3,6 +3,7 @@ no sleeps (calls run inline; time moves only when the executor waits)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -552,3 +553,68 @@ def test_when_slots_are_short_the_job_with_the_longest_chain_behind_it_starts_fi
     order = [j for _, m, j in api.calls if m == "execute"]
     # in plan order: lone, a, c, a2, c2, c3; ties (a and c2, then lone, a2 and c3) keep it
     assert order == ["c", "a", "c2", "lone", "a2", "c3"]
+
+
+def test_the_pool_read_before_executes_is_a_poll_for_the_pools_running_jobs() -> None:
+    """c's execute reads sap's logs/status first; that answer shows a (running in sap) ended,
+    so a is seen then, not at sap's next poll (a is old: its polls are far apart)."""
+    w = dataclasses.replace(job("w", pool="crm"), max_poll_interval=10.0)
+    seen = {}
+    for answers in (False, True):
+        api = fake(durations={"a": 1001.0, "w": 1003.0, "c": 10.0}, answers_pool_entries=answers)
+        state = run(plan_of(job("a"), w, job("c", "w")), api)
+        assert set(states(state).values()) == {JobState.SUCCEEDED}
+        (read,) = [t for t in api.times("pool_entries") if t > T0]  # c's, after w ended
+        a = state.jobs["a"]
+        assert a.finished_at is not None
+        seen[answers] = a.finished_at - state.started_at
+        assert api.times("status", "a")[-1] <= read + (0.0 if answers else 60.0)
+    assert seen[True] == 1010.0  # the read made for c's execute, after w was seen at 1010
+    assert seen[False] > 1010.0  # without a pool list: sap's own next poll
+
+
+class HeldReads(InlineCalls):
+    """Inline, except that a pool read before executes answers one pass later."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__(wake)
+        self.held: list[tuple[Callable[[], Any], OnDone, int]] = []
+
+    def submit(self, call: Callable[[], Any], on_done: OnDone, priority: int = NORMAL) -> None:
+        if getattr(getattr(call, "func", None), "__name__", "") == "pool_entries":
+            self.held.append((call, on_done, priority))
+        else:
+            super().submit(call, on_done, priority)
+
+    def collect(self) -> bool:
+        collected = super().collect()
+        held, self.held = self.held, []
+        for call, on_done, priority in held:
+            super().submit(call, on_done, priority)
+        return collected
+
+    def in_flight(self) -> bool:
+        return bool(self.held) or super().in_flight()
+
+
+def test_a_stop_while_the_pool_is_read_sends_no_execute_and_says_not_started() -> None:
+    api = fake()
+    holder: list[Executor] = []
+
+    def stop_when_starting(state: RunState, j: JobRun) -> None:
+        if j.name == "b" and j.state == JobState.STARTING:
+            holder[0].request_stop("SIGTERM received")
+
+    ex = Executor(
+        plan_of(job("a"), job("b", "a")),
+        api,
+        api.clock,
+        calls=HeldReads,
+        listeners=[stop_when_starting],
+    )
+    holder.append(ex)
+    state = ex.run()
+    assert states(state) == {"a": JobState.SUCCEEDED, "b": JobState.NOT_STARTED}
+    assert state.jobs["b"].error == "not started: SIGTERM received"
+    assert api.times("execute", "b") == []
+    assert may_still_run(state) == set()

@@ -77,6 +77,8 @@ class ExecutorBase:
         self._settle_busy: set[str] = set()
         self._settle_since: dict[str, float] = {}
         self._reason_pending: set[str] = set()
+        self._reading_before: set[str] = set()
+        """Jobs starting whose pool is read before their executes are sent (none sent yet)."""
         self._timed_out: set[str] = set()
 
     def _watch(self, job: JobRun, handle: ExecutionHandle, started_at: float) -> None:

@@ -182,7 +182,10 @@ class Executor(JobCalls):
     def _finish(self) -> None:
         reason = self.stopping.reason
         for job in list(self.index.by_state[JobState.STARTING].values()):
-            if job.error is None:
+            if job.name in self._reading_before:  # abandoned before its execute was sent
+                job.error = f"not started: {reason}" if reason else "not started"
+                self._set(job, JobState.NOT_STARTED)
+            elif job.error is None:
                 job.error = (
                     "may be running in Celonis: stopped while its execute request was in flight"
                 )

@@ -6,9 +6,9 @@ back); none reads time except through the injected clock.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 
 import structlog
@@ -35,20 +35,54 @@ class JobCalls(FailurePolicy):
     # -- execute -------------------------------------------------------------------
 
     def _execute_all(self, jobs: list[JobRun]) -> None:
-        reads: dict[str, _SharedRead] = {}
+        """Read each pool's `logs/status` once for its batch (the executes compare what it
+        says before the trigger), then send the batch's executes with it."""
+        batches: dict[str, list[JobRun]] = {}
         for job in jobs:
-            pool_id = job.planned.job.pool_id
-            read = reads.setdefault(
-                pool_id, _SharedRead(functools.partial(self.api.pool_entries, pool_id))
-            )
-            self._execute(job, read)
+            batches.setdefault(job.planned.job.pool_id, []).append(job)
+        for pool_id, batch in batches.items():
+            pool = batch[0].planned.job.pool
+            watched = list(self.index.polled.get(pool, {}).values())
+            self._reading_before.update(job.name for job in batch)
+            done = functools.partial(self._read_before_executes, pool, watched, batch)
+            self.calls.submit(functools.partial(self.api.pool_entries, pool_id), done, START)
 
-    def _execute(self, job: JobRun, pool_read: _SharedRead) -> None:
+    def _read_before_executes(
+        self,
+        pool: str,
+        watched: list[JobRun],
+        batch: list[JobRun],
+        future: Future[Mapping[str, JobStatus] | None],
+    ) -> None:
+        """The read also answers for the pool's jobs being polled when it was sent: observed
+        like a poll's answer (a status read before an execute cannot pass for that execute's
+        end: ExecutionHandle.observe), it pushes the pool's next poll back. When it failed,
+        each execute reads the pool for itself."""
+        self._reading_before.difference_update(job.name for job in batch)
+        error = future.exception()
+        if error is not None and not isinstance(error, ApiError):
+            raise error
+        entries = future.result() if error is None else None
+        if entries is not None and watched:
+            statuses = {}
+            for job in watched:
+                job_id = job.planned.job.job_id
+                entry = entries.get(job_id.lower())
+                if entry is not None:
+                    statuses[job_id] = dataclasses.replace(entry, job_id=job_id)
+            self._apply_statuses(pool, watched, statuses)
+        for job in batch:
+            if self.stopping.reason is not None:  # stopped meanwhile: nothing was sent
+                job.error = f"not started: {self.stopping.reason}"
+                self._set(job, JobState.NOT_STARTED)
+            else:
+                self._execute(job, entries)
+
+    def _execute(self, job: JobRun, entries: Mapping[str, JobStatus] | None) -> None:
         spec = job.planned.job
         ids = job.planned.task_ids
 
         def execute() -> ExecutionHandle:
-            entries = pool_read.get()
             if ids is None:  # the whole job: the documented endpoint
                 return self.api.execute(spec.pool_id, spec.job_id, spec.mode, pool_entries=entries)
             return self.api.execute(
@@ -222,7 +256,11 @@ class JobCalls(FailurePolicy):
             return
         if error is not None:
             raise error
-        statuses = future.result()
+        self._apply_statuses(pool, jobs, future.result())
+
+    def _apply_statuses(
+        self, pool: str, jobs: list[JobRun], statuses: Mapping[str, JobStatus]
+    ) -> None:
         for job in jobs:
             status = statuses.get(job.planned.job.job_id)
             if status is None or job.name in self._reason_pending:
@@ -230,7 +268,7 @@ class JobCalls(FailurePolicy):
             if job.state in (JobState.RUNNING, JobState.WAITING):
                 self._observe(job, status)
         self.index.pool_due[pool] = min(
-            (j.next_poll for j in self.index.polled[pool].values()),
+            (j.next_poll for j in self.index.polled.get(pool, {}).values()),
             default=self.clock.monotonic(),
         )
 
@@ -356,20 +394,3 @@ class JobCalls(FailurePolicy):
         # A background read: at 10,000 jobs these reads were a quarter of the runner's CPU,
         # and taken first come first served they held up the executes of ready jobs.
         self.calls.submit(functools.partial(self._read_task_results, job), done, BACKGROUND)
-
-
-class _SharedRead:
-    """One pool's `logs/status`, read once for a batch of executes by whichever needs it first."""
-
-    def __init__(self, read: Callable[[], Mapping[str, JobStatus] | None]) -> None:
-        self._read = read
-        self._lock = threading.Lock()
-        self._done = False
-        self._value: Mapping[str, JobStatus] | None = None
-
-    def get(self) -> Mapping[str, JobStatus] | None:
-        with self._lock:  # the others wait for the first read instead of repeating it
-            if not self._done:
-                self._value = self._read()
-                self._done = True
-            return self._value
