@@ -467,3 +467,25 @@ def test_a_pool_status_entry_is_checked_only_for_the_jobs_asked_about() -> None:
         )
         with pytest.raises(ProtocolError, match="lastExecutionStartDate is not a date"):
             client.pool_statuses(POOL, [other])
+
+
+@pytest.mark.parametrize(
+    ("failing", "status"),
+    [("/logs/status", 503), ("/execute", 400), ("/execute", 422)],
+)
+def test_an_execute_that_certainly_did_not_start_says_so(failing: str, status: int) -> None:
+    """A read before the POST that fails, or a POST Celonis refuses with a definite answer:
+    the error says the execute took no effect (the executor then says "not started")."""
+
+    def handle(h: http.server.BaseHTTPRequestHandler) -> None:
+        if h.path.split("?")[0].endswith(failing):
+            answer(status, {"title": "no"})(h)
+        elif h.path.endswith("/logs/status"):
+            answer(200, [{"id": JOB, "status": "SUCCESS"}])(h)
+        else:
+            answer(200, {"id": JOB, "status": "SUCCESS"})(h)
+
+    with local_server(handle) as url, pytest.raises(ApiError) as caught:
+        client_for(url).execute(POOL, JOB, "FULL")
+    assert caught.value.status == status
+    assert caught.value.took_no_effect

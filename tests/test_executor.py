@@ -618,3 +618,20 @@ def test_a_stop_while_the_pool_is_read_sends_no_execute_and_says_not_started() -
     assert state.jobs["b"].error == "not started: SIGTERM received"
     assert api.times("execute", "b") == []
     assert may_still_run(state) == set()
+
+
+def test_an_execute_that_certainly_did_not_start_the_job_says_not_started() -> None:
+    """A failure before the POST (or a definite refusal of it) is not "may be running"."""
+    refused = ServerError("GET .../logs/status: HTTP 503 Service Unavailable", status=503)
+    refused.took_no_effect = True
+    api = fake(execute_errors={"a": [refused]})
+    state = run(plan_of(job("a"), job("b", "a")), api)
+    assert states(state) == {"a": JobState.NOT_STARTED, "b": JobState.NOT_STARTED}
+    assert state.jobs["a"].error == f"not started: {refused}"
+    assert may_still_run(state) == set()
+    assert state.error == str(refused)
+
+    unclear = ServerError("POST .../execute: HTTP 503 Service Unavailable", status=503)
+    api = fake(execute_errors={"a": [unclear]})
+    state = run(plan_of(job("a")), api)
+    assert may_still_run(state) == {"a"}  # sent, no answer: it may have started

@@ -436,7 +436,11 @@ class CelonisClient:
         """
         if mode not in ("FULL", "DELTA"):
             raise ValueError(f"mode must be FULL or DELTA, not {mode!r}")
-        before, compared = self._snapshot(pool_id, job_id, pool_entries)
+        try:
+            before, compared = self._snapshot(pool_id, job_id, pool_entries)
+        except ApiError as error:
+            error.took_no_effect = True  # read before any POST
+            raise
         if before.in_progress:
             raise JobBusyError(before, pool_id=pool_id)
         handle = ExecutionHandle(
@@ -481,6 +485,7 @@ class CelonisClient:
             )
         except ApiError as error:
             if error.path != shown_path(path, params) or sent[0].sent_at is None:
+                error.took_no_effect = True
                 raise  # the token request failed: no execute went out
             if error.status == 409 and type(error) is ApiError:
                 if after_unclear:
@@ -490,6 +495,7 @@ class CelonisClient:
                 status = self.job_status(handle.pool_id, handle.job_id)
                 raise JobBusyError(status, pool_id=handle.pool_id, refused=True) from None
             if not _outcome_unknown(error):
+                error.took_no_effect = True  # a definite answer: refused, not started
                 raise
             return self._resolve_unclear(sent[0], error)
         bound.debug("api.executed", attempts=sent[0].attempts, before=handle.before.markers())
@@ -509,6 +515,7 @@ class CelonisClient:
                 return handle
             if settlement is Settlement.NOT_STARTED:
                 if handle.attempts >= self.retry.max_attempts:
+                    error.took_no_effect = True  # the status shows it did not start
                     raise error
                 bound.warning("api.execute_resend", attempt=handle.attempts + 1)
                 return self._post_execute(handle, after_unclear=True)

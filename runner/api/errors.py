@@ -40,7 +40,13 @@ _NOT_SENT: frozenset[str] = frozenset({"refused", "connect_timeout", "tls"})
 
 
 class ApiError(RunnerError):
-    """A request to the Celonis API failed; `str()` is the message for the user."""
+    """A request to the Celonis API failed; `str()` is the message for the user.
+
+    `took_no_effect`: set by `CelonisClient.execute` when the execute certainly did not
+    start the job (no POST went out, Celonis refused it with a definite answer, or the
+    status shows it did not start), so the job is "not started", not "may be running"."""
+
+    took_no_effect = False
 
     def __init__(
         self,

@@ -126,6 +126,13 @@ class JobCalls(FailurePolicy):
             self.stopping.abort(error, now=self.clock.monotonic(), hard=self._executes_out)
         elif isinstance(error, NotFoundError | AuthError) and error.status in (403, 404):
             self._finish_job(job, JobState.FAILED, str(error))
+        elif error.took_no_effect:
+            # nothing was sent, or Celonis refused it for certain: this job did not start, and
+            # the API is unusable for the rest of the run
+            job.error = f"not started: {error}"
+            self._set(job, JobState.NOT_STARTED)
+            self.stopping.abort(error, now=self.clock.monotonic(), hard=self._executes_out)
+            self._wake.set()
         else:
             # The request may have reached Celonis before the API failed: the job stays
             # "starting" (in the state file too), and a resume settles it before acting.
