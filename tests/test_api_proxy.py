@@ -8,15 +8,17 @@ proxy, `GET http://host/... HTTP/1.1`) and answers JSON itself.
 from __future__ import annotations
 
 import http.server
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 import requests
 
-from runner.api import KeyAuth, RetryPolicy, Secret, Transport
+from runner.api import KeyAuth, NetworkError, RetryPolicy, Secret, Transport
 from tests.emulator_fixtures import FakeClock
-from tests.test_api_answers import KEY, answer, local_server
+from tests.test_api_answers import KEY, answer, local_server, trickle
 
 PROXY_VARIABLES = (
     "http_proxy",
@@ -51,7 +53,9 @@ def recording_server(name: str, seen: list[str]) -> Iterator[str]:
         yield url
 
 
-def transport_for(url: str, session: requests.Session | None = None) -> Transport:
+def transport_for(
+    url: str, session: requests.Session | None = None, deadline: float = 120.0
+) -> Transport:
     return Transport(
         url,
         KeyAuth("Bearer", Secret(KEY), "CELONIS_API_KEY"),
@@ -59,6 +63,7 @@ def transport_for(url: str, session: requests.Session | None = None) -> Transpor
         FakeClock(),
         timeouts=(2.0, 5.0),
         retry=RetryPolicy(max_attempts=1),
+        deadline=deadline,
     )
 
 
@@ -120,3 +125,21 @@ def test_a_session_that_does_not_trust_the_environment_keeps_its_own_proxies(
         assert transport_for(url, session).get_json(PATH) == {"via": "proxy"}
     assert proxied == [f"GET {url}{PATH} HTTP/1.1"]
     assert direct == [] and other == []
+
+
+def test_the_deadline_cuts_an_answer_trickling_through_a_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stop = threading.Event()
+    with local_server(trickle(headers_too=False, stop=stop)) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        transport = transport_for("http://celonis.invalid", deadline=1.0)
+        started = time.monotonic()
+        try:
+            with pytest.raises(NetworkError) as caught:
+                transport.get_json(PATH)
+        finally:
+            stop.set()
+        took = time.monotonic() - started
+    assert "no complete answer within 1 s" in str(caught.value)
+    assert 0.9 <= took < 3.0

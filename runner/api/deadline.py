@@ -29,6 +29,7 @@ from typing import Any
 import requests
 import requests.adapters
 import urllib3.connectionpool
+import urllib3.poolmanager
 
 _current = threading.local()
 
@@ -172,10 +173,21 @@ class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
         return super()._make_request(conn, *args, **kwargs)
 
 
+_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class _DeadlineAdapter(requests.adapters.HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Requests through an HTTP(S) proxy use the proxy manager's pools: make them
+        # deadline-aware too. A SOCKS manager (not a ProxyManager) keeps its own pools.
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.poolmanager.ProxyManager):
+            manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+        return manager
 
 
 def mount(session: requests.Session) -> None:
