@@ -46,6 +46,7 @@ from runner.api.errors import (
 )
 from runner.api.tls import TRUST_HINT
 from runner.clock import Clock, SystemClock
+from runner.logs import debug_enabled
 
 log = structlog.get_logger(__name__)
 
@@ -447,14 +448,15 @@ class Transport:
         if error is not None:
             log.debug("api.no_answer", method=method, path=shown, error=error.kind)
             raise error
-        log.debug(
-            "api.response",
-            method=method,
-            path=shown,
-            status=response.status_code,
-            ms=round((self.network_clock.monotonic() - started) * 1000),
-            headers=redact_headers(response.headers),
-        )
+        if debug_enabled():  # skips building the event (headers copied and redacted) per request
+            log.debug(
+                "api.response",
+                method=method,
+                path=shown,
+                status=response.status_code,
+                ms=round((self.network_clock.monotonic() - started) * 1000),
+                headers=redact_headers(response.headers),
+            )
         return response
 
     def _send_and_read(
