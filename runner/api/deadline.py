@@ -64,6 +64,7 @@ class Deadline:
             if self.cancelled or self.expired:
                 return
             self.cancelled = True
+            self._connection = None  # the entry may wait in the heap a while: keep nothing alive
         _WATCHDOG.forget()
 
     def _expire(self) -> None:
