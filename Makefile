@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/state_bytes.py
+	$(BIN)/python bench/http_request.py
 	$(BIN)/python bench/run_cli.py
 
 clean:

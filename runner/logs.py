@@ -130,12 +130,25 @@ def configure(
             structlog.processors.format_exc_info,
             ConsoleLine(colour=use_colour(stream, environ), width=width),
         ]
+    wrapper = structlog.make_filtering_bound_logger(level)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=wrapper,
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+    _quiet_wrapper[:] = [wrapper] if level > logging.DEBUG else []
+
+
+_quiet_wrapper: list[type[Any]] = []
+"""The wrapper class `configure` last made, when it filters debug events out."""
+
+
+def debug_enabled() -> bool:
+    """Whether a debug event would be written. False only while the configuration that
+    `configure` made at info level is in force, so a hot path may skip building a debug
+    event's fields; True whenever unsure (structlog unconfigured or configured elsewhere)."""
+    return not _quiet_wrapper or structlog.get_config()["wrapper_class"] is not _quiet_wrapper[0]
 
 
 class BackgroundWriter:

@@ -73,3 +73,10 @@ def test_run_cli_bench_runs() -> None:
     assert all(ok == jobs for _, jobs, ok, _ in rows), result.stdout
     assert all(float(ratio) >= 0.999 for *_, ratio in rows), result.stdout
     assert "targets: " in result.stdout
+
+
+def test_http_request_bench_runs() -> None:
+    result = run_bench("http_request.py", "--calls", "30", "--rounds", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"Transport.get_json: \d+ us CPU per call", result.stdout)
+    assert "ratio ours/baseline: " in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -306,3 +307,66 @@ def test_run_keeps_the_collector_off_the_plan_while_it_runs(
     assert frozen and frozen[0] > 0  # the plan and the run's data were frozen
     assert gc.get_freeze_count() == 0  # and released when the run ended
     assert '"event": "run_finished"' in result.err  # every log line was written by the end
+
+
+def test_debug_enabled_says_false_only_under_the_info_level_configuration_it_made() -> None:
+    def configure(verbosity: int) -> None:
+        logs.configure(
+            log_format="json",
+            verbosity=verbosity,
+            stream=io.StringIO(),
+            environ={},
+            redactor=logs.Redactor(),
+        )
+
+    configure(0)
+    assert not logs.debug_enabled()
+    configure(1)
+    assert logs.debug_enabled()
+    configure(0)
+    # Configured again elsewhere (a host application): unsure, so debug fields are built.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    assert logs.debug_enabled()
+
+
+def test_a_debug_run_still_logs_each_api_response_with_redacted_headers() -> None:
+    import http.server
+
+    import requests
+
+    from runner.api import KeyAuth, RetryPolicy, Secret, Transport
+    from tests.emulator_fixtures import FakeClock
+    from tests.test_api_answers import local_server
+
+    def handle(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Set-Cookie", "session=abcdef0123")
+        h.send_header("Content-Length", "2")
+        h.end_headers()
+        h.wfile.write(b"{}")
+
+    for verbosity in (1, 0):
+        stream = io.StringIO()
+        logs.configure(
+            log_format="json",
+            verbosity=verbosity,
+            stream=stream,
+            environ={},
+            redactor=logs.Redactor(),
+        )
+        with local_server(handle) as url:
+            transport = Transport(
+                url,
+                KeyAuth("Bearer", Secret("k" * 40), "CELONIS_API_KEY"),
+                requests.Session(),
+                FakeClock(),
+                retry=RetryPolicy(max_attempts=1),
+            )
+            assert transport.get_json("/integration/api/pools") == {}
+        events = [json.loads(line) for line in stream.getvalue().splitlines()]
+        responses = [e for e in events if e["event"] == "api.response"]
+        if verbosity:
+            assert len(responses) == 1 and responses[0]["status"] == 200
+            assert responses[0]["headers"]["Set-Cookie"] == "<redacted>"
+        else:
+            assert responses == []

@@ -46,6 +46,7 @@ from runner.api.errors import (
 )
 from runner.api.tls import TRUST_HINT
 from runner.clock import Clock, SystemClock
+from runner.logs import debug_enabled
 
 log = structlog.get_logger(__name__)
 
@@ -217,6 +218,18 @@ class Transport:
         self.network_clock: Clock = network_clock or SystemClock()
         self.auth = auth
         self.session = session
+        # `Session.request` would read the process environment on every request (proxy
+        # variables and NO_PROXY, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE when `verify` is True):
+        # it is read once here, by requests' own code, with the session's `trust_env`,
+        # `proxies` and `cert`. Every request of this transport goes to `base_url` (the
+        # token request too), and proxies depend only on its scheme and host: one
+        # resolution holds for all of them.
+        sending = session.merge_environment_settings(
+            self.base_url + "/", {}, True, self.verify, None
+        )
+        self._proxies = dict(sending["proxies"])
+        self._send_verify = sending["verify"]
+        self._cert = sending["cert"]
         self.clock = clock
         self.timeouts = timeouts
         self.retry = retry or RetryPolicy()
@@ -435,14 +448,15 @@ class Transport:
         if error is not None:
             log.debug("api.no_answer", method=method, path=shown, error=error.kind)
             raise error
-        log.debug(
-            "api.response",
-            method=method,
-            path=shown,
-            status=response.status_code,
-            ms=round((self.network_clock.monotonic() - started) * 1000),
-            headers=redact_headers(response.headers),
-        )
+        if debug_enabled():  # skips building the event (headers copied and redacted) per request
+            log.debug(
+                "api.response",
+                method=method,
+                path=shown,
+                status=response.status_code,
+                ms=round((self.network_clock.monotonic() - started) * 1000),
+                headers=redact_headers(response.headers),
+            )
         return response
 
     def _send_and_read(
@@ -461,15 +475,23 @@ class Transport:
             data = form.encoded
         else:
             data = form
-        response = self.session.request(
-            method,
-            self.base_url + path,
-            params=params,
-            data=data,
-            headers=headers,
-            auth=auth,
+        # What `Session.request` does, less its reading of the environment (see __init__).
+        prepared = self.session.prepare_request(
+            requests.Request(
+                method.upper(),
+                self.base_url + path,
+                headers=headers,
+                data=data or {},
+                params=params or {},
+                auth=auth,
+            )
+        )
+        response = self.session.send(
+            prepared,
             timeout=self.timeouts,
-            verify=self.verify,
+            verify=self._send_verify,
+            proxies=self._proxies,
+            cert=self._cert,
             allow_redirects=False,
             stream=True,  # the body is read by _read_body, within a size cap
         )
