@@ -105,7 +105,6 @@ def build_plan(
         if n in jobs and jobs[n].job.expected_duration is None
     }
     path, seconds = _critical_path(jobs, waves, used)
-    remaining = _remaining(jobs, waves, used)
     pool_limits = {
         p.name: p.max_parallel
         for p in manifest.pools.values()
@@ -121,7 +120,7 @@ def build_plan(
         pool_limits=pool_limits,
         excluded=tuple(n for n in names if n not in chosen),
         learned_seconds=used,
-        remaining=remaining,
+        remaining=_remaining(jobs, waves, used),
     )
 
 
