@@ -331,8 +331,16 @@ def test_second_signal_exits_at_once(tmp_path: Path) -> None:
     manifest, _ = p.write()
     report = tmp_path / "report.json"
     with emulator_for(p, KEY) as emu:  # outside the runner: its hanging answers are not cut short
+        # a grace of 30 min at x600 is 3 real seconds: the second signal comes within it
         proc = spawn_run(
-            str(manifest), "--base-url", emu.base_url, "--report", str(report), env=env_for(p)
+            str(manifest),
+            "--base-url",
+            emu.base_url,
+            "--report",
+            str(report),
+            "--grace",
+            "1800",
+            env=env_for(p),
         )
         wait_for_execution(lambda: Journal(emu.journal()), "long")
         time.sleep(0.3)  # a poll is now hanging

@@ -158,12 +158,15 @@ def _run(
             jobs=len(plan.jobs),
             base_url=target.base_url,
         )
-        with _signals(executor, interrupt) as received, _gc_frozen():
-            state = executor.run()
-        progress.close()
-        written = _write_outputs(
-            options, state, run_id, state_path, stdout, stderr, environ, redactor
-        )
+        # the handlers stay while the outputs are written: a second Ctrl-C then must not
+        # cut a report short (it makes the process exit at once once they are written)
+        with _signals(executor, interrupt) as received:
+            with _gc_frozen():
+                state = executor.run()
+            progress.close()
+            written = _write_outputs(
+                options, state, run_id, state_path, stdout, stderr, environ, redactor
+            )
         code = exit_code(state, received, written)
         if len(received) >= 2 and ctx is not None:
             # A second signal means "now": the state, report and summary are written; the entry
