@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import pytest
 import requests
@@ -53,6 +54,24 @@ def recording_server(name: str, seen: list[str]) -> Iterator[str]:
         yield url
 
 
+@dataclass
+class Servers:
+    """A recording "proxy" and a recording server, with the request lines each one saw."""
+
+    proxy: str
+    url: str
+    proxied: list[str] = field(default_factory=list)
+    direct: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def proxy_and_server() -> Iterator[Servers]:
+    proxied: list[str] = []
+    direct: list[str] = []
+    with recording_server("proxy", proxied) as proxy, recording_server("server", direct) as url:
+        yield Servers(proxy, url, proxied, direct)
+
+
 def transport_for(
     url: str, session: requests.Session | None = None, deadline: float = 120.0
 ) -> Transport:
@@ -70,41 +89,35 @@ def transport_for(
 def test_requests_go_through_the_proxy_that_http_proxy_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    proxied: list[str] = []
-    direct: list[str] = []
-    with recording_server("proxy", proxied) as proxy, recording_server("server", direct) as url:
-        monkeypatch.setenv("HTTP_PROXY", proxy)
-        transport = transport_for(url)
+    with proxy_and_server() as s:
+        monkeypatch.setenv("HTTP_PROXY", s.proxy)
+        transport = transport_for(s.url)
         assert transport.get_json(PATH, {"page": 2}) == {"via": "proxy"}
         assert transport.get_json(PATH) == {"via": "proxy"}
-    assert proxied == [f"GET {url}{PATH}?page=2 HTTP/1.1", f"GET {url}{PATH} HTTP/1.1"]
-    assert direct == []
+    assert s.proxied == [f"GET {s.url}{PATH}?page=2 HTTP/1.1", f"GET {s.url}{PATH} HTTP/1.1"]
+    assert s.direct == []
 
 
 def test_no_proxy_covering_the_host_sends_requests_directly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    proxied: list[str] = []
-    direct: list[str] = []
-    with recording_server("proxy", proxied) as proxy, recording_server("server", direct) as url:
-        monkeypatch.setenv("HTTP_PROXY", proxy)
+    with proxy_and_server() as s:
+        monkeypatch.setenv("HTTP_PROXY", s.proxy)
         monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-        assert transport_for(url).get_json(PATH) == {"via": "server"}
-    assert direct == [f"GET {PATH} HTTP/1.1"]
-    assert proxied == []
+        assert transport_for(s.url).get_json(PATH) == {"via": "server"}
+    assert s.direct == [f"GET {PATH} HTTP/1.1"]
+    assert s.proxied == []
 
 
 def test_the_environment_is_read_when_the_transport_is_made_not_per_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    proxied: list[str] = []
-    direct: list[str] = []
-    with recording_server("proxy", proxied) as proxy, recording_server("server", direct) as url:
-        transport = transport_for(url)
-        monkeypatch.setenv("HTTP_PROXY", proxy)
+    with proxy_and_server() as s:
+        transport = transport_for(s.url)
+        monkeypatch.setenv("HTTP_PROXY", s.proxy)
         assert transport.get_json(PATH) == {"via": "server"}
-        assert transport_for(url).get_json(PATH) == {"via": "proxy"}
-    assert len(direct) == 1 and len(proxied) == 1
+        assert transport_for(s.url).get_json(PATH) == {"via": "proxy"}
+    assert len(s.direct) == 1 and len(s.proxied) == 1
 
 
 def test_a_session_that_does_not_trust_the_environment_keeps_its_own_proxies(
