@@ -195,6 +195,16 @@ def closure(start: str, edges: Callable[[str], Iterable[str]]) -> list[str]:
     return list(seen)
 
 
+def _expected_seconds(
+    jobs: Mapping[str, PlannedJob], learned: Mapping[str, float]
+) -> dict[str, float | None]:
+    """Each job's expected duration, else its learned one, else None."""
+    return {
+        n: p.job.expected_duration if p.job.expected_duration is not None else learned.get(n)
+        for n, p in jobs.items()
+    }
+
+
 def _remaining(
     jobs: Mapping[str, PlannedJob],
     waves: Sequence[Sequence[str]],
@@ -204,20 +214,15 @@ def _remaining(
     duration, else its learned one, else the median of those known (1 s each when none is).
     The scheduler starts the ready jobs with the longest chain first: a critical-path-first
     list schedule, so a burst of ready jobs delays the jobs that hold the least up."""
-    known = sorted(
-        s
-        for n, p in jobs.items()
-        if (s := p.job.expected_duration if p.job.expected_duration is not None else learned.get(n))
-        is not None
-    )
+    expected = _expected_seconds(jobs, learned)
+    known = sorted(s for s in expected.values() if s is not None)
     fallback = known[len(known) // 2] if known else 1.0
     chain: dict[str, float] = {}
     for wave in reversed(waves):
         for name in wave:
-            planned = jobs[name]
-            own = planned.job.expected_duration
-            own = own if own is not None else learned.get(name, fallback)
-            chain[name] = own + max((chain[c] for c in planned.dependents), default=0.0)
+            own = expected[name]
+            longest = max((chain[c] for c in jobs[name].dependents), default=0.0)
+            chain[name] = (own if own is not None else fallback) + longest
     return chain
 
 
@@ -227,10 +232,7 @@ def _critical_path(
     learned: Mapping[str, float],
 ) -> tuple[tuple[str, ...], float | None]:
     """Longest chain by expected (else learned) duration; by job count when one is missing."""
-    expected = {
-        n: p.job.expected_duration if p.job.expected_duration is not None else learned.get(n)
-        for n, p in jobs.items()
-    }
+    expected = _expected_seconds(jobs, learned)
     timed = all(seconds is not None for seconds in expected.values())
     best: dict[str, tuple[float, str | None]] = {}
     for wave in waves:
