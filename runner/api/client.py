@@ -331,14 +331,8 @@ class CelonisClient:
         """
         wanted = list(dict.fromkeys(job_ids))
         entries = self._pool_entries(pool_id)
-        result: dict[str, JobStatus] = {}
-        for job_id in wanted:
-            entry = entries.get(job_id.lower()) if entries is not None else None
-            if entry is None:
-                result[job_id] = self.job_status(pool_id, job_id)
-            else:
-                result[job_id] = dataclasses.replace(entry, job_id=job_id)
-        return result
+        found = statuses_in(entries, wanted) if entries is not None else {}
+        return {job_id: found.get(job_id) or self.job_status(pool_id, job_id) for job_id in wanted}
 
     def list_pools(self) -> list[PoolInfo]:
         """`GET /integration/api/pools`."""
@@ -739,6 +733,17 @@ class CelonisClient:
             if not isinstance(pages, int) or page >= pages:
                 break
         return lines
+
+
+def statuses_in(entries: Mapping[str, JobStatus], job_ids: Iterable[str]) -> dict[str, JobStatus]:
+    """The statuses of `job_ids` that a pool's entries (`pool_entries`, keyed in lower case)
+    hold, each under the id as asked for (a manifest may spell a UUID in capitals)."""
+    found: dict[str, JobStatus] = {}
+    for job_id in job_ids:
+        entry = entries.get(job_id.lower())
+        if entry is not None:
+            found[job_id] = dataclasses.replace(entry, job_id=job_id)
+    return found
 
 
 class _PoolEntries(Mapping[str, JobStatus]):

@@ -6,14 +6,13 @@ back); none reads time except through the injected clock.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 from concurrent.futures import Future
 
 import structlog
 
-from runner.api.client import ExecutionHandle, JobStatus, Observation, Settlement
+from runner.api.client import ExecutionHandle, JobStatus, Observation, Settlement, statuses_in
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError, UnclearExecuteError
 from runner.api.tasks import JobTasks, failure_text
 from runner.execution.base import JobsApi
@@ -64,13 +63,8 @@ class JobCalls(FailurePolicy):
             raise error
         entries = future.result() if error is None else None
         if entries is not None and watched:
-            statuses = {}
-            for job in watched:
-                job_id = job.planned.job.job_id
-                entry = entries.get(job_id.lower())
-                if entry is not None:
-                    statuses[job_id] = dataclasses.replace(entry, job_id=job_id)
-            self._apply_statuses(pool, watched, statuses)
+            ids = [job.planned.job.job_id for job in watched]
+            self._apply_statuses(pool, watched, statuses_in(entries, ids))
         for job in batch:
             if self.stopping.reason is not None:  # stopped meanwhile: nothing was sent
                 job.error = f"not started: {self.stopping.reason}"
