@@ -226,7 +226,7 @@ class StateStore:
             if self._written.get(name) != key:
                 self._written[name] = key
                 record = {"g": self._generation, "job": name, "data": job_record(job)}
-                lines.append(self._dumps(record))
+                lines.append(self._line(record))
         if lines:
             self.journal.append("".join(lines).encode("utf-8"))
         if sync:
@@ -234,7 +234,7 @@ class StateStore:
 
     def _compact(self, state: RunState) -> None:
         generation = secrets.token_hex(8)
-        text = self._dumps(self._snapshot(state, generation))
+        text = self._line(self._snapshot(state, generation))
         write_text_atomic(self.path, text)
         # Only now do the journal's lines belong to an older generation, and are ignored.
         self._generation = generation
@@ -270,7 +270,7 @@ class StateStore:
             "jobs": {name: job_record(job) for name, job in state.jobs.items()},
         }
 
-    def _dumps(self, data: dict[str, Any]) -> str:
+    def _line(self, data: dict[str, Any]) -> str:
         """`data` as one JSON line, without any secret's value. Written as is when no secret
         shows in the text (a substring search in C); else scrubbed field by field first. At
         10,000 jobs scrubbing every record field by field was 4% of the runner's CPU."""
