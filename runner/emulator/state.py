@@ -236,9 +236,13 @@ class State:
         self._heap: list[tuple[float, int, str]] = []
         """(when, tie-break, job id): a job's next transition; stale entries are skipped."""
 
+    def wall(self, t: float) -> float:
+        """Epoch seconds on Celonis' clock (the virtual wall clock) at virtual time `t`."""
+        return self._wall_offset + t
+
     def ms(self, t: float | None) -> int | None:
-        """Epoch milliseconds on the virtual wall clock for virtual time `t`."""
-        return None if t is None else round((self._wall_offset + t) * 1000)
+        """Epoch milliseconds on Celonis' clock for virtual time `t`."""
+        return None if t is None else round(self.wall(t) * 1000)
 
     # -- time ----------------------------------------------------------------------
 
