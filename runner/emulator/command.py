@@ -130,9 +130,12 @@ def main(
     stop: threading.Event | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM (or until `stop` is set, for tests); 0 after a clean stop."""
+    from runner.clock import ScaledClock
     from runner.emulator.server import Emulator
+    from runner.target import time_origin
 
     scenario = build_scenario(args, environ)
+    origin = time_origin(environ)
     api_key = environ.get(args.api_key_env) or None
     app_key = environ.get(args.app_key_env) or None
     client_id = environ.get(args.oauth_client_id_env) or None
@@ -145,6 +148,7 @@ def main(
     tls = _tls_files(args)
     emulator = Emulator(
         scenario,
+        clock=ScaledClock(scenario.time_scale, origin),
         host=args.host,
         port=args.port,
         api_keys=[api_key] if api_key else None,
@@ -157,7 +161,10 @@ def main(
     with _stop_on_signals(stop):
         emulator.start()
         try:
-            stdout.writelines(_start_lines(emulator, args, tls, throwaway=api_key is None))
+            lines = _start_lines(
+                emulator, args, tls, throwaway=api_key is None, own_origin=origin is None
+            )
+            stdout.writelines(lines)
             stdout.flush()
             while not stop.wait(0.2):
                 pass
@@ -169,11 +176,20 @@ def main(
 
 
 def _start_lines(
-    emulator: Emulator, args: argparse.Namespace, tls: TlsFiles | None, *, throwaway: bool
+    emulator: Emulator,
+    args: argparse.Namespace,
+    tls: TlsFiles | None,
+    *,
+    throwaway: bool,
+    own_origin: bool = True,
 ) -> list[str]:
-    """Where it listens, its time scale, the certificate, and the runner command that fits."""
+    """Where it listens, its time scale, the certificate, and the runner command that fits.
+
+    The command names the clock's origin unless it came from the environment (`own_origin`
+    False), where a runner started from the same shell finds it too."""
+    from runner.clock import ScaledClock
     from runner.emulator.tls import trust_hint
-    from runner.target import TIME_SCALE_ENV
+    from runner.target import TIME_ORIGIN_ENV, TIME_SCALE_ENV
 
     scale = emulator.scenario.time_scale
     lines = [f"emulator listening on {emulator.base_url}\n"]
@@ -196,6 +212,10 @@ def _start_lines(
     if scale != 1:
         # the runner's clock must run as fast, or every job seems to last one poll interval
         env.append(f"{TIME_SCALE_ENV}={scale:g}")
+        if own_origin and isinstance(emulator.clock, ScaledClock):
+            # and from the same origin, or its dates drift from the emulator's by
+            # (the time between the two starts) x scale
+            env.append(f"{TIME_ORIGIN_ENV}={emulator.clock.origin:.6f}")
     manifest = f" {shlex.quote(str(args.manifest))}" if args.manifest is not None else ""
     command = " ".join([*env, f"celonis-runner run{manifest} --base-url {emulator.base_url}"])
     lines.append(f"run the runner against it: {command}\n")

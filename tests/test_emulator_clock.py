@@ -1,0 +1,213 @@
+"""Celonis' clock as the emulator shows it: the Date header, `clock_offset`, `status_lag`,
+and scaled clocks in two processes that agree on the date (a shared origin)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import pytest
+import requests
+from emulator_fixtures import JOB, POOL, UNKNOWN, Client, FakeClock, pool_scenario
+
+from runner.airflow.credentials import make_clock
+from runner.clock import ScaledClock, SystemClock
+from runner.emulator import Emulator, Scenario
+from runner.emulator import command as emulator_command
+from runner.errors import UsageError
+from runner.target import TIME_ORIGIN_ENV, TIME_SCALE_ENV, _clock
+
+SCALE = 3000.0
+KEY = "clock-test-key-4b1e"
+CLIENT_ID = "runner-ci"
+CLIENT_SECRET = "s3cret-oauth-7a4b"
+
+# -- scaled clocks from a shared origin -------------------------------------------------------
+
+
+def test_two_scaled_clocks_with_the_same_origin_agree_though_made_at_different_times() -> None:
+    origin = time.time()
+    first = ScaledClock(SCALE, origin)
+    time.sleep(0.05)  # 150 virtual seconds at this scale
+    second = ScaledClock(SCALE, origin)
+    assert abs(first.time() - second.time()) < 1.0
+    # and each runs at the scale from the origin
+    assert abs(second.time() - (origin + (time.time() - origin) * SCALE)) < 1.0
+    # each one's monotonic keeps pace with its time()
+    offset = second.time() - second.monotonic()
+    time.sleep(0.01)
+    assert second.time() - second.monotonic() == pytest.approx(offset, abs=1.0)
+
+
+def test_scaled_clocks_without_an_origin_start_from_their_own_start() -> None:
+    first = ScaledClock(SCALE)
+    time.sleep(0.05)
+    second = ScaledClock(SCALE)
+    assert first.time() - second.time() > 100  # what the shared origin fixes
+    assert abs(second.time() - time.time()) < 5
+    assert second.origin == pytest.approx(time.time(), abs=1)
+
+
+def test_a_scaled_clock_refuses_an_origin_that_is_not_finite() -> None:
+    with pytest.raises(ValueError, match="origin"):
+        ScaledClock(SCALE, float("nan"))
+
+
+@pytest.mark.parametrize("make", [_clock, make_clock], ids=["cli", "airflow"])
+def test_the_runner_reads_the_time_origin_beside_the_time_scale(make) -> None:  # type: ignore[no-untyped-def]
+    origin = time.time() - 10
+    clock = make({TIME_SCALE_ENV: "3000", TIME_ORIGIN_ENV: f"{origin:.6f}"})
+    assert isinstance(clock, ScaledClock)
+    assert clock.origin == pytest.approx(origin, abs=1e-5)
+    assert clock.time() == pytest.approx(origin + 10 * SCALE, abs=SCALE)
+    # without the origin: as before, from now
+    assert make({TIME_SCALE_ENV: "3000"}).time() == pytest.approx(time.time(), abs=5)
+    # without a scale the origin changes nothing
+    assert isinstance(make({TIME_ORIGIN_ENV: f"{origin}"}), SystemClock)
+
+
+@pytest.mark.parametrize("make", [_clock, make_clock], ids=["cli", "airflow"])
+@pytest.mark.parametrize("value", ["soon", "nan", "inf", "-5", "1e400"])
+def test_a_bad_time_origin_is_a_usage_error(make, value: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match=r"\$CELONIS_RUNNER_TIME_ORIGIN must be a number"):
+        make({TIME_SCALE_ENV: "3000", TIME_ORIGIN_ENV: value})
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    emulator_command.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@contextlib.contextmanager
+def _serving(args: argparse.Namespace, environ: dict[str, str]) -> Iterator[str]:
+    """`celonis-runner emulator` in a thread; yields what it printed when it started."""
+    out = io.StringIO()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: emulator_command.main(args, environ, out, stop=stop), daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 5
+    while "run the runner" not in out.getvalue() and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    try:
+        yield out.getvalue()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _start_text(args: argparse.Namespace, environ: dict[str, str]) -> str:
+    with _serving(args, environ) as text:
+        return text
+
+
+def test_the_emulator_suggests_its_time_origin_to_the_runner() -> None:
+    before = time.time()
+    text = _start_text(_args("--port", "0", "--time-scale", "600"), {"CELONIS_API_KEY": "k"})
+    match = re.search(
+        rf"run the runner against it: {TIME_SCALE_ENV}=600 {TIME_ORIGIN_ENV}=(\d+\.\d+) celonis",
+        text,
+    )
+    assert match, text
+    assert before - 1 <= float(match.group(1)) <= time.time()
+
+
+def test_the_emulator_takes_its_time_origin_from_the_environment() -> None:
+    origin = time.time() - 1.0
+    environ = {"CELONIS_API_KEY": "k", TIME_ORIGIN_ENV: f"{origin:.6f}"}
+    with _serving(_args("--port", "0", "--time-scale", "600"), environ) as text:
+        # the origin is in the environment already: the command does not repeat it
+        assert f"run the runner against it: {TIME_SCALE_ENV}=600 celonis-runner run" in text
+        url = re.search(r"emulator listening on (\S+)", text)
+        assert url, text
+        before = origin + (time.time() - origin) * 600
+        answer = requests.get(url.group(1) + "/api/cloud", timeout=5)
+        after = origin + (time.time() - origin) * 600
+    # the origin a second ago, at 600x: ten virtual minutes ahead of this machine
+    shown = parsedate_to_datetime(answer.headers["Date"]).timestamp()
+    assert before - 2 <= shown <= after + 2
+    assert shown > time.time() + 500
+    with pytest.raises(UsageError, match=TIME_ORIGIN_ENV):
+        emulator_command.main(_args("--port", "0"), {TIME_ORIGIN_ENV: "x"}, io.StringIO())
+
+
+# -- the Date header: Celonis' clock ---------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def serve(clock: FakeClock) -> Iterator[Callable[..., Emulator]]:
+    started: list[Emulator] = []
+
+    def make(scenario: dict[str, Any], **kwargs: Any) -> Emulator:
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("api_keys", [KEY])
+        emulator = Emulator(Scenario.from_dict(scenario), **kwargs)
+        emulator.start()
+        started.append(emulator)
+        return emulator
+
+    yield make
+    for emulator in started:
+        emulator.stop()
+
+
+def _date(response: requests.Response) -> float:
+    return parsedate_to_datetime(response.headers["Date"]).timestamp()
+
+
+def test_every_answer_carries_a_date_on_the_emulators_clock(
+    serve: Callable[..., Emulator], clock: FakeClock
+) -> None:
+    fault = {"path": "/api/team", "action": "status", "status": 503}
+    emu = serve(
+        pool_scenario({"id": JOB}, faults=[fault], rate_limit={"requests": 5, "per": "1h"}),
+        oauth_clients={CLIENT_ID: CLIENT_SECRET},
+    )
+    api = Client(emu.base_url, f"Bearer {KEY}")
+    clock.advance(90)
+    answers = [
+        api.get(f"/integration/api/pools/{POOL}/jobs/{JOB}"),  # 200
+        api.get(f"/integration/api/pools/{UNKNOWN}/jobs/{JOB}"),  # 404
+        Client(emu.base_url, "Bearer wrong").get("/api/cloud"),  # 401
+        api.get("/api/team"),  # a fault
+        requests.post(
+            emu.base_url + "/oauth2/token",
+            auth=(CLIENT_ID, CLIENT_SECRET),
+            data={"grant_type": "client_credentials"},
+            timeout=5,
+        ),
+        api.post(f"/integration/api/pools/{POOL}/jobs/{JOB}/execute", data=b"{", timeout=5),
+        api.get("/api/cloud"),  # over the rate limit
+    ]
+    assert [a.status_code for a in answers] == [200, 404, 401, 503, 200, 400, 429]
+    for answer in answers:
+        assert _date(answer) == pytest.approx(clock.time(), abs=2), answer.request.url
+    # the emulator's clock is years away from this machine's: the header is not the real time
+    assert abs(clock.time() - time.time()) > 86400
+    clock.advance(3600)
+    assert _date(api.get("/api/cloud")) == pytest.approx(clock.time(), abs=2)
+
+
+def test_the_date_of_an_unreadable_request_is_on_the_emulators_clock(
+    serve: Callable[..., Emulator], clock: FakeClock
+) -> None:
+    emu = serve(pool_scenario({"id": JOB}))
+    answer = requests.post(
+        emu.base_url + "/api/cloud", headers={"Content-Length": "nope"}, timeout=5
+    )
+    assert answer.status_code == 400
+    assert _date(answer) == pytest.approx(clock.time(), abs=2)
