@@ -19,7 +19,7 @@ from emulator_fixtures import JOB, POOL, UNKNOWN, Client, FakeClock, pool_scenar
 
 from runner.airflow.credentials import make_clock
 from runner.clock import ScaledClock, SystemClock
-from runner.emulator import Emulator, Scenario
+from runner.emulator import Emulator, Scenario, ScenarioError
 from runner.emulator import command as emulator_command
 from runner.errors import UsageError
 from runner.target import TIME_ORIGIN_ENV, TIME_SCALE_ENV, _clock
@@ -211,3 +211,63 @@ def test_the_date_of_an_unreadable_request_is_on_the_emulators_clock(
     )
     assert answer.status_code == 400
     assert _date(answer) == pytest.approx(clock.time(), abs=2)
+
+
+# -- clock_offset: Celonis' clock is not this machine's ---------------------------------------
+
+
+@pytest.mark.parametrize("offset", ["-2m", "90s"])
+def test_clock_offset_shifts_every_date_the_emulator_shows(
+    serve: Callable[..., Emulator], clock: FakeClock, offset: str
+) -> None:
+    shift = {"-2m": -120.0, "90s": 90.0}[offset]
+    emu = serve(pool_scenario({"id": JOB, "duration": "5m"}, queued_for=0, clock_offset=offset))
+    api = Client(emu.base_url, f"Bearer {KEY}")
+    sent = clock.time()
+    executed = api.execute()
+    assert _date(executed) == pytest.approx(sent + shift, abs=2)
+    clock.advance(400)
+    job = api.job()
+    [item] = api.get(f"/integration/api/pools/{POOL}/logs/{JOB}/executions").json()[
+        "executionItems"
+    ]
+    [entry] = api.get(f"/integration/api/pools/{POOL}/logs/status").json()
+    assert item["startDate"] == entry["lastExecutionStartDate"] == (sent + shift) * 1000
+    assert item["endDate"] == job["timeStamp"] == (sent + 300 + shift) * 1000
+    execution = item["executionId"]
+    detail = api.get(
+        f"/integration/api/pools/{POOL}/logs/executions/detail", params={"executionId": execution}
+    ).json()
+    dates = [line["date"] for line in detail["logMessages"]]
+    assert min(dates) == (sent + shift) * 1000 and max(dates) == (sent + 300 + shift) * 1000
+    tasks = api.get(
+        f"/integration/api/pools/{POOL}/logs/executions",
+        params={"executionId": execution, "type": "TASK"},
+    ).json()
+    assert tasks[-1]["endDate"] == (sent + 300 + shift) * 1000
+    assert _date(api.get("/api/cloud")) == pytest.approx(clock.time() + shift, abs=2)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("-2m", -120.0), ("+1h", 3600.0), ("90s", 90.0), (-90, -90.0), (0, 0.0)]
+)
+def test_clock_offset_is_a_duration_that_may_be_negative(value: object, seconds: float) -> None:
+    assert Scenario.from_dict({"clock_offset": value}).clock_offset == seconds
+    assert Scenario().clock_offset == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-2x", "clock_offset: must be a duration"), ("-800h", "clock_offset: must be within 30")],
+)
+def test_clock_offset_refuses_what_is_not_a_duration(value: str, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        Scenario.from_dict({"clock_offset": value})
+
+
+def test_the_emulator_command_takes_a_clock_offset() -> None:
+    args = _args("--clock-offset=-2m", "--time-scale", "600")
+    assert emulator_command.build_scenario(args, {}).clock_offset == -120
+    assert emulator_command.build_scenario(_args(), {}).clock_offset == 0
+    with pytest.raises(SystemExit):
+        _args("--clock-offset", "soon")

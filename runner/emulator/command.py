@@ -45,6 +45,15 @@ def _scale(text: str) -> float:
     return value
 
 
+def _offset(text: str) -> float:
+    from runner.emulator.scenario import parse_signed_duration
+
+    try:
+        return parse_signed_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario", type=Path, metavar="FILE", help="scenario YAML (see the emulator README)"
@@ -65,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_scale,
         metavar="X",
         help="virtual seconds per real second (overrides the scenario's time_scale)",
+    )
+    parser.add_argument(
+        "--clock-offset",
+        type=_offset,
+        metavar="DURATION",
+        help="Celonis' clock ahead of this machine's by this much, e.g. 90s or (with =) "
+        "--clock-offset=-2m: shifts every date shown (overrides the scenario's clock_offset)",
     )
     parser.add_argument(
         "--tls",
@@ -119,6 +135,8 @@ def build_scenario(args: argparse.Namespace, environ: Mapping[str, str]) -> Scen
     scenario = scenario if scenario is not None else Scenario()
     if args.time_scale is not None:
         scenario = dataclasses.replace(scenario, time_scale=args.time_scale)
+    if args.clock_offset is not None:
+        scenario = dataclasses.replace(scenario, clock_offset=args.clock_offset)
     return scenario
 
 

@@ -238,7 +238,7 @@ class State:
 
     def wall(self, t: float) -> float:
         """Epoch seconds on Celonis' clock (the virtual wall clock) at virtual time `t`."""
-        return self._wall_offset + t
+        return self._wall_offset + self.scenario.clock_offset + t
 
     def ms(self, t: float | None) -> int | None:
         """Epoch milliseconds on Celonis' clock for virtual time `t`."""
