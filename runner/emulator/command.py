@@ -82,21 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Celonis' clock ahead of this machine's by this much, e.g. 90s or (with =) "
         "--clock-offset=-2m: shifts every date shown (overrides the scenario's clock_offset)",
     )
-    parser.add_argument(
-        "--tls",
-        action="store_true",
-        help="serve HTTPS with a certificate made at start (needs celonis-runner[tls])",
-    )
-    parser.add_argument(
-        "--tls-dir",
-        type=Path,
-        metavar="DIR",
-        help="where --tls writes its certificates (next to --journal, else .celonis-runner/tls)",
-    )
-    parser.add_argument(
-        "--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this PEM certificate"
-    )
-    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="the PEM key of --tls-cert")
+    _add_tls_arguments(parser)
     parser.add_argument(
         "--api-key-env",
         default="CELONIS_API_KEY",
@@ -121,6 +107,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="environment variable with that client's secret (CELONIS_CLIENT_SECRET)",
     )
+
+
+def _add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate made at start (needs celonis-runner[tls])",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        metavar="DIR",
+        help="where --tls writes its certificates (next to --journal, else .celonis-runner/tls)",
+    )
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this PEM certificate"
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="the PEM key of --tls-cert")
 
 
 def build_scenario(args: argparse.Namespace, environ: Mapping[str, str]) -> Scenario:
