@@ -271,3 +271,116 @@ def test_the_emulator_command_takes_a_clock_offset() -> None:
     assert emulator_command.build_scenario(_args(), {}).clock_offset == 0
     with pytest.raises(SystemExit):
         _args("--clock-offset", "soon")
+
+
+# -- status_lag: the status views show each job as it was a while ago -------------------------
+
+
+def _views(api: Client) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """(the job, its logs/status entry, its execution history), checking the jobs list agrees."""
+    job = api.job()
+    assert api.get(f"/integration/api/pools/{POOL}/jobs").json() == [job]
+    [entry] = api.get(f"/integration/api/pools/{POOL}/logs/status").json()
+    history = api.get(f"/integration/api/pools/{POOL}/logs/{JOB}/executions").json()
+    return job, entry, history["executionItems"]
+
+
+def test_status_lag_hides_a_new_execution_then_shows_an_ended_one_running_then_catches_up(
+    serve: Callable[..., Emulator], clock: FakeClock
+) -> None:
+    emu = serve(
+        pool_scenario(
+            {"id": JOB, "duration": "5m", "last_run": "SUCCESS"}, status_lag="30s", queued_for=0
+        )
+    )
+    api = Client(emu.base_url, f"Bearer {KEY}")
+    before, before_entry, before_history = _views(api)
+    assert before["status"] == "SUCCESS"
+    t0 = clock.time()
+    assert api.execute().status_code == 200
+    clock.advance(29)
+    # begun 29 s ago: not visible yet in any status view...
+    assert _views(api) == (before, before_entry, before_history)
+    # ...but execute goes by the true state: the job is running
+    assert api.execute().status_code == 409
+    [started] = emu.executions()
+    items = api.get(
+        f"/integration/api/pools/{POOL}/logs/executions",
+        params={"executionId": started["execution_id"], "type": "JOB"},
+    ).json()
+    assert items[0]["status"] == "RUNNING"  # an execution's own items do not lag
+    clock.advance(1)
+    job, entry, history = _views(api)
+    assert job["status"] == entry["status"] == history[0]["status"] == "RUNNING"
+    assert job["currentExecutionId"] == history[0]["executionId"] == started["execution_id"]
+    assert job["timeStamp"] == entry["lastExecutionStartDate"] == t0 * 1000
+    assert history[0]["startDate"] == t0 * 1000 and history[0]["endDate"] is None
+    assert len(history) == 2
+    clock.advance(300 - 30 + 29)  # ended 29 s ago: still running in the views
+    job, entry, history = _views(api)
+    assert job["status"] == entry["status"] == history[0]["status"] == "RUNNING"
+    assert history[0]["endDate"] is None and job["timeStamp"] == t0 * 1000
+    assert api.execute().status_code == 200  # truly ended: a new execute starts
+    clock.advance(1)
+    job, entry, history = _views(api)
+    assert job["status"] == entry["status"] == history[0]["status"] == "SUCCESS"
+    assert history[0]["endDate"] == job["timeStamp"] == (t0 + 300) * 1000
+    assert [h["executionId"] for h in history[:1]] == [started["execution_id"]]
+    assert len(history) == 2  # the execute of a second ago is not visible yet
+
+
+def test_status_lag_shows_a_cancel_late_but_the_cancel_acts_at_once(
+    serve: Callable[..., Emulator], clock: FakeClock
+) -> None:
+    emu = serve(pool_scenario({"id": JOB, "duration": "5m"}, status_lag="20s", queued_for=0))
+    api = Client(emu.base_url, f"Bearer {KEY}")
+    assert api.status() is None  # never ran
+    assert api.execute().status_code == 200
+    clock.advance(10)
+    assert api.status() is None
+    assert api.cancel().status_code == 200
+    [cancel] = [e for e in emu.journal() if e.get("event") == "cancel_requested"]
+    assert cancel["execution_id"] == emu.executions()[0]["execution_id"]
+    clock.advance(15)
+    assert api.status() == "RUNNING"  # 25 s after the execute, 15 s after the cancel
+    clock.advance(5)
+    assert api.status() == "CANCEL"
+
+
+def test_status_lag_goes_on_after_stale_status_for_ends(
+    serve: Callable[..., Emulator], clock: FakeClock
+) -> None:
+    emu = serve(
+        pool_scenario(
+            {"id": JOB, "duration": "5m", "last_run": "FAIL"},
+            status_lag="20s",
+            stale_status_for="5s",
+            queued_for=0,
+        )
+    )
+    api = Client(emu.base_url, f"Bearer {KEY}")
+    assert api.execute().status_code == 200
+    clock.advance(4)
+    assert api.status() == "FAIL"  # frozen
+    clock.advance(15)
+    assert api.status() == "FAIL"  # lagging
+    clock.advance(1)
+    assert api.status() == "RUNNING"
+    assert len(emu.executions()) == 1
+
+
+def test_status_lag_shows_a_job_running_at_start_as_running(
+    serve: Callable[..., Emulator], clock: FakeClock
+) -> None:
+    emu = serve(
+        pool_scenario({"id": JOB, "duration": "5m", "running_at_start": "2m"}, status_lag="30s")
+    )
+    api = Client(emu.base_url, f"Bearer {KEY}")
+    assert api.status() == "RUNNING"  # it began 3 minutes before the emulator started
+    clock.advance(120 + 29)
+    assert api.status() == "RUNNING"
+    clock.advance(1)
+    assert api.status() == "SUCCESS"
+    assert Scenario.from_dict({"status_lag": "1m"}).status_lag == 60
+    with pytest.raises(ScenarioError, match="status_lag: must be a duration"):
+        Scenario.from_dict({"status_lag": "-1m"})

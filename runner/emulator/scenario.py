@@ -151,6 +151,8 @@ class Scenario:
     default_duration: float = 60.0
     queued_for: float = 1.0
     stale_status_for: float = 0.0
+    status_lag: float = 0.0
+    """The status views show each job as it was this long ago (virtual seconds)."""
     clock_offset: float = 0.0
     """Celonis' clock minus this machine's (virtual seconds, may be negative)."""
     on_execute_while_running: WhileRunning = "reject"
@@ -457,6 +459,7 @@ def _build(data: Mapping[str, Any]) -> Scenario:
         default_duration=_seconds(data.get("default_duration"), 60.0),
         queued_for=_seconds(data.get("queued_for"), 1.0),
         stale_status_for=_seconds(data.get("stale_status_for"), 0.0),
+        status_lag=_seconds(data.get("status_lag"), 0.0),
         clock_offset=parse_signed_duration(data.get("clock_offset", 0)),
         on_execute_while_running=data.get("on_execute_while_running", "reject"),
         token_lifetime=_seconds(data.get("token_lifetime"), 3600.0),
