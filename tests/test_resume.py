@@ -705,3 +705,57 @@ def test_a_resume_is_refused_while_another_process_holds_the_run(cli: Cli, tmp_p
         again = cli("run", str(other), "--base-url", emu.base_url, "--resume", environ=env_for(p))
         assert again.code == 0, again.err
         assert executions_by_name(emu.journal(), ["flaky"]) == {"flaky": 2}
+
+
+E1, E2, T1 = (
+    "1e5a0c1e-0000-4000-8000-0000000000e1",
+    "1e5a0c1e-0000-4000-8000-0000000000e2",
+    "1e5a0c1e-0000-4000-8000-0000000000f1",
+)
+
+
+def ran_task(execution: dict[str, object], task_id: str) -> bool:
+    """Whether an execution ran the task: a whole job runs them all, a subset those it names."""
+    subset = execution.get("subset")
+    return subset is None or task_id in subset["tasks"]  # type: ignore[index,operator]
+
+
+def test_an_interrupted_task_level_resume_carries_the_unfinished_tasks_forward(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Issue 20 #7, three runs: run 1 fails in E2; resume 1 runs [E2, T1] and is stopped
+    (SIGTERM, its execution cancelled); resume 2 must run [E2, T1] again, not the whole job:
+    E1, which succeeded in run 1, extracts once."""
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 600
+    job_tasks = [
+        {"id": E1, "name": "E1", "type": "extraction", "tables": ["VBAK"], "duration": "1m"},
+        {"id": E2, "name": "E2", "type": "extraction", "tables": ["KNA1"], "duration": "30m"}
+        | {"outcomes": ["FAIL", "SUCCESS"]},
+        {"id": T1, "name": "T1", "type": "transformation", "duration": "1m"},
+    ]
+    p.job("refresh", "sap", behaviour={"tasks": job_tasks})
+    del p.behaviour["refresh"]["duration"]  # with tasks, durations are per task
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        assert run_against(cli, p, emu.base_url).code == 1  # E2 failed
+        resume1 = spawn_run(
+            str(manifest), "--base-url", emu.base_url, "--resume", "--grace", "1200",
+            "--log-format", "json", env=env_for(p),
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while len(Journal(emu.journal()).executions("refresh")) < 2:
+                assert time.monotonic() < deadline, "resume 1 never executed the job"
+                time.sleep(0.02)
+            resume1.send_signal(signal.SIGTERM)
+            _, err = resume1.communicate(timeout=60)
+        finally:
+            resume1.kill()
+        assert resume1.returncode == 143, err
+        resume2 = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json")
+        assert resume2.code == 0, resume2.err
+        executions = Journal(emu.journal()).executions("refresh")
+    assert len(executions) == 3
+    assert [e["subset"]["tasks"] for e in executions[1:]] == [[E2, T1], [E2, T1]]
+    assert [ran_task(e, E1) for e in executions] == [True, False, False]  # E1 extracted once
