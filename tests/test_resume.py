@@ -610,3 +610,152 @@ def test_a_resume_right_after_a_kill_settles_a_stale_unclear_execute_and_runs_th
     assert len(journal.requests("POST", "/execute")) == 1
     assert executions_by_name(journal.entries, ["only"]) == {"only": 1}
     assert "job_resume_not_started" not in resumed.err
+
+
+def wait_for_state_file(runs: Path) -> Path:
+    """The live run's state file, once it has written one (real time, at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = sorted(runs.glob("*.json"))
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no state file appeared in {runs}")
+
+
+RUNNER = (sys.executable, "-m", "runner")
+
+
+@pytest.mark.parametrize("other_path", ["hard link", "copy"])
+def test_a_live_run_cannot_be_resumed_through_another_manifest_path(
+    cli: Cli, tmp_path: Path, other_path: str
+) -> None:
+    """Issue 20 #8, two processes: while a run lives, `run checkout2.yaml --resume RUN_ID` (a
+    hard link or a copy of its manifest, the same state directory) exits 2 naming the holder and
+    executes nothing; once the holder is SIGKILLed, the OS has released its lock and the resume
+    through the other path goes ahead, each job executed once."""
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 600
+    p.job("long", "sap", behaviour={"duration": "1h"})
+    p.job("after", "sap", "long")
+    manifest, _ = p.write()
+    checkout2 = tmp_path / "checkout2.yaml"
+    if other_path == "hard link":
+        os.link(manifest, checkout2)
+    else:
+        checkout2.write_bytes(manifest.read_bytes())
+    with emulator_for(p, KEY) as emu:
+        first = spawn_run(
+            str(manifest), "--base-url", emu.base_url, "--log-format", "json", env=env_for(p)
+        )
+        try:
+            wait_for_execution(lambda: Journal(emu.journal()), "long")
+            run_id = wait_for_state_file(tmp_path / "runs").stem
+            for resume in (("--resume", run_id), ("--resume",)):
+                second = subprocess.run(
+                    [*RUNNER, "run", str(checkout2), "--base-url", emu.base_url, *resume],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, **env_for(p)},
+                    timeout=60,
+                )
+                assert second.returncode == 2, second.stderr
+                assert f"run {run_id} (state in {tmp_path / 'runs'}) is going on in process " in (
+                    second.stderr
+                )
+                assert f"process {first.pid} on " in second.stderr and ", started " in second.stderr
+                assert "Traceback" not in second.stderr
+            assert executions_by_name(emu.journal(), ["long", "after"]) == {"long": 1, "after": 0}
+        finally:
+            first.kill()
+            first.communicate()
+        resumed = cli(
+            "run", str(checkout2), "--base-url", emu.base_url, "--resume", run_id,
+            environ=env_for(p),
+        )  # fmt: skip
+        assert resumed.code == 0, resumed.err
+        assert executions_by_name(emu.journal(), ["long", "after"]) == {"long": 1, "after": 1}
+
+
+def test_a_resume_is_refused_while_another_process_holds_the_run(cli: Cli, tmp_path: Path) -> None:
+    """The run's own lock, held here with the module's function as the live process would: a
+    resume through any manifest path is refused before it reads the state; once released, the
+    same resume goes ahead."""
+    from runner.execution.runlock import run_id_lock
+
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("flaky", "sap", behaviour={"outcomes": ["FAIL", "SUCCESS"]})
+    manifest, _ = p.write()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = elsewhere / "jobs.yaml"
+    other.write_bytes(manifest.read_bytes())
+    runs = tmp_path / "runs"
+    with emulator_for(p, KEY) as emu:
+        assert run_against(cli, p, emu.base_url).code == 1
+        [state] = runs.glob("*.json")
+        with run_id_lock(runs, state.stem):
+            refused = cli("run", str(other), "--base-url", emu.base_url, "--resume",
+                          environ=env_for(p))  # fmt: skip
+            assert refused.code == 2
+            assert f"run {state.stem} (state in {runs}) is going on in process {os.getpid()}" in (
+                refused.err
+            )
+            assert executions_by_name(emu.journal(), ["flaky"]) == {"flaky": 1}
+        again = cli("run", str(other), "--base-url", emu.base_url, "--resume", environ=env_for(p))
+        assert again.code == 0, again.err
+        assert executions_by_name(emu.journal(), ["flaky"]) == {"flaky": 2}
+
+
+E1, E2, T1 = (
+    "1e5a0c1e-0000-4000-8000-0000000000e1",
+    "1e5a0c1e-0000-4000-8000-0000000000e2",
+    "1e5a0c1e-0000-4000-8000-0000000000f1",
+)
+
+
+def ran_task(execution: dict[str, object], task_id: str) -> bool:
+    """Whether an execution ran the task: a whole job runs them all, a subset those it names."""
+    subset = execution.get("subset")
+    return subset is None or task_id in subset["tasks"]  # type: ignore[index,operator]
+
+
+def test_an_interrupted_task_level_resume_carries_the_unfinished_tasks_forward(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Issue 20 #7, three runs: run 1 fails in E2; resume 1 runs [E2, T1] and is stopped
+    (SIGTERM, its execution cancelled); resume 2 must run [E2, T1] again, not the whole job:
+    E1, which succeeded in run 1, extracts once."""
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["time_scale"] = 600
+    job_tasks = [
+        {"id": E1, "name": "E1", "type": "extraction", "tables": ["VBAK"], "duration": "1m"},
+        {"id": E2, "name": "E2", "type": "extraction", "tables": ["KNA1"], "duration": "30m"}
+        | {"outcomes": ["FAIL", "SUCCESS"]},
+        {"id": T1, "name": "T1", "type": "transformation", "duration": "1m"},
+    ]
+    p.job("refresh", "sap", behaviour={"tasks": job_tasks})
+    del p.behaviour["refresh"]["duration"]  # with tasks, durations are per task
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        assert run_against(cli, p, emu.base_url).code == 1  # E2 failed
+        resume1 = spawn_run(
+            str(manifest), "--base-url", emu.base_url, "--resume", "--grace", "1200",
+            "--log-format", "json", env=env_for(p),
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while len(Journal(emu.journal()).executions("refresh")) < 2:
+                assert time.monotonic() < deadline, "resume 1 never executed the job"
+                time.sleep(0.02)
+            resume1.send_signal(signal.SIGTERM)
+            _, err = resume1.communicate(timeout=60)
+        finally:
+            resume1.kill()
+        assert resume1.returncode == 143, err
+        resume2 = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json")
+        assert resume2.code == 0, resume2.err
+        executions = Journal(emu.journal()).executions("refresh")
+    assert len(executions) == 3
+    assert [e["subset"]["tasks"] for e in executions[1:]] == [[E2, T1], [E2, T1]]
+    assert [ran_task(e, E1) for e in executions] == [True, False, False]  # E1 extracted once

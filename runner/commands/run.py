@@ -37,7 +37,7 @@ from runner.commands.shared import (
 from runner.errors import ExitCode, UsageError
 from runner.execution.executor import Executor
 from runner.execution.progress import ProgressLine
-from runner.execution.runlock import run_lock
+from runner.execution.runlock import run_id_lock, run_lock
 from runner.execution.runstate import ResumeFrom, RunState
 from runner.execution.statefile import (
     EMULATOR_TARGET,
@@ -113,22 +113,30 @@ def run(
     )
     directory = state_dir(options.state_dir, environ)
     _check_outputs(options, directory)
-    # one run or resume of a manifest per state directory at a time (issue 16 #3); taken
-    # before the saved state is read, so two resumes cannot both take up the same run
-    with run_lock(directory, options.file):
-        return _run(options, manifest, directory, environ, stdout, stderr, ctx)
+    # one run or resume of a manifest per state directory at a time (issue 16 #3), and one
+    # process per run whatever the manifest's path (issue 20 #8): a resume takes the run's own
+    # lock before it reads the saved state, so two resumes cannot both take up the same run
+    with run_lock(directory, options.file), contextlib.ExitStack() as locks:
+        resumed = find_state(directory, options.resume) if options.resume else None
+        if resumed is not None:
+            locks.enter_context(run_id_lock(directory, resumed.stem))
+        return _run(options, manifest, directory, resumed, locks, environ, stdout, stderr, ctx)
 
 
 def _run(
     options: RunOptions,
     manifest: Manifest,
     directory: Path,
+    state_file: Path | None,
+    locks: contextlib.ExitStack,
     environ: Mapping[str, str],
     stdout: TextIO,
     stderr: TextIO,
     ctx: Context | None,
 ) -> int:
-    plan, saved, resume = _plan_and_resume(options, manifest, directory)
+    """The run; `state_file`: that of the run it resumes (None: a new run); `locks`: those the
+    run holds (a new run adds its own run lock as soon as its id exists)."""
+    plan, saved, resume = _plan_and_resume(options, manifest, state_file)
     # a resumed run keeps the selection it started with (checked in _plan_and_resume)
     select, exclude, tasks = _selection(options, saved)
     redactor, progress = _configure_logging(options, manifest, environ, stderr)
@@ -140,6 +148,8 @@ def _run(
         check_resume_target(saved, where, force=options.force)
         plan = _task_plan(options, plan, client, saved, stderr, redactor)
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
+        if saved is None:  # a resume of this run through any manifest path is refused from now
+            locks.enter_context(run_id_lock(directory, run_id, target.clock))
         store = StateStore(
             state_path,
             select=select,
@@ -248,13 +258,14 @@ def _gc_frozen() -> Iterator[None]:
 
 
 def _plan_and_resume(
-    options: RunOptions, manifest: Manifest, directory: Path
+    options: RunOptions, manifest: Manifest, state_file: Path | None
 ) -> tuple[Plan, SavedRun | None, ResumeFrom | None]:
-    """The plan; with --resume, the saved run it takes up and what to take from it."""
+    """The plan; with --resume (`state_file`), the saved run it takes up and what to take
+    from it."""
     resume: ResumeFrom | None = None
     saved: SavedRun | None = None
-    if options.resume:
-        saved = load_saved(find_state(directory, options.resume))
+    if state_file is not None:
+        saved = load_saved(state_file)
         given = (list(options.select), list(options.exclude), list(options.tasks))
         if any(given) and given != (saved.select, saved.exclude, saved.tasks):
             raise UsageError(

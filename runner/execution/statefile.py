@@ -113,8 +113,10 @@ def task_record(job: JobRun) -> dict[str, Any]:
         out["task_ids"] = job.planned.task_ids.task_ids()
     if job.tasks is not None:
         out["tasks"] = [task.to_dict() for task in job.tasks]
-    if job.task_list is not None:
-        out["task_list"] = [task.to_dict() for task in job.task_list]
+    # a resume's subset keeps the task list it was taken from until the job ends (issue 20 #7)
+    task_list = job.task_list if job.task_list is not None else job.planned.resumed_task_list
+    if task_list is not None:
+        out["task_list"] = [task.to_dict() for task in task_list]
     return out
 
 

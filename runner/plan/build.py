@@ -15,7 +15,7 @@ from runner.manifest.model import Job, Manifest
 from runner.manifest.problems import did_you_mean
 
 if TYPE_CHECKING:  # the HTTP stack is loaded only by the commands that talk to Celonis
-    from runner.api.tasks import TaskIds
+    from runner.api.tasks import TaskIds, TaskInfo
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class PlannedJob:
     task_ids: TaskIds | None = None
     """The job's subset resolved to ids when a run starts (runner.plan.subset); None: the
     whole job, or not resolved yet."""
+    resumed_task_list: tuple[TaskInfo, ...] | None = None
+    """On a resume limited to the job's unfinished tasks (runner.plan.resume_tasks): the job's
+    tasks in Celonis that subset was taken from. The state file keeps it until the job ends, so
+    that a resume of this resume can check them again and run the same subset."""
 
     @property
     def name(self) -> str:

@@ -34,13 +34,14 @@ log = structlog.get_logger(__name__)
 def resume_failed_tasks(
     plan: Plan, saved_jobs: Mapping[str, Any], reader: TaskReader, *, run_id: str, force: bool
 ) -> Plan:
-    """The plan with each failed job limited to the tasks that did not succeed."""
+    """The plan with each job that failed in a task, or whose last attempt of such a subset
+    did not succeed, limited to the tasks it still needs."""
     jobs = dict(plan.jobs)
     for name, planned in plan.jobs.items():
-        saved = saved_jobs.get(name)
-        if saved is None or not _failed_in_a_task(saved):
+        found = _still_needed(saved_jobs.get(name), planned)
+        if found is None:
             continue
-        before = [TaskInfo.from_dict(t) for t in saved["task_list"]]
+        before, again = found
         now = reader.tasks(planned.job.pool_id, planned.job.job_id)
         changes = _changes(before, now)
         if changes and not force:
@@ -53,14 +54,41 @@ def resume_failed_tasks(
         if changes:
             log.warning("resume_whole_job_tasks_changed", job=name, changes=changes)
             continue
-        results = [TaskResult.from_dict(t) for t in saved["tasks"]]
-        jobs[name] = _only_unfinished(planned, results)
-        log.info(
-            "resume_only_unfinished_tasks",
-            job=name,
-            tasks=[r.name for r in results if not r.succeeded],
-        )
+        jobs[name] = _only_unfinished(planned, again, before)
+        log.info("resume_only_unfinished_tasks", job=name, tasks=[t.name for t in again])
     return dataclasses.replace(plan, jobs=jobs)
+
+
+def _still_needed(saved: Any, planned: PlannedJob) -> tuple[list[TaskInfo], list[TaskInfo]] | None:
+    """(the task list saved with the job, the tasks it still needs), or None: as planned.
+
+    A job that failed in a task needs the tasks that did not succeed. A job whose last attempt
+    ran a subset and did not succeed (cancelled, timed out, unclear, interrupted, skipped, ...)
+    needs that subset less the tasks its results show succeeded (issue 20 #7): a resume of a
+    resume runs only what the job still needs, until the job succeeds."""
+    if not isinstance(saved, dict) or saved.get("state") == "succeeded":
+        return None
+    if not saved.get("task_list"):
+        return None
+    before = [TaskInfo.from_dict(t) for t in saved["task_list"]]
+    results = [TaskResult.from_dict(t) for t in saved.get("tasks") or []]
+    if _failed_in_a_task(saved):
+        return before, [TaskInfo(r.id, r.name, r.type or "") for r in results if not r.succeeded]
+    ran = saved.get("task_ids")
+    if not ran:
+        return None
+    known = {t.id.lower(): t for t in before}
+    done = {r.id.lower() for r in results if r.succeeded}
+    # every task of the subset succeeded, yet the job did not: the whole subset again
+    left = [i.lower() for i in ran if i.lower() not in done] or [i.lower() for i in ran]
+    if any(i not in known for i in left):
+        return None  # a task the saved list does not know: the job as planned
+    again = [known[i] for i in left]
+    if planned.task_ids is not None and set(left) == {
+        i.lower() for i in planned.task_ids.task_ids()
+    }:
+        return None  # what the plan runs anyway (the manifest's own subset)
+    return before, again
 
 
 def _failed_in_a_task(saved: Any) -> bool:
@@ -87,25 +115,26 @@ def _changes(before: Sequence[TaskInfo], now: Sequence[TaskInfo]) -> list[str]:
     return sorted(changes)
 
 
-def _only_unfinished(planned: PlannedJob, results: Sequence[TaskResult]) -> PlannedJob:
-    """The planned job limited to the tasks of `results` that did not succeed; an extraction
-    keeps the tables the failed run was limited to."""
-    again = [r for r in results if not r.succeeded]
+def _only_unfinished(
+    planned: PlannedJob, again: Sequence[TaskInfo], task_list: Sequence[TaskInfo]
+) -> PlannedJob:
+    """The planned job limited to the tasks `again` (taken from `task_list`, which the state
+    file keeps with it); an extraction keeps the tables the failed run was limited to."""
     limited = dict(planned.task_ids.extractions or ()) if planned.task_ids is not None else {}
-    by_kind = {kind: [r for r in again if r.type == kind] for kind in _KINDS}
+    by_kind = {kind: [t for t in again if t.type == kind] for kind in _KINDS}
     ids = TaskIds(
-        extractions=tuple((r.id, limited.get(r.id)) for r in by_kind[EXTRACTION]),
-        transformations=tuple(r.id for r in by_kind[TRANSFORMATION]),
-        data_models=tuple(r.id for r in by_kind[DATA_MODEL_LOAD]),
-        names={r.id: r.name for r in again},
+        extractions=tuple((t.id, limited.get(t.id)) for t in by_kind[EXTRACTION]),
+        transformations=tuple(t.id for t in by_kind[TRANSFORMATION]),
+        data_models=tuple(t.id for t in by_kind[DATA_MODEL_LOAD]),
+        names={t.id: t.name for t in again},
     )
     names = TaskSubset(
-        extractions=tuple((r.name, limited.get(r.id)) for r in by_kind[EXTRACTION]),
-        transformations=tuple(r.name for r in by_kind[TRANSFORMATION]),
-        data_models=tuple(r.name for r in by_kind[DATA_MODEL_LOAD]),
+        extractions=tuple((t.name, limited.get(t.id)) for t in by_kind[EXTRACTION]),
+        transformations=tuple(t.name for t in by_kind[TRANSFORMATION]),
+        data_models=tuple(t.name for t in by_kind[DATA_MODEL_LOAD]),
     )
     job = dataclasses.replace(planned.job, tasks=names)
-    return dataclasses.replace(planned, job=job, task_ids=ids)
+    return dataclasses.replace(planned, job=job, task_ids=ids, resumed_task_list=tuple(task_list))
 
 
 _KINDS = (EXTRACTION, TRANSFORMATION, DATA_MODEL_LOAD)
