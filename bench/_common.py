@@ -101,11 +101,18 @@ class ServedEmulator:
 
 @contextlib.contextmanager
 def emulator_subprocess(
-    scenario: Mapping[str, Any], workdir: Path, *, time_scale: float, name: str = "emulator"
+    scenario: Mapping[str, Any],
+    workdir: Path,
+    *,
+    time_scale: float,
+    name: str = "emulator",
+    time_origin: float | None = None,
 ) -> Iterator[ServedEmulator]:
     """`python -m runner.emulator` serving `scenario` on 127.0.0.1 (a free port), with a journal.
 
     The scenario is written as JSON (which is YAML) and loaded by the emulator's own loader.
+    `time_origin`: its scaled clock's origin ($CELONIS_RUNNER_TIME_ORIGIN), to share with a
+    runner process so both agree on dates.
     """
     scenario_path = workdir / f"{name}-scenario.yaml"
     journal_path = workdir / f"{name}-journal.jsonl"
@@ -113,6 +120,8 @@ def emulator_subprocess(
     env = {**os.environ, "CELONIS_API_KEY": BENCH_API_KEY, "PYTHONUNBUFFERED": "1"}
     for var in ("CELONIS_APP_KEY", "CELONIS_CLIENT_ID", "CELONIS_CLIENT_SECRET"):
         env.pop(var, None)
+    if time_origin is not None:
+        env["CELONIS_RUNNER_TIME_ORIGIN"] = f"{time_origin:.6f}"
     command = [
         sys.executable,
         "-m",

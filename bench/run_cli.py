@@ -2,8 +2,8 @@
 
 The path users take (README: the emulator in one terminal, the runner in another): the emulator
 (`python -m runner.emulator`, scaled time) is one process, and `celonis-runner run jobs.yaml
---base-url ...` with `$CELONIS_RUNNER_TIME_SCALE` is another (through bench/_cli_child.py, which
-only counts what the state file wrote). Default polls, the state file on, JSON logs to a file.
+--base-url ...` with `$CELONIS_RUNNER_TIME_SCALE` and the emulator's `$CELONIS_RUNNER_TIME_ORIGIN`
+is another (through bench/_cli_child.py, which only counts what the state file wrote). Default polls, the state file on, JSON logs to a file.
 Two shapes, each at every size in --jobs (pools of --pool-size jobs, so a pool's `logs/status`
 answer is the same size at any run size):
 
@@ -89,11 +89,15 @@ def run_once(shape: str, jobs: list[DagJob], scale: float, workdir: Path) -> Res
     manifest = workdir / "jobs.yaml"
     manifest.write_text(manifest_yaml(jobs), encoding="utf-8")
     facts_path, log_path = workdir / "facts.json", workdir / "run.log"
-    with emulator_subprocess(scenario(jobs), workdir, time_scale=scale) as served:
+    origin = time.time()  # both scaled clocks start from it, so they agree on dates
+    with emulator_subprocess(
+        scenario(jobs), workdir, time_scale=scale, time_origin=origin
+    ) as served:
         env = {
             **os.environ,
             "CELONIS_API_KEY": BENCH_API_KEY,
             "CELONIS_RUNNER_TIME_SCALE": f"{scale:g}",
+            "CELONIS_RUNNER_TIME_ORIGIN": f"{origin:.6f}",
         }
         command = [sys.executable, str(ROOT / "bench" / "_cli_child.py"), str(facts_path)]
         command += ["run", str(manifest), "--base-url", served.base_url, "--log-format", "json"]

@@ -3,10 +3,17 @@
 A `ScaledClock(600)` runs 600 virtual seconds per real second, so a 10-minute
 job and a 10-second poll interval keep their proportions while a test takes
 a second. Everything that waits or reads time takes a `Clock`.
+
+Two processes that each make a `ScaledClock` (the emulator, and a runner
+started later) agree on the virtual date only if they share an origin: the
+real epoch second at which virtual and real time coincide. Each clock's
+virtual time is `origin + (real now - origin) * scale`; without an origin
+given, the origin is the moment the clock is made.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Protocol
@@ -42,14 +49,20 @@ class SystemClock:
 
 
 class ScaledClock:
-    """Virtual time running `scale` times faster than real time."""
+    """Virtual time running `scale` times faster than real time, from `origin` (real epoch
+    seconds; default: now), where virtual and real time coincide."""
 
-    def __init__(self, scale: float) -> None:
-        if scale <= 0:
-            raise ValueError("time scale must be positive")
+    def __init__(self, scale: float, origin: float | None = None) -> None:
+        if not scale > 0 or not math.isfinite(scale):
+            raise ValueError("time scale must be a positive finite number")
+        if origin is not None and not math.isfinite(origin):
+            raise ValueError("time origin must be a finite number of epoch seconds")
         self.scale = scale
         self._real_start = time.monotonic()
-        self._wall_start = time.time()
+        real_now = time.time()
+        self.origin = real_now if origin is None else origin
+        """The real epoch second where virtual time equals real time."""
+        self._wall_start = self.origin + (real_now - self.origin) * scale
 
     def monotonic(self) -> float:
         return (time.monotonic() - self._real_start) * self.scale

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
@@ -33,6 +34,9 @@ DEFAULT_EMULATOR_SCALE = 60.0
 """`--emulator` without `--scenario`: emulated seconds per real second."""
 
 TIME_SCALE_ENV = "CELONIS_RUNNER_TIME_SCALE"
+TIME_ORIGIN_ENV = "CELONIS_RUNNER_TIME_ORIGIN"
+"""Real epoch seconds where a scaled clock's virtual time equals real time: the emulator
+prints its own, so a runner started later agrees with it on virtual dates."""
 READ_TIMEOUT_ENV = "CELONIS_RUNNER_READ_TIMEOUT"
 
 
@@ -69,12 +73,30 @@ def secret_values(manifest: Manifest, environ: Mapping[str, str]) -> list[str]:
     return values
 
 
+def time_origin(environ: Mapping[str, str]) -> float | None:
+    """$CELONIS_RUNNER_TIME_ORIGIN (None when unset): the origin of a scaled clock."""
+    text = environ.get(TIME_ORIGIN_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        origin = float(text)
+    except ValueError:
+        origin = math.nan
+    if not (math.isfinite(origin) and origin >= 0):
+        raise UsageError(
+            f"${TIME_ORIGIN_ENV} must be a number of epoch seconds (what the emulator prints),"
+            f" got {text[:20]!r}"
+        )
+    return origin
+
+
 def _clock(environ: Mapping[str, str]) -> Clock:
     scale = environ.get(TIME_SCALE_ENV)
+    origin = time_origin(environ)
     if not scale:
         return SystemClock()
     try:
-        return ScaledClock(float(scale))
+        return ScaledClock(float(scale), origin)
     except ValueError:
         raise UsageError(
             f"${TIME_SCALE_ENV} must be a positive number (virtual seconds per real second),"

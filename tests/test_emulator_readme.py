@@ -33,8 +33,11 @@ def example() -> tuple[dict[str, str], str, str]:
     emulator = runner = ""
     for line in block.strip().splitlines():
         if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").partition("=")
-            exports[name] = value
+            # what the shell makes of it: $(date +%s) is the time origin both processes share
+            text = line.removeprefix("export ").replace("$(date +%s)", str(int(time.time())))
+            for pair in text.split():
+                name, _, value = pair.partition("=")
+                exports[name] = value
         elif "celonis-runner emulator" in line:
             assert line.endswith(" &"), line
             emulator = line.removesuffix(" &")

@@ -39,7 +39,7 @@ from runner.manifest.model import (
     Connection,
     Manifest,
 )
-from runner.target import http_timeouts
+from runner.target import http_timeouts, time_origin
 
 DEFAULT_CONN_ID = "celonis_default"
 CONN_TYPE = "celonis"
@@ -136,8 +136,11 @@ def time_scale(environ: Mapping[str, str]) -> float:
 
 
 def make_clock(environ: Mapping[str, str]) -> Clock:
+    """The real clock, or with $CELONIS_RUNNER_TIME_SCALE a scaled one from
+    $CELONIS_RUNNER_TIME_ORIGIN (when set) that agrees with the emulator on dates."""
     scale = time_scale(environ)
-    return SystemClock() if scale == 1.0 else ScaledClock(scale)
+    origin = time_origin(environ)
+    return SystemClock() if scale == 1.0 else ScaledClock(scale, origin)
 
 
 def resolve_endpoint(

@@ -45,6 +45,15 @@ def _scale(text: str) -> float:
     return value
 
 
+def _offset(text: str) -> float:
+    from runner.emulator.scenario import parse_signed_duration
+
+    try:
+        return parse_signed_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario", type=Path, metavar="FILE", help="scenario YAML (see the emulator README)"
@@ -67,20 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="virtual seconds per real second (overrides the scenario's time_scale)",
     )
     parser.add_argument(
-        "--tls",
-        action="store_true",
-        help="serve HTTPS with a certificate made at start (needs celonis-runner[tls])",
+        "--clock-offset",
+        type=_offset,
+        metavar="DURATION",
+        help="Celonis' clock ahead of this machine's by this much, e.g. 90s or (with =) "
+        "--clock-offset=-2m: shifts every date shown (overrides the scenario's clock_offset)",
     )
-    parser.add_argument(
-        "--tls-dir",
-        type=Path,
-        metavar="DIR",
-        help="where --tls writes its certificates (next to --journal, else .celonis-runner/tls)",
-    )
-    parser.add_argument(
-        "--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this PEM certificate"
-    )
-    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="the PEM key of --tls-cert")
+    _add_tls_arguments(parser)
     parser.add_argument(
         "--api-key-env",
         default="CELONIS_API_KEY",
@@ -107,6 +109,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate made at start (needs celonis-runner[tls])",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        metavar="DIR",
+        help="where --tls writes its certificates (next to --journal, else .celonis-runner/tls)",
+    )
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this PEM certificate"
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="the PEM key of --tls-cert")
+
+
 def build_scenario(args: argparse.Namespace, environ: Mapping[str, str]) -> Scenario:
     from runner.emulator.scenario import Scenario, load_scenario
 
@@ -119,6 +139,8 @@ def build_scenario(args: argparse.Namespace, environ: Mapping[str, str]) -> Scen
     scenario = scenario if scenario is not None else Scenario()
     if args.time_scale is not None:
         scenario = dataclasses.replace(scenario, time_scale=args.time_scale)
+    if args.clock_offset is not None:
+        scenario = dataclasses.replace(scenario, clock_offset=args.clock_offset)
     return scenario
 
 
@@ -130,9 +152,12 @@ def main(
     stop: threading.Event | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM (or until `stop` is set, for tests); 0 after a clean stop."""
+    from runner.clock import ScaledClock
     from runner.emulator.server import Emulator
+    from runner.target import time_origin
 
     scenario = build_scenario(args, environ)
+    origin = time_origin(environ)
     api_key = environ.get(args.api_key_env) or None
     app_key = environ.get(args.app_key_env) or None
     client_id = environ.get(args.oauth_client_id_env) or None
@@ -145,6 +170,7 @@ def main(
     tls = _tls_files(args)
     emulator = Emulator(
         scenario,
+        clock=ScaledClock(scenario.time_scale, origin),
         host=args.host,
         port=args.port,
         api_keys=[api_key] if api_key else None,
@@ -157,7 +183,10 @@ def main(
     with _stop_on_signals(stop):
         emulator.start()
         try:
-            stdout.writelines(_start_lines(emulator, args, tls, throwaway=api_key is None))
+            lines = _start_lines(
+                emulator, args, tls, throwaway=api_key is None, own_origin=origin is None
+            )
+            stdout.writelines(lines)
             stdout.flush()
             while not stop.wait(0.2):
                 pass
@@ -169,11 +198,20 @@ def main(
 
 
 def _start_lines(
-    emulator: Emulator, args: argparse.Namespace, tls: TlsFiles | None, *, throwaway: bool
+    emulator: Emulator,
+    args: argparse.Namespace,
+    tls: TlsFiles | None,
+    *,
+    throwaway: bool,
+    own_origin: bool = True,
 ) -> list[str]:
-    """Where it listens, its time scale, the certificate, and the runner command that fits."""
+    """Where it listens, its time scale, the certificate, and the runner command that fits.
+
+    The command names the clock's origin unless it came from the environment (`own_origin`
+    False), where a runner started from the same shell finds it too."""
+    from runner.clock import ScaledClock
     from runner.emulator.tls import trust_hint
-    from runner.target import TIME_SCALE_ENV
+    from runner.target import TIME_ORIGIN_ENV, TIME_SCALE_ENV
 
     scale = emulator.scenario.time_scale
     lines = [f"emulator listening on {emulator.base_url}\n"]
@@ -196,6 +234,10 @@ def _start_lines(
     if scale != 1:
         # the runner's clock must run as fast, or every job seems to last one poll interval
         env.append(f"{TIME_SCALE_ENV}={scale:g}")
+        if own_origin and isinstance(emulator.clock, ScaledClock):
+            # and from the same origin, or its dates drift from the emulator's by
+            # (the time between the two starts) x scale
+            env.append(f"{TIME_ORIGIN_ENV}={emulator.clock.origin:.6f}")
     manifest = f" {shlex.quote(str(args.manifest))}" if args.manifest is not None else ""
     command = " ".join([*env, f"celonis-runner run{manifest} --base-url {emulator.base_url}"])
     lines.append(f"run the runner against it: {command}\n")

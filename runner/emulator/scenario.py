@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -151,6 +151,10 @@ class Scenario:
     default_duration: float = 60.0
     queued_for: float = 1.0
     stale_status_for: float = 0.0
+    status_lag: float = 0.0
+    """The status views show each job as it was this long ago (virtual seconds)."""
+    clock_offset: float = 0.0
+    """Celonis' clock minus this machine's (virtual seconds, may be negative)."""
     on_execute_while_running: WhileRunning = "reject"
     token_lifetime: float = 3600.0
     rate_limit: RateLimit | None = None
@@ -197,20 +201,7 @@ class Scenario:
             ScenarioPool(id=pool_id, name=name, jobs=tuple(jobs))
             for pool_id, (name, jobs) in pools.items()
         )
-        scenario = Scenario(
-            time_scale=base.time_scale,
-            default_duration=base.default_duration,
-            queued_for=base.queued_for,
-            stale_status_for=base.stale_status_for,
-            on_execute_while_running=base.on_execute_while_running,
-            token_lifetime=base.token_lifetime,
-            rate_limit=base.rate_limit,
-            forbidden_pools=base.forbidden_pools,
-            logs_status_unavailable=base.logs_status_unavailable,
-            pools=merged,
-            faults=base.faults,
-            description=base.description,
-        )
+        scenario = replace(base, pools=merged)
         problems = [
             Problem(manifest.path, 0, 0, format_path(path), message)
             for path, message in _duplicate_ids(scenario.pools)
@@ -271,6 +262,12 @@ class _Loader:
         token = data.get("token_lifetime")
         if token is not None and parse_duration(token) <= 0:
             self.add(("token_lifetime",), f"must be more than 0, got {token!r}")
+        offset = data.get("clock_offset")
+        if offset is not None:
+            try:
+                parse_signed_duration(offset)
+            except DurationRangeError:
+                self.add(("clock_offset",), f"must be within 30 days either way, got {offset!r}")
         rate = data.get("rate_limit")
         if isinstance(rate, dict) and parse_duration(rate["per"]) <= 0:
             self.add(("rate_limit", "per"), f"must be more than 0, got {rate['per']!r}")
@@ -371,6 +368,17 @@ def _seconds(value: object, default: float) -> float:
     return default if value is None else parse_duration(value)
 
 
+def parse_signed_duration(value: object) -> float:
+    """Seconds for a duration that may be negative: `-2m`, `-90`, `+30s`, `1h`."""
+    if isinstance(value, str) and value.strip()[:1] in ("-", "+"):
+        text = value.strip()
+        seconds = parse_duration(text[1:])
+        return -seconds if text[0] == "-" else seconds
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        return -parse_duration(-value)
+    return parse_duration(value)
+
+
 def _outcomes(data: Mapping[str, Any]) -> tuple[Outcome, ...]:
     if "outcomes" in data:
         return tuple(cast(list[Outcome], data["outcomes"]))
@@ -451,6 +459,8 @@ def _build(data: Mapping[str, Any]) -> Scenario:
         default_duration=_seconds(data.get("default_duration"), 60.0),
         queued_for=_seconds(data.get("queued_for"), 1.0),
         stale_status_for=_seconds(data.get("stale_status_for"), 0.0),
+        status_lag=_seconds(data.get("status_lag"), 0.0),
+        clock_offset=parse_signed_duration(data.get("clock_offset", 0)),
         on_execute_while_running=data.get("on_execute_while_running", "reject"),
         token_lifetime=_seconds(data.get("token_lifetime"), 3600.0),
         rate_limit=(

@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable, Mapping
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -187,7 +188,13 @@ class Emulator:
 
     # -- one request ---------------------------------------------------------------
 
+    def wall_time(self, now: float | None = None) -> float:
+        """Epoch seconds on Celonis' clock (what the Date header shows) at virtual time `now`
+        (default: the clock's now)."""
+        return self._state.wall(self.clock.monotonic() if now is None else now)
+
     def handle(self, handler: _Handler) -> None:
+        handler.answered_at = None
         split = urlsplit(handler.path)
         query: dict[str, str] = {}
         for name, value in parse_qsl(split.query, keep_blank_values=True):
@@ -229,6 +236,7 @@ class Emulator:
                 response = self._answer(request, now)
             status = None if action == "drop_after" else response.status
             self._record_request(now, request.method, request.path, query, status, action, kind)
+            handler.answered_at = now
         if action == "drop_after":
             _drop(handler)
         else:
@@ -377,9 +385,18 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "celonis-emulator"
     timeout = 60  # real seconds an idle keep-alive connection stays open
+    answered_at: float | None = None
+    """The virtual time the answer being sent was made at (None: not made from the state)."""
 
     def version_string(self) -> str:
         return self.server_version
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header of every answer: Celonis' clock, i.e. the emulator's virtual wall
+        clock, not this machine's."""
+        if timestamp is None:
+            timestamp = self._emulator().wall_time(self.answered_at)
+        return formatdate(timestamp, usegmt=True)
 
     def _emulator(self) -> Emulator:
         server = self.server

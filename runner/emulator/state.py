@@ -9,6 +9,12 @@ execution and the tasks after it are SKIPPED. Nothing runs in the background:
 starts what an ended execution left queued. A heap holds each job's next
 transition, so a request costs the same however many jobs there are. The
 caller holds `lock` around every call.
+
+A timeline keeps what happened (a cancel keeps the transitions before it),
+so it answers for any past moment: the status views (job, jobs list,
+`logs/status`, execution history) show each job at `now - status_lag`, from
+the executions that had begun by then. Execute and cancel go by the true
+state at `now`.
 """
 
 from __future__ import annotations
@@ -236,9 +242,13 @@ class State:
         self._heap: list[tuple[float, int, str]] = []
         """(when, tie-break, job id): a job's next transition; stale entries are skipped."""
 
+    def wall(self, t: float) -> float:
+        """Epoch seconds on Celonis' clock (the virtual wall clock) at virtual time `t`."""
+        return self._wall_offset + self.scenario.clock_offset + t
+
     def ms(self, t: float | None) -> int | None:
-        """Epoch milliseconds on the virtual wall clock for virtual time `t`."""
-        return None if t is None else round((self._wall_offset + t) * 1000)
+        """Epoch milliseconds on Celonis' clock for virtual time `t`."""
+        return None if t is None else round(self.wall(t) * 1000)
 
     # -- time ----------------------------------------------------------------------
 
@@ -515,40 +525,55 @@ class State:
         stale = self._stale(job, now)
         return copy.deepcopy(stale.history) if stale else self._history(job, now)
 
+    def _seen_at(self, now: float) -> float:
+        """The moment the status views show: `status_lag` before `now`."""
+        return now - self.scenario.status_lag
+
+    def _seen(self, job: EmulatedJob, at: float) -> Execution | None:
+        """The job's latest execution that had begun at `at`."""
+        for execution in reversed(job.executions):  # in the order they began
+            if execution.began <= at:
+                return execution
+        return None
+
     def _shown_status(self, execution: Execution, now: float) -> str | None:
-        status = execution.status_at(now)
+        # one running at start has no status before the start: it shows its first
+        status = execution.status_at(max(now, execution.timeline[0][0]))
         if status == RUNNING and execution.job.odd_status:
             return execution.job.odd_status
         return status
 
     def _job_view(self, job: EmulatedJob, now: float) -> dict[str, Any]:
-        latest = job.latest
+        at = self._seen_at(now)
+        latest = self._seen(job, at)
         changed = self._start
         if latest is not None:
-            changed = max((t for t, _ in latest.timeline if t <= now), default=latest.began)
+            changed = max((t for t, _ in latest.timeline if t <= at), default=latest.began)
         return {
             "id": job.spec.id,
             "name": job.spec.name,
             "dataPoolId": job.pool_id,
             "dataSourceId": None,
             "timeStamp": self.ms(changed),
-            "status": self._shown_status(latest, now) if latest else None,
+            "status": self._shown_status(latest, at) if latest else None,
             "currentExecutionId": latest.execution_id if latest else None,
             "dagBasedExecutionEnabled": False,
             "latestExecutionItemId": latest.item_id if latest else None,
         }
 
     def _status_entry(self, job: EmulatedJob, now: float) -> dict[str, Any]:
-        latest = job.latest
+        at = self._seen_at(now)
+        latest = self._seen(job, at)
         return {
             "id": job.spec.id,
             "jobId": job.spec.id,  # PyCelonis reads jobId, our client and the docs id
-            "status": self._shown_status(latest, now) if latest else None,
+            "status": self._shown_status(latest, at) if latest else None,
             "lastExecutionStartDate": self.ms(latest.began) if latest else None,
         }
 
     def _history(self, job: EmulatedJob, now: float) -> list[dict[str, Any]]:
-        return [self.job_item(e, now) for e in reversed(job.executions)]
+        at = self._seen_at(now)
+        return [self.job_item(e, at) for e in reversed(job.executions) if e.began <= at]
 
     def job_item(self, execution: Execution, now: float) -> dict[str, Any]:
         return {
