@@ -548,18 +548,63 @@ def test_execute_refused_with_409_raises_job_busy(session: requests.Session) -> 
     )
 
 
-def test_execute_dropped_after_start_while_the_status_is_stale(
-    session: requests.Session,
+@pytest.mark.parametrize("offset", ["0s", "2m", "-2m", "5m", "-5m"])
+def test_execute_dropped_after_start_is_settled_from_the_history_on_celonis_clock(
+    session: requests.Session, offset: str
 ) -> None:
-    # The status still shows the previous run for 10 s after the execute: the
-    # settle period (30 s) must outlast it, or the job would run twice.
+    # The answer is lost after the job started; status and history show the previous run
+    # for 10 s; Celonis' clock is `offset` off ours. The history proves the run ours.
     fault = {"method": "POST", "path": EXECUTE_PATH, "action": "drop_after", "times": 1}
     clock = SteppedClock()
-    with emulator(scenario(faults=[fault], stale_status_for="10s"), clock=clock) as emu:
-        handle = make_client(emu.base_url, session, clock).execute(POOL, JOB, "DELTA")
-        assert len(emu.executions(JOB)) == 1
-        assert len(executes(emu)) == 1
-    assert handle.attempts == 1
+    sc = scenario(faults=[fault], stale_status_for="10s", clock_offset=offset)
+    with emulator(sc, clock=clock) as emu:
+        client = make_client(emu.base_url, session, clock)
+        with pytest.raises(UnclearExecuteError) as caught:
+            client.execute(POOL, JOB, "DELTA")
+        handle = caught.value.handle
+        seen = []
+        for _ in range(5):
+            history = client.execution_history(POOL, JOB, lifecycle.HISTORY_LIMIT)
+            seen.append(lifecycle.settle(handle, history, client.celonis_floor_ms(), 300.0))
+            clock.sleep(5)
+        assert seen[0] is lifecycle.Settlement.UNCLEAR  # stale: the previous run only
+        assert seen[-1] is lifecycle.Settlement.STARTED
+        stale_then_ours = []
+        for _ in range(30):
+            status = client.pool_statuses(POOL, [JOB])[JOB]
+            stale_then_ours.append(lifecycle.judge_status(handle, status))
+            if stale_then_ours[-1] is Verdict.FINISHED:
+                break
+            clock.sleep(5)
+        assert stale_then_ours[-1] is Verdict.FINISHED and status.is_success
+        assert clock.monotonic() - handle.triggered_at >= 59  # the run lasts 60 s
+        assert len(emu.executions(JOB)) == 1 and len(executes(emu)) == 1
+
+
+def test_a_stale_success_is_not_the_end_of_a_run_started_at_once_after_it(
+    session: requests.Session,
+) -> None:
+    # Run again at once: Celonis shows the previous run (status, pool entry and history)
+    # for 30 s after each execute; the second run's end is its own, not the first's.
+    clock = SteppedClock()
+    with emulator(scenario(stale_status_for="30s"), clock=clock) as emu:
+        client = make_client(emu.base_url, session, clock)
+        ends = []
+        for _ in range(2):
+            handle = client.execute(POOL, JOB, "FULL")
+            while True:
+                status = client.pool_statuses(POOL, [JOB])[JOB]
+                verdict = lifecycle.judge_status(handle, status)
+                if verdict is Verdict.NEEDS_HISTORY:
+                    history = client.execution_history(POOL, JOB, lifecycle.HISTORY_LIMIT)
+                    verdict = lifecycle.judge_history(handle, history)
+                if verdict is Verdict.FINISHED:
+                    break
+                assert clock.monotonic() - handle.triggered_at < 300, "never finished"
+                clock.sleep(2)
+            ends.append(clock.monotonic() - handle.triggered_at)
+        assert len(emu.executions(JOB)) == 2
+    assert min(ends) >= 59  # each run lasts 60 s: no stale SUCCESS was taken as its end
 
 
 @pytest.mark.parametrize("code", [500, 503])
