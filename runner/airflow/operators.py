@@ -239,6 +239,9 @@ class CelonisJobOperator(BaseOperator):
             history = client.execution_history(self.pool_id, self.job_id, lifecycle.HISTORY_LIMIT)
         except ApiError as error:
             raise AirflowException(f"job {self.job_name!r}: {error}") from None
+        # the DAG run's start on the client's clock (scaled in tests), then on Celonis'
+        ago = (time.time() - since.timestamp()) * time_scale(self.environ)
+        local = client.clock.time() - ago
         claim = ExecutionHandle(
             self.pool_id,
             self.job_id,
@@ -246,8 +249,8 @@ class CelonisJobOperator(BaseOperator):
             JobStatus(self.job_id, None),
             0.0,
             1,
-            sent_at=since.timestamp(),
-            since_ms=client.celonis_floor_ms(since.timestamp()),
+            sent_at=local,
+            since_ms=client.celonis_floor_ms(local),
         )
         item = lifecycle.ours_in_history(claim, history)
         if item is None:
