@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from runner.api.client import ExecutionHandle, ExecutionInfo, JobStatus, Settlement
-from runner.api.errors import ApiError, AuthError, JobBusyError, ServerError
+from runner.api.errors import ApiError, AuthError, JobBusyError, ServerError, UnclearExecuteError
+from runner.api.types import ExecutionHandle, ExecutionInfo, JobStatus
 from runner.manifest.model import Connection as ManifestConnection
 from runner.manifest.model import Job, Manifest, Mode, Pool
 from runner.plan.build import Plan, build_plan
@@ -47,7 +47,12 @@ class FakeCelonis:
     execute_errors: dict[str, list[ApiError]] = field(default_factory=dict)
     """Raised by the next executes of a job (the run still starts when `takes_effect`)."""
     takes_effect: set[str] = field(default_factory=set)
-    settlements: dict[str, list[Settlement]] = field(default_factory=dict)
+    history_hidden: set[str] = field(default_factory=set)
+    """Jobs whose execution history (and pool entry) shows none of their runs (lagging)."""
+    hidden_until: dict[str, float] = field(default_factory=dict)
+    """Like history_hidden, until this fake monotonic time."""
+    stale_for: float = 0.0
+    """Every status and history answer shows a job as it was this many seconds ago."""
     status_error_after: float | None = None
     answers_pool_entries: bool = False
     """`pool_entries` answers with every job's status (else None: the pool has no such list)."""
@@ -59,22 +64,50 @@ class FakeCelonis:
         if self.refuse_credential:
             raise AuthError("HTTP 401: the API key was refused", status=401)
 
-    def status(self, job_id: str) -> JobStatus:
-        now = self.clock.monotonic()
+    def ms(self, t: float) -> int:
+        """Celonis' clock (epoch ms) at fake monotonic time `t` (the clocks agree here)."""
+        return round((self.clock.wall_start + t) * 1000)
+
+    def status(self, job_id: str, now: float | None = None, *, truth: bool = False) -> JobStatus:
+        now = self.clock.monotonic() - self.stale_for if now is None else now
         if self.busy_until.get(job_id, -1.0) > now:
-            return JobStatus(job_id, "RUNNING")
-        runs = self.runs.get(job_id)
+            return JobStatus(job_id, "RUNNING", "ext", last_execution_start=self.ms(0.0))
+        runs = [r for r in self.runs.get(job_id, []) if r.start <= now]
+        if self._hidden(job_id) and not truth:
+            runs = []
         if not runs and job_id in self.external_outcome:
-            return JobStatus(job_id, self.external_outcome[job_id], current_execution_id="ext")
+            return JobStatus(
+                job_id, self.external_outcome[job_id], "ext", last_execution_start=self.ms(0.0)
+            )
         if not runs:
             return JobStatus(job_id, None)
         run = runs[-1]
-        marker = f"{job_id}-{run.number}"
+        return JobStatus(
+            job_id,
+            self._run_status(run, now),
+            current_execution_id=f"{job_id}-{run.number}",
+            last_execution_start=self.ms(run.start),
+        )
+
+    def _hidden(self, job_id: str) -> bool:
+        until = self.hidden_until.get(job_id)
+        return job_id in self.history_hidden or (
+            until is not None and self.clock.monotonic() < until
+        )
+
+    @staticmethod
+    def _run_status(run: Run, now: float) -> str:
         if run.cancel_at is not None and now >= run.cancel_at and now < run.start + run.duration:
-            return JobStatus(job_id, "CANCEL", current_execution_id=marker)
+            return "CANCEL"
         if now < run.start + run.duration:
-            return JobStatus(job_id, "RUNNING", current_execution_id=marker)
-        return JobStatus(job_id, run.outcome, current_execution_id=marker)
+            return "RUNNING"
+        return run.outcome
+
+    def _end(self, job_id: str, run: Run, now: float) -> float | None:
+        if run.cancel_at is not None and run.cancel_at <= now < run.start + run.duration:
+            return run.cancel_at
+        end = run.start + run.duration
+        return end if end <= now else None
 
     def start_run(self, job_id: str) -> None:
         """A run of the job begins now (as if an execute took effect)."""
@@ -90,29 +123,73 @@ class FakeCelonis:
         mode: Mode,
         *,
         pool_entries: Mapping[str, JobStatus] | None = None,
+        subset: Mapping[str, object] | None = None,
+        resend_of: ExecutionHandle | None = None,
     ) -> ExecutionHandle:
         self._record("execute", job_id)
         before = self.status(job_id)
-        if before.in_progress:
-            raise JobBusyError(before, pool_id=pool_id)
+        truth = self.status(job_id, self.clock.monotonic(), truth=True)
+        if before.in_progress or truth.in_progress:
+            if resend_of is not None:
+                return resend_of  # a 409 after our own unclear execute: that one is ours
+            at = before.last_execution_start if before.in_progress else self.celonis_floor_ms()
+            raise JobBusyError(
+                before, pool_id=pool_id, refused=not before.in_progress, running_at_ms=at
+            )
+        now = self.clock.monotonic()
+        since = resend_of.since_ms if resend_of is not None else self.celonis_floor_ms()
+        handle = ExecutionHandle(
+            pool_id, job_id, mode, before, now, 1, sent_at=self.clock.time(), since_ms=since
+        )
         errors = self.execute_errors.get(job_id)
         if errors:
             if job_id in self.takes_effect:
                 self.start_run(job_id)
-            raise errors.pop(0)
+            error = errors.pop(0)
+            if isinstance(error, UnclearExecuteError):
+                raise UnclearExecuteError(handle, error)
+            raise error
         self.start_run(job_id)
-        now = self.clock.monotonic()
-        return ExecutionHandle(pool_id, job_id, mode, before, now, 1, sent_at=self.clock.time())
+        return handle
+
+    def celonis_floor_ms(self, local: float | None = None) -> int:
+        return round(((self.clock.time() if local is None else local) - 2.0) * 1000)
+
+    def execution_history(self, pool_id: str, job_id: str, limit: int) -> list[ExecutionInfo]:
+        self._record("history", job_id)
+        now = self.clock.monotonic() - self.stale_for
+        if self._hidden(job_id):
+            return []
+        runs = [r for r in self.runs.get(job_id, []) if r.start <= now]
+        items = []
+        for run in reversed(runs):
+            end = self._end(job_id, run, now)
+            items.append(
+                ExecutionInfo(
+                    f"{job_id}-{run.number}",
+                    self._run_status(run, now),
+                    self.ms(run.start),
+                    self.ms(end) if end is not None else None,
+                )
+            )
+        items += self._external(job_id, now)
+        return items[:limit]
+
+    def _external(self, job_id: str, now: float) -> list[ExecutionInfo]:
+        """Someone else's run (busy_until / external_outcome), begun at time 0."""
+        if job_id not in self.busy_until and job_id not in self.external_outcome:
+            return []
+        until = self.busy_until.get(job_id, 0.0)
+        if until > now:
+            return [ExecutionInfo("ext", "RUNNING", self.ms(0.0), None)]
+        outcome = self.external_outcome.get(job_id, "SUCCESS")
+        return [ExecutionInfo("ext", outcome, self.ms(0.0), self.ms(until))]
 
     def pool_entries(self, pool_id: str) -> dict[str, JobStatus] | None:
         self._record("pool_entries")
         if not self.answers_pool_entries:
             return None
         return {job_id.lower(): self.status(job_id) for job_id in self.runs}
-
-    def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None:
-        self._record("latest_execution", job_id)
-        return None
 
     def pool_statuses(self, pool_id: str, job_ids: Iterable[str]) -> dict[str, JobStatus]:
         ids = list(job_ids)
@@ -133,11 +210,6 @@ class FakeCelonis:
     def failure_reason(self, pool_id: str, job_id: str) -> str | None:
         self._record("failure_reason", job_id)
         return "table T missing"
-
-    def settle(self, handle: ExecutionHandle) -> Settlement:
-        self._record("settle", handle.job_id)
-        answers = self.settlements.get(handle.job_id)
-        return answers.pop(0) if answers else Settlement.UNCLEAR
 
     # -- what tests read --------------------------------------------------------
 
@@ -161,15 +233,14 @@ class FakeCelonis:
 
 
 def job(name: str, *depends_on: str, pool: str = "sap", **fields: object) -> Job:
+    settings: dict[str, object] = {"poll_interval": 10.0, "max_poll_interval": 60.0, **fields}
     return Job(
         name=name,
         pool=pool,
         pool_id=f"pool-{pool}",
         job_id=name,
         depends_on=depends_on,
-        poll_interval=10.0,
-        max_poll_interval=60.0,
-        **fields,  # type: ignore[arg-type]
+        **settings,  # type: ignore[arg-type]
     )
 
 

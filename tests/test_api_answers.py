@@ -21,7 +21,6 @@ from runner.api import (
     ApiError,
     AuthError,
     CelonisClient,
-    ExecutionHandle,
     KeyAuth,
     NetworkError,
     OAuthClientAuth,
@@ -29,9 +28,7 @@ from runner.api import (
     RateLimitedError,
     RetryPolicy,
     Secret,
-    Settlement,
     Transport,
-    UnclearExecuteError,
     auth_from_config,
 )
 from runner.api import transport as transport_module
@@ -227,45 +224,6 @@ def _job_server(history: list[dict[str, object]]) -> Handler:
     return handle
 
 
-@pytest.mark.parametrize(
-    ("start", "end", "expected"),
-    [
-        # A run that began before the send and ended well after it: the resources show
-        # a moment past the send, and no run of ours (Celonis refuses a second run).
-        (-600, +120, Settlement.NOT_STARTED),
-        # Ended before or near the send: the answers may be stale, so no proof.
-        (-600, -300, Settlement.UNCLEAR),
-        (-600, +30, Settlement.UNCLEAR),
-        # Started at or after the send (within the clock skew): ours began.
-        (-30, +120, Settlement.STARTED),
-        (+5, +120, Settlement.STARTED),
-    ],
-)
-def test_settle_needs_positive_evidence_for_not_started(
-    start: float, end: float, expected: Settlement
-) -> None:
-    sent_at = 1_700_000_000.0
-    item = {
-        "executionId": "e-9",
-        "status": "SUCCESS",
-        "startDate": int((sent_at + start) * 1000),
-        "endDate": int((sent_at + end) * 1000),
-    }
-    handle = ExecutionHandle.unknown_before(POOL, JOB, "FULL", sent_at)
-    with local_server(_job_server([item])) as url:
-        assert client_for(url).settle(handle) is expected
-
-
-def test_settle_running_in_the_history_is_started() -> None:
-    item = {"executionId": "e-9", "status": "RUNNING", "startDate": 1, "endDate": None}
-    handle = ExecutionHandle.unknown_before(POOL, JOB, "FULL", 1_700_000_000.0)
-    with local_server(_job_server([item])) as url:
-        assert client_for(url).settle(handle) is Settlement.STARTED
-
-
-# -- stopping and the overall deadline --
-
-
 def trickle(*, headers_too: bool, stop: threading.Event) -> Handler:
     """Answer one byte every 0.3 s (for at most 6 s): each read is quick, the whole never ends."""
 
@@ -347,32 +305,6 @@ def test_an_interrupt_ends_a_retry_wait_at_once() -> None:
             client.list_pools()
     assert took < 2.0
     assert calls[0] == 2
-
-
-def test_an_interrupt_ends_the_settle_window_of_an_unclear_execute() -> None:
-    def failing_execute(h: http.server.BaseHTTPRequestHandler) -> None:
-        if h.command == "POST":
-            answer(502, {})(h)
-        else:
-            _job_server([])(h)
-
-    interrupt = threading.Event()
-    interrupt.set()
-    clock = FakeClock()
-    with local_server(failing_execute) as url:
-        client = CelonisClient.connect(
-            url,
-            KeyAuth("Bearer", Secret(KEY), "CELONIS_API_KEY"),
-            requests.Session(),
-            clock,
-            interrupt=interrupt,
-        )
-        with pytest.raises(UnclearExecuteError):
-            client.execute(POOL, JOB, "FULL")
-    assert clock.sleeps == []
-
-
-# -- 401/403 name the auth type and the variable, never its value --
 
 
 @pytest.mark.parametrize("status", [401, 403])

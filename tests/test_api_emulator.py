@@ -21,28 +21,27 @@ import pytest
 import requests
 from structlog.testing import capture_logs
 
+from runner import lifecycle
 from runner.api import (
     ApiError,
     AuthError,
     CelonisClient,
-    ExecutionHandle,
     JobBusyError,
     KeyAuth,
     NetworkError,
     NotFoundError,
     OAuthClientAuth,
-    Observation,
     ProtocolError,
     RateLimitedError,
     RetryPolicy,
     ServerError,
-    Settlement,
     UnclearExecuteError,
     auth_from_config,
 )
 from runner.api.auth import Auth, Secret
-from runner.clock import Clock, ScaledClock
+from runner.clock import Clock
 from runner.emulator import Emulator, Scenario
+from runner.lifecycle import Verdict
 from runner.manifest.model import AuthConfig
 from tests.emulator_fixtures import FakeClock as SharedFakeClock
 
@@ -549,84 +548,63 @@ def test_execute_refused_with_409_raises_job_busy(session: requests.Session) -> 
     )
 
 
-def test_execute_then_observe_through_the_stale_status_window(session: requests.Session) -> None:
+@pytest.mark.parametrize("offset", ["0s", "2m", "-2m", "5m", "-5m"])
+def test_execute_dropped_after_start_is_settled_from_the_history_on_celonis_clock(
+    session: requests.Session, offset: str
+) -> None:
+    # The answer is lost after the job started; status and history show the previous run
+    # for 10 s; Celonis' clock is `offset` off ours. The history proves the run ours.
+    fault = {"method": "POST", "path": EXECUTE_PATH, "action": "drop_after", "times": 1}
+    clock = SteppedClock()
+    sc = scenario(faults=[fault], stale_status_for="10s", clock_offset=offset)
+    with emulator(sc, clock=clock) as emu:
+        client = make_client(emu.base_url, session, clock)
+        with pytest.raises(UnclearExecuteError) as caught:
+            client.execute(POOL, JOB, "DELTA")
+        handle = caught.value.handle
+        seen = []
+        for _ in range(5):
+            history = client.execution_history(POOL, JOB, lifecycle.HISTORY_LIMIT)
+            seen.append(lifecycle.settle(handle, history, client.celonis_floor_ms(), 300.0))
+            clock.sleep(5)
+        assert seen[0] is lifecycle.Settlement.UNCLEAR  # stale: the previous run only
+        assert seen[-1] is lifecycle.Settlement.STARTED
+        stale_then_ours = []
+        for _ in range(30):
+            status = client.pool_statuses(POOL, [JOB])[JOB]
+            stale_then_ours.append(lifecycle.judge_status(handle, status))
+            if stale_then_ours[-1] is Verdict.FINISHED:
+                break
+            clock.sleep(5)
+        assert stale_then_ours[-1] is Verdict.FINISHED and status.is_success
+        assert clock.monotonic() - handle.triggered_at >= 59  # the run lasts 60 s
+        assert len(emu.executions(JOB)) == 1 and len(executes(emu)) == 1
+
+
+def test_a_stale_success_is_not_the_end_of_a_run_started_at_once_after_it(
+    session: requests.Session,
+) -> None:
+    # Run again at once: Celonis shows the previous run (status, pool entry and history)
+    # for 30 s after each execute; the second run's end is its own, not the first's.
     clock = SteppedClock()
     with emulator(scenario(stale_status_for="30s"), clock=clock) as emu:
         client = make_client(emu.base_url, session, clock)
-        handle = client.execute(POOL, JOB, "FULL")
-        assert handle.attempts == 1 and handle.mode == "FULL"
-        assert handle.before.status == "SUCCESS"
-        assert set(handle.compared) == {
-            "currentExecutionId",
-            "latestExecutionItemId",
-            "lastExecutionStartDate",
-        }
-        # Right after the trigger the API still shows the previous run's SUCCESS.
-        stale = client.job_status(POOL, JOB)
-        stale_entry = client.pool_statuses(POOL, [JOB])[JOB]
-        assert stale.status == stale_entry.status == "SUCCESS"
-        assert handle.observe(stale) is Observation.NOT_YET
-        assert handle.observe(stale_entry) is Observation.NOT_YET
-        seen: list[Observation] = []
-        while True:
-            for status in (client.job_status(POOL, JOB), client.pool_statuses(POOL, [JOB])[JOB]):
-                seen.append(handle.observe(status, seen_active=Observation.ACTIVE in seen))
-            if seen[-1] is Observation.FINISHED:
-                break
-            assert clock.monotonic() - handle.triggered_at < 300, "the run never finished"
-            clock.sleep(5)
-        finished_after = clock.monotonic() - handle.triggered_at
-        assert len(emu.executions(JOB)) == 1
-    assert Observation.ACTIVE in seen
-    assert finished_after >= 59  # the run lasts 60 s; the stale SUCCESS was not believed
-
-
-def test_execute_dropped_after_the_server_started_the_job(session: requests.Session) -> None:
-    fault = {"method": "POST", "path": EXECUTE_PATH, "action": "drop_after", "times": 1}
-    with emulator(scenario(faults=[fault])) as emu, capture_logs() as logs:
-        handle = make_client(emu.base_url, session, FakeClock()).execute(POOL, JOB, "DELTA")
-        assert len(emu.executions(JOB)) == 1
-        assert len(executes(emu)) == 1
-    assert handle.attempts == 1
-    assert "api.execute_started_anyway" in [e["event"] for e in logs]
-
-
-def test_execute_dropped_before_the_server_saw_it_is_not_sent_again_on_a_timer(
-    session: requests.Session,
-) -> None:
-    # The client cannot tell a drop before from a drop after the server acted: a quiet
-    # status is no evidence (it may be stale), so the POST is not re-sent after a wait.
-    fault = {"method": "POST", "path": EXECUTE_PATH, "action": "drop_before", "times": 1}
-    clock = FakeClock()
-    policy = RetryPolicy(execute_settle=30.0, settle_poll=5.0)
-    with emulator(scenario(faults=[fault])) as emu:
-        client = make_client(emu.base_url, session, clock, retry=policy)
-        with pytest.raises(UnclearExecuteError) as caught:
-            client.execute(POOL, JOB, "FULL")
-        clock.advance(3600)
-        assert client.settle(caught.value.handle) is Settlement.UNCLEAR
-        assert len(executes(emu)) == 1
-        assert emu.executions(JOB) == []
-    handle = caught.value.handle
-    assert handle.attempts == 1 and handle.sent_at == pytest.approx(clock.wall_start + 1000.0)
-    assert sum(clock.sleeps) == pytest.approx(30.0)  # the short settle window, then the error
-    assert caught.value.exit_code == 3 and "does not show yet whether it started" in str(
-        caught.value
-    )
-
-
-def test_execute_dropped_after_start_while_the_status_is_stale(
-    session: requests.Session,
-) -> None:
-    # The status still shows the previous run for 10 s after the execute: the
-    # settle period (30 s) must outlast it, or the job would run twice.
-    fault = {"method": "POST", "path": EXECUTE_PATH, "action": "drop_after", "times": 1}
-    clock = SteppedClock()
-    with emulator(scenario(faults=[fault], stale_status_for="10s"), clock=clock) as emu:
-        handle = make_client(emu.base_url, session, clock).execute(POOL, JOB, "DELTA")
-        assert len(emu.executions(JOB)) == 1
-        assert len(executes(emu)) == 1
-    assert handle.attempts == 1
+        ends = []
+        for _ in range(2):
+            handle = client.execute(POOL, JOB, "FULL")
+            while True:
+                status = client.pool_statuses(POOL, [JOB])[JOB]
+                verdict = lifecycle.judge_status(handle, status)
+                if verdict is Verdict.NEEDS_HISTORY:
+                    history = client.execution_history(POOL, JOB, lifecycle.HISTORY_LIMIT)
+                    verdict = lifecycle.judge_history(handle, history)
+                if verdict is Verdict.FINISHED:
+                    break
+                assert clock.monotonic() - handle.triggered_at < 300, "never finished"
+                clock.sleep(2)
+            ends.append(clock.monotonic() - handle.triggered_at)
+        assert len(emu.executions(JOB)) == 2
+    assert min(ends) >= 59  # each run lasts 60 s: no stale SUCCESS was taken as its end
 
 
 @pytest.mark.parametrize("code", [500, 503])
@@ -640,22 +618,8 @@ def test_execute_server_error_reads_the_status_and_never_resends(
         assert emu.executions(JOB) == []
         assert [e["status"] for e in executes(emu)] == [code]
         gets = [e for e in emu.journal() if e["type"] == "request" and e["method"] == "GET"]
-        assert len(gets) > 2  # the status was read after the POST
+        assert len(gets) == 2  # the status before the POST; never re-sent, nothing waited for
     assert caught.value.handle.attempts == 1 and caught.value.status == code
-
-
-def test_execute_read_timeout_after_the_server_started_the_job(
-    session: requests.Session,
-) -> None:
-    fault = {"method": "POST", "path": EXECUTE_PATH, "action": "delay", "delay": 0.05, "times": 1}
-    clock = ScaledClock(SCALE)
-    policy = RetryPolicy(execute_settle=1000.0, settle_poll=5.0)  # 1 s real at most
-    with emulator(scenario(faults=[fault]), clock=clock) as emu:
-        client = make_client(emu.base_url, session, clock, retry=policy, timeouts=(2.0, 0.02))
-        handle = client.execute(POOL, JOB, "DELTA")
-        assert len(emu.executions(JOB)) == 1
-        assert len(executes(emu)) == 1
-    assert handle.attempts == 1
 
 
 def test_execute_429_is_sent_again_after_the_wait(session: requests.Session) -> None:
@@ -670,115 +634,12 @@ def test_execute_429_is_sent_again_after_the_wait(session: requests.Session) -> 
     assert clock.sleeps == [5.0]
 
 
-def test_execute_409_after_an_unclear_post_is_taken_as_ours(
-    session: requests.Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Suppose settle found positive evidence that the first POST did not start the job:
-    # the POST is sent again, and its 409 means the first one started it after all.
-    faults = [
-        status_fault(EXECUTE_PATH, 500, method="POST", times=1),
-        status_fault(EXECUTE_PATH, 409, method="POST", times=1),
-    ]
-    with emulator(scenario(faults=faults)) as emu:
-        client = make_client(emu.base_url, session, FakeClock())
-        monkeypatch.setattr(client, "settle", lambda handle: Settlement.NOT_STARTED)
-        handle = client.execute(POOL, JOB, "DELTA")
-        assert len(executes(emu)) == 2
-    assert handle.attempts == 2
-
-
-def test_execute_5xx_every_time_is_sent_once(session: requests.Session) -> None:
-    fault = status_fault(EXECUTE_PATH, 502, method="POST")
-    clock = FakeClock()
-    policy = RetryPolicy(max_attempts=3, execute_settle=10.0, settle_poll=5.0)
-    with emulator(scenario(faults=[fault])) as emu:
-        with pytest.raises(UnclearExecuteError):
-            make_client(emu.base_url, session, clock, retry=policy).execute(POOL, JOB, "DELTA")
-        assert len(executes(emu)) == 1
-        assert emu.executions(JOB) == []
-
-
-def test_execute_dropped_after_start_with_a_status_stale_longer_than_any_settle_period(
-    session: requests.Session,
-) -> None:
-    # Issue 16 #2: the status (and history) show the previous run for 35 s, longer than
-    # the old 30 s settle period. execute gives up with UnclearExecuteError after its
-    # short window; settle stays UNCLEAR while the status is stale, then STARTED.
-    fault = {"method": "POST", "path": EXECUTE_PATH, "action": "drop_after", "times": 1}
-    clock = SteppedClock()
-    with emulator(scenario(faults=[fault], stale_status_for="35s"), clock=clock) as emu:
-        client = make_client(emu.base_url, session, clock)
-        with pytest.raises(UnclearExecuteError) as caught:
-            client.execute(POOL, JOB, "DELTA")
-        handle = caught.value.handle
-        seen = []
-        for _ in range(20):
-            seen.append(client.settle(handle))
-            if seen[-1] is not Settlement.UNCLEAR:
-                break
-            clock.sleep(5)
-        assert seen[-1] is Settlement.STARTED and Settlement.NOT_STARTED not in seen
-        assert len(seen) > 2  # it was unclear for a while
-        assert len(executes(emu)) == 1 and len(emu.executions(JOB)) == 1
-        watched = handle.observe(client.job_status(POOL, JOB))
-        assert watched is not Observation.NOT_YET
-
-
-def test_settle_a_resumed_job_whose_before_markers_were_never_read(
-    session: requests.Session,
-) -> None:
-    # A run killed right after its execute: the resume knows only when it was sent.
-    clock = SteppedClock()
-    with emulator(scenario(stale_status_for="30s"), clock=clock) as emu:
-        client = make_client(emu.base_url, session, clock)
-        sent_at = clock.time()
-        client.execute(POOL, JOB, "DELTA")  # the killed run's execute
-        resumed = ExecutionHandle.unknown_before(POOL, JOB, "DELTA", sent_at)
-        assert client.settle(resumed) is Settlement.UNCLEAR  # stale: the previous run's end
-        stale = client.pool_statuses(POOL, [JOB])[JOB]
-        assert resumed.observe(stale) is Observation.NOT_YET
-        clock.sleep(31)
-        assert client.settle(resumed) is Settlement.STARTED
-        clock.sleep(3600)  # the run has ended: its end is seen as this run's
-        assert resumed.observe(client.pool_statuses(POOL, [JOB])[JOB]) is Observation.FINISHED
-        assert len(executes(emu)) == 1
-
-
-def test_settle_another_job_that_never_ran_is_not_started_without_evidence(
-    session: requests.Session,
-) -> None:
-    clock = SteppedClock()
-    with emulator(scenario(), clock=clock) as emu:
-        client = make_client(emu.base_url, session, clock)
-        resumed = ExecutionHandle.unknown_before(POOL, JOB_2, "DELTA", clock.time())
-        clock.sleep(600)
-        assert client.settle(resumed) is Settlement.UNCLEAR  # no history at all: no proof
-        assert executes(emu) == []
-
-
-def test_a_job_that_never_ran(session: requests.Session) -> None:
-    clock = SteppedClock()
-    with emulator(scenario(), clock=clock) as emu:
-        client = make_client(emu.base_url, session, clock)
-        handle = client.execute(POOL, JOB_2, "DELTA")
-        assert handle.never_ran_before
-        clock.sleep(40)
-        final = client.pool_statuses(POOL, [JOB_2])[JOB_2]
-        assert handle.observe(final) is Observation.FINISHED and final.is_success
-        assert len(emu.executions(JOB_2)) == 1
-
-
-# -- failure reason ----------------------------------------------------------------------
-
-
 def run_to_end(client: CelonisClient, clock: Clock) -> None:
     handle = client.execute(POOL, JOB, "DELTA")
-    active = False
     for _ in range(100):
-        observed = handle.observe(client.job_status(POOL, JOB), seen_active=active)
-        if observed is Observation.FINISHED:
+        status = client.pool_statuses(POOL, [JOB])[JOB]
+        if lifecycle.judge_status(handle, status) is Verdict.FINISHED:
             return
-        active = active or observed is Observation.ACTIVE
         clock.sleep(10)
     raise AssertionError("the run never finished")
 
@@ -844,7 +705,10 @@ def test_no_key_token_or_secret_in_errors_or_logs(session: requests.Session) -> 
                 errors.append(error)
         good = oauth()
         client = make_client(emu.base_url, session, FakeClock(), auth=good)
-        client.execute(POOL, JOB, "DELTA")
+        try:
+            client.execute(POOL, JOB, "DELTA")  # its answer is lost: unclear, not re-sent
+        except ApiError as error:
+            errors.append(error)
         tokens = list(emu._credentials._tokens)  # the tokens it handed out
         server_clock.jump(3600)  # the token expires on the emulator's side: a 401, a refresh
         for call in (
@@ -858,7 +722,7 @@ def test_no_key_token_or_secret_in_errors_or_logs(session: requests.Session) -> 
         assert isinstance(good, OAuthClientAuth)
         tokens += list(emu._credentials._tokens)
         assert good.tokens_fetched == 2
-    assert len(errors) == 4 and len(set(tokens)) == 2
+    assert len(errors) == 5 and len(set(tokens)) == 2
     secrets = [API_KEY, APP_KEY, CLIENT_SECRET, CLIENT_ID, *tokens]
     haystack = "\n".join([*(t for e in errors for t in _texts(e)), *map(repr, logs)])
     for secret in secrets:

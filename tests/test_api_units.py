@@ -11,13 +11,11 @@ import requests
 import urllib3.exceptions
 
 from runner.api import (
-    ExecutionHandle,
     JobBusyError,
     JobStatus,
     KeyAuth,
     NetworkError,
     OAuthClientAuth,
-    Observation,
     RetryPolicy,
     Secret,
     auth_from_config,
@@ -297,12 +295,6 @@ def test_connection_failures_are_classified_with_urllib3_1_26_and_2(
 # -- JobStatus and ExecutionHandle --
 
 
-def _handle(before: JobStatus, compared: frozenset[str] | None = None) -> ExecutionHandle:
-    if compared is None:
-        compared = frozenset(before.markers()) | {"currentExecutionId", "latestExecutionItemId"}
-    return ExecutionHandle(POOL, JOB, "FULL", before, 0.0, 1, compared)
-
-
 def test_job_status_helpers() -> None:
     running = JobStatus(JOB, "RUNNING", "e1", "i1", 5)
     assert running.is_active and not running.is_finished and running.in_progress
@@ -316,62 +308,6 @@ def test_job_status_helpers() -> None:
     never = JobStatus(JOB, None)
     assert not (never.is_active or never.is_finished or never.is_unknown)
     assert JobStatus(JOB, "SKIPPED").is_finished and not JobStatus(JOB, "FAIL").is_success
-
-
-def test_handle_stale_finished_status_is_not_this_run() -> None:
-    before = JobStatus(JOB, "SUCCESS", "e1", "i1", 1000)
-    handle = _handle(before)
-    assert handle.observe(JobStatus(JOB, "SUCCESS", "e1", "i1")) is Observation.NOT_YET
-    assert handle.observe(JobStatus(JOB, "SUCCESS", last_execution_start=1000)) is (
-        Observation.NOT_YET
-    )
-    # A finished status with no markers at all says nothing either.
-    assert handle.observe(JobStatus(JOB, "SUCCESS")) is Observation.NOT_YET
-
-
-def test_handle_marker_moved_means_this_run() -> None:
-    handle = _handle(JobStatus(JOB, "SUCCESS", "e1", "i1", 1000))
-    assert handle.observe(JobStatus(JOB, "FAIL", "e2", "i1")) is Observation.FINISHED
-    assert handle.observe(JobStatus(JOB, "FAIL", None, "i2")) is Observation.FINISHED
-    assert handle.observe(JobStatus(JOB, "SUCCESS", last_execution_start=2000)) is (
-        Observation.FINISHED
-    )
-
-
-def test_handle_active_and_unknown_are_this_run() -> None:
-    handle = _handle(JobStatus(JOB, "SUCCESS", "e1", "i1", 1000))
-    assert handle.observe(JobStatus(JOB, "QUEUED", "e1", "i1")) is Observation.ACTIVE
-    assert handle.observe(JobStatus(JOB, "WAITING_FOR_GODOT")) is Observation.ACTIVE
-    same = JobStatus(JOB, "SUCCESS", "e1", "i1", 1000)
-    assert handle.observe(same, seen_active=True) is Observation.FINISHED
-
-
-def test_handle_only_compares_markers_read_before() -> None:
-    # The pool's logs/status could not be read before the trigger: its
-    # lastExecutionStartDate is not known, so a value there proves nothing.
-    handle = _handle(JobStatus(JOB, "SUCCESS", "e1", "i1"))
-    assert "lastExecutionStartDate" not in handle.compared
-    assert handle.observe(JobStatus(JOB, "SUCCESS", last_execution_start=1000)) is (
-        Observation.NOT_YET
-    )
-    # ...but null before, value now, for a marker that was read: a new run.
-    handle = _handle(
-        JobStatus(JOB, "SUCCESS", None, "i1"),
-        frozenset({"currentExecutionId", "latestExecutionItemId"}),
-    )
-    assert handle.observe(JobStatus(JOB, "SUCCESS", "e9", "i1")) is Observation.FINISHED
-
-
-def test_handle_job_that_never_ran() -> None:
-    handle = _handle(JobStatus(JOB, None))
-    assert handle.never_ran_before
-    assert handle.observe(JobStatus(JOB, None)) is Observation.NOT_YET
-    assert handle.observe(JobStatus(JOB, "SUCCESS")) is Observation.FINISHED
-
-
-def test_handle_refuses_another_jobs_status() -> None:
-    with pytest.raises(ValueError):
-        _handle(JobStatus(JOB, None)).observe(JobStatus("other", "SUCCESS"))
 
 
 def test_job_busy_error_message() -> None:

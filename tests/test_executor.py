@@ -11,8 +11,8 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from runner.api.client import ExecutionHandle, JobStatus, Settlement
 from runner.api.errors import AuthError, NetworkError, ServerError, UnclearExecuteError
+from runner.api.types import ExecutionHandle, JobStatus
 from runner.execution.executor import Executor
 from runner.execution.io import NORMAL, InlineCalls, OnDone
 from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
@@ -341,39 +341,30 @@ def unclear(job_id: str, clock: FakeClock) -> UnclearExecuteError:
     return UnclearExecuteError(handle, timed_out)
 
 
-def test_an_unclear_execute_is_settled_then_watched_not_sent_again() -> None:
-    api = fake(takes_effect={"a"})
+def test_an_unclear_execute_is_settled_from_the_history_then_watched_not_sent_again() -> None:
+    api = fake(takes_effect={"a"}, hidden_until={"a": T0 + 25.0})  # the history lags 25 s
     api.execute_errors["a"] = [unclear("a", api.clock)]
-    api.settlements["a"] = [Settlement.UNCLEAR, Settlement.UNCLEAR, Settlement.STARTED]
     state = run(plan_of(job("a"), job("b", "a")), api)
     assert states(state) == {"a": JobState.SUCCEEDED, "b": JobState.SUCCEEDED}
     assert len(api.times("execute", "a")) == 1 and len(api.runs["a"]) == 1
-    settles = api.times("settle", "a")
-    assert len(settles) == 3 and settles[1] - settles[0] == 10.0  # once per poll round
+    reads = api.times("history", "a")
+    assert len(reads) >= 3 and reads[1] - reads[0] == 10.0  # once per poll round
 
 
-def test_an_unclear_execute_settled_not_started_is_started_again() -> None:
-    api = fake()
+def test_an_unclear_execute_with_no_execution_ends_unclear_after_its_window_not_resent() -> None:
+    api = fake()  # the POST never reached Celonis: no execution ever shows
     api.execute_errors["a"] = [unclear("a", api.clock)]
-    api.settlements["a"] = [Settlement.NOT_STARTED]
-    state = run(plan_of(job("a")), api)
-    assert state.jobs["a"].state == JobState.SUCCEEDED
-    assert len(api.times("execute", "a")) == 2 and len(api.runs["a"]) == 1
-
-
-def test_an_execute_that_stays_unclear_ends_unclear_at_its_timeout() -> None:
-    api = fake(takes_effect={"a"})
-    api.execute_errors["a"] = [unclear("a", api.clock)]
-    state = run(plan_of(job("a", timeout=120.0), job("b", "a")), api)
+    state = run(plan_of(job("a", settle_window=120.0, timeout=4 * 3600.0), job("b", "a")), api)
     a = state.jobs["a"]
-    assert a.state == JobState.UNCLEAR
-    assert "check the execution history of job a in pool pool-sap" in (a.error or "")
-    assert state.jobs["b"].state == JobState.SKIPPED
-    assert len(api.times("execute", "a")) == 1 and may_still_run(state) == {"a"}
+    assert a.state == JobState.UNCLEAR and state.jobs["b"].state == JobState.SKIPPED
+    assert "run --resume executes it again" in (a.error or "")
+    assert len(api.times("execute", "a")) == 1  # never re-sent within the run
+    ended = max(api.times("history", "a"))
+    assert T0 + 120.0 <= ended <= T0 + 140.0  # within its window, not its 4 h timeout
 
 
 def test_a_stop_while_an_execute_is_unclear_leaves_it_may_be_running() -> None:
-    api = fake(takes_effect={"a"})
+    api = fake(takes_effect={"a"}, history_hidden={"a"})
     api.execute_errors["a"] = [unclear("a", api.clock)]
     holder: list[Executor] = []
 
@@ -386,34 +377,60 @@ def test_a_stop_while_an_execute_is_unclear_leaves_it_may_be_running() -> None:
     state = ex.run()
     assert state.jobs["a"].state == JobState.STARTING  # never settled: it may have started
     assert may_still_run(state) == {"a"} and state.status == "interrupted"
-    assert len(api.times("settle", "a")) >= 3  # still settled during the grace period
+    assert len(api.times("history", "a")) >= 3  # still settled during the grace period
 
 
-def test_resume_settles_an_uncertain_job_the_same_way() -> None:
+def uncertain(api: FakeCelonis, job_id: str, ago: float) -> ExecutionHandle:
+    """The claim a resumed run keeps for a job whose execute was sent `ago` seconds ago."""
+    sent = api.clock.time() - ago
+    return ExecutionHandle(
+        "pool-sap",
+        job_id,
+        "DELTA",
+        JobStatus(job_id, None),
+        0.0,
+        1,
+        sent_at=sent,
+        since_ms=api.celonis_floor_ms(sent),
+    )
+
+
+def test_resume_settles_an_uncertain_job_from_the_history() -> None:
     api = fake()
-    api.runs["a"] = []
     api.start_run("a")  # the earlier run's execute took effect
-    api.settlements["a"] = [Settlement.UNCLEAR, Settlement.STARTED]
-    resume = ResumeFrom(uncertain={"a": api.clock.time() - 5.0})
+    resume = ResumeFrom(uncertain={"a": uncertain(api, "a", 0.0)}, intent_at={"a": T0})
     state = run(plan_of(job("a"), job("b", "a")), api, resume=resume)
     assert states(state) == {"a": JobState.SUCCEEDED, "b": JobState.SUCCEEDED}
-    assert not api.times("execute", "a") and len(api.times("settle", "a")) == 2
+    assert not api.times("execute", "a")
 
 
-def test_resume_starts_an_uncertain_job_only_on_evidence_it_did_not_start() -> None:
+def test_resume_resends_an_uncertain_job_only_a_window_after_the_send() -> None:
     api = fake()
-    api.settlements["a"] = [Settlement.UNCLEAR, Settlement.NOT_STARTED]
-    resume = ResumeFrom(uncertain={"a": api.clock.time() - 5.0})
-    state = run(plan_of(job("a")), api, resume=resume)
+    resume = ResumeFrom(uncertain={"a": uncertain(api, "a", 0.0)})
+    with capture_logs() as logs:
+        state = run(plan_of(job("a", settle_window=120.0)), api, resume=resume)
     assert state.jobs["a"].state == JobState.SUCCEEDED
     (execute_at,) = api.times("execute", "a")
-    assert execute_at > api.times("settle", "a")[1] - 1e-9
+    assert execute_at >= T0 + 120.0  # not before the history had a full window to show it
+    assert [e for e in logs if e["event"] == "job_resent_after_unclear"]
+
+
+def test_a_409_to_a_resend_is_the_earlier_execute_taken_as_ours() -> None:
+    # the earlier execute did start (a 1000 s run), but the history shows it only after 300 s
+    api = fake(durations={"a": 1000.0}, hidden_until={"a": T0 + 300.0})
+    api.start_run("a")
+    resume = ResumeFrom(uncertain={"a": uncertain(api, "a", 0.0)})
+    state = run(plan_of(job("a", settle_window=120.0)), api, resume=resume)
+    assert len(api.times("execute", "a")) == 1  # resent after the window...
+    assert len(api.runs["a"]) == 1  # ...and refused: one execution, taken as ours
+    assert state.jobs["a"].state == JobState.SUCCEEDED
+    assert max(api.times("status", "a")) >= T0 + 1000.0  # its own end, not a guess
 
 
 def test_a_resumed_running_job_is_taken_up_without_an_execute() -> None:
     api = fake()
+    handle = uncertain(api, "a", 0.0)
     api.start_run("a")
-    handle = ExecutionHandle("pool-sap", "a", "DELTA", JobStatus("a", None), 0.0, 1)
     state = run(plan_of(job("a")), api, resume=ResumeFrom(running={"a": handle}))
     assert state.jobs["a"].state == JobState.SUCCEEDED and not api.times("execute")
 
@@ -635,3 +652,57 @@ def test_an_execute_that_certainly_did_not_start_the_job_says_not_started() -> N
     api = fake(execute_errors={"a": [unclear]})
     state = run(plan_of(job("a")), api)
     assert may_still_run(state) == {"a"}  # sent, no answer: it may have started
+
+
+# -- stale statuses: which execution is ours (issue 20) -------------------------------------
+
+
+def dependency_violations(api: FakeCelonis, plan: Plan, since: int) -> list[str]:
+    """Edges whose dependent's run (from the `since`-th run of each job on) began before the
+    dependency's own run of that round ended."""
+    bad = []
+    for name, planned in plan.jobs.items():
+        for dep in planned.job.depends_on:
+            mine, theirs = api.runs[name][since], api.runs[dep][since]
+            if mine.start < theirs.start + theirs.duration:
+                bad.append(f"{dep} -> {name}")
+    return bad
+
+
+def test_a_pipeline_run_again_at_once_under_stale_statuses_waits_for_its_own_executions() -> None:
+    # Celonis shows every job as it was 6 s ago; jobs take 2-3 s; polls every 0.2 s
+    jobs = [job("j0", poll_interval=0.2, max_poll_interval=0.2)]
+    for i in range(1, 10):
+        deps = [f"j{i - 1}"] + ([f"j{i - 2}"] if i >= 2 else [])
+        jobs.append(job(f"j{i}", *deps, poll_interval=0.2, max_poll_interval=0.2))
+    plan = plan_of(*jobs)
+    api = fake(stale_for=6.0, durations={f"j{i}": 2.0 + (i % 2) for i in range(10)})
+    first = run(plan, api)
+    second = run(plan, api)
+    assert first.status == second.status == "succeeded"
+    assert dependency_violations(api, plan, 1) == []
+    for name, j in second.jobs.items():  # the report's duration is at least the real one
+        assert j.duration is not None and j.duration >= api.runs[name][1].duration
+
+
+def test_resume_right_after_a_stop_runs_again_a_job_that_stop_cancelled() -> None:
+    api = fake(stale_for=10.0, durations={"a": 100.0}, cancel_delay=1.0)
+    holder: list[Executor] = []
+
+    def stop_once_running(state: RunState, j: JobRun) -> None:
+        if j.name == "a" and j.state == JobState.RUNNING and len(holder) == 1:
+            holder[0].request_stop("SIGINT received")
+            holder.append(holder[0])
+
+    plan = plan_of(job("a"), job("b", "a"))
+    ex = executor(plan, api, listeners=[stop_once_running], grace=5.0)
+    holder.append(ex)
+    first = ex.run()
+    a = first.jobs["a"]  # the CANCEL is not shown within the grace: still "running"
+    assert first.status == "interrupted" and a.state == JobState.RUNNING and a.handle
+    resume = ResumeFrom(running={"a": a.handle}, cancel_requested=frozenset({"a"}))
+    with capture_logs() as logs:
+        second = run(plan, api, resume=resume)  # at once: Celonis then shows that CANCEL
+    assert states(second) == {"a": JobState.SUCCEEDED, "b": JobState.SUCCEEDED}
+    assert len(api.runs["a"]) == 2 and api.runs["b"][0].start >= api.runs["a"][1].start + 100.0
+    assert [e for e in logs if e["event"] == "job_cancelled_by_earlier_stop"]

@@ -124,6 +124,7 @@ def add_jobs(
             timeout=job.timeout,
             poll_interval=job.poll_interval,
             max_poll_interval=job.max_poll_interval,
+            settle_window=job.settle_window,
             deferrable=deferrable,
             **extra,
         )

@@ -8,8 +8,11 @@ Celonis' ERROR lines when the job fails. The job's `timeout`, and Airflow
 killing the task (execution_timeout, mark failed, clear), cancel it in Celonis.
 
 An Airflow retry never repeats an execute blindly: a later try first looks at
-the job's newest execution; one that began after this DAG run started and is
-still running is waited for as ours, one that succeeded counts as done.
+the job's execution history; an execution that began after this DAG run
+started (on Celonis' clock, measured from its answers) is an earlier try's:
+still running, it is waited for as ours; succeeded, the task is done. When
+none shows yet, a 409 to the retry's execute is that earlier execute. The
+decisions are `runner.lifecycle`'s, the same as `run`'s.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
 
+from runner import lifecycle
 from runner.airflow.credentials import (
     DEFAULT_CONN_ID,
     ApiSettings,
@@ -33,20 +37,25 @@ from runner.airflow.credentials import (
 from runner.airflow.hooks import endpoint_for, lookup_connection
 from runner.airflow.triggers import CelonisJobTrigger
 from runner.airflow.watch import Outcome, Wait
-from runner.api import ApiError, CelonisClient, ExecutionHandle, JobBusyError, JobStatus
+from runner.api import (
+    ApiError,
+    CelonisClient,
+    ExecutionHandle,
+    JobBusyError,
+    JobStatus,
+    UnclearExecuteError,
+)
 from runner.errors import RunnerError
+from runner.lifecycle import Settlement
 from runner.manifest.durations import format_duration
 from runner.manifest.model import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_MODE,
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_SETTLE_WINDOW,
     DEFAULT_TIMEOUT,
     Mode,
 )
-
-CLOCK_SKEW = 300.0
-"""Seconds of clock difference to Celonis tolerated when a retry decides whether the newest
-execution is one an earlier try started (erring this way never executes a job twice)."""
 
 
 class CelonisJobOperator(BaseOperator):
@@ -72,6 +81,7 @@ class CelonisJobOperator(BaseOperator):
         timeout: float = DEFAULT_TIMEOUT,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        settle_window: float = DEFAULT_SETTLE_WINDOW,
         deferrable: bool = True,
         environ: Mapping[str, str] | None = None,
         **kwargs: Any,
@@ -85,6 +95,7 @@ class CelonisJobOperator(BaseOperator):
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
+        self.settle_window = settle_window
         self.deferrable = deferrable
         self._environ = environ
         self._killed = threading.Event()
@@ -142,14 +153,13 @@ class CelonisJobOperator(BaseOperator):
             raise AirflowException(f"job {self.job_name!r}: {error}") from None
         return make_client(endpoint, make_clock(self.environ), self.environ)
 
-    def _start(self, client: CelonisClient) -> Wait:
-        """Execute the job; a run someone else started is waited for first."""
+    def _start(self, client: CelonisClient, resend_of: ExecutionHandle | None = None) -> Wait:
+        """Execute the job; a run someone else started is waited for first. `resend_of`: an
+        earlier try's execute may have taken effect (a 409 then is that execute: ours)."""
         now = time.time()
-        poll = (self.poll_interval, self.max_poll_interval)
-        scale = time_scale(self.environ)
         self._sending = client  # left set if a kill interrupts the execute (see on_kill)
         try:
-            handle = client.execute(self.pool_id, self.job_id, self.mode)
+            handle = client.execute(self.pool_id, self.job_id, self.mode, resend_of=resend_of)
         except JobBusyError as busy:
             self._sending = None
             self.log.info(
@@ -157,49 +167,102 @@ class CelonisJobOperator(BaseOperator):
                 self.job_name,
                 busy.job_status.status,
             )
-            return Wait.external(
-                self.pool_id, self.job_id, now=now, timeout=self.timeout, poll=poll, scale=scale
+            other = ExecutionHandle(
+                self.pool_id,
+                self.job_id,
+                self.mode,
+                JobStatus(self.job_id, None),
+                0.0,
+                0,
+                running_at_ms=busy.running_at_ms or client.celonis_floor_ms(),
             )
+            return Wait.external(other, now=now, **self._timing())
+        except UnclearExecuteError as unclear:
+            self._sending = None
+            return self._settle(client, unclear.handle, str(unclear))
         except ApiError as error:
             self._sending = None
-            raise AirflowException(
-                f"job {self.job_name!r}: {error} (if the execute reached Celonis the job may be"
-                " running: a retry of this task waits for that run instead of executing again)"
-            ) from None
+            raise AirflowException(f"job {self.job_name!r}: {error}") from None
         self._sending = None
         self.log.info("job %s executed (%s) in pool %s", self.job_name, self.mode, self.pool_id)
-        return Wait.ours(handle, now=now, timeout=self.timeout, poll=poll, scale=scale)
+        return Wait.ours(handle, now=now, **self._timing())
+
+    def _timing(self) -> dict[str, Any]:
+        return {
+            "timeout": self.timeout,
+            "poll": (self.poll_interval, self.max_poll_interval),
+            "scale": time_scale(self.environ),
+        }
+
+    def _settle(self, client: CelonisClient, handle: ExecutionHandle, why: str) -> Wait:
+        """The execute got no clear answer: read the history until it shows our execution,
+        within the settle window; never send the execute again in this try."""
+        self.log.warning("job %s: %s; looking for it in the execution history", self.job_name, why)
+        scale = time_scale(self.environ)
+        started = time.time()
+        while not self._killed.is_set():
+            try:
+                at = client.celonis_floor_ms()
+                history = client.execution_history(
+                    self.pool_id, self.job_id, lifecycle.HISTORY_LIMIT
+                )
+            except ApiError as error:
+                self.log.warning("job %s: the history could not be read: %s", self.job_name, error)
+                history, at = [], 0
+            outcome = lifecycle.settle(handle, history, at, self.settle_window)
+            if outcome is Settlement.STARTED:
+                self.log.info("job %s: its execute took effect", self.job_name)
+                return Wait.ours(handle, now=started, **self._timing())
+            overdue = lifecycle.settle_overdue((time.time() - started) * scale, self.settle_window)
+            if outcome is Settlement.NO_EXECUTION or overdue:
+                break
+            self._killed.wait(self.poll_interval / scale)
+        raise AirflowException(
+            f"job {self.job_name!r}: unclear: its execute got no clear answer and Celonis showed"
+            f" no execution of it within {format_duration(self.settle_window)}; a retry of this"
+            " task looks again and executes it only if Celonis still shows none"
+        )
 
     def _earlier_try(self, context: Context, client: CelonisClient) -> Wait | dict[str, str] | None:
-        """On a retry: the run an earlier try of this DAG run started, if Celonis shows one."""
+        """On a retry: the run an earlier try of this DAG run started, if Celonis shows one.
+
+        An execution that began at or after the DAG run's start (on Celonis' clock, measured)
+        is an earlier try's: still running, it is waited for as ours; succeeded, the task is
+        done; ended otherwise, a new one is executed. None shown: the execute is sent with the
+        earlier try's claim, so that a 409 (the earlier execute, seen late) is taken as ours.
+        """
         ti, dag_run = context["ti"], context["dag_run"]
         since = dag_run.start_date
         if ti.try_number <= 1 or since is None:
             return None
         try:
-            latest = client.latest_execution(self.pool_id, self.job_id)
-            status = client.job_status(self.pool_id, self.job_id)
+            history = client.execution_history(self.pool_id, self.job_id, lifecycle.HISTORY_LIMIT)
         except ApiError as error:
             raise AirflowException(f"job {self.job_name!r}: {error}") from None
-        began = latest.start_date if latest is not None else None
-        if began is None or began < (since.timestamp() - CLOCK_SKEW) * 1000:
-            return None
-        if status.in_progress:
+        # the DAG run's start on the client's clock (scaled in tests), then on Celonis'
+        ago = (time.time() - since.timestamp()) * time_scale(self.environ)
+        local = client.clock.time() - ago
+        claim = ExecutionHandle(
+            self.pool_id,
+            self.job_id,
+            self.mode,
+            JobStatus(self.job_id, None),
+            0.0,
+            1,
+            sent_at=local,
+            since_ms=client.celonis_floor_ms(local),
+        )
+        item = lifecycle.ours_in_history(claim, history)
+        if item is None:
+            return self._start(client, resend_of=claim)
+        if item.in_progress:
             self.log.info(
                 "job %s: an execution started by an earlier try is %s: waiting for it, not executing again",
                 self.job_name,
-                status.status,
+                item.status,
             )
-            handle = ExecutionHandle(
-                self.pool_id, self.job_id, self.mode, JobStatus(self.job_id, None), 0.0, 1
-            )
-            poll = (self.poll_interval, self.max_poll_interval)
-            scale = time_scale(self.environ)
-            now = time.time()
-            return Wait.ours(
-                handle, now=now, timeout=self.timeout, poll=poll, scale=scale, seen_active=True
-            )
-        if latest is not None and latest.status == "SUCCESS":
+            return Wait.ours(claim, now=time.time(), **self._timing())
+        if item.status == "SUCCESS":
             self.log.info(
                 "job %s: an earlier try's execution succeeded; not executing again", self.job_name
             )
@@ -219,9 +282,14 @@ class CelonisJobOperator(BaseOperator):
                 return self._finish(client, Outcome.TIMEOUT, wait)
             try:
                 status = client.pool_statuses(self.pool_id, [self.job_id])[self.job_id]
+                step = wait.observe(status, time.time())
+                if step.read_history:
+                    history = client.execution_history(
+                        self.pool_id, self.job_id, lifecycle.HISTORY_LIMIT
+                    )
+                    step = wait.observe_history(history, time.time())
             except ApiError as error:
                 return self._finish(client, Outcome.ERROR, wait, str(error))
-            step = wait.observe(status, time.time())
             wait = step.wait
             self._active = (client, wait)
             if step.outcome is not None:

@@ -22,6 +22,7 @@ from runner.airflow.hooks import alookup_connection, endpoint_for
 from runner.airflow.watch import Outcome, Wait
 from runner.api import CelonisClient
 from runner.errors import RunnerError
+from runner.lifecycle import HISTORY_LIMIT
 
 
 class CelonisJobTrigger(BaseTrigger):
@@ -56,6 +57,11 @@ class CelonisJobTrigger(BaseTrigger):
                     client.pool_statuses, wait.pool_id, [wait.job_id]
                 )
                 step = wait.observe(statuses[wait.job_id], time.time())
+                if step.read_history:
+                    history = await asyncio.to_thread(
+                        client.execution_history, wait.pool_id, wait.job_id, HISTORY_LIMIT
+                    )
+                    step = wait.observe_history(history, time.time())
                 wait = step.wait
                 if step.outcome is not None:
                     yield _event(step.outcome, wait)

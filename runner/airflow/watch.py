@@ -1,25 +1,22 @@
 """Waiting for a Celonis job to end, shared by the operator's own loop and the deferred trigger.
 
 A `Wait` is plain data (it travels in trigger kwargs and events): the job, the
-`ExecutionHandle` of our execute (or none, while a run someone else started is
-waited for), the deadline and the poll intervals. `Wait.observe` judges one
-status with the handle's stale-status guard and says how long to sleep: the
-interval grows with the elapsed time as in `run` (poll_interval up to
-max_poll_interval). Times are real epoch seconds; durations are virtual seconds
+claim on the execution waited for (`ExecutionHandle`: ours, or the one someone
+else started), the deadline and the poll intervals. `Wait.observe` judges one
+status by `runner.lifecycle` (the rules `run` uses) and says how long to
+sleep, or that the history must be read to tie an end to the claim. Times are real epoch seconds; durations are virtual seconds
 (real seconds times `scale`, which is 1 outside tests). No Airflow import.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from runner.api import ExecutionHandle, JobStatus, Observation
-from runner.manifest.model import Mode
-
-BACKOFF_FRACTION = 0.05
-"""A running job is polled at least every BACKOFF_FRACTION of its elapsed time (as in `run`)."""
+from runner import lifecycle
+from runner.api import ExecutionHandle, ExecutionInfo, JobStatus
+from runner.lifecycle import Verdict
 
 
 class Outcome(StrEnum):
@@ -36,33 +33,6 @@ class Outcome(StrEnum):
     """The API could not be used; `message` says why."""
 
 
-def handle_to_dict(handle: ExecutionHandle) -> dict[str, Any]:
-    before = asdict(handle.before)
-    return {
-        "pool_id": handle.pool_id,
-        "job_id": handle.job_id,
-        "mode": handle.mode,
-        "before": before,
-        "triggered_at": handle.triggered_at,
-        "attempts": handle.attempts,
-        "compared": sorted(handle.compared),
-        "sent_at": handle.sent_at,
-    }
-
-
-def handle_from_dict(data: dict[str, Any]) -> ExecutionHandle:
-    return ExecutionHandle(
-        pool_id=data["pool_id"],
-        job_id=data["job_id"],
-        mode=cast(Mode, data["mode"]),
-        before=JobStatus(**data["before"]),
-        triggered_at=float(data["triggered_at"]),
-        attempts=int(data["attempts"]),
-        compared=frozenset(data["compared"]),
-        sent_at=data.get("sent_at"),
-    )
-
-
 @dataclass(frozen=True)
 class Step:
     outcome: Outcome | None
@@ -70,6 +40,9 @@ class Step:
     wait: Wait
     sleep: float
     """Real seconds until the next poll (never past the deadline)."""
+    read_history: bool = False
+    """The status showed an end it cannot tie to the claim: read the history now
+    (`Wait.observe_history`)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +58,7 @@ class Wait:
     max_poll_interval: float
     scale: float = 1.0
     handle: dict[str, Any] | None = None
-    seen_active: bool = False
+    """The claim (`ExecutionHandle.to_dict`): our execution, or the one someone else runs."""
 
     @classmethod
     def ours(
@@ -96,33 +69,36 @@ class Wait:
         timeout: float,
         poll: tuple[float, float],
         scale: float,
-        seen_active: bool = False,
     ) -> Wait:
-        return cls(
-            handle.pool_id,
-            handle.job_id,
-            "ours",
-            now,
-            now + timeout / scale,
-            poll[0],
-            poll[1],
-            scale,
-            handle_to_dict(handle),
-            seen_active,
-        )
+        return cls._of("ours", handle, now=now, timeout=timeout, poll=poll, scale=scale)
 
     @classmethod
     def external(
         cls,
-        pool_id: str,
-        job_id: str,
+        handle: ExecutionHandle,
         *,
         now: float,
         timeout: float,
         poll: tuple[float, float],
         scale: float,
     ) -> Wait:
-        return cls(pool_id, job_id, "external", now, now + timeout / scale, poll[0], poll[1], scale)
+        """Wait for the run someone else started (`handle`: the claim on it, running_at_ms)."""
+        return cls._of("external", handle, now=now, timeout=timeout, poll=poll, scale=scale)
+
+    @classmethod
+    def _of(
+        cls,
+        kind: Literal["ours", "external"],
+        handle: ExecutionHandle,
+        *,
+        now: float,
+        timeout: float,
+        poll: tuple[float, float],
+        scale: float,
+    ) -> Wait:
+        deadline = now + timeout / scale
+        data = handle.to_dict()
+        return cls(handle.pool_id, handle.job_id, kind, now, deadline, *poll, scale, data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,23 +107,39 @@ class Wait:
     def from_dict(cls, data: dict[str, Any]) -> Wait:
         return cls(**data)
 
+    def claim(self) -> ExecutionHandle:
+        assert self.handle is not None
+        return ExecutionHandle.from_dict(self.handle, self.pool_id, self.job_id)
+
     def timed_out(self, now: float) -> bool:
         return now >= self.deadline
 
     def observe(self, status: JobStatus, now: float) -> Step:
-        """What one status says: an outcome, or keep waiting (and for how long)."""
-        if self.kind == "external":
-            if not status.in_progress:
-                return Step(Outcome.EXTERNAL_ENDED, self, 0.0)
-            return Step(None, self, self._sleep(self.poll_interval, now))
-        assert self.handle is not None
-        seen = handle_from_dict(self.handle).observe(status, seen_active=self.seen_active)
-        wait = replace(self, seen_active=True) if seen is Observation.ACTIVE else self
-        if seen is Observation.FINISHED:
-            return Step(Outcome(status.status or ""), wait, 0.0)
+        """What one status says: an outcome, a history read, or keep waiting (and how long)."""
+        return self._step(lifecycle.judge_status(self.claim(), status), status.status, now)
+
+    def observe_history(self, history: list[ExecutionInfo], now: float) -> Step:
+        """What the execution history says, after a status showed an end (`read_history`)."""
+        claim = self.claim()
+        verdict = lifecycle.judge_history(claim, history)
+        if verdict is Verdict.NOT_YET and self.kind == "external":
+            verdict = Verdict.ACTIVE  # its end is not in the history yet
+        return self._step(verdict, lifecycle.outcome_in_history(claim, history), now)
+
+    def _step(self, verdict: Verdict, outcome: str | None, now: float) -> Step:
+        if verdict is Verdict.NEEDS_HISTORY:
+            return Step(None, self, 0.0, read_history=True)
+        external = self.kind == "external"
+        if verdict is Verdict.FINISHED or (external and verdict is Verdict.NOT_YET):
+            return Step(Outcome.EXTERNAL_ENDED if external else Outcome(outcome or ""), self, 0.0)
         elapsed = (now - self.started) * self.scale
-        interval = min(self.max_poll_interval, max(self.poll_interval, elapsed * BACKOFF_FRACTION))
-        return Step(None, wait, self._sleep(interval, now))
+        if external:
+            interval = self.poll_interval
+        else:
+            interval = lifecycle.poll_interval(
+                elapsed, self.poll_interval, self.max_poll_interval, cancelling=False
+            )
+        return Step(None, self, self._sleep(interval, now))
 
     def _sleep(self, interval: float, now: float) -> float:
         return max(0.0, min(interval / self.scale, self.deadline - now))

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from runner.api.auth import Auth, KeyAuth, OAuthClientAuth, Secret, auth_from_config
 from runner.api.baseurl import BASE_URL_ENV, resolve_base_url
-from runner.api.client import (
-    ACTIVE_STATUSES,
-    FINISHED_STATUSES,
-    CelonisClient,
-    ExecutionHandle,
-    ExecutionInfo,
-    JobInfo,
-    JobStatus,
-    Observation,
-    PoolInfo,
-    Settlement,
-)
+from runner.api.celonis_clock import CelonisClock, Offset
+from runner.api.client import CelonisClient
 from runner.api.errors import (
     ApiError,
     AuthError,
@@ -34,6 +24,15 @@ from runner.api.transport import (
     redact_headers,
     retry_after_seconds,
 )
+from runner.api.types import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    ExecutionHandle,
+    ExecutionInfo,
+    JobInfo,
+    JobStatus,
+    PoolInfo,
+)
 from runner.urls import is_loopback
 
 __all__ = [
@@ -44,6 +43,7 @@ __all__ = [
     "Auth",
     "AuthError",
     "CelonisClient",
+    "CelonisClock",
     "ExecutionHandle",
     "ExecutionInfo",
     "JobBusyError",
@@ -53,14 +53,13 @@ __all__ = [
     "NetworkError",
     "NotFoundError",
     "OAuthClientAuth",
-    "Observation",
+    "Offset",
     "PoolInfo",
     "ProtocolError",
     "RateLimitedError",
     "RetryPolicy",
     "Secret",
     "ServerError",
-    "Settlement",
     "Transport",
     "UnclearExecuteError",
     "auth_from_config",

@@ -1,13 +1,11 @@
-"""Operations on Celonis data jobs, and the handle that tells this run's status from a stale one.
+"""Operations on Celonis data jobs: reads, the execute, the cancel, and the JSON they answer.
 
-The client never trusts a finished status right after an execute: the
-`ExecutionHandle` remembers the job's markers (`currentExecutionId`,
-`latestExecutionItemId`, `lastExecutionStartDate`) from before the trigger,
-and a finished status only counts once a marker moved (or the run was seen
-QUEUED/RUNNING). The execute POST is never re-sent on a timer: when its
-outcome is unclear, `settle` looks for evidence (rules in `CelonisClient.settle`
-and docs/INTERFACES.md); without it, UnclearExecuteError hands the handle to
-the executor, which settles it every poll round.
+The execute returns an `ExecutionHandle`: what the job showed before the
+send and when the send went out on Celonis' clock (measured by the
+transport's `CelonisClock`). Which execution is ours is decided from it in
+`runner.lifecycle`, never here. The execute POST is never re-sent: when its
+outcome is unclear, UnclearExecuteError hands the handle to the caller, which
+settles it (`runner.lifecycle.settle`) from the execution history.
 """
 
 from __future__ import annotations
@@ -17,9 +15,7 @@ import math
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import requests
@@ -37,7 +33,6 @@ from runner.api.errors import (
     UnclearExecuteError,
 )
 from runner.api.transport import (
-    DEFAULT_CLOCK_SKEW,
     DEFAULT_TIMEOUTS,
     JsonBody,
     RetryPolicy,
@@ -46,223 +41,43 @@ from runner.api.transport import (
     may_retry_execute,
     shown_path,
 )
+from runner.api.types import (
+    ACTIVE_STATUSES,
+    CURRENT_EXECUTION_ID,
+    FINISHED_STATUSES,
+    KNOWN_STATUSES,
+    LAST_EXECUTION_START,
+    LATEST_EXECUTION_ITEM_ID,
+    MARKERS,
+    ExecutionHandle,
+    ExecutionInfo,
+    JobInfo,
+    JobStatus,
+    PoolInfo,
+)
 from runner.clock import Clock
 
 if TYPE_CHECKING:
     from runner.api.tasks import JobTasks
 from runner.manifest.model import Mode
 
+__all__ = [
+    "ACTIVE_STATUSES",
+    "FINISHED_STATUSES",
+    "KNOWN_STATUSES",
+    "CelonisClient",
+    "ExecutionHandle",
+    "ExecutionInfo",
+    "JobInfo",
+    "JobStatus",
+    "PoolInfo",
+    "statuses_in",
+]
+
 log = structlog.get_logger(__name__)
-
-ACTIVE_STATUSES = frozenset({"QUEUED", "RUNNING"})
-FINISHED_STATUSES = frozenset({"SUCCESS", "FAIL", "CANCEL", "SKIPPED"})
-KNOWN_STATUSES = ACTIVE_STATUSES | FINISHED_STATUSES
-
-CURRENT_EXECUTION_ID = "currentExecutionId"
-LATEST_EXECUTION_ITEM_ID = "latestExecutionItemId"
-LAST_EXECUTION_START = "lastExecutionStartDate"
-MARKERS = (CURRENT_EXECUTION_ID, LATEST_EXECUTION_ITEM_ID, LAST_EXECUTION_START)
 
 FAILURE_LOG_PAGE_SIZE = 200
 FAILURE_LOG_MAX_PAGES = 5
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """A job's status as one answer showed it. Any field may be None (never ran, or not given).
-
-    `job_status` answers carry `current_execution_id` and `latest_execution_item_id`;
-    `pool_statuses` entries carry `last_execution_start` (epoch ms).
-    """
-
-    job_id: str
-    status: str | None
-    current_execution_id: str | None = None
-    latest_execution_item_id: str | None = None
-    last_execution_start: int | None = None
-
-    @property
-    def is_active(self) -> bool:
-        """QUEUED or RUNNING."""
-        return self.status in ACTIVE_STATUSES
-
-    @property
-    def is_finished(self) -> bool:
-        """SUCCESS, FAIL, CANCEL or SKIPPED (only SUCCESS is a success)."""
-        return self.status in FINISHED_STATUSES
-
-    @property
-    def is_success(self) -> bool:
-        return self.status == "SUCCESS"
-
-    @property
-    def is_unknown(self) -> bool:
-        """A status outside the known list: treat it as still running (never as success)."""
-        return self.status is not None and self.status not in KNOWN_STATUSES
-
-    @property
-    def in_progress(self) -> bool:
-        """Active, or unknown (which counts as still running)."""
-        return self.is_active or self.is_unknown
-
-    def marker(self, name: str) -> str | int | None:
-        if name == CURRENT_EXECUTION_ID:
-            return self.current_execution_id
-        if name == LATEST_EXECUTION_ITEM_ID:
-            return self.latest_execution_item_id
-        if name == LAST_EXECUTION_START:
-            return self.last_execution_start
-        raise KeyError(name)
-
-    def markers(self) -> dict[str, str | int]:
-        """The markers this status has, by their API names."""
-        found = {name: self.marker(name) for name in MARKERS}
-        return {name: value for name, value in found.items() if value is not None}
-
-
-class Observation(StrEnum):
-    """What a status says about the run an ExecutionHandle stands for."""
-
-    NOT_YET = "not_yet"
-    """The API does not show this run yet: nothing, or the previous run's (stale) end."""
-    ACTIVE = "active"
-    """This run is QUEUED or RUNNING, or in a status we do not know (counts as running)."""
-    FINISHED = "finished"
-    """This run has ended; the status's `status` is its outcome."""
-
-
-class Settlement(StrEnum):
-    """What `CelonisClient.settle` found out about an execute whose outcome was unclear."""
-
-    STARTED = "started"
-    """Evidence that the run began: watch it as this job's run."""
-    NOT_STARTED = "not_started"
-    """Positive evidence that it did not begin: the job may be started again."""
-    UNCLEAR = "unclear"
-    """No evidence either way yet: ask again later, never send the execute again."""
-
-
-@dataclass(frozen=True)
-class ExecutionHandle:
-    """One triggered run of a job, and what the job looked like just before the trigger.
-
-    `before` merges the job's own answer (`currentExecutionId`,
-    `latestExecutionItemId`) and its entry in the pool's `logs/status`
-    (`lastExecutionStartDate`). `compared` names the markers whose
-    before-value was actually read (a null included), so a status from either
-    source can be judged: a marker counts as moved when it is in `compared`,
-    present in the new status and different from before (null -> value is a
-    move). A marker missing from the new status says nothing.
-
-    `triggered_at` is `clock.monotonic()` when the first POST went out;
-    `attempts` counts the POSTs sent.
-    """
-
-    pool_id: str
-    job_id: str
-    mode: Mode
-    before: JobStatus
-    triggered_at: float
-    attempts: int
-    compared: frozenset[str] = frozenset(MARKERS)
-    sent_at: float | None = None
-    """Wall-clock epoch seconds when the first POST went out (None: not known)."""
-    before_known: bool = True
-    """False for `unknown_before`: the markers before the trigger were never read."""
-    clock_skew: float = DEFAULT_CLOCK_SKEW
-    """Seconds our wall clock and Celonis' dates may differ (RetryPolicy.clock_skew)."""
-    subset: Mapping[str, object] | None = field(default=None, compare=False)
-    """The subset keys of the internal execute's body; None: the whole job (v2 endpoint)."""
-
-    @classmethod
-    def unknown_before(
-        cls, pool_id: str, job_id: str, mode: Mode, sent_at: float
-    ) -> ExecutionHandle:
-        """The handle of a resumed job whose execute was sent at `sent_at` (epoch s) by a
-        run that never read (or never kept) the markers before it."""
-        return cls(
-            pool_id,
-            job_id,
-            mode,
-            JobStatus(job_id, None),
-            0.0,
-            1,
-            frozenset(),
-            sent_at=sent_at,
-            before_known=False,
-        )
-
-    @property
-    def never_ran_before(self) -> bool:
-        return self.before_known and self.before.status is None and not self.before.markers()
-
-    def marker_moved(self, status: JobStatus) -> bool:
-        """A marker in `status` differs from its value before the trigger."""
-        for name in self.compared:
-            now = status.marker(name)
-            if now is not None and now != self.before.marker(name):
-                return True
-        return False
-
-    def observe(self, status: JobStatus, *, seen_active: bool = False) -> Observation:
-        """Whether `status` (from `job_status` or `pool_statuses`) shows this run, and how far.
-
-        QUEUED, RUNNING or an unknown value: ACTIVE. A finished status is
-        FINISHED only if a marker moved, the job had never run before, or
-        `seen_active` (pass True once an earlier observation of this handle
-        was ACTIVE: the status resource has caught up, so the next end is
-        ours). Otherwise it is the previous run's end seen through a stale
-        status: NOT_YET, keep polling. For an `unknown_before` handle (no
-        markers to compare) a finished pool entry whose `lastExecutionStartDate`
-        is at or after `sent_at - clock_skew` is this run's end too.
-        """
-        if status.job_id.lower() != self.job_id.lower():
-            raise ValueError(f"status of job {status.job_id} given to the handle of {self.job_id}")
-        if status.in_progress:
-            return Observation.ACTIVE
-        if status.status is None:
-            return Observation.NOT_YET
-        if seen_active or self.never_ran_before or self.marker_moved(status):
-            return Observation.FINISHED
-        if self.started_since_sent(status.last_execution_start):
-            return Observation.FINISHED
-        return Observation.NOT_YET
-
-    def started_since_sent(self, start_ms: int | None) -> bool:
-        """A run that started at `start_ms` (epoch ms) began at or after our send (skew allowed)."""
-        if start_ms is None or self.sent_at is None:
-            return False
-        return start_ms >= (self.sent_at - self.clock_skew) * 1000
-
-    def shows_start(self, status: JobStatus) -> bool:
-        """Evidence that a run began after `before` was read (used after an unclear execute)."""
-        if status.in_progress or self.marker_moved(status):
-            return True
-        return self.before_known and self.before.status is None and status.status is not None
-
-
-@dataclass(frozen=True)
-class PoolInfo:
-    id: str
-    name: str | None
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    id: str
-    name: str | None
-    pool_id: str
-    status: JobStatus
-
-
-@dataclass(frozen=True)
-class ExecutionInfo:
-    """One entry of a job's execution history. Dates are epoch milliseconds; any may be None."""
-
-    execution_id: str | None
-    status: str | None
-    start_date: int | None
-    end_date: int | None
 
 
 def _pool_path(pool_id: str) -> str:
@@ -364,27 +179,28 @@ class CelonisClient:
         return jobs
 
     def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None:
-        """The newest entry of the job's execution history; None if it never ran.
+        """The newest entry of the job's execution history; None if it never ran."""
+        items = self.execution_history(pool_id, job_id, limit=1)
+        return items[0] if items else None
 
-        `GET /integration/api/pools/{pool}/logs/{job}/executions?limit=1&page=0`.
+    def execution_history(self, pool_id: str, job_id: str, limit: int) -> list[ExecutionInfo]:
+        """The newest `limit` entries of the job's execution history, newest first.
+
+        `GET /integration/api/pools/{pool}/logs/{job}/executions?limit=&page=0`.
         """
         path = f"{_pool_path(pool_id)}/logs/{job_id}/executions"
-        params: dict[str, str | int] = {"limit": 1, "page": 0}
+        params: dict[str, str | int] = {"limit": limit, "page": 0}
         shown = shown_path(path, params)
         answer = self.transport.get_json(path, params, pool_id=pool_id, job_id=job_id)
         if not isinstance(answer, dict):
             raise _unexpected("GET", shown, "expected a JSON object")
         items = _objects(answer.get("executionItems") or [], "GET", shown)
-        if not items:
-            return None
-        item = items[0]
-        return ExecutionInfo(
-            execution_id=_opt_id(item, "executionId", "GET", shown)
-            or _opt_id(item, "id", "GET", shown),
-            status=_opt_str(item, "status", "GET", shown),
-            start_date=_epoch_ms(item.get("startDate"), "startDate", "GET", shown),
-            end_date=_epoch_ms(item.get("endDate"), "endDate", "GET", shown),
-        )
+        return [_execution_info(item, shown) for item in items[:limit]]
+
+    def celonis_floor_ms(self, local: float | None = None) -> int:
+        """A time on Celonis' clock (epoch ms) that local wall time `local` (default: now) is
+        certainly not before, from the offset measured so far."""
+        return self.transport.celonis_clock.floor_ms(self.clock.time() if local is None else local)
 
     def failure_reason(self, pool_id: str, job_id: str) -> str | None:
         """The ERROR log lines of the latest execution's failed tasks, joined; None if none.
@@ -411,6 +227,7 @@ class CelonisClient:
         *,
         pool_entries: Mapping[str, JobStatus] | None = None,
         subset: Mapping[str, object] | None = None,
+        resend_of: ExecutionHandle | None = None,
     ) -> ExecutionHandle:
         """Trigger a run: `POST /integration/api/v2/data-pools/{pool}/data-jobs/{job}/execute`,
         or with `subset` (the subset keys of the internal execute's body, from
@@ -419,38 +236,42 @@ class CelonisClient:
         Reads the status first: JobBusyError if the job is QUEUED, RUNNING or in
         an unknown state. The POST is retried only after a 429 or a connection
         that never opened. After a timeout, a dropped connection or a 5xx the
-        outcome is unclear: the status is read for `RetryPolicy.execute_settle`;
-        evidence that the run began returns the handle, positive evidence that
-        it did not (see `settle`) sends the POST again, and otherwise
-        UnclearExecuteError carries the handle to settle later. Never re-sent on
-        a timer.
+        outcome is unclear: UnclearExecuteError carries the handle, to be settled
+        from the history (`runner.lifecycle.settle`); never re-sent here.
 
         `pool_entries`: the pool's `logs/status` (from `pool_entries`) read just before a
         batch of executes, so that starting N jobs of a pool reads it once, not N times.
+        `resend_of`: the handle of our own earlier execute whose outcome was unclear and
+        which a full settle window showed no sign of. A 409 (or a busy status) now is that
+        execute having taken effect after all: its handle comes back, nothing is waited for.
         """
         if mode not in ("FULL", "DELTA"):
             raise ValueError(f"mode must be FULL or DELTA, not {mode!r}")
         try:
-            before, compared = self._snapshot(pool_id, job_id, pool_entries)
+            before, _ = self._snapshot(pool_id, job_id, pool_entries)
         except ApiError as error:
             error.took_no_effect = True  # read before any POST
             raise
         if before.in_progress:
-            raise JobBusyError(before, pool_id=pool_id)
+            if resend_of is not None:
+                log.warning("api.execute_earlier_one_running", pool=pool_id, job=job_id)
+                return resend_of
+            at = before.last_execution_start or self.celonis_floor_ms()
+            raise JobBusyError(before, pool_id=pool_id, running_at_ms=at)
         handle = ExecutionHandle(
             pool_id,
             job_id,
             mode,
-            before,
+            resend_of.before if resend_of is not None else before,
             0.0,
-            0,
-            compared,
-            clock_skew=self.retry.clock_skew,
+            resend_of.attempts if resend_of is not None else 0,
             subset=dict(subset) if subset is not None else None,
         )
-        return self._post_execute(handle, after_unclear=False)
+        return self._post_execute(handle, resend_of)
 
-    def _post_execute(self, handle: ExecutionHandle, *, after_unclear: bool) -> ExecutionHandle:
+    def _post_execute(
+        self, handle: ExecutionHandle, resend_of: ExecutionHandle | None
+    ) -> ExecutionHandle:
         """Send the POST once (retried only where it provably did not arrive)."""
         path, params, body = _execute_request(handle)
         sent = [handle]
@@ -458,11 +279,13 @@ class CelonisClient:
         def count() -> None:
             h = sent[0]
             first = h.sent_at is None
+            now = self.clock.time()
             sent[0] = dataclasses.replace(
                 h,
                 attempts=h.attempts + 1,
                 triggered_at=self.clock.monotonic() if first else h.triggered_at,
-                sent_at=self.clock.time() if first else h.sent_at,
+                sent_at=now if first else h.sent_at,
+                since_ms=self._since(resend_of, now) if first else h.since_ms,
             )
 
         bound = log.bind(pool=handle.pool_id, job=handle.job_id, mode=handle.mode)
@@ -478,75 +301,52 @@ class CelonisClient:
                 on_send=count,
             )
         except ApiError as error:
-            if error.path != shown_path(path, params) or sent[0].sent_at is None:
-                error.took_no_effect = True
-                raise  # the token request failed: no execute went out
-            if error.status == 409 and type(error) is ApiError:
-                if after_unclear:
-                    # The run it refuses for is the one our unclear POST started.
-                    bound.warning("api.execute_refused_running", attempts=sent[0].attempts)
-                    return sent[0]
-                status = self.job_status(handle.pool_id, handle.job_id)
-                raise JobBusyError(status, pool_id=handle.pool_id, refused=True) from None
-            if not _outcome_unknown(error):
-                error.took_no_effect = True  # a definite answer: refused, not started
-                raise
-            return self._resolve_unclear(sent[0], error)
-        bound.debug("api.executed", attempts=sent[0].attempts, before=handle.before.markers())
+            return self._execute_failed(sent[0], resend_of, error, shown_path(path, params))
+        bound.debug("api.executed", attempts=sent[0].attempts, since_ms=sent[0].since_ms)
         return sent[0]
 
-    def _resolve_unclear(self, handle: ExecutionHandle, error: ApiError) -> ExecutionHandle:
-        """Read the status for the short settle window: the handle, a re-send, or UnclearExecuteError."""
-        bound = log.bind(pool=handle.pool_id, job=handle.job_id)
-        bound.warning(
-            "api.execute_outcome_unknown", error=error_kind(error), attempts=handle.attempts
+    def _since(self, resend_of: ExecutionHandle | None, now: float) -> int:
+        """Where our execution may begin on Celonis' clock: at the first send of this intent."""
+        if resend_of is not None and resend_of.since_ms is not None:
+            return resend_of.since_ms
+        return self.transport.celonis_clock.floor_ms(now)
+
+    def _execute_failed(
+        self,
+        handle: ExecutionHandle,
+        resend_of: ExecutionHandle | None,
+        error: ApiError,
+        shown: str,
+    ) -> ExecutionHandle:
+        if error.path != shown or handle.sent_at is None:
+            error.took_no_effect = True
+            raise error  # the token request failed: no execute went out
+        if error.status == 409 and type(error) is ApiError:
+            if resend_of is not None:
+                # The run it refuses for is the one our unclear POST started.
+                log.warning(
+                    "api.execute_refused_running",
+                    pool=handle.pool_id,
+                    job=handle.job_id,
+                    attempts=handle.attempts,
+                )
+                return dataclasses.replace(handle, attempts=handle.attempts)
+            at = self.celonis_floor_ms()
+            status = self.job_status(handle.pool_id, handle.job_id)
+            raise JobBusyError(
+                status, pool_id=handle.pool_id, refused=True, running_at_ms=at
+            ) from None
+        if not _outcome_unknown(error):
+            error.took_no_effect = True  # a definite answer: refused, not started
+            raise error
+        log.warning(
+            "api.execute_outcome_unknown",
+            pool=handle.pool_id,
+            job=handle.job_id,
+            error=error_kind(error),
+            attempts=handle.attempts,
         )
-        deadline = self.clock.monotonic() + self.retry.execute_settle
-        while True:
-            settlement = self.settle(handle)
-            if settlement is Settlement.STARTED:
-                bound.info("api.execute_started_anyway", attempts=handle.attempts)
-                return handle
-            if settlement is Settlement.NOT_STARTED:
-                if handle.attempts >= self.retry.max_attempts:
-                    error.took_no_effect = True  # the status shows it did not start
-                    raise error
-                bound.warning("api.execute_resend", attempt=handle.attempts + 1)
-                return self._post_execute(handle, after_unclear=True)
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0 or not self.transport.wait(min(self.retry.settle_poll, remaining)):
-                bound.warning("api.execute_unclear", attempts=handle.attempts)
-                raise UnclearExecuteError(handle, error)
-
-    def settle(self, handle: ExecutionHandle) -> Settlement:
-        """One round of reads (never sleeps): did the unclear execute of `handle` start?
-
-        STARTED when the job's status or pool entry is QUEUED/RUNNING/unknown, a
-        before-marker moved, or the execution history's newest entry is running
-        or started at or after `sent_at - clock_skew` (and is not the run seen
-        before the send). NOT_STARTED only on positive evidence that the
-        answers are fresher than the send and show no run of ours: the newest
-        execution started before `sent_at - clock_skew` and ended at or after
-        `sent_at + clock_skew` (a run that was still going when ours was sent,
-        which Celonis refuses with 409, seen finished: the resources have moved
-        past the send). Anything else, including a status that merely stayed
-        the same for a while (it can be stale for minutes), is UNCLEAR. The
-        skew is the handle's `clock_skew` (from RetryPolicy.clock_skew).
-        """
-        status, _ = self._snapshot(handle.pool_id, handle.job_id)
-        if handle.shows_start(status):
-            return Settlement.STARTED
-        latest = self.latest_execution(handle.pool_id, handle.job_id)
-        if latest is None or handle.sent_at is None:
-            return Settlement.UNCLEAR
-        if _is_previous_run(handle, latest):
-            return Settlement.UNCLEAR
-        if latest.status not in FINISHED_STATUSES or handle.started_since_sent(latest.start_date):
-            return Settlement.STARTED  # running, unknown, or begun since the send
-        fresh_after = (handle.sent_at + handle.clock_skew) * 1000
-        if latest.end_date is not None and latest.end_date >= fresh_after:
-            return Settlement.NOT_STARTED
-        return Settlement.UNCLEAR
+        raise UnclearExecuteError(handle, error) from None
 
     def cancel(self, pool_id: str, job_id: str) -> None:
         """`POST /integration/api/pools/{pool}/jobs/{job}/cancel` (retried: cancelling twice is harmless)."""
@@ -789,24 +589,21 @@ def _execute_request(
     return path, None, JsonBody.of({**body, **handle.subset})
 
 
-def _is_previous_run(handle: ExecutionHandle, latest: ExecutionInfo) -> bool:
-    """`latest` is the run the before-markers already showed (so it says nothing of ours)."""
-    if not handle.before_known:
-        return False
-    before = handle.before
-    if latest.execution_id is not None and latest.execution_id in (
-        before.current_execution_id,
-        before.latest_execution_item_id,
-    ):
-        return True
-    return latest.start_date is not None and latest.start_date == before.last_execution_start
-
-
 def _outcome_unknown(error: ApiError) -> bool:
     """The request may have been acted on although we got no success answer."""
     if isinstance(error, ServerError):
         return True
     return isinstance(error, NetworkError) and error.transient and error.request_may_have_arrived
+
+
+def _execution_info(item: Mapping[str, object], shown: str) -> ExecutionInfo:
+    return ExecutionInfo(
+        execution_id=_opt_id(item, "executionId", "GET", shown)
+        or _opt_id(item, "id", "GET", shown),
+        status=_opt_str(item, "status", "GET", shown),
+        start_date=_epoch_ms(item.get("startDate"), "startDate", "GET", shown),
+        end_date=_epoch_ms(item.get("endDate"), "endDate", "GET", shown),
+    )
 
 
 def _unexpected(method: str, path: str, what: str) -> ProtocolError:

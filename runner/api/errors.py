@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from runner.errors import RunnerError
 
 if TYPE_CHECKING:
-    from runner.api.client import ExecutionHandle, JobStatus
+    from runner.api.types import ExecutionHandle, JobStatus
 
 NetworkKind = Literal[
     "refused",  # the connection was never established: nothing reached the server
@@ -126,10 +126,18 @@ class JobBusyError(ApiError):
     """The job is QUEUED or RUNNING (someone else's run), so it was not triggered.
 
     `job_status` is what the API said; wait until it is finished, then call
-    `execute` again.
+    `execute` again. `running_at_ms` (Celonis' clock) is a moment at which that
+    run was going: the start it showed, or the time of the refusal.
     """
 
-    def __init__(self, job_status: JobStatus, *, pool_id: str, refused: bool = False) -> None:
+    def __init__(
+        self,
+        job_status: JobStatus,
+        *,
+        pool_id: str,
+        refused: bool = False,
+        running_at_ms: int | None = None,
+    ) -> None:
         if refused:
             what = "already running (the API refused the execute with HTTP 409)"
         else:
@@ -141,20 +149,21 @@ class JobBusyError(ApiError):
         )
         self.job_status = job_status
         self.pool_id = pool_id
+        self.running_at_ms = running_at_ms
 
 
 class UnclearExecuteError(ApiError):
-    """The execute POST got no clear answer and the status showed no evidence either way.
+    """The execute POST got no clear answer: the job may be running.
 
-    The job may be running. `handle` (before-markers, `sent_at`) is what
-    `CelonisClient.settle` needs to find out later; the execute must not be sent
-    again until `settle` says NOT_STARTED.
+    `handle` (what the job showed before, `since_ms`) is what
+    `runner.lifecycle.settle` needs to find out from the history; the execute is
+    never sent again within the run.
     """
 
     def __init__(self, handle: ExecutionHandle, cause: ApiError) -> None:
         super().__init__(
             f"job {handle.job_id} in pool {handle.pool_id}: the execute got no clear answer"
-            f" ({cause}) and the job's status does not show yet whether it started",
+            f" ({cause}); whether it started is read from the job's execution history",
             method=cause.method,
             path=cause.path,
             status=cause.status,

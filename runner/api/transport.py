@@ -32,6 +32,7 @@ import structlog
 import urllib3.exceptions
 
 from runner.api.auth import TOKEN_PATH, Auth
+from runner.api.celonis_clock import CelonisClock
 from runner.api.deadline import deadline as request_deadline
 from runner.api.deadline import mount as mount_deadlines
 from runner.api.errors import (
@@ -53,7 +54,6 @@ log = structlog.get_logger(__name__)
 USER_AGENT = "celonis-runner/0.1"
 DEFAULT_TIMEOUTS = (5.0, 30.0)
 DEFAULT_DEADLINE = 120.0
-DEFAULT_CLOCK_SKEW = 60.0
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
@@ -97,23 +97,12 @@ class RetryPolicy:
     backoff_cap: float = 60.0
     rate_limit_cap: float = 120.0
     """Longest wait honoured from `x-ratelimit-reset` / `Retry-After`."""
-    execute_settle: float = 10.0
-    """After an execute whose outcome is unclear, how long `execute` itself keeps reading
-    the status for evidence before it raises UnclearExecuteError. Never a reason to send
-    the execute again: only positive evidence is (see `CelonisClient.settle`)."""
-    settle_poll: float = 5.0
-    """How often the status is read during `execute_settle`."""
-    clock_skew: float = DEFAULT_CLOCK_SKEW
-    """Assumed difference between our wall clock and Celonis' dates: an execution that
-    started at or after `sent_at - clock_skew` may be ours."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if min(self.budget, self.backoff_base, self.backoff_cap, self.rate_limit_cap) < 0:
             raise ValueError("retry times must not be negative")
-        if self.settle_poll <= 0:
-            raise ValueError("settle_poll must be positive")
 
 
 def backoff_delay(policy: RetryPolicy, retry_number: int, rng: random.Random) -> float:
@@ -231,6 +220,8 @@ class Transport:
         self._send_verify = sending["verify"]
         self._cert = sending["cert"]
         self.clock = clock
+        self.celonis_clock = CelonisClock()
+        """Celonis' clock against `clock`, from the Date header of every answer."""
         self.timeouts = timeouts
         self.retry = retry or RetryPolicy()
         self.rng = rng or random.Random()
@@ -428,6 +419,7 @@ class Transport:
         elif authorization is not None:
             auth = _AuthorizationHeader(authorization)
         started = self.network_clock.monotonic()
+        sent_at = self.clock.time()
         error: NetworkError | None = None
         with request_deadline(self.deadline) as watch:
             try:
@@ -448,6 +440,7 @@ class Transport:
         if error is not None:
             log.debug("api.no_answer", method=method, path=shown, error=error.kind)
             raise error
+        self.celonis_clock.note(sent_at, self.clock.time(), response.headers.get("Date"))
         if debug_enabled():  # skips building the event (headers copied and redacted) per request
             log.debug(
                 "api.response",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import secrets
 import shlex
@@ -51,6 +52,7 @@ from runner.execution.statefile import (
     state_dir,
 )
 from runner.manifest import problems as problems_out
+from runner.manifest.durations import parse_duration
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
 from runner.plan.resume_tasks import resume_failed_tasks
@@ -88,6 +90,8 @@ class RunOptions:
     tasks: Sequence[str] = ()
     github: bool = False
     html: str | None = None
+    settle_window: float | None = None
+    """Overrides every job's settle_window (manifest `defaults` and per job)."""
 
 
 def new_run_id(clock: Clock) -> str:
@@ -273,6 +277,8 @@ def _plan_and_resume(
             )
     select, exclude, tasks = _selection(options, saved)
     manifest = with_task_selection(manifest, tasks)
+    if options.settle_window is not None:
+        manifest = with_settle_window(manifest, options.settle_window)
     plan = build_plan(manifest, select=select, exclude=exclude, max_parallel=options.max_parallel)
     if saved is not None:
         changes = manifest_changes(saved, plan)
@@ -519,6 +525,30 @@ def _add_stopping(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on Ctrl-C/SIGTERM wait this long for cancelled jobs to end (default 60)",
     )
+    parser.add_argument(
+        "--settle-window",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="how long an execute whose answer was lost is looked for in the execution history"
+        " before the job ends unclear (e.g. 5m; overrides settle_window in the manifest)",
+    )
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than zero, e.g. 5m")
+    return seconds
+
+
+def with_settle_window(manifest: Manifest, seconds: float) -> Manifest:
+    """The manifest with every job's settle window set to `seconds` (run --settle-window)."""
+    jobs = {n: dataclasses.replace(j, settle_window=seconds) for n, j in manifest.jobs.items()}
+    return dataclasses.replace(manifest, jobs=jobs)
 
 
 class _File(argparse.Action):
@@ -614,5 +644,6 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         github=github_enabled(args, ctx),
         whole_jobs=args.whole_jobs,
         tasks=args.tasks,
+        settle_window=args.settle_window,
     )
     return run(options, environ=ctx.environ, stdout=ctx.stdout, stderr=ctx.stderr, ctx=ctx)

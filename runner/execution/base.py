@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from runner.api.client import ExecutionHandle, ExecutionInfo, JobStatus, Settlement
+from runner.api.types import ExecutionHandle, ExecutionInfo, JobStatus
 from runner.clock import Clock
 from runner.execution.io import CallRunner, InlineCalls
 from runner.execution.jobindex import JobIndex
@@ -32,19 +32,20 @@ class JobsApi(Protocol):
         *,
         pool_entries: Mapping[str, JobStatus] | None = None,
         subset: Mapping[str, object] | None = None,
+        resend_of: ExecutionHandle | None = None,
     ) -> ExecutionHandle: ...
 
     def pool_entries(self, pool_id: str) -> Mapping[str, JobStatus] | None: ...
 
-    def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None: ...
+    def execution_history(self, pool_id: str, job_id: str, limit: int) -> list[ExecutionInfo]: ...
+
+    def celonis_floor_ms(self, local: float | None = None) -> int: ...
 
     def pool_statuses(self, pool_id: str, job_ids: Iterable[str]) -> dict[str, JobStatus]: ...
 
     def cancel(self, pool_id: str, job_id: str) -> None: ...
 
     def failure_reason(self, pool_id: str, job_id: str) -> str | None: ...
-
-    def settle(self, handle: ExecutionHandle) -> Settlement: ...
 
 
 class ExecutorBase:
@@ -76,6 +77,8 @@ class ExecutorBase:
         self._settling: dict[str, JobRun] = {}
         self._settle_busy: set[str] = set()
         self._settle_since: dict[str, float] = {}
+        self._history_pending: set[str] = set()
+        """Jobs whose execution history is being read to tie an end to our execution."""
         self._reason_pending: set[str] = set()
         self._reading_before: set[str] = set()
         """Jobs starting whose pool is read before their executes are sent (none sent yet)."""

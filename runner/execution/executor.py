@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
-from runner.api.client import ExecutionHandle
+from runner.api.types import ExecutionHandle
 from runner.clock import Clock
 from runner.execution.base import JobsApi
 from runner.execution.io import CallRunner, ThreadedCalls
@@ -165,6 +165,7 @@ class Executor(JobCalls):
         jobs = self.index.take_startable(self.plan.max_parallel)
         for job in jobs:
             job.intent_at = self.clock.time()
+            job.intent_since_ms = self.api.celonis_floor_ms(job.intent_at)
             self._set(job, JobState.STARTING, attempt=job.attempts + 1)
         for job, why in self.index.waiting_for_slot(self.plan.max_parallel):
             log.info("job_waiting_for_slot", job=job.name, pool=job.planned.job.pool, reason=why)
@@ -215,15 +216,16 @@ class Executor(JobCalls):
                     job, JobState.SUCCEEDED, note="succeeded in the earlier run; not run again"
                 )
         self._take_up_all(resume.running, resume.started_at)
-        for name, sent_at in resume.uncertain.items():
+        for name in resume.cancel_requested & self.state.jobs.keys():
+            self.state.jobs[name].cancelled_before = True
+        for name, handle in resume.uncertain.items():
             if name in self.state.jobs:
                 job = self.state.jobs[name]
-                spec = job.planned.job
-                handle = ExecutionHandle.unknown_before(
-                    spec.pool_id, spec.job_id, spec.mode, sent_at
-                )
-                job.started_at = resume.started_at.get(name) or sent_at
-                job.attempts = 1
+                job.intent_at = resume.intent_at.get(name)
+                job.intent_since_ms = handle.since_ms
+                job.started_at = resume.started_at.get(name) or handle.sent_at or job.intent_at
+                job.attempts = max(handle.attempts, 1)
+                job.resend_allowed = True
                 self._executes_out = True
                 self._set(job, JobState.STARTING, note="the earlier run's execute may have started")
                 self._begin_settling(job, handle)

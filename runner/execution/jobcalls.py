@@ -12,22 +12,22 @@ from concurrent.futures import Future
 
 import structlog
 
-from runner.api.client import ExecutionHandle, JobStatus, Observation, Settlement, statuses_in
+from runner import lifecycle
+from runner.api.client import statuses_in
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError, UnclearExecuteError
 from runner.api.tasks import JobTasks, failure_text
+from runner.api.types import ExecutionHandle, ExecutionInfo, JobStatus
 from runner.execution.base import JobsApi
 from runner.execution.io import BACKGROUND, START, URGENT
-from runner.execution.policy import CANCEL_POLL_INTERVAL, FailurePolicy
+from runner.execution.policy import FailurePolicy
 from runner.execution.runstate import JobRun, JobState
-from runner.execution.settling import unclear_message
+from runner.execution.settling import no_execution_message, unclear_message
+from runner.lifecycle import Settlement, Verdict
 from runner.manifest.durations import format_duration
 
 __all__ = ["JobCalls", "JobsApi"]
 
 log = structlog.get_logger(__name__)
-
-BACKOFF_FRACTION = 0.05
-"""A running job is polled at least every BACKOFF_FRACTION of its elapsed time (within limits)."""
 
 
 class JobCalls(FailurePolicy):
@@ -76,11 +76,20 @@ class JobCalls(FailurePolicy):
         spec = job.planned.job
         ids = job.planned.task_ids
 
+        resend_of = job.handle if job.resend_allowed else None
+
         def execute() -> ExecutionHandle:
             if ids is None:  # the whole job: the documented endpoint
-                return self.api.execute(spec.pool_id, spec.job_id, spec.mode, pool_entries=entries)
+                return self.api.execute(
+                    spec.pool_id, spec.job_id, spec.mode, pool_entries=entries, resend_of=resend_of
+                )
             return self.api.execute(
-                spec.pool_id, spec.job_id, spec.mode, pool_entries=entries, subset=ids.body()
+                spec.pool_id,
+                spec.job_id,
+                spec.mode,
+                pool_entries=entries,
+                subset=ids.body(),
+                resend_of=resend_of,
             )
 
         def done(future: Future[ExecutionHandle]) -> None:
@@ -95,7 +104,9 @@ class JobCalls(FailurePolicy):
         self.calls.submit(execute, done, START)
 
     def _executed(self, job: JobRun, handle: ExecutionHandle) -> None:
-        job.attempts += 1
+        if not job.resend_allowed:
+            job.attempts += 1
+        job.resend_allowed = False
         self._executes_out = True
         self._watch(job, handle, self.clock.time())
         job.started_mono = handle.triggered_at
@@ -106,7 +117,9 @@ class JobCalls(FailurePolicy):
 
     def _execute_failed(self, job: JobRun, error: ApiError) -> None:
         if isinstance(error, UnclearExecuteError):
-            job.attempts += 1
+            if not job.resend_allowed:
+                job.attempts += 1
+            job.resend_allowed = False
             self._executes_out = True
             self._emit(job, note=f"the execute's outcome is unclear ({error}); settling it")
             self._begin_settling(job, error.handle)
@@ -157,11 +170,8 @@ class JobCalls(FailurePolicy):
     def _adopt(self, job: JobRun, error: JobBusyError) -> None:
         """Watch the execution someone else started as this job's run; nothing is sent."""
         spec = job.planned.job
-        before = JobStatus(job_id=spec.job_id, status=None)
         now = self.clock.monotonic()
-        handle = ExecutionHandle(spec.pool_id, spec.job_id, spec.mode, before, now, 0, frozenset())
-        self._watch(job, handle, self.clock.time())
-        job.seen_active = True  # it was QUEUED/RUNNING: the next final status is its end
+        self._watch(job, self._other_run(job, error), self.clock.time())
         job.remote_status = error.job_status.status
         job.next_poll = now + spec.poll_interval
         self._set(
@@ -170,10 +180,22 @@ class JobCalls(FailurePolicy):
             note="already running in Celonis (started outside this run); adopted as this run's",
         )
 
+    def _other_run(self, job: JobRun, error: JobBusyError) -> ExecutionHandle:
+        """The claim on the execution that made our execute wait: the one running at the
+        moment Celonis showed it busy (its start, or the refusal's time, on Celonis' clock)."""
+        spec = job.planned.job
+        at = error.running_at_ms if error.running_at_ms is not None else self.api.celonis_floor_ms()
+        before = JobStatus(job_id=spec.job_id, status=None)
+        now = self.clock.monotonic()
+        return ExecutionHandle(
+            spec.pool_id, spec.job_id, spec.mode, before, now, 0, running_at_ms=at
+        )
+
     def _wait_for_other(self, job: JobRun, error: JobBusyError) -> None:
         now = self.clock.monotonic()
         job.waiting_since = job.waiting_since or now
         job.remote_status = error.job_status.status
+        job.handle = self._other_run(job, error)
         job.interval = job.planned.job.poll_interval
         job.next_poll = now + job.interval
         self._set(
@@ -197,43 +219,68 @@ class JobCalls(FailurePolicy):
             if job.name in self._settle_busy or job.next_poll > now:
                 continue
             self._settle_busy.add(job.name)
-            handle = job.handle
-            assert handle is not None
+            spec = job.planned.job
 
-            def done(future: Future[Settlement], job: JobRun = job) -> None:
+            def read(
+                pool_id: str = spec.pool_id, job_id: str = spec.job_id
+            ) -> tuple[int, list[ExecutionInfo]]:
+                at = self.api.celonis_floor_ms()  # before the read: the read is no earlier
+                return at, self.api.execution_history(pool_id, job_id, lifecycle.HISTORY_LIMIT)
+
+            def done(future: Future[tuple[int, list[ExecutionInfo]]], job: JobRun = job) -> None:
                 self._settle_busy.discard(job.name)
                 error = future.exception()
                 if error is not None and not isinstance(error, ApiError):
                     raise error
                 if isinstance(error, ApiError):
                     log.warning("job_settle_failed", job=job.name, error=str(error))
-                self._settled(job, Settlement.UNCLEAR if error else future.result())
+                    self._settled(job, Settlement.UNCLEAR)
+                    return
+                at, history = future.result()
+                assert job.handle is not None
+                window = job.planned.job.settle_window
+                self._settled(job, lifecycle.settle(job.handle, history, at, window))
 
-            self.calls.submit(functools.partial(self.api.settle, handle), done, URGENT)
+            self.calls.submit(read, done, URGENT)
 
     def _settled(self, job: JobRun, outcome: Settlement) -> None:
         if job.name not in self._settling or job.state != JobState.STARTING:
             return
         now = self.clock.monotonic()
+        handle = job.handle
+        assert handle is not None
         if outcome is Settlement.STARTED:
             del self._settling[job.name]
-            handle = job.handle
-            assert handle is not None
+            job.resend_allowed = False
             self._watch(job, handle, job.started_at or handle.sent_at or self.clock.time())
             self._set(job, JobState.RUNNING, note="its execute took effect")
             if self.stopping.reason is not None and self.cancel_on_stop:
                 self._cancel(job, self.stopping.reason)
-        elif outcome is Settlement.NOT_STARTED:
+        elif outcome is Settlement.NO_EXECUTION and job.resend_allowed:
             del self._settling[job.name]
-            job.handle = None
-            log.info("job_execute_not_started", job=job.name, pool=job.planned.job.pool)
-            stopped = self.stopping.reason
-            job.error = f"not started: {stopped}" if stopped else None
-            self._set(job, JobState.NOT_STARTED if stopped else JobState.PENDING)
-        elif now - self._settle_since[job.name] >= job.planned.job.timeout:
+            self._resend(job)
+        elif outcome is Settlement.NO_EXECUTION:
+            self._finish_job(job, JobState.UNCLEAR, no_execution_message(job))
+        elif lifecycle.settle_overdue(
+            now - self._settle_since[job.name], job.planned.job.settle_window
+        ):
             self._finish_job(job, JobState.UNCLEAR, unclear_message(job))
         else:
             job.next_poll = now + job.planned.job.poll_interval
+
+    def _resend(self, job: JobRun) -> None:
+        """A resumed job whose earlier execute shows no execution a full settle window after
+        it: send it again (a 409 now is that earlier execute, taken as ours)."""
+        spec = job.planned.job
+        log.warning(
+            "job_resent_after_unclear",
+            job=job.name,
+            pool=spec.pool,
+            window=format_duration(spec.settle_window),
+            note="the execution history shows no execution since the earlier execute",
+        )
+        self._set(job, JobState.PENDING)  # starts as any job does; resend_allowed stays
+        self._wake.set()
 
     # -- polling -------------------------------------------------------------------
 
@@ -281,34 +328,76 @@ class JobCalls(FailurePolicy):
                     "job_status_unknown", job=job.name, pool=spec.pool, status=status.status
                 )
             job.remote_status = status.status
-        if job.state == JobState.WAITING:
-            self._observe_other(job, status)
-            return
         assert job.handle is not None
-        seen = job.handle.observe(status, seen_active=job.seen_active)
-        if seen is Observation.ACTIVE:
-            job.seen_active = True
-        if seen is Observation.FINISHED:
-            self._ended(job, status.status)
+        self._judged(job, lifecycle.judge_status(job.handle, status), status.status)
+
+    def _judged(self, job: JobRun, verdict: Verdict, outcome: str | None) -> None:
+        """Act on what an observation says of the run `job.handle` claims."""
+        if verdict is Verdict.NEEDS_HISTORY:
+            self._read_history(job)
             return
+        if verdict is Verdict.FINISHED:
+            if job.state == JobState.WAITING:
+                self._other_run_ended(job, outcome)
+            else:
+                self._ended(job, outcome)
+            return
+        if job.state == JobState.WAITING and verdict is Verdict.NOT_YET:
+            self._other_run_ended(job, None)  # nothing running any more
+            return
+        self._poll_later(job)
+
+    def _poll_later(self, job: JobRun) -> None:
+        spec = job.planned.job
         now = self.clock.monotonic()
+        if job.state == JobState.WAITING:
+            job.next_poll = now + job.interval
+            return
         elapsed = now - (job.started_mono or now)
-        backoff = min(spec.max_poll_interval, max(spec.poll_interval, elapsed * BACKOFF_FRACTION))
-        job.interval = CANCEL_POLL_INTERVAL if job.cancel_reason else backoff
+        job.interval = lifecycle.poll_interval(
+            elapsed, spec.poll_interval, spec.max_poll_interval, cancelling=bool(job.cancel_reason)
+        )
         job.next_poll = now + job.interval
 
-    def _observe_other(self, job: JobRun, status: JobStatus) -> None:
-        if not status.in_progress:
-            log.info(
-                "job_external_run_ended",
-                job=job.name,
-                pool=job.planned.job.pool,
-                status=status.status,
-            )
-            self._set(job, JobState.PENDING)
-            self._wake.set()
-        else:
-            job.next_poll = self.clock.monotonic() + job.interval
+    def _read_history(self, job: JobRun) -> None:
+        """A status showed an end it cannot tie to our execution: the history tells."""
+        if job.name in self._history_pending:
+            return
+        self._history_pending.add(job.name)
+        spec = job.planned.job
+        read = functools.partial(
+            self.api.execution_history, spec.pool_id, spec.job_id, lifecycle.HISTORY_LIMIT
+        )
+
+        def done(future: Future[list[ExecutionInfo]]) -> None:
+            self._history_pending.discard(job.name)
+            error = future.exception()
+            if error is not None and not isinstance(error, ApiError):
+                raise error
+            if job.state not in (JobState.RUNNING, JobState.WAITING) or job.handle is None:
+                return
+            if error is not None:
+                log.warning("job_history_unavailable", job=job.name, error=str(error))
+                self._poll_later(job)
+                return
+            history = future.result()
+            verdict = lifecycle.judge_history(job.handle, history)
+            if verdict is Verdict.NOT_YET and job.state == JobState.WAITING:
+                verdict = Verdict.ACTIVE  # its end is not in the history yet: keep waiting
+            self._judged(job, verdict, lifecycle.outcome_in_history(job.handle, history))
+
+        self.calls.submit(read, done, URGENT)
+
+    def _other_run_ended(self, job: JobRun, outcome: str | None) -> None:
+        log.info(
+            "job_external_run_ended",
+            job=job.name,
+            pool=job.planned.job.pool,
+            status=outcome,
+        )
+        job.handle = None
+        self._set(job, JobState.PENDING)
+        self._wake.set()
 
     def _ended(self, job: JobRun, outcome: str | None) -> None:
         """Celonis shows our execution ended: the only way a job gets a final remote outcome."""
@@ -320,7 +409,9 @@ class JobCalls(FailurePolicy):
 
     def _conclude(self, job: JobRun, outcome: str | None) -> None:
         """The final state of a job whose execution ended other than FAIL."""
-        if outcome == "SUCCESS":
+        if outcome == "CANCEL" and job.cancelled_before and job.cancel_reason is None:
+            self._run_again(job)
+        elif outcome == "SUCCESS":
             self._finish_job(job, JobState.SUCCEEDED, None)
         elif job.name in self._timed_out:
             limit = format_duration(job.planned.job.timeout)
@@ -334,6 +425,20 @@ class JobCalls(FailurePolicy):
             )
         else:
             self._finish_job(job, JobState.CANCELLED, f"ended as {outcome} in Celonis")
+
+    def _run_again(self, job: JobRun) -> None:
+        """The earlier run's stop cancelled this job's execution: this run executes it anew
+        (after its dependencies, which succeeded, as any job)."""
+        job.cancelled_before = False
+        job.handle = None
+        log.info(
+            "job_cancelled_by_earlier_stop",
+            job=job.name,
+            pool=job.planned.job.pool,
+            note="the earlier run cancelled it when it was stopped; executing it again",
+        )
+        self._set(job, JobState.PENDING)
+        self._wake.set()
 
     def _fetch_failure_reason(self, job: JobRun) -> None:
         """Read why it failed (with its tasks' results), then end it: its failure is logged

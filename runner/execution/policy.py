@@ -15,13 +15,11 @@ import structlog
 from runner.execution.base import ExecutorBase
 from runner.execution.io import URGENT
 from runner.execution.runstate import JobRun, JobState
+from runner.lifecycle import CANCEL_POLL_INTERVAL, timed_out
 from runner.manifest.durations import format_duration
 from runner.plan.build import downstream
 
 log = structlog.get_logger(__name__)
-
-CANCEL_POLL_INTERVAL = 1.5
-"""Seconds between status reads of a job whose cancel was sent (not the backed-off interval)."""
 
 
 class FailurePolicy(ExecutorBase):
@@ -111,7 +109,7 @@ class FailurePolicy(ExecutorBase):
 
     def _running_too_long(self, job: JobRun, now: float) -> None:
         limit = job.planned.job.timeout
-        if job.started_mono is None or now - job.started_mono < limit:
+        if job.started_mono is None or not timed_out(now - job.started_mono, limit):
             return
         if job.name not in self._timed_out:
             self._timed_out.add(job.name)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from runner.api.client import ExecutionHandle
 from runner.api.tasks import TaskInfo, TaskResult
+from runner.api.types import ExecutionHandle
 from runner.plan.build import Plan, PlannedJob
 
 
@@ -87,7 +87,7 @@ class JobRun:
     planned: PlannedJob
     state: JobState = JobState.PENDING
     handle: ExecutionHandle | None = None
-    seen_active: bool = False
+    """This run's claim on the job's execution (runner.lifecycle judges statuses by it)."""
     started_at: float | None = None
     finished_at: float | None = None
     started_mono: float | None = None
@@ -99,6 +99,15 @@ class JobRun:
     remote_status: str | None = None
     intent_at: float | None = None
     """Wall time when we decided to start it (saved before the execute request goes out)."""
+    intent_since_ms: int | None = None
+    """Celonis' clock at the intent (a lower bound, epoch ms): what a resume settles against
+    when the execute's own handle was never known (killed while the POST was out)."""
+    resend_allowed: bool = False
+    """A resumed job whose earlier execute was unclear: it may be sent again once a settle
+    window shows no execution since that send (event job_resent_after_unclear)."""
+    cancelled_before: bool = False
+    """Taken up from an earlier run that had asked Celonis to cancel it (its stop): a CANCEL
+    end is that stop's, so the job is executed again rather than reported cancelled."""
     cancel_reason: str | None = None
     """Why a cancel was sent; the job stays active until Celonis confirms it ended."""
     tasks: tuple[TaskResult, ...] | None = None
@@ -150,11 +159,15 @@ otherwise it may defer the write and return in how many (clock) seconds to call 
 @dataclass
 class ResumeFrom:
     """What an earlier run left: jobs already done, executions still running to take up, and
-    jobs whose execute was in flight when the runner died (`uncertain`, with the wall time of the
-    intent), which are checked before anything is triggered again."""
+    jobs whose execute was in flight or unclear when that run ended (`uncertain`: the handle of
+    that send, its `since_ms` on Celonis' clock), which are settled before anything is sent
+    again. `intent_at`: when the uncertain jobs' executes were decided (kept across resumes)."""
 
     succeeded: frozenset[str] = frozenset()
     running: Mapping[str, ExecutionHandle] = field(default_factory=dict)
-    uncertain: Mapping[str, float] = field(default_factory=dict)
+    uncertain: Mapping[str, ExecutionHandle] = field(default_factory=dict)
+    intent_at: Mapping[str, float] = field(default_factory=dict)
+    cancel_requested: frozenset[str] = frozenset()
+    """Running jobs whose cancel the earlier run had sent (it was stopping)."""
     started_at: Mapping[str, float] = field(default_factory=dict)
     finished_at: Mapping[str, float] = field(default_factory=dict)

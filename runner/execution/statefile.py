@@ -10,6 +10,7 @@ manifest so that a resume after such a change is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -17,7 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.api.client import ExecutionHandle, JobStatus
+from runner.api.celonis_clock import NO_DATE_TOLERANCE
+from runner.api.types import ExecutionHandle, JobStatus
 from runner.clock import Clock
 from runner.errors import UsageError
 from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
@@ -32,6 +34,7 @@ from runner.execution.stateread import (  # state_dir lives there: `plan` reads 
 )
 from runner.files import write_text_atomic
 from runner.logs import Redactor
+from runner.manifest.model import Mode
 from runner.plan.build import Plan
 
 __all__ = [
@@ -69,20 +72,8 @@ def fingerprint(plan: Plan) -> dict[str, dict[str, Any]]:
     }
 
 
-def _handle_to_dict(handle: ExecutionHandle) -> dict[str, Any]:
-    before = handle.before
-    return {
-        "mode": handle.mode,
-        "attempts": handle.attempts,
-        "sent_at": handle.sent_at,
-        "compared": sorted(handle.compared),
-        "before": {
-            "status": before.status,
-            "current_execution_id": before.current_execution_id,
-            "latest_execution_item_id": before.latest_execution_item_id,
-            "last_execution_start": before.last_execution_start,
-        },
-    }
+_OURS = frozenset({JobState.RUNNING, JobState.STARTING, JobState.UNCLEAR})
+"""States in which the job's handle is this run's claim (a waiting job's is someone else's)."""
 
 
 def job_record(job: JobRun) -> dict[str, Any]:
@@ -96,11 +87,11 @@ def job_record(job: JobRun) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "intent_at": job.intent_at,
+        "intent_since_ms": job.intent_since_ms,
         "sent_at": handle.sent_at if handle is not None else None,
         "error": job.error,
-        "handle": _handle_to_dict(handle)
-        if handle is not None and job.state == JobState.RUNNING
-        else None,
+        "handle": handle.to_dict() if handle is not None and job.state in _OURS else None,
+        **({"cancel_requested": True} if job.cancel_reason and job.state in _OURS else {}),
         **task_record(job),
     }
 
@@ -128,6 +119,8 @@ def _written_key(job: JobRun) -> tuple[Any, ...]:
         job.error,
         job.handle,
         job.intent_at,
+        job.intent_since_ms,
+        job.cancel_reason,
         job.started_at,
         job.finished_at,
         job.tasks,
@@ -365,7 +358,8 @@ def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
         n for n, j in jobs.items() if j["state"] == "succeeded" and n in plan.jobs
     )
     running: dict[str, ExecutionHandle] = {}
-    uncertain: dict[str, float] = {}
+    uncertain: dict[str, ExecutionHandle] = {}
+    intent_at: dict[str, float] = {}
     started: dict[str, float] = {}
     finished: dict[str, float] = {}
     for name, job in jobs.items():
@@ -377,33 +371,43 @@ def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
         if job["state"] == "succeeded" and isinstance(job.get("finished_at"), int | float):
             finished[name] = float(job["finished_at"])
         if job["state"] == "running":
-            handle = job["handle"]
-            before = handle["before"]
-            running[name] = ExecutionHandle(
-                pool_id=spec.pool_id,
-                job_id=spec.job_id,
-                mode=spec.mode,
-                before=JobStatus(
-                    job_id=spec.job_id,
-                    status=before.get("status"),
-                    current_execution_id=before.get("current_execution_id"),
-                    latest_execution_item_id=before.get("latest_execution_item_id"),
-                    last_execution_start=before.get("last_execution_start"),
-                ),
-                triggered_at=0.0,
-                attempts=int(handle.get("attempts", 1)),
-                compared=frozenset(handle.get("compared", [])),
-                sent_at=handle.get("sent_at"),
-            )
-        elif job["state"] == "starting":
-            uncertain[name] = float(job["intent_at"])
-        elif job["state"] == "unclear":  # the schema makes sure one of them is a number
-            sent = job.get("sent_at")
-            uncertain[name] = float(sent if isinstance(sent, int | float) else job["intent_at"])
+            running[name] = saved_handle(job, spec.pool_id, spec.job_id, spec.mode)
+        elif job["state"] in ("starting", "unclear"):  # the schema makes sure of a time
+            uncertain[name] = saved_handle(job, spec.pool_id, spec.job_id, spec.mode)
+            if isinstance(job.get("intent_at"), int | float):
+                intent_at[name] = float(job["intent_at"])
     return ResumeFrom(
         succeeded=succeeded,
         running=running,
         uncertain=uncertain,
+        intent_at=intent_at,
+        cancel_requested=frozenset(n for n in running if jobs[n].get("cancel_requested") is True),
         started_at=started,
         finished_at=finished,
     )
+
+
+def saved_handle(job: dict[str, Any], pool_id: str, job_id: str, mode: Mode) -> ExecutionHandle:
+    """The claim a saved job had on its execution. A handle kept by an older version (or none:
+    killed while the POST was out) gets its `since_ms` from the intent's Celonis time, else from
+    the send's local time less NO_DATE_TOLERANCE (no measured offset was kept then)."""
+    data = job.get("handle")
+    if isinstance(data, dict):
+        handle = ExecutionHandle.from_dict({"mode": mode, **data}, pool_id, job_id)
+    else:
+        before = JobStatus(job_id, None)
+        handle = ExecutionHandle(
+            pool_id, job_id, mode, before, 0.0, 1, sent_at=_time(job, "sent_at")
+        )
+    if handle.since_ms is not None or handle.running_at_ms is not None:
+        return handle
+    since = job.get("intent_since_ms")
+    if not isinstance(since, int):
+        local = handle.sent_at or _time(job, "sent_at") or _time(job, "intent_at") or 0.0
+        since = int((local - NO_DATE_TOLERANCE) * 1000)
+    return dataclasses.replace(handle, since_ms=since)
+
+
+def _time(job: dict[str, Any], key: str) -> float | None:
+    value = job.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -24,6 +24,7 @@ from runner.manifest.model import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_MODE,
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_SETTLE_WINDOW,
     DEFAULT_TIMEOUT,
     AuthConfig,
     Connection,
@@ -45,7 +46,7 @@ from runner.schema import MANIFEST_SCHEMA, schema_issues
 from runner.urls import is_loopback
 
 _URL_PATH = re.compile(r"^/integration/ui/pools/([^/]+)/data-configuration/data-jobs/?$")
-_DURATIONS = ("timeout", "poll_interval", "max_poll_interval", "expected_duration")
+_DURATIONS = ("timeout", "poll_interval", "max_poll_interval", "settle_window", "expected_duration")
 _MAX_CYCLES_REPORTED = 10
 _URL_EXAMPLE = (
     "https://acme.eu-1.celonis.cloud/integration/ui/pools/<poolId>"
@@ -544,6 +545,7 @@ class _Defaults:
     timeout: float = DEFAULT_TIMEOUT
     poll_interval: float = DEFAULT_POLL_INTERVAL
     max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL
+    settle_window: float = DEFAULT_SETTLE_WINDOW
     expected_duration: float | None = None
     allow_failure: bool = False
     if_running: IfRunning = "wait"
@@ -573,6 +575,8 @@ def _defaults(raw: Mapping[str, Any], durations: _Durations) -> _Defaults:
         or DEFAULT_POLL_INTERVAL,
         max_poll_interval=durations.get(raw, path, "max_poll_interval", DEFAULT_MAX_POLL_INTERVAL)
         or DEFAULT_MAX_POLL_INTERVAL,
+        settle_window=durations.get(raw, path, "settle_window", DEFAULT_SETTLE_WINDOW)
+        or DEFAULT_SETTLE_WINDOW,
         expected_duration=durations.get(raw, path, "expected_duration", None),
         allow_failure=raw.get("allow_failure", False) is True,
         if_running=raw.get("if_running", "wait"),
@@ -599,6 +603,8 @@ def _job(
         timeout=durations.get(raw, path, "timeout", defaults.timeout) or defaults.timeout,
         poll_interval=poll,
         max_poll_interval=max(poll, longest or poll),
+        settle_window=durations.get(raw, path, "settle_window", defaults.settle_window)
+        or defaults.settle_window,
         expected_duration=durations.get(raw, path, "expected_duration", defaults.expected_duration),
         line=checker.doc.position(path, key=True)[0],
         if_running=raw.get("if_running", defaults.if_running),

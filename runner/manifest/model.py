@@ -22,6 +22,8 @@ DEFAULT_MODE: Mode = "DELTA"
 DEFAULT_TIMEOUT = 4 * 3600.0
 DEFAULT_POLL_INTERVAL = 10.0
 DEFAULT_MAX_POLL_INTERVAL = 60.0
+DEFAULT_SETTLE_WINDOW = 300.0
+"""How long an execute whose answer was lost is looked for in the history before it is `unclear`."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Job:
     timeout: float = DEFAULT_TIMEOUT
     poll_interval: float = DEFAULT_POLL_INTERVAL
     max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL
+    settle_window: float = DEFAULT_SETTLE_WINDOW
     expected_duration: float | None = None
     line: int = 0
     if_running: IfRunning = "wait"
