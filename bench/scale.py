@@ -165,20 +165,25 @@ class Probe:
         )
 
     # what the Executor calls
-    def execute(self, pool_id: str, job_id: str, mode: Any, *, pool_entries: Any = None) -> Any:
-        return self.client.execute(pool_id, job_id, mode, pool_entries=pool_entries)
+    def execute(self, pool_id: str, job_id: str, mode: Any, **options: Any) -> Any:
+        return self.client.execute(pool_id, job_id, mode, **options)
 
     def pool_entries(self, pool_id: str) -> Any:
         return self.client.pool_entries(pool_id)
 
-    def latest_execution(self, pool_id: str, job_id: str) -> Any:
-        return self.client.latest_execution(pool_id, job_id)
+    def execution_history(self, pool_id: str, job_id: str, limit: int) -> Any:
+        return self.client.execution_history(pool_id, job_id, limit)
+
+    def celonis_floor_ms(self, local: float | None = None) -> int:
+        floor: int = self.client.celonis_floor_ms(local)
+        return floor
+
+    def celonis_ceiling_ms(self, local: float | None = None) -> int:
+        ceiling: int = self.client.celonis_ceiling_ms(local)
+        return ceiling
 
     def cancel(self, pool_id: str, job_id: str) -> None:
         self.client.cancel(pool_id, job_id)
-
-    def settle(self, handle: Any) -> Any:
-        return self.client.settle(handle)
 
     def failure_reason(self, pool_id: str, job_id: str) -> str | None:
         result: str | None = self.client.failure_reason(pool_id, job_id)

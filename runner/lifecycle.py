@@ -144,14 +144,15 @@ def settle(
     `read_at_ms` (a lower bound of the read's time on Celonis' clock).
 
     STARTED when the history shows an execution of ours. NO_EXECUTION when it
-    does not and the read was at least `window` seconds after the send: the
-    history shows executions within the window, so none since the send means
-    the execute did not take effect. Otherwise UNCLEAR: read again later.
+    does not and the read was at least `window` seconds after the latest moment
+    the send can have gone out (`until_ms`): the history shows executions within
+    the window, so none since the send means the execute did not take effect.
+    Otherwise UNCLEAR: read again later (a send not bounded is never NO_EXECUTION).
     """
     if ours_in_history(handle, history) is not None:
         return Settlement.STARTED
-    since = handle.since_ms
-    if since is not None and read_at_ms >= since + window * 1000:
+    until = handle.until_ms
+    if until is not None and read_at_ms >= until + window * 1000:
         return Settlement.NO_EXECUTION
     return Settlement.UNCLEAR
 

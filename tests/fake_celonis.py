@@ -138,8 +138,17 @@ class FakeCelonis:
             )
         now = self.clock.monotonic()
         since = resend_of.since_ms if resend_of is not None else self.celonis_floor_ms()
+        until = resend_of.until_ms if resend_of is not None else self.celonis_ceiling_ms()
         handle = ExecutionHandle(
-            pool_id, job_id, mode, before, now, 1, sent_at=self.clock.time(), since_ms=since
+            pool_id,
+            job_id,
+            mode,
+            before,
+            now,
+            1,
+            sent_at=self.clock.time(),
+            since_ms=since,
+            until_ms=until,
         )
         errors = self.execute_errors.get(job_id)
         if errors:
@@ -154,6 +163,9 @@ class FakeCelonis:
 
     def celonis_floor_ms(self, local: float | None = None) -> int:
         return round(((self.clock.time() if local is None else local) - 2.0) * 1000)
+
+    def celonis_ceiling_ms(self, local: float | None = None) -> int:
+        return round(((self.clock.time() if local is None else local) + 2.0) * 1000)
 
     def execution_history(self, pool_id: str, job_id: str, limit: int) -> list[ExecutionInfo]:
         self._record("history", job_id)

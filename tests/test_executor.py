@@ -357,7 +357,7 @@ def test_an_unclear_execute_with_no_execution_ends_unclear_after_its_window_not_
     state = run(plan_of(job("a", settle_window=120.0, timeout=4 * 3600.0), job("b", "a")), api)
     a = state.jobs["a"]
     assert a.state == JobState.UNCLEAR and state.jobs["b"].state == JobState.SKIPPED
-    assert "run --resume executes it again" in (a.error or "")
+    assert "run --resume reads the history again" in (a.error or "")
     assert len(api.times("execute", "a")) == 1  # never re-sent within the run
     ended = max(api.times("history", "a"))
     assert T0 + 120.0 <= ended <= T0 + 140.0  # within its window, not its 4 h timeout
@@ -392,7 +392,21 @@ def uncertain(api: FakeCelonis, job_id: str, ago: float) -> ExecutionHandle:
         1,
         sent_at=sent,
         since_ms=api.celonis_floor_ms(sent),
+        until_ms=api.celonis_ceiling_ms(sent),
     )
+
+
+def test_resume_bounds_a_send_it_kept_no_celonis_times_for_by_this_runs_start() -> None:
+    # killed while the POST was out: only the local intent time was saved
+    api = fake()
+    intent = api.clock.time() - 30.0
+    bare = ExecutionHandle("pool-sap", "a", "DELTA", JobStatus("a", None), 0.0, 1, sent_at=intent)
+    state = run(
+        plan_of(job("a", settle_window=120.0)), api, resume=ResumeFrom(uncertain={"a": bare})
+    )
+    assert state.jobs["a"].state == JobState.SUCCEEDED
+    (execute_at,) = api.times("execute", "a")
+    assert execute_at >= T0 + 120.0  # a full window after this run began, not after the intent
 
 
 def test_resume_settles_an_uncertain_job_from_the_history() -> None:

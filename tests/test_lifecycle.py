@@ -3,6 +3,8 @@ clock of their own (times are arguments) and no network."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from runner import lifecycle
@@ -17,7 +19,9 @@ MINUTE = 60_000
 
 def sent(before: JobStatus | None = None) -> ExecutionHandle:
     before = before or JobStatus("j", "SUCCESS", "e1", last_execution_start=SEND - 10 * MINUTE)
-    return ExecutionHandle("p", "j", "FULL", before, 0.0, 1, sent_at=0.0, since_ms=SEND)
+    return ExecutionHandle(
+        "p", "j", "FULL", before, 0.0, 1, sent_at=0.0, since_ms=SEND, until_ms=SEND + 1000
+    )
 
 
 def adopted(at: int = SEND) -> ExecutionHandle:
@@ -93,9 +97,12 @@ def test_settle_is_started_on_our_execution_and_unclear_until_a_full_window() ->
     old = ExecutionInfo("e1", "SUCCESS", SEND - MINUTE, SEND - 1)
     ours = ExecutionInfo("e2", "RUNNING", SEND + 5, None)
     assert lifecycle.settle(sent(), [ours, old], SEND + 1000, window) is Settlement.STARTED
-    assert lifecycle.settle(sent(), [old], SEND + 299_999, window) is Settlement.UNCLEAR
-    assert lifecycle.settle(sent(), [old], SEND + 300_000, window) is Settlement.NO_EXECUTION
+    # the window counts from the latest moment the send can have gone out (until_ms)
+    assert lifecycle.settle(sent(), [old], SEND + 300_999, window) is Settlement.UNCLEAR
+    assert lifecycle.settle(sent(), [old], SEND + 301_000, window) is Settlement.NO_EXECUTION
     assert lifecycle.settle(sent(), [], SEND + 10 * MINUTE, window) is Settlement.NO_EXECUTION
+    unbounded = dataclasses.replace(sent(), until_ms=None)  # never re-sent by itself
+    assert lifecycle.settle(unbounded, [], SEND + 600 * MINUTE, window) is Settlement.UNCLEAR
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ read at some moment between our send and our receipt of it. So the offset
 recent answers are intersected: `lo` is how far behind ours Celonis' clock can
 at most be, `hi` how far ahead. A local time `t` is then at least
 `t + lo` on Celonis' clock: `floor_ms` gives that, less a small tolerance for
-the spread between Celonis' own machines. No fixed window: the bound is as
+the spread between Celonis' own machines (`ceiling_ms`: at most `t + hi`, plus it). No fixed window: the bound is as
 wide as the measurements are.
 
 Bounds that contradict each other (a clock stepped by NTP, a proxy's Date)
@@ -126,3 +126,10 @@ class CelonisClock:
                 )
             return int((local - NO_DATE_TOLERANCE) * 1000)
         return int((local + offset.lo - TOLERANCE) * 1000)
+
+    def ceiling_ms(self, local: float) -> int:
+        """Epoch ms on Celonis' clock that local epoch time `local` is certainly not after."""
+        offset = self.offset()
+        if offset is None:
+            return int((local + NO_DATE_TOLERANCE) * 1000)
+        return int((local + offset.hi + TOLERANCE) * 1000)

@@ -202,6 +202,12 @@ class CelonisClient:
         certainly not before, from the offset measured so far."""
         return self.transport.celonis_clock.floor_ms(self.clock.time() if local is None else local)
 
+    def celonis_ceiling_ms(self, local: float | None = None) -> int:
+        """A time on Celonis' clock (epoch ms) that local wall time `local` is certainly not after."""
+        return self.transport.celonis_clock.ceiling_ms(
+            self.clock.time() if local is None else local
+        )
+
     def failure_reason(self, pool_id: str, job_id: str) -> str | None:
         """The ERROR log lines of the latest execution's failed tasks, joined; None if none.
 
@@ -286,6 +292,7 @@ class CelonisClient:
                 triggered_at=self.clock.monotonic() if first else h.triggered_at,
                 sent_at=now if first else h.sent_at,
                 since_ms=self._since(resend_of, now) if first else h.since_ms,
+                until_ms=self.transport.celonis_clock.ceiling_ms(now) if first else h.until_ms,
             )
 
         bound = log.bind(pool=handle.pool_id, job=handle.job_id, mode=handle.mode)

@@ -110,9 +110,11 @@ class ExecutionHandle:
     """This run's claim on one execution of a job: what was sent, and when on Celonis' clock.
 
     Two kinds of claim (`runner.lifecycle` judges statuses against them):
-    - sent (`since_ms` set): our execute went out at or after `since_ms`
-      (Celonis' clock, a lower bound from the measured offset). Our execution
-      began at or after it and is none of the executions `before` showed.
+    - sent (`since_ms` set): our execute went out at or after `since_ms` and
+      (`until_ms`) at or before `until_ms` (Celonis' clock, bounds from the
+      measured offset). Our execution began at or after `since_ms` and is none
+      of the executions `before` showed. `until_ms` None: when it went out is
+      not bounded (it is then never sent again by itself).
     - adopted (`running_at_ms` set): the execution that was running at
       `running_at_ms` (Celonis' clock) is taken as this job's run; nothing was sent.
 
@@ -129,6 +131,7 @@ class ExecutionHandle:
     attempts: int
     sent_at: float | None = None
     since_ms: int | None = None
+    until_ms: int | None = None
     running_at_ms: int | None = None
     subset: Mapping[str, object] | None = field(default=None, compare=False)
     """The subset keys of the internal execute's body; None: the whole job (v2 endpoint)."""
@@ -151,6 +154,7 @@ class ExecutionHandle:
             "attempts": self.attempts,
             "sent_at": self.sent_at,
             "since_ms": self.since_ms,
+            "until_ms": self.until_ms,
             "running_at_ms": self.running_at_ms,
             "before": {
                 "status": before.status,
@@ -180,6 +184,7 @@ class ExecutionHandle:
             attempts=int(data.get("attempts", 1)),
             sent_at=_number(data.get("sent_at")),
             since_ms=_int(data.get("since_ms")),
+            until_ms=_int(data.get("until_ms")),
             running_at_ms=_int(data.get("running_at_ms")),
         )
 

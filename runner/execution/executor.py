@@ -11,6 +11,7 @@ request's answer does to a job).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
@@ -165,7 +166,6 @@ class Executor(JobCalls):
         jobs = self.index.take_startable(self.plan.max_parallel)
         for job in jobs:
             job.intent_at = self.clock.time()
-            job.intent_since_ms = self.api.celonis_floor_ms(job.intent_at)
             self._set(job, JobState.STARTING, attempt=job.attempts + 1)
         for job, why in self.index.waiting_for_slot(self.plan.max_parallel):
             log.info("job_waiting_for_slot", job=job.name, pool=job.planned.job.pool, reason=why)
@@ -222,7 +222,6 @@ class Executor(JobCalls):
             if name in self.state.jobs:
                 job = self.state.jobs[name]
                 job.intent_at = resume.intent_at.get(name)
-                job.intent_since_ms = handle.since_ms
                 job.started_at = resume.started_at.get(name) or handle.sent_at or job.intent_at
                 job.attempts = max(handle.attempts, 1)
                 job.resend_allowed = True
@@ -234,6 +233,15 @@ class Executor(JobCalls):
         self, running: Mapping[str, ExecutionHandle], started_at: Mapping[str, float]
     ) -> None:
         for name, handle in running.items():
+            if handle.since_ms is None and handle.running_at_ms is None:
+                # a handle an older version kept: bounded by the local send time, and
+                # (no answer measured the offset yet) the documented tolerance
+                sent = handle.sent_at if handle.sent_at is not None else self.state.started_at
+                handle = dataclasses.replace(
+                    handle,
+                    since_ms=self.api.celonis_floor_ms(sent),
+                    until_ms=self.api.celonis_ceiling_ms(sent),
+                )
             if name in self.state.jobs:
                 job = self.state.jobs[name]
                 job.attempts = max(job.attempts, 1)

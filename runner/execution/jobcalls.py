@@ -6,6 +6,7 @@ back); none reads time except through the injected clock.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -21,13 +22,15 @@ from runner.execution.base import JobsApi
 from runner.execution.io import BACKGROUND, START, URGENT
 from runner.execution.policy import FailurePolicy
 from runner.execution.runstate import JobRun, JobState
-from runner.execution.settling import no_execution_message, unclear_message
+from runner.execution.settling import unclear_message
 from runner.lifecycle import Settlement, Verdict
 from runner.manifest.durations import format_duration
 
 __all__ = ["JobCalls", "JobsApi"]
 
 log = structlog.get_logger(__name__)
+
+SettleRead = tuple[int, list[ExecutionInfo], ExecutionHandle]
 
 
 class JobCalls(FailurePolicy):
@@ -219,29 +222,41 @@ class JobCalls(FailurePolicy):
             if job.name in self._settle_busy or job.next_poll > now:
                 continue
             self._settle_busy.add(job.name)
-            spec = job.planned.job
+            assert job.handle is not None
+            read = functools.partial(self._settle_read, job.handle)
 
-            def read(
-                pool_id: str = spec.pool_id, job_id: str = spec.job_id
-            ) -> tuple[int, list[ExecutionInfo]]:
-                at = self.api.celonis_floor_ms()  # before the read: the read is no earlier
-                return at, self.api.execution_history(pool_id, job_id, lifecycle.HISTORY_LIMIT)
-
-            def done(future: Future[tuple[int, list[ExecutionInfo]]], job: JobRun = job) -> None:
+            def done(future: Future[SettleRead], job: JobRun = job) -> None:
                 self._settle_busy.discard(job.name)
                 error = future.exception()
                 if error is not None and not isinstance(error, ApiError):
                     raise error
                 if isinstance(error, ApiError):
+                    # its retries are spent: the API is unusable, as when a poll fails; the
+                    # job stays "starting" (may be running) for a resume to settle
                     log.warning("job_settle_failed", job=job.name, error=str(error))
-                    self._settled(job, Settlement.UNCLEAR)
+                    self.stopping.abort(error, now=self.clock.monotonic(), hard=True)
+                    self._wake.set()
                     return
-                at, history = future.result()
-                assert job.handle is not None
+                at, history, job.handle = future.result()
                 window = job.planned.job.settle_window
                 self._settled(job, lifecycle.settle(job.handle, history, at, window))
 
             self.calls.submit(read, done, URGENT)
+
+    def _settle_read(self, handle: ExecutionHandle) -> SettleRead:
+        """(a lower bound of the read's time on Celonis' clock, the history, the handle with its
+        send bounded). A handle saved without Celonis times (killed while its POST was out) is
+        bounded from this run's measured offset: sent at or after its local time, and before
+        this run started."""
+        local = self.clock.time()  # before the read: the read is no earlier
+        history = self.api.execution_history(handle.pool_id, handle.job_id, lifecycle.HISTORY_LIMIT)
+        if handle.since_ms is None and handle.running_at_ms is None:
+            handle = dataclasses.replace(
+                handle,
+                since_ms=self.api.celonis_floor_ms(handle.sent_at),
+                until_ms=self.api.celonis_ceiling_ms(self.state.started_at),
+            )
+        return self.api.celonis_floor_ms(local), history, handle
 
     def _settled(self, job: JobRun, outcome: Settlement) -> None:
         if job.name not in self._settling or job.state != JobState.STARTING:
@@ -259,10 +274,11 @@ class JobCalls(FailurePolicy):
         elif outcome is Settlement.NO_EXECUTION and job.resend_allowed:
             del self._settling[job.name]
             self._resend(job)
-        elif outcome is Settlement.NO_EXECUTION:
-            self._finish_job(job, JobState.UNCLEAR, no_execution_message(job))
-        elif lifecycle.settle_overdue(
-            now - self._settle_since[job.name], job.planned.job.settle_window
+        elif outcome is Settlement.NO_EXECUTION or lifecycle.settle_overdue(
+            now - self._settle_since[job.name],
+            # a resumed job's window runs from this run's start (its send's bound): twice
+            # the window is past it whatever the clocks; a live one ends at its window
+            job.planned.job.settle_window * (2 if job.resend_allowed else 1),
         ):
             self._finish_job(job, JobState.UNCLEAR, unclear_message(job))
         else:

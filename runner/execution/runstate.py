@@ -99,9 +99,6 @@ class JobRun:
     remote_status: str | None = None
     intent_at: float | None = None
     """Wall time when we decided to start it (saved before the execute request goes out)."""
-    intent_since_ms: int | None = None
-    """Celonis' clock at the intent (a lower bound, epoch ms): what a resume settles against
-    when the execute's own handle was never known (killed while the POST was out)."""
     resend_allowed: bool = False
     """A resumed job whose earlier execute was unclear: it may be sent again once a settle
     window shows no execution since that send (event job_resent_after_unclear)."""

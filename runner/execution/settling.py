@@ -14,20 +14,13 @@ from runner.manifest.durations import format_duration
 
 
 def unclear_message(job: JobRun) -> str:
+    """Why a job ends unclear: its execute got no clear answer and the execution history did
+    not show, within its settle window, an execution of ours."""
     spec = job.planned.job
     return (
-        f"unclear: whether its execute took effect could not be settled within"
-        f" {format_duration(spec.settle_window)}; check the execution history of job"
-        f" {spec.job_id} in pool {spec.pool_id} in Celonis; run --resume settles it again"
-        " and executes it only if Celonis shows no execution since the send"
-    )
-
-
-def no_execution_message(job: JobRun) -> str:
-    spec = job.planned.job
-    return (
-        f"unclear: its execute got no clear answer and, {format_duration(spec.settle_window)}"
-        f" later, the execution history of job {spec.job_id} in pool {spec.pool_id} shows no"
-        " execution since it: it most likely did not take effect; run --resume executes it"
-        " again (never within this run)"
+        f"unclear: its execute got no clear answer and, within {format_duration(spec.settle_window)},"
+        f" Celonis showed no execution of it; check the execution history of job {spec.job_id}"
+        f" in pool {spec.pool_id} in Celonis. It was not sent again in this run: run --resume"
+        " reads the history again and executes it again only if it still shows no execution"
+        " since the send"
     )

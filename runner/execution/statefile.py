@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.api.celonis_clock import NO_DATE_TOLERANCE
 from runner.api.types import ExecutionHandle, JobStatus
 from runner.clock import Clock
 from runner.errors import UsageError
@@ -87,7 +86,6 @@ def job_record(job: JobRun) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "intent_at": job.intent_at,
-        "intent_since_ms": job.intent_since_ms,
         "sent_at": handle.sent_at if handle is not None else None,
         "error": job.error,
         "handle": handle.to_dict() if handle is not None and job.state in _OURS else None,
@@ -119,7 +117,6 @@ def _written_key(job: JobRun) -> tuple[Any, ...]:
         job.error,
         job.handle,
         job.intent_at,
-        job.intent_since_ms,
         job.cancel_reason,
         job.started_at,
         job.finished_at,
@@ -388,9 +385,10 @@ def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
 
 
 def saved_handle(job: dict[str, Any], pool_id: str, job_id: str, mode: Mode) -> ExecutionHandle:
-    """The claim a saved job had on its execution. A handle kept by an older version (or none:
-    killed while the POST was out) gets its `since_ms` from the intent's Celonis time, else from
-    the send's local time less NO_DATE_TOLERANCE (no measured offset was kept then)."""
+    """The claim a saved job had on its execution. Without one (killed while the POST was out,
+    or a handle from an older version) it has `sent_at` = the local time of the intent (or send)
+    and no Celonis times: the executor bounds them from this run's measured offset before it
+    judges anything (`Executor._bound`)."""
     data = job.get("handle")
     if isinstance(data, dict):
         handle = ExecutionHandle.from_dict({"mode": mode, **data}, pool_id, job_id)
@@ -401,11 +399,8 @@ def saved_handle(job: dict[str, Any], pool_id: str, job_id: str, mode: Mode) -> 
         )
     if handle.since_ms is not None or handle.running_at_ms is not None:
         return handle
-    since = job.get("intent_since_ms")
-    if not isinstance(since, int):
-        local = handle.sent_at or _time(job, "sent_at") or _time(job, "intent_at") or 0.0
-        since = int((local - NO_DATE_TOLERANCE) * 1000)
-    return dataclasses.replace(handle, since_ms=since)
+    local = handle.sent_at or _time(job, "sent_at") or _time(job, "intent_at") or 0.0
+    return dataclasses.replace(handle, sent_at=local)
 
 
 def _time(job: dict[str, Any], key: str) -> float | None:
