@@ -413,3 +413,28 @@ def test_init_emulator_needs_a_scenario(cli: Cli, tmp_path: Path) -> None:
     result = cli("init", "--emulator", "--out", str(tmp_path / "jobs.yaml"), environ={})
     assert result.code == 2
     assert "init --emulator needs --scenario FILE" in result.err
+
+
+def test_init_writes_no_key_that_a_name_holds(cli: Cli, tmp_path: Path) -> None:
+    """Issue 25 (3): tenant names that contain the key went into jobs.yaml and stdout as they
+    were; a key set with spaces around it is redacted as it is sent (stripped) too."""
+    key = 'key-"Wq7\\Lp3Zx9Rm'
+    team = _team()
+    team["pools"][0]["name"] = f"SAP {key} prod"
+    team["pools"][0]["jobs"][0]["name"] = f"Extract {json.dumps(key)} orders"
+    team["pools"][1]["jobs"][0]["name"] = f"Extract {key}"
+    scenario = _scenario(tmp_path, team)
+    out = tmp_path / "team.yaml"
+    result = cli(
+        "init",
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--out",
+        str(out),
+        environ={"CELONIS_API_KEY": f" {key}\n"},
+    )
+    assert result.code == 0, result.err
+    written = out.read_text() + result.out + result.err
+    assert "SAP *** prod" in out.read_text()
+    assert "Wq7" not in written

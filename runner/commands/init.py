@@ -15,7 +15,7 @@ import os
 import re
 import shlex
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -194,11 +194,22 @@ def read_team(
 
     remote = remote_options(args)
     manifest = _pseudo_manifest(auth_type)
-    with remote_client(manifest, remote, ctx.environ, ctx.stderr) as (client, _):
+    with remote_client(manifest, remote, ctx.environ, ctx.stderr) as (client, redactor):
         listed = [(info.id, info.name) for info in client.list_pools()]
         chosen = choose_pools(listed, args.pool)
         # Only the chosen pools' job lists are read: --pool saves a request per other pool.
-        return [_read_pool(client, pool_id, name) for pool_id, name in chosen], client.base_url
+        pools = [_read_pool(client, pool_id, name) for pool_id, name in chosen]
+        return [_scrubbed(pool, redactor.scrub) for pool in pools], client.base_url
+
+
+def _scrubbed(pool: RemotePool, scrub: Callable[[str], str]) -> RemotePool:
+    """The pool with no credential in its name or its jobs' (they go to the file and stdout)."""
+
+    def name(text: str | None) -> str | None:
+        return None if text is None else scrub(text)
+
+    jobs = tuple(RemoteJob(job.id, name(job.name)) for job in pool.jobs)
+    return RemotePool(pool.id, name(pool.name), jobs, pool.unreadable)
 
 
 def _matches(pool_id: str, name: str | None, selector: str) -> bool:

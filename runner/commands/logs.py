@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -114,10 +115,12 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         pool_id, job_id = (run.pool_id, run.job_id) if run else (job.pool_id, job.job_id)
         reads = JobLogs(reads_of(client, pool_id, job_id), pool_id, job_id)
         found = collect(reads, Found(job, pool_id, job_id, None, run))
+    # Scrubbed before rendering: JSON would escape a key with `"` or `\` out of the
+    # redactor's sight (the rendered text is scrubbed again all the same).
     if args.format == "json":
-        text = json.dumps(to_dict(found), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(redactor.scrub(to_dict(found)), indent=2, ensure_ascii=False) + "\n"
     else:
-        text = render_text(found)
+        text = render_text(found, redactor.scrub)
     ctx.stdout.write(str(redactor.scrub(text)))
     return ExitCode.OK if found.log is not None or run is None else ExitCode.INVALID
 
@@ -199,7 +202,8 @@ def _duration(item: Item) -> float | None:
     return max(0.0, (item.end_ms - item.start_ms) / 1000)
 
 
-def render_text(found: Found) -> str:
+def render_text(found: Found, scrub: Callable[[str], str] = str) -> str:
+    """Lines for people: each scrubbed by `scrub`, then escaped to one printable line."""
     job = found.job
     lines = [f"{job.name} (pool {job.pool}, job {found.job_id})"]
     if found.run is not None:
@@ -220,7 +224,7 @@ def render_text(found: Found) -> str:
         + (f" ({format_duration(duration)})" if duration is not None else ""),
     ]
     lines += _task_lines(found.log)
-    return "\n".join(printable(line) for line in lines) + "\n"
+    return "\n".join(printable(scrub(line)) for line in lines) + "\n"
 
 
 def _task_lines(log: ExecutionLog) -> list[str]:
