@@ -22,6 +22,8 @@ from runner.errors import ManifestError, UsageError
 from runner.execution.statefile import load_saved
 from runner.manifest.durations import MAX_SECONDS
 from runner.manifest.loader import load_manifest
+from tests.conftest import CliResult
+from tests.e2e import Pipeline, emulator_for
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = (ROOT / "jobs.yaml").read_text()
@@ -403,3 +405,110 @@ def test_random_tasks_options_never_crash(
     out, err = io.StringIO(), io.StringIO()
     code = main(["plan", str(path), "--tasks", option], environ={}, stdout=out, stderr=err)
     assert code in (0, 2) and "Traceback" not in out.getvalue() + err.getvalue()
+
+
+# -- text from Celonis is data, never a command nor a crash (issue 25) ---------------------------
+
+FORGED = "\n::error title=forged::annotation\r\n  ::stop-commands::x"
+TERMINAL = "\x1b]0;title\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x9b\u202e"
+OURS = re.compile(r"::(error|warning) (file=[^,:]*,)?(line=\d+,)?title=celonis-runner%3A [^:]*::")
+ALLOWED_CONTROLS = {"\n", "\t"}
+API_KEY = "apikey-Hostile7Text3Key9"
+
+
+def strict_cli(tmp_path: Path, *argv: str, environ: dict[str, str] | None = None) -> CliResult:
+    """The CLI with stdout and stderr encoding UTF-8 strictly, as a real console does."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    env = {"CELONIS_RUNNER_STATE_DIR": str(tmp_path / "runs"), **(environ or {})}
+    code = main(list(argv), environ=env, stdout=out, stderr=err)
+    texts = [s.buffer.getvalue().decode("utf-8") for s in (out, err)]  # type: ignore[attr-defined]
+    return CliResult(code, *texts)
+
+
+def check_inert(name: str, text: str) -> None:
+    """No control character, no lone surrogate, no line that GitHub would take as a workflow
+    command unless it is one of the runner's own annotations."""
+    bad = {c for c in text if not c.isprintable() and c not in ALLOWED_CONTROLS}
+    assert not bad, f"{name}: {sorted(bad)!r}"
+    for line in text.splitlines():
+        if line.lstrip().startswith("::"):
+            assert OURS.match(line), f"{name}: {line!r}"
+
+
+def hostile_pipeline(tmp_path: Path, text: str) -> Pipeline:
+    p = Pipeline(tmp_path).pool("sap")
+    tasks = [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "task:load")),
+            "name": f"Load{text}",
+            "type": "extraction",
+            "tables": ["VBAK"],
+            "duration": "1m",
+        },
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "task:model")),
+            "name": f"Model{text}",
+            "type": "transformation",
+            "duration": "1m",
+            "outcome": "FAIL",
+            "message": f"ORA-1{text}",
+        },
+    ]
+    p.job("tasks", "sap", behaviour={"tasks": tasks})
+    del p.behaviour["tasks"]["duration"]
+    p.job("whole", "sap", behaviour={"outcome": "FAIL", "message": f"refused{text}"})
+    return p
+
+
+def outputs_of_every_command(tmp_path: Path, p: Pipeline) -> dict[str, str]:
+    """`run` with every output, `report` in every format, `logs` in both: name -> text."""
+    manifest, _ = p.write()
+    files = {"--report": "report.json", "--junit-xml": "junit.xml", "--html": "run.html"}
+    env = {
+        "CELONIS_API_KEY": API_KEY,
+        "CELONIS_RUNNER_TIME_SCALE": "3000",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }
+    outputs = [arg for option, name in files.items() for arg in (option, str(tmp_path / name))]
+    with emulator_for(p, API_KEY) as emu:
+        common = ("--base-url", emu.base_url)
+        results = {
+            "run": strict_cli(
+                tmp_path, "run", str(manifest), *common, "--github", *outputs, environ=env
+            )
+        }
+        for job in ("tasks", "whole"):
+            for fmt in ("text", "json"):
+                results[f"logs {job} {fmt}"] = strict_cli(
+                    tmp_path, "logs", job, str(manifest), "--format", fmt, *common, environ=env
+                )
+    for fmt in ("text", "json", "gantt", "html"):
+        results[f"report {fmt}"] = strict_cli(tmp_path, "report", "latest", "--format", fmt)
+    for name, result in results.items():
+        assert result.code == (1 if name == "run" else 0), (name, result.err)
+    written = {name: r.out + r.err for name, r in results.items()}
+    for path in (tmp_path / "runs").glob("*"):
+        written[path.name] = path.read_text(encoding="utf-8")
+    for name in [*files.values(), "summary.md"]:
+        written[name] = (tmp_path / name).read_text(encoding="utf-8")
+    return written
+
+
+def test_celonis_text_forges_no_workflow_command_and_no_terminal_escape(tmp_path: Path) -> None:
+    """Issue 25 (4): task names and ERROR lines with line breaks put `::error ...` and
+    `::stop-commands::` at the start of stdout lines; ESC/BEL sequences reached stdout, the
+    annotation, `report` and the step summary."""
+    written = outputs_of_every_command(tmp_path, hostile_pipeline(tmp_path, FORGED + TERMINAL))
+    for name, text in written.items():
+        check_inert(name, text)
+    assert "ORA-1" in written["run"] and "ORA-1" in written["summary.md"]
+
+
+def test_a_lone_surrogate_from_celonis_crashes_no_command(tmp_path: Path) -> None:
+    """Issue 25 (5): a lone surrogate in an ERROR line made `run` exit 3 (UnicodeEncodeError)
+    without JUnit, HTML or summary; `report` and `logs --format json` crashed the same way."""
+    written = outputs_of_every_command(tmp_path, hostile_pipeline(tmp_path, " \ud800 \udfff"))
+    for name, text in written.items():
+        check_inert(name, text)
+    assert "refused" in written["junit.xml"] and "ORA-1" in written["summary.md"]

@@ -37,7 +37,7 @@ from runner.manifest.model import (
     Manifest,
 )
 from runner.manifest.naming import snake_case
-from runner.manifest.problems import did_you_mean, printable
+from runner.manifest.problems import did_you_mean
 from runner.manifest.writer import (
     AuthType,
     NamedPool,
@@ -48,6 +48,7 @@ from runner.manifest.writer import (
     name_pools,
     render,
 )
+from runner.text import printable
 
 if TYPE_CHECKING:
     from runner.api.client import CelonisClient

@@ -40,7 +40,8 @@ from runner.joblogs import (
 )
 from runner.manifest.durations import format_duration
 from runner.manifest.model import Job, Manifest
-from runner.manifest.problems import did_you_mean, printable
+from runner.manifest.problems import did_you_mean
+from runner.text import inert, json_safe, printable
 
 LOGS_FORMAT_VERSION = 1
 STARTED_STATES = ("running", "succeeded", "failed", "timed_out", "cancelled", "unclear")
@@ -118,7 +119,8 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     # Scrubbed before rendering: JSON would escape a key with `"` or `\` out of the
     # redactor's sight (the rendered text is scrubbed again all the same).
     if args.format == "json":
-        text = json.dumps(redactor.scrub(to_dict(found)), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(redactor.scrub(to_dict(found)), indent=2, ensure_ascii=False)
+        text = json_safe(text) + "\n"
     else:
         text = render_text(found, redactor.scrub)
     ctx.stdout.write(str(redactor.scrub(text)))
@@ -224,7 +226,7 @@ def render_text(found: Found, scrub: Callable[[str], str] = str) -> str:
         + (f" ({format_duration(duration)})" if duration is not None else ""),
     ]
     lines += _task_lines(found.log)
-    return "\n".join(printable(scrub(line)) for line in lines) + "\n"
+    return "\n".join(inert(scrub(line)) for line in lines) + "\n"
 
 
 def _task_lines(log: ExecutionLog) -> list[str]:
