@@ -512,3 +512,118 @@ def test_a_lone_surrogate_from_celonis_crashes_no_command(tmp_path: Path) -> Non
     for name, text in written.items():
         check_inert(name, text)
     assert "refused" in written["junit.xml"] and "ORA-1" in written["summary.md"]
+
+
+# -- state files with absurd times (issue 25) -----------------------------------------------------
+
+RUN_ID = "20260101T120000Z-abc123"
+T0 = 1_767_268_800.0
+TIME_PATHS: list[tuple[str | int, ...]] = [
+    ("started_at",),
+    ("updated_at",),
+    *(("jobs", "a", key) for key in ("started_at", "finished_at", "intent_at", "sent_at")),
+    *(("jobs", "a", "tasks", 0, key) for key in ("started_at", "finished_at", "duration_seconds")),
+]
+ABSURD = [1e20, 1e300, -1e300, -62_167_219_200.0, 253_402_300_800.0, 10**30, -1]
+
+
+def saved_state(manifest: Path) -> dict[str, object]:
+    """A state file as `run` writes it: job a failed in its second task."""
+    task = {"id": JOB, "name": "T1", "status": "FAIL", "error": "boom", "type": "EXTRACTION"}
+    return {
+        "state_version": 2,
+        "run_id": RUN_ID,
+        "status": "failed",
+        "started_at": T0,
+        "updated_at": T0 + 300,
+        "target": "emulator",
+        "manifest": {"path": str(manifest), "sha256": "0" * 64},
+        "selection": {"select": [], "exclude": []},
+        "fingerprint": {},
+        "jobs": {
+            "a": {
+                "state": "failed",
+                "pool_id": POOL,
+                "job_id": JOB,
+                "attempts": 1,
+                "started_at": T0 + 10,
+                "finished_at": T0 + 200,
+                "intent_at": T0 + 5,
+                "sent_at": T0 + 6,
+                "error": "FAIL: boom",
+                "handle": None,
+                "tasks": [
+                    {**task, "started_at": T0 + 11, "finished_at": T0 + 70, "duration_seconds": 59}
+                ],
+            }
+        },
+    }
+
+
+def with_time(manifest: Path, where: tuple[str | int, ...], value: object) -> dict[str, object]:
+    data = saved_state(manifest)
+    node: object = data
+    for part in where[:-1]:
+        node = node[part]  # type: ignore[index]
+    node[where[-1]] = value  # type: ignore[index]
+    return data
+
+
+def report_every_format(tmp: Path, data: dict[str, object]) -> list[CliResult]:
+    runs = tmp / "runs"
+    runs.mkdir(exist_ok=True)
+    (runs / f"{RUN_ID}.json").write_text(json.dumps(data))
+    return [
+        strict_cli(tmp, "report", RUN_ID, "--format", fmt)
+        for fmt in ("text", "json", "gantt", "html")
+    ]
+
+
+def check_damaged_or_shown(result: CliResult, command: str) -> None:
+    assert result.code in (0, 2), (result.code, result.err)
+    assert "Traceback" not in result.err and "internal error" not in result.err, result.err
+    if result.code == 2:
+        assert "the state file is damaged" in result.err, result.err
+        assert "resume" not in result.err and command in result.err, result.err
+
+
+@pytest.mark.parametrize("value", ABSURD, ids=str)
+@pytest.mark.parametrize("where", TIME_PATHS, ids=lambda w: ".".join(map(str, w)))
+def test_absurd_times_in_a_state_file_are_damage_for_report(
+    tmp_path: Path, where: tuple[str | int, ...], value: float
+) -> None:
+    """Issue 25 (6): times that pass the schema but no calendar (1e20, +/-1e300, year 0 or
+    10000) ended `report` in OverflowError/ValueError; the message said "cannot resume"."""
+    for result in report_every_format(tmp_path, with_time(tmp_path / "jobs.yaml", where, value)):
+        check_damaged_or_shown(result, "report")
+        assert result.code == 2
+
+
+@pytest.mark.parametrize("value", [1e20, 1e300, -1e300, 253_402_300_800.0])
+def test_absurd_times_in_a_state_file_are_damage_for_logs(tmp_path: Path, value: float) -> None:
+    p = Pipeline(tmp_path).pool("sap").job("a", "sap")
+    manifest, _ = p.write()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    data = with_time(manifest, ("jobs", "a", "sent_at"), value)
+    (runs / f"{RUN_ID}.json").write_text(json.dumps(data))
+    result = strict_cli(tmp_path, "logs", "a", str(manifest), "--run", RUN_ID, "--emulator")
+    assert result.code == 2, result.err
+    check_damaged_or_shown(result, "logs")
+
+
+times = (
+    st.floats(allow_nan=False)
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.sampled_from(ABSURD)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(where=st.sampled_from(TIME_PATHS), value=times)
+def test_random_times_in_a_state_file(
+    tmp_path_factory: pytest.TempPathFactory, where: tuple[str | int, ...], value: float
+) -> None:
+    tmp = tmp_path_factory.mktemp("times")
+    for result in report_every_format(tmp, with_time(tmp / "jobs.yaml", where, value)):
+        check_damaged_or_shown(result, "report")

@@ -137,15 +137,12 @@ def _job(manifest: Manifest, name: str) -> Job:
 
 def _run_match(args: argparse.Namespace, ctx: Context, job: Job) -> RunMatch:
     """Which time to look for in the history, from the run's state file."""
-    from runner.execution.statefile import find_state, state_dir
+    from runner.execution.statefile import find_state, load_saved, state_dir
 
     path = find_state(state_dir(args.state_dir, ctx.environ), args.run)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        entry = data["jobs"].get(job.name)
-        run_id = str(data["run_id"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise UsageError(f"{path} is not a readable celonis-runner state file") from None
+    saved = load_saved(path, doing="read the run (logs --run) from")  # checked: times in range
+    entry = saved.data["jobs"].get(job.name)
+    run_id = saved.run_id
     if not isinstance(entry, dict):
         raise UsageError(f"run {run_id} did not include job '{job.name}'")
     state = entry.get("state")

@@ -63,7 +63,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
             f"no saved run in {directory}: `run` saves each run there (--state-dir or"
             " $CELONIS_RUNNER_STATE_DIR choose another folder)"
         )
-    saved = load_saved(find_state(directory, args.run_id))
+    saved = load_saved(find_state(directory, args.run_id), doing="report on")
     view = from_saved(saved, _pool_names(str(saved.data["manifest"]["path"]), ctx.environ))
     view = scrubbed(view, Redactor(secret_like_values(ctx.environ)))
     rendered = render(view, args.format)
