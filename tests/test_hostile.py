@@ -627,3 +627,16 @@ def test_random_times_in_a_state_file(
     tmp = tmp_path_factory.mktemp("times")
     for result in report_every_format(tmp, with_time(tmp / "jobs.yaml", where, value)):
         check_damaged_or_shown(result, "report")
+
+
+@pytest.mark.parametrize("command", ["report", "logs"])
+def test_a_run_id_too_long_for_a_file_name_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    """Issue 25 (9): `report` with a 5,000-character run id ended in `OSError: File name too
+    long` (an internal error, exit 3)."""
+    manifest, _ = Pipeline(tmp_path).pool("sap").job("a", "sap").write()
+    run_id = "1" * 5000
+    argv = ["report", run_id] if command == "report" else ["logs", "a", str(manifest)]
+    result = strict_cli(tmp_path, *argv, *(["--run", run_id] if command == "logs" else []))
+    assert result.code == 2, result.err
+    assert "not a run id" in result.err and "5000 characters" in result.err
+    assert len(result.err) < 300
