@@ -8,12 +8,13 @@ import json
 import math
 import re
 import time
+import unicodedata
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from runner.cli import main
@@ -413,6 +414,7 @@ FORGED = "\n::error title=forged::annotation\r\n  ::stop-commands::x"
 TERMINAL = "\x1b]0;title\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x9b\u202e"
 OURS = re.compile(r"::(error|warning) (file=[^,:]*,)?(line=\d+,)?title=celonis-runner%3A [^:]*::")
 ALLOWED_CONTROLS = {"\n", "\t"}
+BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 API_KEY = "apikey-Hostile7Text3Key9"
 
 
@@ -426,10 +428,15 @@ def strict_cli(tmp_path: Path, *argv: str, environ: dict[str, str] | None = None
     return CliResult(code, *texts)
 
 
+def _unsafe(char: str) -> bool:
+    """A control (C0, C1), a surrogate, a line separator or a bidi override: never shown raw."""
+    return unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in BIDI
+
+
 def check_inert(name: str, text: str) -> None:
     """No control character, no lone surrogate, no line that GitHub would take as a workflow
     command unless it is one of the runner's own annotations."""
-    bad = {c for c in text if not c.isprintable() and c not in ALLOWED_CONTROLS}
+    bad = {c for c in text if _unsafe(c) and c not in ALLOWED_CONTROLS}
     assert not bad, f"{name}: {sorted(bad)!r}"
     for line in text.splitlines():
         if line.lstrip().startswith("::"):
@@ -640,3 +647,69 @@ def test_a_run_id_too_long_for_a_file_name_is_a_usage_error(tmp_path: Path, comm
     assert result.code == 2, result.err
     assert "not a run id" in result.err and "5000 characters" in result.err
     assert len(result.err) < 300
+
+
+# -- hypothesis: hostile keys and texts over the shared escaping and the offline outputs ---------
+
+hostile_text = st.text(
+    st.characters(codec=None, categories=None)
+    | st.sampled_from(["\n", "\r", "\x1b", "\x07", "\x9b", "\u202e", "\ud800", "\udfff", ":"]),
+    max_size=30,
+) | st.sampled_from([FORGED, TERMINAL, "::error::x", "  ::stop-commands::t\n::warning::y"])
+keys = st.builds(
+    lambda pad, key, tail: pad + key + tail,
+    st.sampled_from(["", " ", "\t", "  "]),
+    st.text(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E) | st.sampled_from(" é😀"),
+        min_size=8,
+        max_size=20,
+    ).filter(lambda k: k.strip() == k),
+    st.sampled_from(["", "\n", " \n", "\r\n"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=keys, before=hostile_text, after=hostile_text)
+def test_random_keys_are_redacted_in_every_form(key: str, before: str, after: str) -> None:
+    from runner.logs import REDACTED, Redactor, secret_like_values
+
+    redactor = Redactor(secret_like_values({"CELONIS_API_KEY": key}))
+    sent = key.strip()
+    for form in (sent, json.dumps(sent)[1:-1], json.dumps(sent, ensure_ascii=False)[1:-1]):
+        assume(sent[:4] not in before + after)
+        scrubbed = str(redactor.scrub(before + form + after))
+        assert form not in scrubbed and REDACTED in scrubbed, (form, scrubbed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=hostile_text)
+def test_shared_escaping_leaves_no_control_character_and_no_command(text: str) -> None:
+    from runner.text import inert, inert_lines, json_safe, replaced
+
+    for name, shown in (
+        ("inert", inert(text)),
+        ("inert_lines", inert_lines(text)),
+        ("replaced", replaced(text)),
+        ("json", json_safe(json.dumps({"t": text}, ensure_ascii=False, indent=1))),
+    ):
+        check_inert(name, shown)
+        shown.encode("utf-8")
+    assert "\n" not in inert(text)
+    assert json.loads(json_safe(json.dumps(text, ensure_ascii=False))) == text
+
+
+@settings(max_examples=40, deadline=None)
+@given(error=hostile_text, task=hostile_text, status=hostile_text)
+def test_random_celonis_texts_in_a_saved_run(
+    tmp_path_factory: pytest.TempPathFactory, error: str, task: str, status: str
+) -> None:
+    """`report` in every format shows whatever Celonis wrote as data: exit 0, no control
+    character, no workflow command, no lone surrogate."""
+    tmp = tmp_path_factory.mktemp("texts")
+    data = saved_state(tmp / "jobs.yaml")
+    job = data["jobs"]["a"]  # type: ignore[index]
+    job["error"] = error
+    job["tasks"][0].update(name=task, status=status, error=error)
+    for result in report_every_format(tmp, data):
+        assert result.code == 0, result.err
+        check_inert("report", result.out + result.err)
