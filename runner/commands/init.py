@@ -27,7 +27,8 @@ from runner.commands.shared import (
     remote_client,
     remote_options,
 )
-from runner.errors import ExitCode, UsageError
+from runner.errors import ExitCode, RunnerError, UsageError
+from runner.manifest.loader import canonical_uuid
 from runner.manifest.model import (
     DEFAULT_CLIENT_ID_ENV,
     DEFAULT_CLIENT_SECRET_ENV,
@@ -131,6 +132,9 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
             " or set $CELONIS_BASE_URL (or try it with --emulator --scenario FILE)"
         )
     pools, base_url = read_team(args, ctx, auth_type)
+    pools, left_out = usable(pools)
+    for note in left_out:
+        ctx.stderr.write(f"celonis-runner: warning: the team listed {note}\n")
     named = name_pools(pools)
     if not any(entry.jobs for entry in named):
         return _nothing_to_write(named, base_url, ctx.stderr)
@@ -211,6 +215,37 @@ def _scrubbed(pool: RemotePool, scrub: Callable[[str], str]) -> RemotePool:
 
     jobs = tuple(RemoteJob(job.id, name(job.name)) for job in pool.jobs)
     return RemotePool(pool.id, name(pool.name), jobs, pool.unreadable)
+
+
+def usable(pools: Sequence[RemotePool]) -> tuple[list[RemotePool], list[str]]:
+    """The pools and jobs a manifest can hold: ids that are UUIDs (lower case), each pool and
+    each job once (the first listing kept); and what was left out, one line each."""
+    seen_pools: set[str] = set()
+    seen_jobs: dict[str, str] = {}  # job id -> the pool it was kept in
+    kept: list[RemotePool] = []
+    notes: list[str] = []
+    for pool in pools:
+        pool_id = canonical_uuid(pool.id)
+        shown = f"pool '{printable(pool.name or '(no name)')}' ({printable(pool.id)})"
+        if pool_id is None or pool_id in seen_pools:
+            why = "its id is not a UUID" if pool_id is None else "listed twice"
+            notes.append(f"{shown}: {why}; left out")
+            continue
+        seen_pools.add(pool_id)
+        jobs = []
+        for job in pool.jobs:
+            job_id = canonical_uuid(job.id)
+            if job_id is not None and job_id not in seen_jobs:
+                seen_jobs[job_id] = pool_id
+                jobs.append(RemoteJob(job_id, job.name))
+                continue
+            why = "its id is not a UUID" if job_id is None else "listed twice"
+            if job_id is not None and seen_jobs[job_id] != pool_id:
+                why = f"listed twice (also in pool {seen_jobs[job_id]})"
+            job_shown = f"job '{printable(job.name or '(no name)')}' ({printable(job.id)})"
+            notes.append(f"{job_shown} in {shown}: {why}; left out")
+        kept.append(RemotePool(pool_id, pool.name, tuple(jobs), pool.unreadable))
+    return kept, notes
 
 
 def _matches(pool_id: str, name: str | None, selector: str) -> bool:
@@ -306,9 +341,12 @@ def _checked_into_place(tmp: Path, fd: int, out: Path, text: str, *, force: bool
             handle.flush()
             os.fsync(handle.fileno())
         result = check_manifest(tmp, {}, strict_env=False, display=str(out))
-        if result.errors:
-            problems = "; ".join(p.render() for p in result.errors)
-            raise RuntimeError(f"the manifest init rendered does not validate: {problems}")
+        if result.errors:  # `usable` should have left out what causes this
+            problems = "; ".join(p.render() for p in result.errors[:5])
+            raise RunnerError(
+                f"the data pools and jobs the team listed make no valid manifest ({problems});"
+                f" nothing written to {out}"
+            )
         if force:
             os.replace(tmp, out)
         else:
