@@ -713,3 +713,15 @@ def test_random_celonis_texts_in_a_saved_run(
     for result in report_every_format(tmp, data):
         assert result.code == 0, result.err
         check_inert("report", result.out + result.err)
+
+
+def test_status_shows_a_celonis_status_as_data(tmp_path: Path) -> None:
+    """Issue 25 (4): `status` printed Celonis' status word as it came."""
+    from runner.commands.status import JobRow, write_table
+
+    path = tmp_path / "jobs.yaml"
+    path.write_text(yaml.safe_dump(manifest_with(("version",), 1)))
+    job = load_manifest(path, {}, strict_env=True).jobs["a"]
+    out = io.StringIO()
+    write_table([JobRow(job, "RUNNING" + FORGED + TERMINAL)], out)
+    check_inert("status", out.getvalue())
