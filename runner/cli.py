@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -161,6 +162,10 @@ def main(
 
 def entry() -> NoReturn:
     """The console script and `python -m runner`: main, then exit the process."""
+    for stream in (sys.stdout, sys.stderr):
+        # the outputs escape what they show; should a character slip through, never a crash
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     outcome = invoke(None)
     if outcome.hard_exit:
         # a second Ctrl-C/SIGTERM: outputs are written; don't wait for threads to wind down

@@ -33,11 +33,14 @@ class Redactor:
     """A structlog processor that removes secret values from every field of every event."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.secrets = sorted(
+            {form for s in secrets for form in secret_forms(s)}, key=len, reverse=True
+        )
 
     def add(self, secret: str) -> None:
-        if secret and len(secret) >= 4 and secret not in self.secrets:
-            self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
+        added = [form for form in secret_forms(secret) if form not in self.secrets]
+        if added:
+            self.secrets = sorted([*self.secrets, *added], key=len, reverse=True)
 
     def scrub(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -71,13 +74,29 @@ def _json_escaped(secret: str) -> str:
     return json.dumps(secret)[1:-1]
 
 
+MIN_SECRET_LENGTH = 4
+"""Shorter values are not redacted: replacing them would garble ordinary text."""
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every form of `secret` that may reach an output: as set, as sent (the credential code
+    strips the environment's value), and each as JSON writes it (with and without ASCII
+    escapes: a Celonis message may quote a JSON body). Forms shorter than 4 are left out."""
+    forms: set[str] = set()
+    for value in {secret, secret.strip()}:
+        forms |= {value, _json_escaped(value), json.dumps(value, ensure_ascii=False)[1:-1]}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)
 
 
 def secret_like_values(environ: Mapping[str, str]) -> list[str]:
     """Values of environment variables whose names say they hold a credential."""
     return [
-        value for name, value in environ.items() if _SECRET_NAME.search(name) and len(value) >= 8
+        value
+        for name, value in environ.items()
+        if _SECRET_NAME.search(name) and len(value.strip()) >= 8
     ]
 
 

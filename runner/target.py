@@ -64,10 +64,11 @@ def secret_values(manifest: Manifest, environ: Mapping[str, str]) -> list[str]:
     """The values of the credential variables the manifest names (for the log redactor)."""
     auth = manifest.connection.auth
     names = [auth.key_env, auth.client_id_env, auth.client_secret_env]
-    values = [environ[n] for n in names if environ.get(n)]
-    client_id, secret = environ.get(auth.client_id_env), environ.get(auth.client_secret_env)
+    values = [environ[n] for n in names if environ.get(n)]  # the Redactor adds stripped forms
+    client_id = environ.get(auth.client_id_env, "").strip()
+    secret = environ.get(auth.client_secret_env, "").strip()
     if client_id and secret:
-        # a token endpoint may echo the Basic credentials it was sent
+        # a token endpoint may echo the Basic credentials it was sent (stripped, as sent)
         pair = f"{client_id}:{secret}"
         values += [pair, base64.b64encode(pair.encode()).decode("ascii")]
     return values

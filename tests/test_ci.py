@@ -449,7 +449,7 @@ def test_summary_never_starts_a_line_with_a_workflow_command(tmp_path: Path) -> 
     out = io.StringIO()
     write_summary(state, out)
     assert not [x for x in out.getvalue().splitlines() if x.lstrip().startswith("::")]
-    assert "FAIL: bad%0A::error file=x::pwned%0A  ::set-output" in out.getvalue()
+    assert "FAIL: bad\\n::error file=x::pwned\\r\\n  ::set-output" in out.getvalue()
 
 
 def test_outputs_over_the_manifest_are_refused_before_anything_runs(

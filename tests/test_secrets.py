@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -213,3 +214,81 @@ def test_secrets_stay_out_of_the_subset_keys_and_the_task_results(cli: Cli, tmp_
     assert "login with key" in (tmp_path / "report.json").read_text()
     written = everything_written(tmp_path, refused, check, failed)
     assert API_KEY not in written
+
+
+# -- issue 25: keys as CI sets them (whitespace around, quotes, backslashes) ----------------------
+
+ODD_KEY = 'apikey-"Zq8\\ZfV2 mJ7pWc4'
+"""A key with a quote, a backslash and a space: valid in a header, escaped by JSON."""
+
+
+def _forms(secret: str) -> list[str]:
+    stripped = secret.strip()
+    return [stripped, json.dumps(stripped)[1:-1], stripped.replace("\\", "\\\\")]
+
+
+def _every_output(cli: Cli, tmp_path: Path, env: dict[str, str], common: tuple[str, ...]) -> str:
+    """`run` with every output on, then `report` in every format and `logs` in both: all of
+    it, files included."""
+    manifest = tmp_path / "jobs.yaml"
+    outputs = {"--report": "report.json", "--junit-xml": "junit.xml", "--html": "run.html"}
+    run = cli(
+        "run",
+        str(manifest),
+        *common,
+        *(arg for option, name in outputs.items() for arg in (option, str(tmp_path / name))),
+        "--github",
+        environ={**env, "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")},
+    )
+    assert run.code == 1, run.err
+    results = [run]
+    for fmt in ("text", "json", "gantt", "html"):
+        results.append(cli("report", "latest", "--format", fmt, environ=env))
+        assert results[-1].code == 0, results[-1].err
+    for fmt in ("text", "json"):
+        results.append(cli("logs", "broken", str(manifest), "--format", fmt, *common, environ=env))
+        assert results[-1].code == 0, results[-1].err
+    assert "refused" in results[-1].out  # the log line itself is shown
+    return everything_written(tmp_path, *results) + "".join(
+        p.read_text() for p in tmp_path.rglob("*.html")
+    )
+
+
+@pytest.mark.parametrize("auth", ["api_key", "oauth"])
+def test_a_key_with_whitespace_quotes_and_backslashes_is_redacted_as_sent(
+    cli: Cli, tmp_path: Path, auth: str
+) -> None:
+    """Issue 25 (1, 2): the credential code strips the environment's value before sending it;
+    the redactor kept the raw value, so a key set with a trailing newline (or an OAuth secret
+    with spaces around it) echoed by Celonis showed everywhere. And `logs --format json`
+    scrubbed its rendered text, where a key with `"` or `\\` is escaped."""
+    sent = ODD_KEY
+    p = Pipeline(tmp_path).pool("sap")
+    echoed = f"login with {sent} refused; body {json.dumps({'key': sent})}"
+    p.job("broken", "sap", behaviour={"outcome": "FAIL", "message": echoed, "duration": "1m"})
+    manifest, scenario_path = p.write()
+    if auth == "oauth":
+        manifest.write_text(
+            manifest.read_text().replace(
+                "version: 1\n", "version: 1\nconnection:\n  auth:\n    type: oauth\n", 1
+            )
+        )
+    scenario = Scenario.from_dict(yaml.safe_load(scenario_path.read_text()))
+    env = {
+        "CELONIS_API_KEY": f"  {sent}\n",
+        "CELONIS_CLIENT_ID": CLIENT_ID,
+        "CELONIS_CLIENT_SECRET": f" {sent} \n",
+        "CELONIS_RUNNER_TIME_SCALE": "3000",
+    }
+    with Emulator(
+        scenario, clock=ScaledClock(3000), api_keys=[sent], oauth_clients={CLIENT_ID: sent}
+    ) as emu:
+        written = _every_output(cli, tmp_path, env, ("--base-url", emu.base_url))
+    assert "login with *** refused" in written
+    for form in _forms(sent):
+        assert form not in written, f"the key leaked as {form!r}"
+    assert "Zq8" not in written, [written[max(0, i - 80) : i + 40] for i in _at(written, "Zq8")]
+
+
+def _at(text: str, part: str) -> list[int]:
+    return [i for i in range(len(text)) if text.startswith(part, i)][:5]

@@ -581,3 +581,19 @@ def test_the_summary_lists_the_tasks_of_jobs_that_failed_or_ran_a_part_only() ->
     broken = JobRun(plan.jobs["broken"], state=JobState.FAILED, tasks=failed)
     text = summary_text([whole, broken], lambda line: line or "")
     assert "Tasks of broken:" in text and "Tasks of whole:" not in text
+
+
+def test_a_task_named_and_given_by_id_is_sent_once(cli: Cli, tmp_path: Path) -> None:
+    """Issue 25 (10): `--tasks 'j:transformations=T1,<T1's id>'` sent T1's id twice in the
+    execute body; the ids are de-duplicated after the names are resolved."""
+    o2c_id = "0b7f3a52-4c1e-4d8a-9f3b-6e2d1c0a9b87"
+    job_tasks = [t | {"id": o2c_id} if t["name"] == "Create O2C" else t for t in tasks()]
+    result, journal, _ = run_pipeline(
+        cli,
+        pipeline(tmp_path, job_tasks),
+        "--tasks",
+        f"refresh_orders:transformations=Create O2C,{o2c_id.upper()}",
+    )
+    assert result.code == 0, result.err
+    [execution] = started(journal)
+    assert execution["subset"]["transformations"] == [o2c_id]

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from runner.api.errors import ProtocolError
 from runner.api.transport import Transport, shown_path
-from runner.manifest.problems import Suggestions, printable
+from runner.manifest.problems import Suggestions
 from runner.manifest.subset import Tables, TaskSubset, Where
+from runner.text import printable
 
 if TYPE_CHECKING:
     from runner.api.client import CelonisClient
@@ -332,7 +333,8 @@ class _Matcher:
         if wanted is None:
             return None
         tasks = [self.find(kind, (key, i), name) for i, name in enumerate(wanted)]
-        return tuple(t.id for t in tasks if t is not None)
+        # a task named and given by id is one task: sent once
+        return tuple(dict.fromkeys(t.id for t in tasks if t is not None))
 
     def find(self, kind: str, key: Where, wanted: str) -> TaskInfo | None:
         of_kind = [t for t in self.tasks if t.type == kind]
@@ -384,7 +386,7 @@ def _match_loads(
                 )
             )
         chosen.append(match[0].id)
-    return tuple(chosen)
+    return tuple(dict.fromkeys(chosen))  # a load named and given by id is sent once
 
 
 def _check_tables(

@@ -15,7 +15,7 @@ import os
 import re
 import shlex
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -27,7 +27,8 @@ from runner.commands.shared import (
     remote_client,
     remote_options,
 )
-from runner.errors import ExitCode, UsageError
+from runner.errors import ExitCode, RunnerError, UsageError
+from runner.manifest.loader import canonical_uuid
 from runner.manifest.model import (
     DEFAULT_CLIENT_ID_ENV,
     DEFAULT_CLIENT_SECRET_ENV,
@@ -37,7 +38,7 @@ from runner.manifest.model import (
     Manifest,
 )
 from runner.manifest.naming import snake_case
-from runner.manifest.problems import did_you_mean, printable
+from runner.manifest.problems import did_you_mean
 from runner.manifest.writer import (
     AuthType,
     NamedPool,
@@ -48,6 +49,7 @@ from runner.manifest.writer import (
     name_pools,
     render,
 )
+from runner.text import printable
 
 if TYPE_CHECKING:
     from runner.api.client import CelonisClient
@@ -130,6 +132,9 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
             " or set $CELONIS_BASE_URL (or try it with --emulator --scenario FILE)"
         )
     pools, base_url = read_team(args, ctx, auth_type)
+    pools, left_out = usable(pools)
+    for note in left_out:
+        ctx.stderr.write(f"celonis-runner: warning: the team listed {note}\n")
     named = name_pools(pools)
     if not any(entry.jobs for entry in named):
         return _nothing_to_write(named, base_url, ctx.stderr)
@@ -194,11 +199,53 @@ def read_team(
 
     remote = remote_options(args)
     manifest = _pseudo_manifest(auth_type)
-    with remote_client(manifest, remote, ctx.environ, ctx.stderr) as (client, _):
+    with remote_client(manifest, remote, ctx.environ, ctx.stderr) as (client, redactor):
         listed = [(info.id, info.name) for info in client.list_pools()]
         chosen = choose_pools(listed, args.pool)
         # Only the chosen pools' job lists are read: --pool saves a request per other pool.
-        return [_read_pool(client, pool_id, name) for pool_id, name in chosen], client.base_url
+        pools = [_read_pool(client, pool_id, name) for pool_id, name in chosen]
+        return [_scrubbed(pool, redactor.scrub) for pool in pools], client.base_url
+
+
+def _scrubbed(pool: RemotePool, scrub: Callable[[str], str]) -> RemotePool:
+    """The pool with no credential in its name or its jobs' (they go to the file and stdout)."""
+
+    def name(text: str | None) -> str | None:
+        return None if text is None else scrub(text)
+
+    jobs = tuple(RemoteJob(job.id, name(job.name)) for job in pool.jobs)
+    return RemotePool(pool.id, name(pool.name), jobs, pool.unreadable)
+
+
+def usable(pools: Sequence[RemotePool]) -> tuple[list[RemotePool], list[str]]:
+    """The pools and jobs a manifest can hold: ids that are UUIDs (lower case), each pool and
+    each job once (the first listing kept); and what was left out, one line each."""
+    seen_pools: set[str] = set()
+    seen_jobs: dict[str, str] = {}  # job id -> the pool it was kept in
+    kept: list[RemotePool] = []
+    notes: list[str] = []
+    for pool in pools:
+        pool_id = canonical_uuid(pool.id)
+        shown = f"pool '{printable(pool.name or '(no name)')}' ({printable(pool.id)})"
+        if pool_id is None or pool_id in seen_pools:
+            why = "its id is not a UUID" if pool_id is None else "listed twice"
+            notes.append(f"{shown}: {why}; left out")
+            continue
+        seen_pools.add(pool_id)
+        jobs = []
+        for job in pool.jobs:
+            job_id = canonical_uuid(job.id)
+            if job_id is not None and job_id not in seen_jobs:
+                seen_jobs[job_id] = pool_id
+                jobs.append(RemoteJob(job_id, job.name))
+                continue
+            why = "its id is not a UUID" if job_id is None else "listed twice"
+            if job_id is not None and seen_jobs[job_id] != pool_id:
+                why = f"listed twice (also in pool {seen_jobs[job_id]})"
+            job_shown = f"job '{printable(job.name or '(no name)')}' ({printable(job.id)})"
+            notes.append(f"{job_shown} in {shown}: {why}; left out")
+        kept.append(RemotePool(pool_id, pool.name, tuple(jobs), pool.unreadable))
+    return kept, notes
 
 
 def _matches(pool_id: str, name: str | None, selector: str) -> bool:
@@ -294,9 +341,12 @@ def _checked_into_place(tmp: Path, fd: int, out: Path, text: str, *, force: bool
             handle.flush()
             os.fsync(handle.fileno())
         result = check_manifest(tmp, {}, strict_env=False, display=str(out))
-        if result.errors:
-            problems = "; ".join(p.render() for p in result.errors)
-            raise RuntimeError(f"the manifest init rendered does not validate: {problems}")
+        if result.errors:  # `usable` should have left out what causes this
+            problems = "; ".join(p.render() for p in result.errors[:5])
+            raise RunnerError(
+                f"the data pools and jobs the team listed make no valid manifest ({problems});"
+                f" nothing written to {out}"
+            )
         if force:
             os.replace(tmp, out)
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +40,8 @@ from runner.joblogs import (
 )
 from runner.manifest.durations import format_duration
 from runner.manifest.model import Job, Manifest
-from runner.manifest.problems import did_you_mean, printable
+from runner.manifest.problems import did_you_mean
+from runner.text import inert, json_safe, printable
 
 LOGS_FORMAT_VERSION = 1
 STARTED_STATES = ("running", "succeeded", "failed", "timed_out", "cancelled", "unclear")
@@ -114,10 +116,13 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         pool_id, job_id = (run.pool_id, run.job_id) if run else (job.pool_id, job.job_id)
         reads = JobLogs(reads_of(client, pool_id, job_id), pool_id, job_id)
         found = collect(reads, Found(job, pool_id, job_id, None, run))
+    # Scrubbed before rendering: JSON would escape a key with `"` or `\` out of the
+    # redactor's sight (the rendered text is scrubbed again all the same).
     if args.format == "json":
-        text = json.dumps(to_dict(found), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(redactor.scrub(to_dict(found)), indent=2, ensure_ascii=False)
+        text = json_safe(text) + "\n"
     else:
-        text = render_text(found)
+        text = render_text(found, redactor.scrub)
     ctx.stdout.write(str(redactor.scrub(text)))
     return ExitCode.OK if found.log is not None or run is None else ExitCode.INVALID
 
@@ -132,15 +137,12 @@ def _job(manifest: Manifest, name: str) -> Job:
 
 def _run_match(args: argparse.Namespace, ctx: Context, job: Job) -> RunMatch:
     """Which time to look for in the history, from the run's state file."""
-    from runner.execution.statefile import find_state, state_dir
+    from runner.execution.statefile import find_state, load_saved, state_dir
 
     path = find_state(state_dir(args.state_dir, ctx.environ), args.run)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        entry = data["jobs"].get(job.name)
-        run_id = str(data["run_id"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise UsageError(f"{path} is not a readable celonis-runner state file") from None
+    saved = load_saved(path, doing="read the run (logs --run) from")  # checked: times in range
+    entry = saved.data["jobs"].get(job.name)
+    run_id = saved.run_id
     if not isinstance(entry, dict):
         raise UsageError(f"run {run_id} did not include job '{job.name}'")
     state = entry.get("state")
@@ -199,7 +201,8 @@ def _duration(item: Item) -> float | None:
     return max(0.0, (item.end_ms - item.start_ms) / 1000)
 
 
-def render_text(found: Found) -> str:
+def render_text(found: Found, scrub: Callable[[str], str] = str) -> str:
+    """Lines for people: each scrubbed by `scrub`, then escaped to one printable line."""
     job = found.job
     lines = [f"{job.name} (pool {job.pool}, job {found.job_id})"]
     if found.run is not None:
@@ -220,7 +223,7 @@ def render_text(found: Found) -> str:
         + (f" ({format_duration(duration)})" if duration is not None else ""),
     ]
     lines += _task_lines(found.log)
-    return "\n".join(printable(line) for line in lines) + "\n"
+    return "\n".join(inert(scrub(line)) for line in lines) + "\n"
 
 
 def _task_lines(log: ExecutionLog) -> list[str]:

@@ -21,6 +21,7 @@ from runner.logs import Redactor, secret_like_values
 from runner.manifest.durations import format_duration
 from runner.reports.report import iso, one_line
 from runner.reports.runview import RunView, from_saved, scrubbed
+from runner.text import inert, printable
 
 REPORT_FORMAT_VERSION = 1
 FORMATS = ("text", "json", "gantt", "html")
@@ -62,7 +63,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
             f"no saved run in {directory}: `run` saves each run there (--state-dir or"
             " $CELONIS_RUNNER_STATE_DIR choose another folder)"
         )
-    saved = load_saved(find_state(directory, args.run_id))
+    saved = load_saved(find_state(directory, args.run_id), doing="report on")
     view = from_saved(saved, _pool_names(str(saved.data["manifest"]["path"]), ctx.environ))
     view = scrubbed(view, Redactor(secret_like_values(ctx.environ)))
     rendered = render(view, args.format)
@@ -149,13 +150,15 @@ def to_dict(view: RunView) -> dict[str, Any]:
 
 
 def write_table(view: RunView, stream: TextIO) -> None:
-    stream.write(f"Run {view.run_id} of {view.manifest}: {view.status}\n\n")
+    stream.write(
+        f"Run {printable(view.run_id)} of {printable(view.manifest)}: {printable(view.status)}\n\n"
+    )
     header = ("JOB", "POOL", "STATUS", "STARTED", "DURATION")
     rows = [
         (
-            j.name,
-            j.pool,
-            j.status,
+            inert(j.name),  # a state file's texts are data, like Celonis'
+            printable(j.pool),
+            printable(j.status),
             iso(j.started_at) or "-",
             format_duration(j.duration) if j.duration is not None else "-",
             one_line(j.error) if j.error and j.status != "succeeded" else "",

@@ -37,6 +37,7 @@ from runner.manifest.durations import format_duration
 from runner.manifest.model import Job, Manifest
 from runner.plan.remote import Locator, look_up_pools
 from runner.reports.report import iso
+from runner.text import printable
 
 STATUS_FORMAT_VERSION = 1
 
@@ -302,7 +303,7 @@ def write_table(states: list[JobRow], stream: TextIO) -> None:
         (
             s.job.name,
             s.job.pool,
-            "NOT FOUND" if s.error else (s.status or "never ran"),
+            "NOT FOUND" if s.error else printable(s.status or "never ran"),  # Celonis' word
             _when(s.started_at),
             _when(s.finished_at),
             format_duration(s.duration) if s.duration is not None else "-",

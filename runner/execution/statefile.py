@@ -286,6 +286,11 @@ def _last_written(snapshot: Path) -> float:
     return max(times)
 
 
+MAX_RUN_ID = 100
+"""Longer is no run id (`run` makes them 23 characters long), and may be too long a file name."""
+RUN_ID_EXAMPLE = "20260101T120000Z-1a2b3c"
+
+
 def find_state(directory: Path, run_id: str) -> Path:
     if run_id == "latest":
         files = sorted(directory.glob("*.json"), key=_last_written) if directory.is_dir() else []
@@ -294,10 +299,18 @@ def find_state(directory: Path, run_id: str) -> Path:
                 f"no earlier run to resume in {directory} (runs are saved there by `run`)"
             )
         return files[-1]
-    if not run_id.replace("-", "").replace("T", "").replace("Z", "").isalnum():
-        raise UsageError(f"not a run id: {run_id!r}")
+    if (
+        len(run_id) > MAX_RUN_ID
+        or not run_id.replace("-", "").replace("T", "").replace("Z", "").isalnum()
+    ):
+        shown = run_id if len(run_id) <= 40 else f"{run_id[:40]}... ({len(run_id)} characters)"
+        raise UsageError(f"not a run id: {shown!r} (a run id looks like {RUN_ID_EXAMPLE})")
     path = directory / f"{run_id}.json"
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a name the file system refuses
+        raise UsageError(f"cannot look for run {run_id!r} in {directory}: {exc.strerror}") from None
+    if not found:
         known = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
         hint = f"; saved runs: {', '.join(known[-5:])}" if known else ""
         raise UsageError(f"no saved run {run_id!r} in {directory}{hint}")

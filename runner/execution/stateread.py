@@ -25,15 +25,18 @@ MAX_MESSAGE = 200
 """Characters of a schema message shown: it quotes the offending value, which may be huge."""
 
 
+RESUME = "resume from"
+"""What `run --resume` does with a state file (`load_saved`'s default `doing`)."""
+
+
 class DamagedStateError(UsageError):
     """The state file (or its journal) cannot be a run this runner saved."""
 
-    def __init__(self, path: Path, why: str) -> None:
-        super().__init__(
-            f"cannot resume from {path}: the state file is damaged: {why}; "
-            "start a new run (without --resume)"
-        )
+    def __init__(self, path: Path, why: str, doing: str = RESUME) -> None:
+        advice = "; start a new run (without --resume)" if doing == RESUME else ""
+        super().__init__(f"cannot {doing} {path}: the state file is damaged: {why}{advice}")
         self.path = path
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,19 @@ def _journal_lines(path: Path) -> list[tuple[int, Any]]:
     return records
 
 
-def load_saved(path: Path) -> SavedRun:
+def load_saved(path: Path, doing: str = RESUME) -> SavedRun:
     """The saved run (snapshot plus the journal written since); DamagedStateError (exit 2)
-    for a file that is corrupt, truncated or of another format."""
+    for a file that is corrupt, truncated or of another format, or whose times no calendar
+    shows. Its message says what the command could not do: `cannot {doing} {path}`."""
+    try:
+        return _load_saved(path)
+    except DamagedStateError as exc:
+        if doing == RESUME:
+            raise
+        raise DamagedStateError(exc.path, exc.why, doing) from None
+
+
+def _load_saved(path: Path) -> SavedRun:
     data = _read_json(path)
     if not isinstance(data, dict) or data.get("state_version") not in (1, 2):
         raise DamagedStateError(path, "not a celonis-runner state file of version 1 or 2")

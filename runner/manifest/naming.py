@@ -55,12 +55,17 @@ def unique_keys(wanted: Sequence[str], taken: Iterable[str] = ()) -> list[str]:
     """`wanted` in order, a repeat suffixed `_2`, `_3`, ... (the first keeps its key); none
     of them one of `taken`."""
     used = set(taken)
+    last: dict[str, int] = {}
+    """The suffix each key last got: the next repeat starts there (linear, not quadratic, in
+    the repeats of one name: 10,000 jobs of one name took 9.5 s)."""
     result: list[str] = []
     for key in wanted:
-        candidate, n = key, 1
+        n = last.get(key, 1)
+        candidate = key if n == 1 else f"{key}_{n}"
         while candidate in used:
             n += 1
             candidate = f"{key}_{n}"
+        last[key] = n
         used.add(candidate)
         result.append(candidate)
     return result

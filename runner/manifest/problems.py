@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, TextIO
 
+from runner.text import printable
+
 Severity = Literal["error", "warning"]
 
 
@@ -27,14 +29,6 @@ class Problem:
         field = f" {self.path}:" if self.path else ""
         label = " warning:" if self.severity == "warning" else ""
         return printable(f"{where}:{label}{field} {self.message}")
-
-
-def printable(text: str) -> str:
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
 
 
 def format_path(path: Sequence[str | int]) -> str:

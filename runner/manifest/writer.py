@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from runner.manifest.naming import base_key, unique_keys
-from runner.manifest.problems import printable
+from runner.text import printable
 
 AuthType = Literal["api_key", "app_key", "oauth"]
 

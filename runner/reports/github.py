@@ -21,6 +21,7 @@ from runner.manifest.durations import format_duration
 from runner.reports.plan_output import write_mermaid
 from runner.reports.report import MAY_BE_RUNNING
 from runner.reports.tasks import markdown as tasks_markdown
+from runner.text import inert_lines, printable
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 TABLE_REASON_LIMIT = 200
@@ -61,8 +62,9 @@ def command(
         props.append(f"file={escape_property(file)}")
         if line:
             props.append(f"line={line}")
-    props.append(f"title={escape_property(title)}")
-    return f"::{level} {','.join(props)}::{escape_data(message)}\n"
+    props.append(f"title={escape_property(printable(title))}")
+    # Celonis' text: its lines kept (GitHub shows %0A as a line break), each one inert
+    return f"::{level} {','.join(props)}::{escape_data(inert_lines(message))}\n"
 
 
 def report_run(state: RunState, *, run_id: str, stream: TextIO, environ: Mapping[str, str]) -> None:
@@ -179,7 +181,7 @@ def _write_failure(out: TextIO, job: JobRun, status: str, manifest: str) -> None
     out.write(
         f"\n**{job.name}** {status.replace('_', ' ')}{allowed}: pool `{spec.pool}`, {where}\n\n"
     )
-    reason = job.error or "no reason given"
+    reason = inert_lines(job.error or "no reason given")
     fence = "`" * max(3, _longest_backtick_run(reason) + 1)
     out.write(f"{fence}text\n{reason}\n{fence}\n")
 
@@ -190,7 +192,7 @@ def _longest_backtick_run(text: str) -> int:
 
 def _cell(text: str, limit: int | None = None) -> str:
     """Text safe in one Markdown table cell: one line, no pipes, no HTML."""
-    one_line = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    one_line = printable(" ".join(line.strip() for line in text.splitlines() if line.strip()))
     if limit is not None and len(one_line) > limit:
         one_line = one_line[: limit - 1] + "…"
     return (

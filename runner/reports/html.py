@@ -9,7 +9,6 @@ control characters included; the caller scrubs secrets first (`runview.scrubbed`
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from runner.files import write_text_atomic
 from runner.manifest.durations import format_duration
 from runner.reports.report import iso
 from runner.reports.runview import JobView, RunView
+from runner.text import replaced
 
 GRAPH_MAX_JOBS = 300
 """Above this many jobs the dependency graph is a list: a drawing that large helps nobody."""
@@ -42,7 +42,6 @@ ul.tasks { margin: 0.2em 0; padding-left: 1.2em; }
 svg text { font-size: 12px; font-family: system-ui, sans-serif; }
 """
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 ROW = 20
 LABEL_WIDTH = 280
@@ -51,7 +50,7 @@ CHART_WIDTH = 720
 
 def text(value: object) -> str:
     """Escaped for HTML text or a quoted attribute; characters XML forbids shown as U+FFFD."""
-    return html.escape(_CONTROL.sub("\ufffd", str(value)), quote=True)
+    return html.escape(replaced(str(value)), quote=True)
 
 
 def colour(status: str) -> str:

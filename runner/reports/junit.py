@@ -15,7 +15,6 @@ job, time = its duration in seconds). It keeps to the common JUnit schema
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from runner.execution.runstate import JobRun, RunState
 from runner.files import write_text_atomic
 from runner.reports.report import iso
 from runner.reports.tasks import task_line
+from runner.text import replaced
 
 MESSAGE_LIMIT = 1000
 
@@ -34,9 +34,6 @@ _UNSETTLED = {
     " did; check the job in Celonis before running it again",
 }
 """Report statuses of jobs that may still be running in Celonis, and what JUnit says of them."""
-
-# Characters XML 1.0 does not allow, even escaped; Celonis' log lines could hold any.
-_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def build_junit(state: RunState) -> ET.Element:
@@ -159,7 +156,9 @@ def _message(reason: str) -> str:
 
 
 def _clean(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text)
+    """Characters XML 1.0 does not allow (even escaped) and other controls as U+FFFD;
+    Celonis' log lines could hold any (`runner.text.replaced`)."""
+    return replaced(text)
 
 
 def _span(start: float, end: float | None) -> float:

@@ -24,6 +24,7 @@ from runner.reports import github
 from runner.reports.junit import write_junit
 from runner.reports.report import build_report, write_summary
 from runner.terminal import use_colour
+from runner.text import encodable
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,19 @@ def _unwritable(path: Path) -> str | None:
 
 
 def scrub_state(state: RunState, redactor: Redactor) -> None:
-    """Remove secrets from every text of the run, before any output is written or cut."""
-    state.error = redactor.scrub(state.error) if state.error else state.error
+    """Remove secrets from every text of the run, before any output is written or cut; and
+    lone surrogates, which no output could encode (Celonis' JSON may carry them)."""
+
+    def scrub(text: str) -> str:
+        return encodable(str(redactor.scrub(text)))
+
+    state.error = scrub(state.error) if state.error else state.error
     for job in state.jobs.values():
         if job.error:
-            job.error = redactor.scrub(job.error)
+            job.error = scrub(job.error)
         if job.tasks:  # Celonis' ERROR lines may echo anything (issue 12)
             job.tasks = tuple(
-                dataclasses.replace(t, name=redactor.scrub(t.name), error=redactor.scrub(t.error))
+                dataclasses.replace(t, name=scrub(t.name), error=t.error and scrub(t.error))
                 for t in job.tasks
             )
 

@@ -9,6 +9,7 @@ from runner.execution.runstate import RunState
 from runner.manifest.durations import format_duration
 from runner.reports.tasks import report_fields as task_fields
 from runner.reports.tasks import summary_text as tasks_summary
+from runner.text import inert
 
 REPORT_VERSION = 1
 
@@ -100,10 +101,8 @@ def write_summary(state: RunState, stream: TextIO, *, colour: bool = False) -> N
 
 
 def one_line(text: str) -> str:
-    """Text from Celonis on one line of the summary: line breaks written as GitHub's workflow
-    commands escape them (%0A), so no line of ours can start with `::error` and be taken by
-    GitHub Actions as a command; a leading `::` is escaped too."""
-    escaped = text.replace("\r\n", "%0A").replace("\r", "%0D").replace("\n", "%0A")
-    if escaped.lstrip().startswith("::"):
-        escaped = escaped.replace("::", "%3A%3A", 1)
-    return escaped
+    """Text from Celonis on one line of the summary (`runner.text.inert`): line breaks and
+    control characters escaped (`\\n`, `\\x1b`), so no line of ours can start with `::error`
+    and be taken by GitHub Actions as a command (a leading `::` is escaped too), nor move the
+    cursor or set the terminal's title."""
+    return inert(text)

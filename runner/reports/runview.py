@@ -16,6 +16,7 @@ from typing import Any
 from runner.execution.runstate import JobState, RunState
 from runner.execution.stateread import SavedRun
 from runner.logs import Redactor
+from runner.text import encodable
 
 
 @dataclass(frozen=True)
@@ -145,10 +146,12 @@ def from_saved(saved: SavedRun, pool_names: Mapping[str, str] | None = None) -> 
 
 
 def scrubbed(view: RunView, redactor: Redactor) -> RunView:
-    """The view with every text scrubbed of the run's secrets (before anything escapes or cuts it)."""
-    if not redactor.secrets:
-        return view
-    scrub = redactor.scrub
+    """The view with every text scrubbed of the run's secrets (before anything escapes or cuts
+    it) and of lone surrogates (which no output could encode)."""
+
+    def scrub(text: str) -> str:
+        return encodable(str(redactor.scrub(text)))
+
     jobs = tuple(
         JobView(
             name=scrub(j.name),

@@ -15,6 +15,7 @@ from typing import Any
 from runner.api.tasks import TaskResult
 from runner.execution.runstate import JobRun, JobState
 from runner.manifest.durations import format_duration
+from runner.text import inert
 
 _WORDS = {
     "SUCCESS": "succeeded",
@@ -83,10 +84,11 @@ def summary_text(jobs: Iterable[JobRun], one_line: Any) -> str:
         if not _worth_listing(job):
             continue
         tasks = job.tasks or ()
-        width = max(len(t.name) for t in tasks)
+        names = [inert(t.name) for t in tasks]  # Celonis' names: data, never a command
+        width = max(len(name) for name in names)
         out.append(f"\nTasks of {job.name}:\n")
-        for task in tasks:
-            row = f"  {task.name:<{width}}  {status_word(task):<9}  {duration_text(task):<8}"
+        for name, task in zip(names, tasks, strict=True):
+            row = f"  {name:<{width}}  {inert(status_word(task)):<9}  {duration_text(task):<8}"
             out.append((row + "  " + one_line(first_error_line(task))).rstrip() + "\n")
     return "".join(out)
 
@@ -100,7 +102,7 @@ def markdown(jobs: Iterable[JobRun], cell: Any) -> str:
     for job in ran:
         for task in job.tasks or ():
             out.append(
-                f"| {cell(job.name)} | {cell(task.name)} | {status_word(task)} "
+                f"| {cell(job.name)} | {cell(task.name)} | {cell(status_word(task))} "
                 f"| {duration_text(task)} | {cell(first_error_line(task), 200)} |\n"
             )
     return "".join(out)
