@@ -1,0 +1,181 @@
+"""Which Celonis execution is ours (issue 20), end to end through the CLI against the emulator:
+lagging and frozen statuses, Celonis' clock minutes off ours, lost answers, resumes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e import Journal, Pipeline, emulator_for, job_uuid, pool_uuid
+from tests.test_resume import KEY, Cli, env_for, run_against, spawn_run, wait_for_execution
+
+EXECUTE = "/integration/api/v2/data-pools/*"
+
+
+def someone_else_executes(base_url: str, job: str, pool: str = "sap") -> None:
+    """An execute from outside this runner (a colleague, the UI)."""
+    url = f"{base_url}/integration/api/v2/data-pools/{pool_uuid(pool)}/data-jobs/{job_uuid(job)}/execute"
+    answer = requests.post(
+        url, params={"mode": "FULL"}, headers={"Authorization": f"Bearer {KEY}"}, timeout=10
+    )
+    answer.raise_for_status()
+
+
+def dag(p: Pipeline, **options: Any) -> Pipeline:
+    """a -> b -> d, a -> c -> d, in one pool."""
+    p.pool("sap")
+    p.job("a", "sap", behaviour={"duration": "3m", "last_run": "SUCCESS"}, **options)
+    p.job("b", "sap", "a", behaviour={"duration": "2m", "last_run": "SUCCESS"}, **options)
+    p.job("c", "sap", "a", behaviour={"duration": "4m", "last_run": "SUCCESS"}, **options)
+    p.job("d", "sap", "b", "c", behaviour={"duration": "1m", "last_run": "SUCCESS"}, **options)
+    return p
+
+
+def test_adopt_under_a_stale_status_waits_for_the_real_end(cli: Cli, tmp_path: Path) -> None:
+    # Someone else's execution starts; Celonis shows the previous SUCCESS for 15 more minutes
+    # (the runner starts within them); our execute gets 409 and adopts: the stale SUCCESS is
+    # not that run's end.
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["status_lag"] = "15m"
+    p.job("load", "sap", behaviour={"duration": "60m", "last_run": "SUCCESS"}, if_running="adopt")
+    p.job("after", "sap", "load", behaviour={"duration": "1m"})
+    p.write()
+    with emulator_for(p, KEY) as emu:
+        someone_else_executes(emu.base_url, "load")
+        result = run_against(cli, p, emu.base_url, "--log-format", "json")
+        journal = Journal(emu.journal())
+    assert result.code == 0, result.err
+    assert len(journal.executions("load")) == 1  # theirs; ours was refused and adopted
+    journal.assert_order(p.jobs)  # "after" only once that run truly succeeded
+    assert "adopted" in result.err
+
+
+@pytest.mark.parametrize("offset", ["0s", "2m", "-2m", "5m", "-5m"])
+def test_a_pipeline_run_again_at_once_under_lag_and_a_clock_off_runs_in_order(
+    cli: Cli, tmp_path: Path, offset: str
+) -> None:
+    # Statuses and history lag 90 s; Celonis' clock is `offset` off ours; the pipeline runs
+    # twice in a row. Every job runs once per run, each after its dependencies' own SUCCESS.
+    p = dag(Pipeline(tmp_path))
+    p.settings.update(status_lag="90s", clock_offset=offset)
+    p.write()
+    with emulator_for(p, KEY) as emu:
+        first = run_against(cli, p, emu.base_url, "--log-format", "json")
+        second = run_against(cli, p, emu.base_url, "--log-format", "json")
+        journal = Journal(emu.journal())
+    assert first.code == second.code == 0, second.err
+    assert {n: len(journal.executions(n)) for n in "abcd"} == dict.fromkeys("abcd", 2)
+    for name, spec in p.jobs.items():  # each execute after the deps' latest SUCCESS before it
+        for execution in journal.executions(name):
+            for dep in spec.get("depends_on", []):
+                ends = [
+                    t for t, s in journal.statuses(dep) if s == "SUCCESS" and t <= execution["t"]
+                ]
+                starts = [e["t"] for e in journal.executions(dep) if e["t"] <= execution["t"]]
+                assert ends and max(ends) >= max(starts), (name, dep)
+
+
+@pytest.mark.parametrize("offset", ["0s", "2m", "-5m"])
+def test_a_lost_post_ends_unclear_within_its_window_and_a_resume_runs_it_once(
+    cli: Cli, tmp_path: Path, offset: str
+) -> None:
+    # The POST never reaches Celonis (dropped before), and nothing says so: the job ends
+    # unclear after its settle window (not its 4 h timeout), not re-sent; --resume reads the
+    # history a window later, sees no execution since the send and executes it, once.
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["clock_offset"] = offset
+    p.settings["faults"] = [
+        {"method": "POST", "path": EXECUTE, "action": "drop_before", "times": 1}
+    ]
+    p.job("only", "sap", behaviour={"duration": "10m"}, timeout="4h", settle_window="3m")
+    p.write()
+    report = tmp_path / "report.json"
+    with emulator_for(p, KEY) as emu:
+        first = run_against(cli, p, emu.base_url, "--report", str(report))
+        [job] = json.loads(report.read_text())["jobs"]
+        assert first.code == 1 and job["status"] == "unclear", first.err
+        assert "within 3m" in job["error"] and job["duration_seconds"] is None
+        assert len(Journal(emu.journal()).requests("POST", "/execute")) == 1
+        second = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json")
+        journal = Journal(emu.journal())
+    assert second.code == 0, second.err
+    assert "job_resent_after_unclear" in second.err
+    assert len(journal.executions("only")) == 1
+
+
+@pytest.mark.parametrize("offset", ["2m", "-2m", "5m", "-5m"])
+def test_a_lost_answer_then_a_resume_with_celonis_minutes_off_never_executes_twice(
+    cli: Cli, tmp_path: Path, offset: str
+) -> None:
+    # The execute takes effect, its answer is lost, the history lags 60 s, the API then fails
+    # (exit 3, "may be running"). The resume finds that execution on Celonis' clock.
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings.update(clock_offset=offset, stale_status_for="60s")
+    p.settings["faults"] = [
+        {"method": "POST", "path": EXECUTE, "action": "drop_after", "times": 1},
+        {
+            "method": "GET",
+            "path": "/integration/api/pools/*",
+            "action": "status",
+            "status": 503,
+            "skip": 2,
+            "times": 9,
+        },
+    ]
+    p.job("only", "sap", behaviour={"duration": "10m"}, timeout="1h")
+    p.write()
+    with emulator_for(p, KEY) as emu:
+        first = run_against(cli, p, emu.base_url)
+        assert first.code == 3, first.err
+        second = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json")
+        journal = Journal(emu.journal())
+    assert second.code == 0, second.err
+    assert len(journal.executions("only")) == 1
+    assert len(journal.requests("POST", "/execute")) == 1
+    assert "job_resent_after_unclear" not in second.err
+
+
+@pytest.mark.parametrize("offset", ["-2m", "2m", "-5m", "5m"])
+def test_a_kill_while_the_execute_is_out_then_a_resume_takes_that_execution_up(
+    tmp_path: Path, offset: str, cli: Cli
+) -> None:
+    # The runner's clock is minutes off Celonis'. Its execute takes effect but the answer is
+    # lost, and the runner is SIGKILLed while it settles that. The resume comes after that
+    # execution ended: it is ours (began after the intent, on Celonis' clock), never re-sent.
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings.update(time_scale=100, clock_offset=offset)
+    p.settings["faults"] = [{"method": "POST", "path": EXECUTE, "action": "drop_after", "times": 1}]
+    p.job("only", "sap", behaviour={"duration": "5m", "last_run": "SUCCESS"}, timeout="1h")
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        # one virtual time for the emulator and both runner processes: the offset is all
+        env = {**env_for(p), "CELONIS_RUNNER_TIME_ORIGIN": repr(emu.clock.origin)}
+        proc = spawn_run(str(manifest), "--base-url", emu.base_url, env=env)
+        try:
+            wait_for_execution(lambda: Journal(emu.journal()), "only")
+        finally:
+            proc.kill()
+            proc.communicate()
+        deadline = time.monotonic() + 30
+        while "SUCCESS" not in [s for _, s in Journal(emu.journal()).statuses("only")]:
+            assert time.monotonic() < deadline, "the execution never ended"
+            time.sleep(0.05)
+        resumed = cli(
+            "run",
+            str(manifest),
+            "--base-url",
+            emu.base_url,
+            "--resume",
+            "--log-format",
+            "json",
+            environ=env,
+        )
+        journal = Journal(emu.journal())
+    assert resumed.code == 0, resumed.err
+    assert len(journal.requests("POST", "/execute")) == 1
+    assert len(journal.executions("only")) == 1
