@@ -219,7 +219,9 @@ class FakeCelonis:
         if job_id not in self.cancel_ignored and self.runs.get(job_id):
             self.runs[job_id][-1].cancel_at = self.clock.monotonic() + self.cancel_delay
 
-    def failure_reason(self, pool_id: str, job_id: str) -> str | None:
+    def failure_reason(
+        self, pool_id: str, job_id: str, *, execution_id: str | None = None
+    ) -> str | None:
         self._record("failure_reason", job_id)
         return "table T missing"
 

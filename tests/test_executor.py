@@ -720,3 +720,25 @@ def test_resume_right_after_a_stop_runs_again_a_job_that_stop_cancelled() -> Non
     assert states(second) == {"a": JobState.SUCCEEDED, "b": JobState.SUCCEEDED}
     assert len(api.runs["a"]) == 2 and api.runs["b"][0].start >= api.runs["a"][1].start + 100.0
     assert [e for e in logs if e["event"] == "job_cancelled_by_earlier_stop"]
+
+
+def test_a_failure_reason_is_read_only_from_our_own_execution() -> None:
+    # the status shows our FAIL; the history still shows only an earlier execution: its ERROR
+    # lines are not reported as ours
+    api = fake(outcomes={"a": "FAIL"})
+    api.runs["a"] = []
+    real_history = api.execution_history
+
+    def lagging(pool_id: str, job_id: str, limit: int) -> list[Any]:
+        api._record("history", job_id)
+        return []
+
+    api.execution_history = lagging  # type: ignore[method-assign]
+    state = run(plan_of(job("a")), api)
+    assert state.jobs["a"].state == JobState.FAILED
+    assert state.jobs["a"].error == "FAIL (Celonis gave no reason)"
+    assert not api.times("failure_reason", "a")
+    api.execution_history = real_history  # type: ignore[method-assign]
+    state = run(plan_of(job("a")), api)
+    assert state.jobs["a"].error == "FAIL: table T missing"
+    assert len(api.times("failure_reason", "a")) == 1

@@ -208,13 +208,16 @@ class CelonisClient:
             self.clock.time() if local is None else local
         )
 
-    def failure_reason(self, pool_id: str, job_id: str) -> str | None:
-        """The ERROR log lines of the latest execution's failed tasks, joined; None if none.
+    def failure_reason(
+        self, pool_id: str, job_id: str, *, execution_id: str | None = None
+    ) -> str | None:
+        """The ERROR log lines of the failed tasks of execution `execution_id` (default: the
+        newest in the history), joined; None if none.
 
         Best effort: API errors are logged and give None, except AuthError.
         """
         try:
-            return self._failure_reason(pool_id, job_id)
+            return self._failure_reason(pool_id, job_id, execution_id)
         except AuthError:
             raise
         except ApiError as error:
@@ -457,22 +460,11 @@ class CelonisClient:
             treated_as="still running",
         )
 
-    def _failure_reason(self, pool_id: str, job_id: str) -> str | None:
+    def _failure_reason(self, pool_id: str, job_id: str, execution_id: str | None) -> str | None:
         base = _pool_path(pool_id)
-        history_path = f"{base}/logs/{job_id}/executions"
-        history = self.transport.get_json(
-            history_path, {"limit": 1, "page": 0}, pool_id=pool_id, job_id=job_id
-        )
-        shown = shown_path(history_path, {"limit": 1, "page": 0})
-        if not isinstance(history, dict):
-            raise _unexpected("GET", shown, "expected a JSON object")
-        items = _objects(history.get("executionItems", []), "GET", shown)
-        if not items:
-            return None
-        latest = items[0]
-        execution_id = _opt_id(latest, "executionId", "GET", shown) or _opt_id(
-            latest, "id", "GET", shown
-        )
+        if execution_id is None:
+            latest = self.latest_execution(pool_id, job_id)
+            execution_id = latest.execution_id if latest is not None else None
         if execution_id is None:
             return None
         tasks_params: dict[str, str | int] = {"executionId": execution_id, "type": "TASK"}
@@ -502,12 +494,14 @@ class CelonisClient:
             f"{name}: {line}" if name else line for name, lines in found for line in lines
         )
 
-    def task_results(self, pool_id: str, job_id: str) -> JobTasks:
-        """The job's task list and the tasks of its newest execution: status, dates, ERROR
-        lines (issue 12)."""
+    def task_results(
+        self, pool_id: str, job_id: str, *, execution_id: str | None = None
+    ) -> JobTasks:
+        """The job's task list and the tasks of execution `execution_id` (default: the newest
+        in the history): status, dates, ERROR lines."""
         from runner.api.tasks import TaskReader  # the task module builds on this one
 
-        return TaskReader(self).results(pool_id, job_id)
+        return TaskReader(self).results(pool_id, job_id, execution_id)
 
     def task_error_lines(
         self, pool_id: str, job_id: str, execution_id: str, item_id: str

@@ -186,31 +186,34 @@ class TaskReader:
         self.client = client
         self.transport: Transport = client.transport
 
-    def results(self, pool_id: str, job_id: str) -> JobTasks:
-        """The job's tasks now, and the task items of its newest execution (the one this run
-        watched end) in their order, with the ERROR lines of each failed one."""
+    def results(self, pool_id: str, job_id: str, execution_id: str | None = None) -> JobTasks:
+        """The job's tasks now, and the task items of execution `execution_id` (the one this
+        run watched end; default the newest) in their order, with the ERROR lines of each
+        failed one."""
         task_list = self.tasks(pool_id, job_id)
         kinds = {t.id.lower(): t.type for t in task_list}
         results = [
             dataclasses.replace(r, type=kinds.get(r.id.lower()))
-            for r in self._results(pool_id, job_id)
+            for r in self._results(pool_id, job_id, execution_id)
         ]
         return JobTasks(tuple(results), tuple(task_list))
 
-    def _results(self, pool_id: str, job_id: str) -> list[TaskResult]:
-        latest = self.client.latest_execution(pool_id, job_id)
-        if latest is None or latest.execution_id is None:
+    def _results(self, pool_id: str, job_id: str, execution_id: str | None) -> list[TaskResult]:
+        if execution_id is None:
+            latest = self.client.latest_execution(pool_id, job_id)
+            execution_id = execution_id if latest is not None else None
+        if execution_id is None:
             return []
         path = f"/integration/api/pools/{pool_id}/logs/executions"
         params: dict[str, str | int] = {
-            "executionId": latest.execution_id,
+            "executionId": execution_id,
             "type": "TASK",
             "id": job_id,
         }
         answer = self.transport.get_json(path, params, pool_id=pool_id, job_id=job_id)
         items = _objects(answer, shown_path(path, params))
         items = sorted(items, key=lambda i: _int(i.get("executionOrder")))
-        return [self._result(pool_id, job_id, latest.execution_id, item) for item in items]
+        return [self._result(pool_id, job_id, execution_id, item) for item in items]
 
     def _result(
         self, pool_id: str, job_id: str, execution_id: str, item: Mapping[str, object]

@@ -47,7 +47,9 @@ class JobsApi(Protocol):
 
     def cancel(self, pool_id: str, job_id: str) -> None: ...
 
-    def failure_reason(self, pool_id: str, job_id: str) -> str | None: ...
+    def failure_reason(
+        self, pool_id: str, job_id: str, *, execution_id: str | None = None
+    ) -> str | None: ...
 
 
 class ExecutorBase:

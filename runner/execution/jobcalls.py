@@ -462,11 +462,18 @@ class JobCalls(FailurePolicy):
         spec = job.planned.job
         self._reason_pending.add(job.name)
 
+        handle = job.handle
+
         def read() -> tuple[JobTasks | None, str | None]:
-            job_tasks = self._read_task_results(job)
+            execution_id = self._our_execution_id(handle)
+            if execution_id is None:
+                return None, None  # the history does not show our execution: no one else's
+            job_tasks = self._read_task_results(job, execution_id)
             if job_tasks is not None:
                 return job_tasks, failure_text(job_tasks.results)
-            return None, self.api.failure_reason(spec.pool_id, spec.job_id)
+            return None, self.api.failure_reason(
+                spec.pool_id, spec.job_id, execution_id=execution_id
+            )
 
         def done(future: Future[tuple[JobTasks | None, str | None]]) -> None:
             self._reason_pending.discard(job.name)
@@ -483,15 +490,34 @@ class JobCalls(FailurePolicy):
 
         self.calls.submit(read, done, URGENT)
 
-    def _read_task_results(self, job: JobRun) -> JobTasks | None:
-        """The job's task results (issue 12), or None when they cannot be read: a client without
+    def _our_execution_id(self, handle: ExecutionHandle | None) -> str | None:
+        """The id of the execution `handle` claims, from the history (the status that showed
+        its end has no id); None when the history does not show it (yet), so that nothing of
+        another execution (its task results, its ERROR lines) is reported as this run's."""
+        if handle is None:
+            return None
+        try:
+            history = self.api.execution_history(
+                handle.pool_id, handle.job_id, lifecycle.HISTORY_LIMIT
+            )
+        except ApiError as error:
+            log.warning("job_history_unavailable", job=handle.job_id, error=str(error))
+            return None
+        ours = lifecycle.ours_in_history(handle, history)
+        if ours is None or ours.execution_id is None:
+            log.info("job_execution_not_in_history", job=handle.job_id, pool=handle.pool_id)
+            return None
+        return ours.execution_id
+
+    def _read_task_results(self, job: JobRun, execution_id: str) -> JobTasks | None:
+        """The task results of our execution, or None when they cannot be read: a client without
         them (a test double), or an API error (logged; the job's outcome stands)."""
         reader = getattr(self.api, "task_results", None)
         if reader is None:
             return None
         spec = job.planned.job
         try:
-            found: JobTasks = reader(spec.pool_id, spec.job_id)
+            found: JobTasks = reader(spec.pool_id, spec.job_id, execution_id=execution_id)
             return found
         except ApiError as error:
             log.warning("job_task_results_unavailable", job=job.name, error=str(error))
@@ -502,6 +528,11 @@ class JobCalls(FailurePolicy):
         the run waits for the read before it ends, and the state file gets the results."""
         if getattr(self.api, "task_results", None) is None:
             return
+        handle = job.handle
+
+        def read() -> JobTasks | None:
+            execution_id = self._our_execution_id(handle)
+            return None if execution_id is None else self._read_task_results(job, execution_id)
 
         def done(future: Future[JobTasks | None]) -> None:
             error = future.exception()
@@ -515,4 +546,4 @@ class JobCalls(FailurePolicy):
 
         # A background read: at 10,000 jobs these reads were a quarter of the runner's CPU,
         # and taken first come first served they held up the executes of ready jobs.
-        self.calls.submit(functools.partial(self._read_task_results, job), done, BACKGROUND)
+        self.calls.submit(read, done, BACKGROUND)
