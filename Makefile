@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-lowest lint demo bench clean
+.PHONY: test test-slow test-lowest lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ lint: $(STAMP)
 	$(BIN)/python .ci/check_function_length.py runner --max-lines 60
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# The end-to-end matrices that take minutes (kills and resumes under stale statuses, ...).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 # The suite again, with every declared dependency at its lowest declared version.
 LOWEST := .venv-lowest
