@@ -95,7 +95,9 @@ def test_kills_and_resumes_under_stale_statuses_execute_each_job_once_in_order(
                 break
             assert proc.returncode in (-9, 1, 3), err[-3000:]
         journal = Journal(emu.journal())
-    print(f"seed {seed}: exit codes {codes}, faults {len([r for r in journal.requests() if r.get('fault')])}")
+    print(
+        f"seed {seed}: exit codes {codes}, faults {len([r for r in journal.requests() if r.get('fault')])}"
+    )
     assert codes[-1] == 0, codes
     counts = {name: len(journal.executions(name)) for name in p.jobs}
     assert {n: c for n, c in counts.items() if c != 1} == {}

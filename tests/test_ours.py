@@ -4,6 +4,7 @@ lagging and frozen statuses, Celonis' clock minutes off ours, lost answers, resu
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,72 @@ def test_a_kill_while_the_execute_is_out_then_a_resume_takes_that_execution_up(
     assert resumed.code == 0, resumed.err
     assert len(journal.requests("POST", "/execute")) == 1
     assert len(journal.executions("only")) == 1
+
+
+def test_ctrl_c_then_resume_at_once_runs_the_cancelled_job_again(cli: Cli, tmp_path: Path) -> None:
+    # The README's journey: Ctrl-C while a job runs (the runner cancels it; Celonis shows the
+    # CANCEL only 10 min later, after the grace), then --resume at once. The resumed run does
+    # not take that CANCEL for its job's end: the job runs again, then its dependent.
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings.update(time_scale=600, status_lag="10m")
+    p.job("load", "sap", behaviour={"duration": "30m", "last_run": "SUCCESS"})
+    p.job("after", "sap", "load", behaviour={"duration": "1m"})
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        env = {**env_for(p), "CELONIS_RUNNER_TIME_ORIGIN": repr(emu.clock.origin)}
+        proc = spawn_run(str(manifest), "--base-url", emu.base_url, "--grace", "60", env=env)
+        try:
+            wait_for_execution(lambda: Journal(emu.journal()), "load")
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        assert proc.returncode == 130, err[-2000:]
+        assert Journal(emu.journal()).requests("POST", "/cancel")
+        resumed = cli(
+            "run",
+            str(manifest),
+            "--base-url",
+            emu.base_url,
+            "--resume",
+            "--log-format",
+            "json",
+            environ=env,
+        )
+        journal = Journal(emu.journal())
+    assert resumed.code == 0, resumed.err
+    assert "job_cancelled_by_earlier_stop" in resumed.err
+    assert len(journal.executions("load")) == 2 and len(journal.executions("after")) == 1
+    journal.assert_order(p.jobs)  # "after" only after the second run's own SUCCESS
+
+
+def test_a_resume_of_a_resume_keeps_the_intent_and_executes_once(cli: Cli, tmp_path: Path) -> None:
+    # Run 1 is killed while its execute's answer is lost; resume 1 is killed while it settles
+    # that; resume 2 reads a state that resume 1 wrote: valid, the same intent, one execution.
+    p = Pipeline(tmp_path).pool("sap")
+    # the history lags 2 min: less than the settle window (5 min), as it must for a resume to
+    # tell "no execution" from "not shown yet" (a longer lag is caught by the 409 to a re-send)
+    p.settings.update(time_scale=100, stale_status_for="2m")
+    p.settings["faults"] = [{"method": "POST", "path": EXECUTE, "action": "drop_after", "times": 1}]
+    p.job("only", "sap", behaviour={"duration": "20m", "last_run": "SUCCESS"}, timeout="2h")
+    manifest, _ = p.write()
+    with emulator_for(p, KEY) as emu:
+        env = {**env_for(p), "CELONIS_RUNNER_TIME_ORIGIN": repr(emu.clock.origin)}
+        args = [str(manifest), "--base-url", emu.base_url]
+        first = spawn_run(*args, env=env)
+        wait_for_execution(lambda: Journal(emu.journal()), "only")
+        first.kill()
+        first.communicate()
+        again = spawn_run(*args, "--resume", env=env)
+        deadline = time.monotonic() + 30
+        while len(Journal(emu.journal()).requests("GET", "/executions")) < 2:
+            assert time.monotonic() < deadline, "resume 1 never settled"
+            time.sleep(0.02)
+        again.kill()
+        again.communicate()
+        resumed = cli("run", *args, "--resume", "--log-format", "json", environ=env)
+        journal = Journal(emu.journal())
+    assert resumed.code == 0, resumed.err
+    assert "damaged" not in resumed.err
+    assert len(journal.requests("POST", "/execute")) == 1 and len(journal.executions("only")) == 1
