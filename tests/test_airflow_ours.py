@@ -1,0 +1,42 @@
+"""Issue 20 #4 with Airflow: a retry under a stale status never executes a second time. Runs the
+operator in-process against the emulator (the fixtures of tests/test_airflow.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tests.test_airflow import ONE_JOB, Journal, _operator, airflow_home, celonis
+
+__all__ = ["airflow_home", "celonis"]  # the fixtures these tests use
+
+EXECUTE = "/integration/api/v2/data-pools/*"
+
+
+def test_a_retry_within_the_stale_window_takes_the_earlier_tries_execution(
+    celonis: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Try 1's execute takes effect and its answer is lost; try 2 runs while Celonis still shows
+    the old run (status and history, 10 min): its execute gets 409, which is try 1's execute
+    taking effect. It waits for that execution: one execution, the task succeeds."""
+    from runner.api import UnclearExecuteError
+
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(ONE_JOB.replace("expected_duration: 6h", "expected_duration: 1h"))
+    fault = {"method": "POST", "path": EXECUTE, "action": "drop_after", "times": 1}
+    emulator = celonis({"stale_status_for": "10m", "faults": [fault]}, manifest)
+    began = datetime.now(UTC) - timedelta(seconds=1)
+    first = _operator(manifest, deferrable=False)
+    with pytest.raises(UnclearExecuteError):  # try 1 dies right after its execute
+        first._client().execute(first.pool_id, first.job_id, "DELTA")
+    retry = _operator(manifest, deferrable=False)
+    context = {"ti": SimpleNamespace(try_number=2), "dag_run": SimpleNamespace(start_date=began)}
+    assert retry.execute(context)["status"] == "SUCCESS"
+    journal = Journal(emulator.journal(), manifest)
+    assert len(journal.executions("long_load")) == 1
+    assert journal.end("long_load")[1] == "SUCCESS"
