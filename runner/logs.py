@@ -265,7 +265,9 @@ def colour_state(text: str, colour: bool, state: str | None = None) -> str:
     """`text` in the colour of `state` (default: its first word), when `colour`; shared with
     the summary table."""
     key = (state or text.split(" ")[0]).lower()
-    code = STATE_COLOURS.get(key, RED if key in ("api_error", "interrupted") else None)
+    code = STATE_COLOURS.get(
+        key, RED if key in ("api_error", "state_error", "interrupted") else None
+    )
     code = code if colour else None
     return f"{code}{text}{RESET}" if code else text
 

@@ -742,3 +742,27 @@ def test_a_failure_reason_is_read_only_from_our_own_execution() -> None:
     state = run(plan_of(job("a")), api)
     assert state.jobs["a"].error == "FAIL: table T missing"
     assert len(api.times("failure_reason", "a")) == 1
+
+
+def test_a_state_file_that_cannot_be_written_starts_nothing_more_and_watches_what_runs() -> None:
+    import errno
+
+    api = fake(durations={"a": 100.0, "c": 10.0})
+    writes: list[bool] = []
+
+    def checkpoint(state: RunState, force: bool) -> float | None:
+        writes.append(force)
+        if len(writes) >= 3:  # the disk fills up while "a" runs
+            raise OSError(errno.ENOSPC, "No space left on device", "/runs/r.json")
+        return None
+
+    plan = plan_of(job("a"), job("b", "a"), job("c", pool="crm"), limits={"crm": 1})
+    ex = executor(plan, api, checkpoint=checkpoint)
+    state = ex.run()
+    assert state.status == "state_error"
+    assert state.jobs["a"].state == JobState.SUCCEEDED  # watched to its end
+    assert state.jobs["b"].state == JobState.NOT_STARTED and not api.times("execute", "b")
+    assert state.error == (
+        "could not write the state file /runs/r.json (No space left on device): 1 jobs not started"
+    )
+    assert api.times("status", "a")[-1] >= T0 + 100.0

@@ -249,3 +249,39 @@ def test_a_resume_of_a_resume_keeps_the_intent_and_executes_once(cli: Cli, tmp_p
     assert resumed.code == 0, resumed.err
     assert "damaged" not in resumed.err
     assert len(journal.requests("POST", "/execute")) == 1 and len(journal.executions("only")) == 1
+
+
+def test_a_full_disk_mid_run_exits_3_with_what_ran_watched_and_the_report_written(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 25 #8: the state directory fills up while "load" runs: nothing more starts, "load"
+    # is watched to its end, the report is written elsewhere, exit 3 says why.
+    import errno
+
+    from runner.execution import statefile
+
+    p = Pipeline(tmp_path).pool("sap")
+    p.job("load", "sap", behaviour={"duration": "10m"})
+    p.job("after", "sap", "load", behaviour={"duration": "1m"})
+    p.write()
+    real = statefile.StateStore.__call__
+    calls: list[int] = []
+
+    def filling(self: statefile.StateStore, state: Any, force: bool) -> float | None:
+        calls.append(1)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs/x.json"))
+        return real(self, state, force)
+
+    monkeypatch.setattr(statefile.StateStore, "__call__", filling)
+    report = tmp_path / "report.json"
+    with emulator_for(p, KEY) as emu:
+        result = run_against(cli, p, emu.base_url, "--report", str(report))
+        journal = Journal(emu.journal())
+    assert result.code == 3, result.err
+    data = json.loads(report.read_text())
+    assert data["status"] == "state_error"
+    assert "No space left on device" in data["error"] and "1 jobs not started" in data["error"]
+    assert [j["status"] for j in data["jobs"]] == ["succeeded", "not_started"]
+    assert len(journal.executions("load")) == 1 and not journal.executions("after")
+    assert "Traceback" not in result.err

@@ -420,7 +420,7 @@ def exit_code(state: RunState, received: list[int], outputs_written: bool = True
     when nothing worse happened."""
     if received:
         return ExitCode.TERMINATED if received[0] == signal.SIGTERM else ExitCode.INTERRUPTED
-    if state.status == "api_error":
+    if state.status in ("api_error", "state_error"):
         return ExitCode.API_UNUSABLE
     if state.status == "failed":
         return ExitCode.JOB_FAILED

@@ -12,6 +12,7 @@ request's answer does to a job).
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
@@ -150,15 +151,33 @@ class Executor(JobCalls):
         )
 
     def _save(self, *, force: bool) -> None:
-        """Checkpoint the state; a deferred write is retried before the loop sleeps."""
-        if self.checkpoint is None:
+        """Checkpoint the state; a deferred write is retried before the loop sleeps. A write
+        that fails (a full disk) stops the run from starting anything more."""
+        if self.checkpoint is None or self.stopping.state_error is not None:
             return
-        again = self.checkpoint(self.state, force)
+        try:
+            again = self.checkpoint(self.state, force)
+        except OSError as error:
+            self._state_lost(error)
+            return
         if again is None:
             self.index.changed = False
             self._save_due = None
         else:
             self._save_due = self.clock.monotonic() + again
+
+    def _state_lost(self, error: OSError) -> None:
+        why = os.strerror(error.errno) if error.errno else str(error)
+        where = f" {error.filename}" if error.filename else ""
+        self.stopping.state_lost(f"could not write the state file{where} ({why})")
+        log.error(
+            "state_write_failed",
+            error=why,
+            path=error.filename,
+            note="nothing more starts; the jobs running are watched to their end",
+        )
+        self._stop_waiting(f"not started: {self.stopping.state_error}")
+        self._wake.set()
 
     # -- starting ------------------------------------------------------------------
 
@@ -171,6 +190,11 @@ class Executor(JobCalls):
             log.info("job_waiting_for_slot", job=job.name, pool=job.planned.job.pool, reason=why)
         if jobs:
             self._save(force=True)  # a crash after this point is seen as "uncertain" on resume
+            if self.stopping.state_error is not None:  # not saved: a resume would not know
+                for job in jobs:
+                    job.error = f"not started: {self.stopping.state_error}"
+                    self._set(job, JobState.NOT_STARTED)
+                return
             self._execute_all(jobs)
 
     def _warn_assumed_done(self) -> None:
@@ -202,6 +226,9 @@ class Executor(JobCalls):
         state.status = self.stopping.run_status(state)
         if self.stopping.aborted is not None:
             state.error = str(self.stopping.aborted)
+        elif self.stopping.state_error is not None:
+            missed = sum(1 for j in state.jobs.values() if j.state == JobState.NOT_STARTED)
+            state.error = f"{self.stopping.state_error}: {missed} jobs not started"
         log.info("run_finished", status=state.status, **state.counts())
 
     # -- resume ----------------------------------------------------------------------

@@ -77,7 +77,7 @@ _REPORT_STATUS = {
     JobState.STARTING: "running",  # its execute was in flight: it may be running; a resume checks
 }
 
-RunStatus = Literal["succeeded", "failed", "api_error", "interrupted"]
+RunStatus = Literal["succeeded", "failed", "api_error", "state_error", "interrupted"]
 
 
 @dataclass

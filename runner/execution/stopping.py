@@ -30,6 +30,9 @@ class Stopping:
         """Set once nothing new may start (a stop request, fail-fast, an API failure)."""
         self.grace_deadline: float | None = None
         self.aborted: ApiError | None = None
+        self.state_error: str | None = None
+        """Why the state file could not be written: nothing new starts, running jobs are
+        watched to their end (no deadline), and the run ends "state_error"."""
 
     def request(self, reason: str, *, hard: bool) -> None:
         if self.reason is None:
@@ -58,6 +61,14 @@ class Stopping:
         if hard:
             self.hard.set()
 
+    def state_lost(self, why: str) -> None:
+        """The state file cannot be written: start nothing new (a resume could not know of it);
+        what runs is watched to its end, so that nothing is left unwatched."""
+        if self.state_error is None:
+            self.state_error = why
+        if self.reason is None:
+            self.reason = why
+
     def over(self, now: float) -> bool:
         return self.hard.is_set() or (
             self.grace_deadline is not None and now >= self.grace_deadline
@@ -66,6 +77,8 @@ class Stopping:
     def run_status(self, state: RunState) -> RunStatus:
         if self.aborted is not None:
             return "api_error"
+        if self.state_error is not None:
+            return "state_error"
         if self.requested:
             return "interrupted"
         for job in state.jobs.values():

@@ -99,7 +99,7 @@ def write_annotations(state: RunState, stream: TextIO) -> None:
                 line=job.planned.job.line or None,
             )
         )
-    if state.status == "api_error" and state.error:
+    if state.status in ("api_error", "state_error") and state.error:
         stream.write(
             command("error", state.error, title="celonis-runner: the Celonis API could not be used")
         )
