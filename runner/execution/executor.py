@@ -103,13 +103,10 @@ class Executor(JobCalls):
             self._wake.clear()
             self.calls.collect()
             now = self.clock.monotonic()
-            if self.stopping.requested and self.stopping.grace_deadline is None:
-                self._begin_stop(now, self.stopping.reason or "interrupted")
-            if self.stopping.over(now):
+            if self._stopped(now):
                 return
             self._check_timeouts(now)
-            # with fail-fast, nothing starts while a failure's reason is read: it may stop the run
-            if self.stopping.reason is None and not (self.fail_fast and self._reason_pending):
+            if self._may_start():
                 self._start_ready()
             self._settle_due(now)
             self._poll_due(now)
@@ -120,6 +117,16 @@ class Executor(JobCalls):
             if self.index.changed:  # every change reaches the state file before the loop sleeps
                 self._save(force=False)
             self.clock.wait(self._wake, self._delay(now))
+
+    def _stopped(self, now: float) -> bool:
+        """A stop request begins its grace here; True once the run must end."""
+        if self.stopping.requested and self.stopping.grace_deadline is None:
+            self._begin_stop(now, self.stopping.reason or "interrupted")
+        return self.stopping.over(now)
+
+    def _may_start(self) -> bool:
+        # with fail-fast, nothing starts while a failure's reason is read: it may stop the run
+        return self.stopping.reason is None and not (self.fail_fast and self._reason_pending)
 
     def _delay(self, now: float) -> float:
         # a job whose execute is in flight has nothing to poll yet: only its result wakes us
@@ -205,7 +212,25 @@ class Executor(JobCalls):
     # -- the end -------------------------------------------------------------------
 
     def _finish(self) -> None:
-        reason = self.stopping.reason
+        self._end_unfinished(self.stopping.reason)
+        state = self.state
+        state.finished_at = self.clock.time()
+        state.stop_reason = self.stopping.reason
+        state.status = self.stopping.run_status(state)
+        state.error = self._run_error()
+        log.info("run_finished", status=state.status, **state.counts())
+
+    def _run_error(self) -> str | None:
+        if self.stopping.aborted is not None:
+            return str(self.stopping.aborted)
+        if self.stopping.state_error is not None:
+            jobs = self.state.jobs.values()
+            missed = sum(1 for j in jobs if j.state == JobState.NOT_STARTED)
+            return f"{self.stopping.state_error}: {missed} jobs not started"
+        return None
+
+    def _end_unfinished(self, reason: str | None) -> None:
+        """What has not run by the end: not started, or (its execute out) may be running."""
         for job in list(self.index.by_state[JobState.STARTING].values()):
             if job.name in self._reading_before:  # abandoned before its execute was sent
                 job.error = f"not started: {reason}" if reason else "not started"
@@ -220,16 +245,6 @@ class Executor(JobCalls):
         for job in list(self.index.by_state[JobState.WAITING].values()):
             job.error = "not started: an execution started elsewhere was still running"
             self._set(job, JobState.NOT_STARTED)
-        state = self.state
-        state.finished_at = self.clock.time()
-        state.stop_reason = reason
-        state.status = self.stopping.run_status(state)
-        if self.stopping.aborted is not None:
-            state.error = str(self.stopping.aborted)
-        elif self.stopping.state_error is not None:
-            missed = sum(1 for j in state.jobs.values() if j.state == JobState.NOT_STARTED)
-            state.error = f"{self.stopping.state_error}: {missed} jobs not started"
-        log.info("run_finished", status=state.status, **state.counts())
 
     # -- resume ----------------------------------------------------------------------
 

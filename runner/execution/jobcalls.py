@@ -261,28 +261,34 @@ class JobCalls(FailurePolicy):
     def _settled(self, job: JobRun, outcome: Settlement) -> None:
         if job.name not in self._settling or job.state != JobState.STARTING:
             return
-        now = self.clock.monotonic()
-        handle = job.handle
-        assert handle is not None
         if outcome is Settlement.STARTED:
-            del self._settling[job.name]
-            job.resend_allowed = False
-            self._watch(job, handle, job.started_at or handle.sent_at or self.clock.time())
-            self._set(job, JobState.RUNNING, note="its execute took effect")
-            if self.stopping.reason is not None and self.cancel_on_stop:
-                self._cancel(job, self.stopping.reason)
+            self._took_effect(job)
         elif outcome is Settlement.NO_EXECUTION and job.resend_allowed:
             del self._settling[job.name]
             self._resend(job)
-        elif outcome is Settlement.NO_EXECUTION or lifecycle.settle_overdue(
-            now - self._settle_since[job.name],
-            # a resumed job's window runs from this run's start (its send's bound): twice
-            # the window is past it whatever the clocks; a live one ends at its window
-            job.planned.job.settle_window * (2 if job.resend_allowed else 1),
-        ):
+        elif outcome is Settlement.NO_EXECUTION or self._settle_overdue(job):
             self._finish_job(job, JobState.UNCLEAR, unclear_message(job))
         else:
-            job.next_poll = now + job.planned.job.poll_interval
+            job.next_poll = self.clock.monotonic() + job.planned.job.poll_interval
+
+    def _settle_overdue(self, job: JobRun) -> bool:
+        # a resumed job's window runs from this run's start (its send's bound): twice the
+        # window is past it whatever the clocks; a live one ends at its window
+        window = job.planned.job.settle_window * (2 if job.resend_allowed else 1)
+        return lifecycle.settle_overdue(
+            self.clock.monotonic() - self._settle_since[job.name], window
+        )
+
+    def _took_effect(self, job: JobRun) -> None:
+        """The history shows our execution: watch it as running."""
+        handle = job.handle
+        assert handle is not None
+        del self._settling[job.name]
+        job.resend_allowed = False
+        self._watch(job, handle, job.started_at or handle.sent_at or self.clock.time())
+        self._set(job, JobState.RUNNING, note="its execute took effect")
+        if self.stopping.reason is not None and self.cancel_on_stop:
+            self._cancel(job, self.stopping.reason)
 
     def _resend(self, job: JobRun) -> None:
         """A resumed job whose earlier execute shows no execution a full settle window after

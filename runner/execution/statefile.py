@@ -363,37 +363,31 @@ def manifest_changes(saved: SavedRun, plan: Plan) -> list[str]:
 
 
 def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
-    jobs: dict[str, Any] = saved.data["jobs"]
-    succeeded = frozenset(
-        n for n, j in jobs.items() if j["state"] == "succeeded" and n in plan.jobs
-    )
-    running: dict[str, ExecutionHandle] = {}
-    uncertain: dict[str, ExecutionHandle] = {}
-    intent_at: dict[str, float] = {}
-    started: dict[str, float] = {}
-    finished: dict[str, float] = {}
-    for name, job in jobs.items():
-        if name not in plan.jobs:
-            continue
-        spec = plan.jobs[name].job
-        if isinstance(job.get("started_at"), int | float):
-            started[name] = float(job["started_at"])
-        if job["state"] == "succeeded" and isinstance(job.get("finished_at"), int | float):
-            finished[name] = float(job["finished_at"])
-        if job["state"] == "running":
-            running[name] = saved_handle(job, spec.pool_id, spec.job_id, spec.mode)
-        elif job["state"] in ("starting", "unclear"):  # the schema makes sure of a time
-            uncertain[name] = saved_handle(job, spec.pool_id, spec.job_id, spec.mode)
-            if isinstance(job.get("intent_at"), int | float):
-                intent_at[name] = float(job["intent_at"])
+    jobs: dict[str, Any] = {n: j for n, j in saved.data["jobs"].items() if n in plan.jobs}
+
+    def in_state(*states: str) -> dict[str, dict[str, Any]]:
+        return {n: j for n, j in jobs.items() if j["state"] in states}
+
+    def handles(*states: str) -> dict[str, ExecutionHandle]:
+        specs = {n: plan.jobs[n].job for n in jobs}
+        return {
+            n: saved_handle(j, specs[n].pool_id, specs[n].job_id, specs[n].mode)
+            for n, j in in_state(*states).items()
+        }
+
+    def times(key: str, of: dict[str, dict[str, Any]]) -> dict[str, float]:
+        found = {n: _time(j, key) for n, j in of.items()}
+        return {n: t for n, t in found.items() if t is not None}
+
+    running = handles("running")
     return ResumeFrom(
-        succeeded=succeeded,
+        succeeded=frozenset(in_state("succeeded")),
         running=running,
-        uncertain=uncertain,
-        intent_at=intent_at,
+        uncertain=handles("starting", "unclear"),  # the schema makes sure of a time
+        intent_at=times("intent_at", in_state("starting", "unclear")),
         cancel_requested=frozenset(n for n in running if jobs[n].get("cancel_requested") is True),
-        started_at=started,
-        finished_at=finished,
+        started_at=times("started_at", jobs),
+        finished_at=times("finished_at", in_state("succeeded")),
     )
 
 
