@@ -1,17 +1,23 @@
-"""What every part of the executor shares: the run's state, its indexes, and the one way a job
-changes state (which updates the indexes, logs the event and tells the listeners)."""
+"""What the parts of a run share: the plan, the API, the clock, the run's state and indexes, the
+requests in flight, and the one way a job changes state (which updates the indexes, logs the event
+and tells the listeners). The scheduling loop (`Executor`) owns it; `Starts`, `Settling` and
+`Watching` act on it, and the failure policy (`policy`) is plain functions of it."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 
 from runner.api.types import ExecutionHandle, ExecutionInfo, JobStatus
 from runner.clock import Clock
-from runner.execution.io import CallRunner, InlineCalls
+from runner.execution.io import (
+    CallRunner,
+    InlineCalls,
+)
 from runner.execution.jobindex import JobIndex
 from runner.execution.runstate import JobRun, JobState, Listener, RunState
 from runner.execution.stopping import Stopping
@@ -52,7 +58,29 @@ class JobsApi(Protocol):
     ) -> str | None: ...
 
 
-class ExecutorBase:
+@dataclass
+class InFlight:
+    """Jobs with a request or a wait in flight, by the part of the run that owns it."""
+
+    polling: set[str] = field(default_factory=set)
+    """Pools whose statuses are being read."""
+    settling: dict[str, JobRun] = field(default_factory=dict)
+    """Jobs whose execute's outcome is unclear, settled each round."""
+    settle_busy: set[str] = field(default_factory=set)
+    settle_since: dict[str, float] = field(default_factory=dict)
+    history_pending: set[str] = field(default_factory=set)
+    """Jobs whose execution history is being read to tie an end to our execution."""
+    reason_pending: set[str] = field(default_factory=set)
+    """Jobs whose failure reason is being read (they end once it is)."""
+    reading_before: set[str] = field(default_factory=set)
+    """Jobs starting whose pool is read before their executes are sent (none sent yet)."""
+    timed_out: set[str] = field(default_factory=set)
+    """Jobs cancelled for their timeout."""
+
+
+class RunContext:
+    """The run's shared state; every method runs on the scheduling thread."""
+
     def __init__(
         self,
         plan: Plan,
@@ -61,6 +89,7 @@ class ExecutorBase:
         state: RunState,
         *,
         fail_fast: bool,
+        cancel_on_stop: bool,
         grace: float,
         listeners: Sequence[Listener],
     ) -> None:
@@ -69,26 +98,18 @@ class ExecutorBase:
         self.clock = clock
         self.state = state
         self.fail_fast = fail_fast
+        self.cancel_on_stop = cancel_on_stop
         self.grace = grace
         self.listeners = list(listeners)
         self.index = JobIndex(plan, state.jobs)
         self.stopping = Stopping(grace=grace)
-        self._wake = threading.Event()
-        self.calls: CallRunner = InlineCalls(self._wake)  # replaced by run()
-        self._executes_out = False
+        self.wake = threading.Event()
+        self.calls: CallRunner = InlineCalls(self.wake)  # replaced by Executor.run()
+        self.executes_out = False
         """An execute of this run (or of the resumed one) may have taken effect."""
-        self._polling: set[str] = set()
-        self._settling: dict[str, JobRun] = {}
-        self._settle_busy: set[str] = set()
-        self._settle_since: dict[str, float] = {}
-        self._history_pending: set[str] = set()
-        """Jobs whose execution history is being read to tie an end to our execution."""
-        self._reason_pending: set[str] = set()
-        self._reading_before: set[str] = set()
-        """Jobs starting whose pool is read before their executes are sent (none sent yet)."""
-        self._timed_out: set[str] = set()
+        self.flight = InFlight()
 
-    def _watch(self, job: JobRun, handle: ExecutionHandle, started_at: float) -> None:
+    def watch(self, job: JobRun, handle: ExecutionHandle, started_at: float) -> None:
         """Poll `job` as running with `handle`, from now on."""
         now = self.clock.monotonic()
         job.handle = handle
@@ -97,11 +118,11 @@ class ExecutorBase:
         job.interval = job.planned.job.poll_interval
         job.next_poll = now
 
-    def _set(self, job: JobRun, state: JobState, **extra: Any) -> None:
+    def set(self, job: JobRun, state: JobState, **extra: Any) -> None:
         self.index.move(job, state)
-        self._emit(job, **extra)
+        self.emit(job, **extra)
 
-    def _emit(self, job: JobRun, **extra: Any) -> None:
+    def emit(self, job: JobRun, **extra: Any) -> None:
         spec = job.planned.job
         now = self.clock.monotonic()
         elapsed = round(now - job.started_mono, 3) if job.started_mono is not None else None
