@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from runner.api.errors import ProtocolError
 from runner.api.transport import Transport, shown_path
-from runner.manifest.problems import Suggestions
 from runner.manifest.subset import Tables, TaskSubset, Where
+from runner.problems import Suggestions
 from runner.text import printable
 
 if TYPE_CHECKING:

@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from runner import problems as out
 from runner.api import CelonisClient
 from runner.api.tasks import TaskReader
 from runner.commands.shared import RemoteOptions, remote_client
 from runner.errors import ExitCode
-from runner.manifest import problems as out
-from runner.manifest.problems import sort_problems
 from runner.plan.build import Plan
 from runner.plan.remote import RemoteCheck, check_plan
 from runner.plan.subset import resolve_plan
+from runner.problems import sort_problems
 
 
 def run(

@@ -38,7 +38,6 @@ from runner.manifest.model import (
     Manifest,
 )
 from runner.manifest.naming import snake_case
-from runner.manifest.problems import did_you_mean
 from runner.manifest.writer import (
     AuthType,
     NamedPool,
@@ -49,6 +48,7 @@ from runner.manifest.writer import (
     name_pools,
     render,
 )
+from runner.problems import did_you_mean
 from runner.text import printable
 
 if TYPE_CHECKING:

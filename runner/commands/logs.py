@@ -40,7 +40,7 @@ from runner.joblogs import (
 )
 from runner.manifest.durations import format_duration
 from runner.manifest.model import Job, Manifest
-from runner.manifest.problems import did_you_mean
+from runner.problems import did_you_mean
 from runner.text import inert, json_safe, printable
 
 LOGS_FORMAT_VERSION = 1

@@ -20,6 +20,7 @@ from typing import TextIO
 import structlog
 
 from runner import logs
+from runner import problems as problems_out
 from runner.api import CelonisClient
 from runner.api.tasks import TaskReader
 from runner.clock import Clock
@@ -51,7 +52,6 @@ from runner.execution.statefile import (
     resume_from,
     state_dir,
 )
-from runner.manifest import problems as problems_out
 from runner.manifest.durations import parse_duration
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan

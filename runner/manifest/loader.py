@@ -34,14 +34,14 @@ from runner.manifest.model import (
     Mode,
     Pool,
 )
-from runner.manifest.problems import (
+from runner.manifest.subset import shape_problems, subset_of
+from runner.problems import (
     Problem,
     Suggestions,
     did_you_mean,
     errors_of,
     sort_problems,
 )
-from runner.manifest.subset import shape_problems, subset_of
 from runner.schema import MANIFEST_SCHEMA, schema_issues
 from runner.urls import is_loopback
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from runner.errors import PlanError
 from runner.manifest.model import Job, Manifest
-from runner.manifest.problems import did_you_mean
+from runner.problems import did_you_mean
 
 if TYPE_CHECKING:  # the HTTP stack is loaded only by the commands that talk to Celonis
     from runner.api.tasks import TaskIds, TaskInfo

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runner.api.tasks import TaskReader, resolve
-from runner.manifest.problems import Problem, sort_problems
 from runner.plan.build import Plan, PlannedJob
 from runner.plan.remote import Locator
+from runner.problems import Problem, sort_problems
 
 
 @dataclass

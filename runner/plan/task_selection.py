@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from runner.errors import UsageError
 from runner.manifest.model import Manifest
-from runner.manifest.problems import did_you_mean
 from runner.manifest.subset import SelectionError, parse_tasks_option, shape_problems, subset_of
+from runner.problems import did_you_mean
 
 
 def with_task_selection(manifest: Manifest, specs: Sequence[str]) -> Manifest:
