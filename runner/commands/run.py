@@ -36,6 +36,7 @@ from runner.commands.shared import (
     looks_like_manifest,
     non_negative_float,
 )
+from runner.durations import parse_duration
 from runner.errors import ExitCode, UsageError
 from runner.execution.executor import Executor
 from runner.execution.progress import ProgressLine
@@ -52,7 +53,6 @@ from runner.execution.statefile import (
     resume_from,
     state_dir,
 )
-from runner.manifest.durations import parse_duration
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
 from runner.plan.resume_tasks import resume_failed_tasks

@@ -32,8 +32,8 @@ from runner.commands.shared import (
     remote_client,
     remote_options,
 )
+from runner.durations import format_duration
 from runner.errors import ExitCode
-from runner.manifest.durations import format_duration
 from runner.manifest.model import Job, Manifest
 from runner.plan.remote import Locator, look_up_pools
 from runner.reports.report import iso

@@ -12,11 +12,11 @@ from concurrent.futures import Future
 
 import structlog
 
+from runner.durations import format_duration
 from runner.execution.base import ExecutorBase
 from runner.execution.io import URGENT
 from runner.execution.runstate import JobRun, JobState
 from runner.lifecycle import CANCEL_POLL_INTERVAL, timed_out
-from runner.manifest.durations import format_duration
 from runner.plan.build import downstream
 
 log = structlog.get_logger(__name__)

@@ -9,8 +9,8 @@ sends it again only when the history shows no execution since the send.
 
 from __future__ import annotations
 
+from runner.durations import format_duration
 from runner.execution.runstate import JobRun
-from runner.manifest.durations import format_duration
 
 
 def unclear_message(job: JobRun) -> str:

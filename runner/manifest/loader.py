@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from runner.durations import RANGE, DurationRangeError, parse_duration
 from runner.errors import ManifestError
 from runner.manifest import envsubst, yamlio
-from runner.manifest.durations import RANGE, DurationRangeError, parse_duration
 from runner.manifest.model import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_MODE,

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from runner.api.tasks import TaskResult
+from runner.durations import format_duration
 from runner.execution.runstate import JobRun, JobState
-from runner.manifest.durations import format_duration
 from runner.text import inert
 
 _WORDS = {
