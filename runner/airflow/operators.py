@@ -54,8 +54,8 @@ from runner.manifest.model import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_SETTLE_WINDOW,
     DEFAULT_TIMEOUT,
-    Mode,
 )
+from runner.shared_types import Mode
 
 
 class CelonisJobOperator(BaseOperator):

@@ -59,7 +59,7 @@ from runner.clock import Clock
 
 if TYPE_CHECKING:
     from runner.api.tasks import JobTasks
-from runner.manifest.model import Mode
+from runner.shared_types import MODES, Mode
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -251,7 +251,7 @@ class CelonisClient:
         which a full settle window showed no sign of. A 409 (or a busy status) now is that
         execute having taken effect after all: its handle comes back, nothing is waited for.
         """
-        if mode not in ("FULL", "DELTA"):
+        if mode not in MODES:
             raise ValueError(f"mode must be FULL or DELTA, not {mode!r}")
         try:
             before, _ = self._snapshot(pool_id, job_id, pool_entries)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from runner.api.errors import ProtocolError
 from runner.api.transport import Transport, shown_path
-from runner.manifest.subset import Tables, TaskSubset, Where
+from runner.manifest.subset import TaskSubset, Where
 from runner.problems import Suggestions
+from runner.shared_types import Tables
 from runner.text import printable
 
 if TYPE_CHECKING:

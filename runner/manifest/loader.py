@@ -26,12 +26,8 @@ from runner.manifest.model import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_SETTLE_WINDOW,
     DEFAULT_TIMEOUT,
-    AuthConfig,
-    Connection,
-    IfRunning,
     Job,
     Manifest,
-    Mode,
     Pool,
 )
 from runner.manifest.subset import shape_problems, subset_of
@@ -43,6 +39,7 @@ from runner.problems import (
     sort_problems,
 )
 from runner.schema import MANIFEST_SCHEMA, schema_issues
+from runner.shared_types import AuthConfig, Connection, IfRunning, Mode
 from runner.urls import is_loopback
 
 _URL_PATH = re.compile(r"^/integration/ui/pools/([^/]+)/data-configuration/data-jobs/?$")

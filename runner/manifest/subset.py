@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SUBSET_KEYS = ("extractions", "transformations", "data_models")
+from runner.shared_types import Tables
 
-Tables = tuple[str, ...] | None
-"""The tables of one extraction to load; None: all of them."""
+SUBSET_KEYS = ("extractions", "transformations", "data_models")
 
 
 @dataclass(frozen=True)
