@@ -522,14 +522,15 @@ class _Tasks:
         return self._tables[extraction_id]
 
     def loads(self, pool_id: str, job_id: str) -> list[Any]:
-        from runner.api.tasks import LoadInfo
+        from runner.task_records import LoadInfo
 
         return [LoadInfo("m1", "O2C")]
 
 
 def test_resolve_gives_ids_and_refuses_a_name_two_tasks_share() -> None:
-    from runner.api.tasks import TaskInfo, resolve
+    from runner.api.tasks import resolve
     from runner.manifest.subset import TaskSubset
+    from runner.task_records import TaskInfo
 
     listed = [
         TaskInfo("e1", "SAP orders", "EXTRACTION"),
@@ -568,9 +569,9 @@ def test_resolve_gives_ids_and_refuses_a_name_two_tasks_share() -> None:
 
 
 def test_the_summary_lists_the_tasks_of_jobs_that_failed_or_ran_a_part_only() -> None:
-    from runner.api.tasks import TaskResult
     from runner.execution.runstate import JobRun, JobState
     from runner.reports.tasks import summary_text
+    from runner.task_records import TaskResult
     from tests.fake_celonis import job as fake_job
     from tests.fake_celonis import plan_of
 

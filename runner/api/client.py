@@ -16,7 +16,6 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import requests
 import structlog
@@ -56,10 +55,8 @@ from runner.api.types import (
     PoolInfo,
 )
 from runner.clock import Clock
-
-if TYPE_CHECKING:
-    from runner.api.tasks import JobTasks
 from runner.shared_types import MODES, Mode
+from runner.task_records import JobTasks
 
 __all__ = [
     "ACTIVE_STATUSES",

@@ -16,7 +16,6 @@ import structlog
 from runner import lifecycle
 from runner.api.client import statuses_in
 from runner.api.errors import ApiError, AuthError, JobBusyError, NotFoundError, UnclearExecuteError
-from runner.api.tasks import JobTasks, failure_text
 from runner.api.types import ExecutionHandle, ExecutionInfo, JobStatus
 from runner.durations import format_duration
 from runner.execution.base import JobsApi
@@ -25,6 +24,7 @@ from runner.execution.policy import FailurePolicy
 from runner.execution.runstate import JobRun, JobState
 from runner.execution.settling import unclear_message
 from runner.lifecycle import Settlement, Verdict
+from runner.task_records import JobTasks, failure_text
 
 __all__ = ["JobCalls", "JobsApi"]
 

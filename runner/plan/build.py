@@ -8,14 +8,11 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from runner.errors import PlanError
 from runner.manifest.model import Job, Manifest
 from runner.problems import did_you_mean
-
-if TYPE_CHECKING:  # the HTTP stack is loaded only by the commands that talk to Celonis
-    from runner.api.tasks import TaskIds, TaskInfo
+from runner.task_records import TaskIds, TaskInfo
 
 
 @dataclass(frozen=True)

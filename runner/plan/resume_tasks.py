@@ -15,18 +15,18 @@ from typing import Any
 
 import structlog
 
-from runner.api.tasks import (
+from runner.api.tasks import TaskReader
+from runner.errors import UsageError
+from runner.manifest.subset import TaskSubset
+from runner.plan.build import Plan, PlannedJob
+from runner.task_records import (
     DATA_MODEL_LOAD,
     EXTRACTION,
     TRANSFORMATION,
     TaskIds,
     TaskInfo,
-    TaskReader,
     TaskResult,
 )
-from runner.errors import UsageError
-from runner.manifest.subset import TaskSubset
-from runner.plan.build import Plan, PlannedJob
 
 log = structlog.get_logger(__name__)
 
