@@ -528,7 +528,7 @@ class _Tasks:
 
 
 def test_resolve_gives_ids_and_refuses_a_name_two_tasks_share() -> None:
-    from runner.api.tasks import resolve
+    from runner.api.task_reader import resolve
     from runner.manifest.subset import TaskSubset
     from runner.task_records import TaskInfo
 

@@ -234,7 +234,7 @@ class CelonisClient:
     ) -> ExecutionHandle:
         """Trigger a run: `POST /integration/api/v2/data-pools/{pool}/data-jobs/{job}/execute`,
         or with `subset` (the subset keys of the internal execute's body, from
-        `runner.api.tasks.TaskIds.body`) `POST /integration/api/pools/{pool}/jobs/{job}/execute`.
+        `runner.api.task_reader.TaskIds.body`) `POST /integration/api/pools/{pool}/jobs/{job}/execute`.
 
         Reads the status first: JobBusyError if the job is QUEUED, RUNNING or in
         an unknown state. The POST is retried only after a 429 or a connection
@@ -502,7 +502,7 @@ class CelonisClient:
     def task_results(self, pool_id: str, job_id: str) -> JobTasks:
         """The job's task list and the tasks of its newest execution: status, dates, ERROR
         lines (issue 12)."""
-        from runner.api.tasks import TaskReader  # the task module builds on this one
+        from runner.api.task_reader import TaskReader  # the task module builds on this one
 
         return TaskReader(self).results(pool_id, job_id)
 

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from runner import problems as out
 from runner.api import CelonisClient
-from runner.api.tasks import TaskReader
+from runner.api.task_reader import TaskReader
 from runner.commands.shared import RemoteOptions, remote_client
 from runner.errors import ExitCode
 from runner.plan.build import Plan

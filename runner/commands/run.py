@@ -22,7 +22,7 @@ import structlog
 from runner import logs
 from runner import problems as problems_out
 from runner.api import CelonisClient
-from runner.api.tasks import TaskReader
+from runner.api.task_reader import TaskReader
 from runner.clock import Clock
 from runner.commands.plan import add_selection
 from runner.commands.shared import (

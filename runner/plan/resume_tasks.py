@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from runner.api.tasks import TaskReader
+from runner.api.task_reader import TaskReader
 from runner.errors import UsageError
 from runner.manifest.subset import TaskSubset
 from runner.plan.build import Plan, PlannedJob

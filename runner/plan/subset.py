@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runner.api.tasks import TaskReader, resolve
+from runner.api.task_reader import TaskReader, resolve
 from runner.plan.build import Plan, PlannedJob
 from runner.plan.remote import Locator
 from runner.problems import Problem, sort_problems
