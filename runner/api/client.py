@@ -31,6 +31,7 @@ from runner.api.errors import (
     ServerError,
     UnclearExecuteError,
 )
+from runner.api.task_reader import TaskReader
 from runner.api.transport import (
     DEFAULT_TIMEOUTS,
     JsonBody,
@@ -502,8 +503,6 @@ class CelonisClient:
     def task_results(self, pool_id: str, job_id: str) -> JobTasks:
         """The job's task list and the tasks of its newest execution: status, dates, ERROR
         lines (issue 12)."""
-        from runner.api.task_reader import TaskReader  # the task module builds on this one
-
         return TaskReader(self).results(pool_id, job_id)
 
     def task_error_lines(

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from runner.api.errors import ProtocolError
 from runner.api.transport import Transport, shown_path
+from runner.api.types import ExecutionInfo
 from runner.manifest.subset import TaskSubset, Where
 from runner.problems import Suggestions
 from runner.shared_types import Tables
@@ -30,8 +31,18 @@ from runner.task_records import (
 )
 from runner.text import printable
 
-if TYPE_CHECKING:
-    from runner.api.client import CelonisClient
+
+class ExecutionReads(Protocol):
+    """What the task reads need of `runner.api.CelonisClient`, which builds on this module."""
+
+    transport: Transport
+
+    def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None: ...
+
+    def task_error_lines(
+        self, pool_id: str, job_id: str, execution_id: str, item_id: str
+    ) -> list[str]: ...
+
 
 _KIND_WORD = {
     EXTRACTION: "extraction",
@@ -53,7 +64,7 @@ class Resolution:
 class TaskReader:
     """Read-only task requests over the client's Transport (retries and deadlines included)."""
 
-    def __init__(self, client: CelonisClient) -> None:
+    def __init__(self, client: ExecutionReads) -> None:
         self.client = client
         self.transport: Transport = client.transport
 
