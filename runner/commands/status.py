@@ -35,7 +35,7 @@ from runner.commands.shared import (
 from runner.durations import format_duration
 from runner.errors import ExitCode
 from runner.manifest.model import Job, Manifest
-from runner.plan.remote import Locator, look_up_pools
+from runner.preflight.remote import Locator, look_up_pools
 from runner.reports.report import iso
 from runner.text import printable
 

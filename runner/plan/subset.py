@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from runner.api.task_reader import TaskReader, resolve
 from runner.plan.build import Plan, PlannedJob
-from runner.plan.remote import Locator
+from runner.preflight.remote import Locator
 from runner.problems import Problem, sort_problems
 
 
