@@ -16,8 +16,8 @@ from runner.api.task_reader import TaskReader
 from runner.commands.shared import RemoteOptions, remote_client
 from runner.errors import ExitCode
 from runner.plan.build import Plan
-from runner.plan.subset import resolve_plan
 from runner.preflight.remote import RemoteCheck, check_plan
+from runner.preflight.task_names import resolve_plan
 from runner.problems import sort_problems
 
 

@@ -25,7 +25,7 @@ class PlannedJob:
     dependents: tuple[str, ...]
     wave: int
     task_ids: TaskIds | None = None
-    """The job's subset resolved to ids when a run starts (runner.plan.subset); None: the
+    """The job's subset resolved to ids when a run starts (runner.preflight.task_names); None: the
     whole job, or not resolved yet."""
     resumed_task_list: tuple[TaskInfo, ...] | None = None
     """On a resume limited to the job's unfinished tasks (runner.plan.resume_tasks): the job's
