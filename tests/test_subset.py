@@ -528,8 +528,8 @@ class _Tasks:
 
 
 def test_resolve_gives_ids_and_refuses_a_name_two_tasks_share() -> None:
-    from runner.api.task_reader import resolve
     from runner.manifest.subset import TaskSubset
+    from runner.preflight.task_names import resolve
     from runner.task_records import TaskInfo
 
     listed = [

@@ -1,35 +1,21 @@
-"""A data job's tasks through the API: reading them, and turning the names a manifest gives
-(`extractions`, `transformations`, `data_models`) into the ids the internal execute takes.
+"""A data job's tasks through the API: its task list, an extraction's tables, its data model
+loads, and how each task of its newest execution went.
 
-Reads `GET .../jobs/{job}/tasks/`, `.../extractions/{id}/expanded` (only for an extraction
-whose tables are named) and `.../loads` (only when data models are named). A name matches a
-task's name exactly, or its task instance id (any case). See docs/celonis-api.md.
+Reads `GET .../jobs/{job}/tasks/`, `.../extractions/{id}/expanded`, `.../loads` and the task
+items of an execution's log. Turning a manifest's task names into ids is
+runner.preflight.task_names. See docs/celonis-api.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Protocol
 
 from runner.api.errors import ProtocolError
 from runner.api.transport import Transport, shown_path
 from runner.api.types import ExecutionInfo
-from runner.manifest.subset import TaskSubset, Where
-from runner.problems import Suggestions
-from runner.shared_types import Tables
-from runner.task_records import (
-    DATA_MODEL_LOAD,
-    EXTRACTION,
-    TRANSFORMATION,
-    JobTasks,
-    LoadInfo,
-    TaskIds,
-    TaskInfo,
-    TaskResult,
-)
-from runner.text import printable
+from runner.task_records import JobTasks, LoadInfo, TaskInfo, TaskResult
 
 
 class ExecutionReads(Protocol):
@@ -42,23 +28,6 @@ class ExecutionReads(Protocol):
     def task_error_lines(
         self, pool_id: str, job_id: str, execution_id: str, item_id: str
     ) -> list[str]: ...
-
-
-_KIND_WORD = {
-    EXTRACTION: "extraction",
-    TRANSFORMATION: "transformation",
-    DATA_MODEL_LOAD: "data model load",
-}
-
-
-@dataclass
-class Resolution:
-    """What resolving one job's subset found: the ids, or errors; warnings either way."""
-
-    ids: TaskIds | None = None
-    errors: list[tuple[Where, str]] = field(default_factory=list)
-    """(where in the job's manifest entry, message)."""
-    warnings: list[tuple[Where, str]] = field(default_factory=list)
 
 
 class TaskReader:
@@ -169,129 +138,3 @@ def _objects(answer: object, shown: str) -> list[Mapping[str, object]]:
     if not isinstance(answer, list) or not all(isinstance(i, dict) for i in answer):
         raise ProtocolError(f"GET {shown}: expected a list of JSON objects")
     return answer
-
-
-def resolve(
-    reader: TaskReader, pool_id: str, job_id: str, subset: TaskSubset, tasks: Sequence[TaskInfo]
-) -> Resolution:
-    """The ids of `subset` among the job's `tasks`; unknown names are errors with the closest
-    names Celonis has, disabled tasks warnings."""
-    found = Resolution()
-    names: dict[str, str] = {t.id: t.name for t in tasks}
-    matcher = _Matcher(tasks, found)
-    extractions: list[tuple[str, Tables]] | None = None
-    if subset.extractions is not None:
-        extractions = []
-        for name, tables in subset.extractions:
-            task = matcher.find(EXTRACTION, ("extractions", name), name)
-            if task is not None:
-                extractions.append((task.id, tables))
-                if tables is not None:
-                    _check_tables(reader, (pool_id, job_id), task, (name, tables), found)
-    transformations = matcher.find_all(TRANSFORMATION, "transformations", subset.transformations)
-    data_models = None
-    if subset.data_models is not None:
-        loads = reader.loads(pool_id, job_id) if subset.data_models else []
-        data_models = _match_loads(loads, subset.data_models, tasks, found)
-        names.update({load.id: load.name for load in loads})
-    if not found.errors:
-        found.ids = TaskIds(
-            None if extractions is None else tuple(extractions),
-            transformations,
-            data_models,
-            names,
-        )
-    return found
-
-
-class _Matcher:
-    def __init__(self, tasks: Sequence[TaskInfo], found: Resolution) -> None:
-        self.tasks = tasks
-        self.found = found
-
-    def find_all(
-        self, kind: str, key: str, wanted: tuple[str, ...] | None
-    ) -> tuple[str, ...] | None:
-        if wanted is None:
-            return None
-        tasks = [self.find(kind, (key, i), name) for i, name in enumerate(wanted)]
-        # a task named and given by id is one task: sent once
-        return tuple(dict.fromkeys(t.id for t in tasks if t is not None))
-
-    def find(self, kind: str, key: Where, wanted: str) -> TaskInfo | None:
-        of_kind = [t for t in self.tasks if t.type == kind]
-        named = [t for t in of_kind if t.name == wanted] or [
-            t for t in of_kind if t.id.lower() == wanted.lower()
-        ]
-        word = _KIND_WORD[kind]
-        if len(named) > 1:
-            ids = ", ".join(t.id for t in named)
-            self.found.errors.append(
-                (key, f"the job has {len(named)} {word}s named {_q(wanted)} ({ids}): give the id")
-            )
-            return None
-        if not named:
-            hint = Suggestions(t.name for t in of_kind).hint(wanted)
-            have = "" if hint or of_kind else f" (the job has no {word})"
-            self.found.errors.append((key, f"the data job has no {word} {_q(wanted)}{hint}{have}"))
-            return None
-        if named[0].disabled:
-            self.found.warnings.append(
-                (key, f"{word} {_q(named[0].name)} is disabled in Celonis, which may not run it")
-            )
-        return named[0]
-
-
-def _match_loads(
-    loads: Sequence[LoadInfo], wanted: tuple[str, ...], tasks: Sequence[TaskInfo], found: Resolution
-) -> tuple[str, ...]:
-    """Data model loads by data model name, load id, or the name of the load's task."""
-    task_names = {t.id: t.name for t in tasks if t.type == DATA_MODEL_LOAD}
-    chosen = []
-    for index, name in enumerate(wanted):
-        match = [
-            load
-            for load in loads
-            if name in (load.name, task_names.get(load.id)) or load.id.lower() == name.lower()
-        ]
-        if not match:
-            hint = Suggestions(load.name for load in loads).hint(name)
-            found.errors.append(
-                (("data_models", index), f"the data job loads no data model {_q(name)}{hint}")
-            )
-            continue
-        if match[0].disabled:
-            found.warnings.append(
-                (
-                    ("data_models", index),
-                    f"data model load {_q(match[0].name)} is disabled in Celonis",
-                )
-            )
-        chosen.append(match[0].id)
-    return tuple(dict.fromkeys(chosen))  # a load named and given by id is sent once
-
-
-def _check_tables(
-    reader: TaskReader,
-    ids: tuple[str, str],
-    task: TaskInfo,
-    wanted: tuple[str, tuple[str, ...]],
-    found: Resolution,
-) -> None:
-    """Every named table is one the extraction has (`wanted`: the name as written, tables)."""
-    task_key, tables = wanted
-    known = reader.tables(ids[0], ids[1], task.id)
-    hints = Suggestions(known)
-    for index, table in enumerate(tables):
-        if table not in known:
-            found.errors.append(
-                (
-                    ("extractions", task_key, index),
-                    f"extraction {_q(task.name)} has no table {_q(table)}{hints.hint(table)}",
-                )
-            )
-
-
-def _q(text: str) -> str:
-    """A name from the manifest or from Celonis, quoted and on one line."""
-    return f"'{printable(text)[:120]}'"
