@@ -28,7 +28,7 @@ class PlannedJob:
     """The job's subset resolved to ids when a run starts (runner.preflight.task_names); None: the
     whole job, or not resolved yet."""
     resumed_task_list: tuple[TaskInfo, ...] | None = None
-    """On a resume limited to the job's unfinished tasks (runner.plan.resume_tasks): the job's
+    """On a resume limited to the job's unfinished tasks (runner.preflight.resume_tasks): the job's
     tasks in Celonis that subset was taken from. The state file keeps it until the job ends, so
     that a resume of this resume can check them again and run the same subset."""
 
