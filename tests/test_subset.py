@@ -169,7 +169,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_issue_example_is_valid_and_becomes_the_model(tmp_path: Path) -> None:
     from runner.manifest.loader import load_manifest
-    from runner.manifest.subset import TaskSubset
+    from runner.manifest.task_subset import TaskSubset
 
     manifest = load_manifest(write(tmp_path, ISSUE_EXAMPLE), {})
     assert manifest.jobs["refresh_orders"].tasks == TaskSubset(
@@ -450,7 +450,7 @@ def test_tasks_option_runs_part_of_a_job_and_selects_it(cli: Cli, tmp_path: Path
     ],
 )
 def test_tasks_option_grammar(option: str, keys: dict[str, Any]) -> None:
-    from runner.manifest.subset import parse_tasks_option
+    from runner.manifest.task_subset import parse_tasks_option
 
     job, parsed = parse_tasks_option(option)
     assert job == "j"
@@ -528,7 +528,7 @@ class _Tasks:
 
 
 def test_resolve_gives_ids_and_refuses_a_name_two_tasks_share() -> None:
-    from runner.manifest.subset import TaskSubset
+    from runner.manifest.task_subset import TaskSubset
     from runner.preflight.task_names import resolve
     from runner.task_records import TaskInfo
 

@@ -30,7 +30,7 @@ from runner.manifest.model import (
     Manifest,
     Pool,
 )
-from runner.manifest.subset import shape_problems, subset_of
+from runner.manifest.task_subset import shape_problems, subset_of
 from runner.problems import (
     Problem,
     Suggestions,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from runner.manifest.subset import TaskSubset
+from runner.manifest.task_subset import TaskSubset
 from runner.shared_types import Connection, IfRunning, Mode
 
 DEFAULT_MODE: Mode = "DELTA"

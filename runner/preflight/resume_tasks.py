@@ -17,7 +17,7 @@ import structlog
 
 from runner.api.task_reader import TaskReader
 from runner.errors import UsageError
-from runner.manifest.subset import TaskSubset
+from runner.manifest.task_subset import TaskSubset
 from runner.plan.build import Plan, PlannedJob
 from runner.task_records import (
     DATA_MODEL_LOAD,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from runner.api.task_reader import TaskReader
-from runner.manifest.subset import TaskSubset, Where
+from runner.manifest.task_subset import TaskSubset, Where
 from runner.plan.build import Plan, PlannedJob
 from runner.preflight.remote import Locator
 from runner.problems import Problem, Suggestions, sort_problems
