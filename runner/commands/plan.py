@@ -26,7 +26,7 @@ from runner.commands.shared import (
 from runner.errors import ExitCode, UsageError
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
-from runner.plan.task_selection import task_jobs, with_task_selection
+from runner.plan.tasks_option import task_jobs, with_task_selection
 from runner.reports import plan_output
 
 WRITERS = {

@@ -55,7 +55,7 @@ from runner.execution.statefile import (
 )
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
-from runner.plan.task_selection import task_jobs, with_task_selection
+from runner.plan.tasks_option import task_jobs, with_task_selection
 from runner.preflight.resume_tasks import resume_failed_tasks
 from runner.preflight.task_names import resolve_plan
 from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
