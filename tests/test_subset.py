@@ -1,4 +1,4 @@
-"""Running part of a data job (issue 12): the manifest's subset keys, their checks, the plan,
+"""Running part of a data job: the manifest's subset keys, their checks, the plan,
 the names resolved through the API and the subset execute, end to end against the emulator."""
 
 from __future__ import annotations

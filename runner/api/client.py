@@ -502,7 +502,7 @@ class CelonisClient:
 
     def task_results(self, pool_id: str, job_id: str) -> JobTasks:
         """The job's task list and the tasks of its newest execution: status, dates, ERROR
-        lines (issue 12)."""
+        lines (read by runner.api.task_reader)."""
         return TaskReader(self).results(pool_id, job_id)
 
     def task_error_lines(

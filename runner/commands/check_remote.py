@@ -51,7 +51,7 @@ def run(
 def check_subsets(
     client: CelonisClient, plan: Plan, result: RemoteCheck, scrub: Callable[[str], str]
 ) -> None:
-    """The names of the plan's subsets (issue 12), resolved as `run` resolves them."""
+    """The task names of the plan's jobs, resolved to ids as `run` resolves them."""
     resolved = resolve_plan(TaskReader(client), plan, scrub)
     result.problems = sort_problems([*result.problems, *resolved.problems])
     result.missing += [p.path for p in resolved.errors]

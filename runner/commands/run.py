@@ -198,7 +198,7 @@ def _task_plan(
     redactor: logs.Redactor,
 ) -> Plan:
     """The plan with its subsets resolved and, on a resume, failed jobs limited to the tasks
-    that did not succeed (issue 12)."""
+    that did not succeed (runner.preflight)."""
     plan = resolve_subsets(plan, client, stderr, redactor, github=options.github)
     if saved is None or options.whole_jobs:
         return plan
@@ -216,7 +216,7 @@ def resolve_subsets(
     *,
     github: bool = False,
 ) -> Plan:
-    """The plan with its subsets resolved to task ids (issue 12); before anything starts, so
+    """The plan with its subsets resolved to task ids (runner.preflight.task_names); before anything starts, so
     a task name Celonis does not have stops the run with nothing executed (exit 2)."""
     if all(p.job.tasks is None for p in plan.jobs.values()):
         return plan

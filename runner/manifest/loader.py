@@ -366,7 +366,7 @@ class _Checker:
                 seen[pool_id] = name
 
     def _task_keys(self, jobs: dict[str, Any]) -> None:
-        """The subset keys (issue 12): precise messages where the schema would be vague (those
+        """The task keys (`extractions`, `transformations`, `data_models`): precise messages where the schema would be vague (those
         paths are then not checked by the schema again). The schema refuses an empty job."""
         for name, job in jobs.items():
             if not isinstance(job, dict):

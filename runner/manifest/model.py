@@ -41,7 +41,8 @@ class Job:
     line: int = 0
     if_running: IfRunning = "wait"
     tasks: TaskSubset | None = None
-    """The part of the data job to run (issue 12); None: the whole job."""
+    """The part of the data job to run (its `extractions`/`transformations`/`data_models`);
+    None: the whole job."""
 
 
 @dataclass(frozen=True)

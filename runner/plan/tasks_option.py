@@ -1,4 +1,4 @@
-"""`--tasks JOB:TASKS` (issue 12): part of a job chosen on the command line, in the grammar of
+"""`--tasks JOB:TASKS`: part of a job chosen on the command line, in the grammar of
 the manifest's `extractions`/`transformations`/`data_models` (runner.manifest.task_subset). It
 replaces what the manifest says for that job, and selects the job when --select is not given.
 """

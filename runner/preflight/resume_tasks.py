@@ -1,4 +1,4 @@
-"""`run --resume` of a job that failed in one of its tasks (issue 12): run again only what did
+"""`run --resume` of a job that failed in one of its tasks: run again only what did
 not succeed, the failed task and the tasks after it that were skipped or not run, as a subset
 execute. Succeeded tasks are not run again.
 
