@@ -27,7 +27,7 @@ from runner.api import (
 )
 from runner.api.baseurl import check_base_url
 from runner.api.tls import ca_bundle
-from runner.clock import Clock, ScaledClock, SystemClock
+from runner.clock import Clock, ScaledClock, SystemClock, time_origin
 from runner.errors import UsageError
 from runner.manifest.model import Manifest
 from runner.shared_types import (
@@ -39,7 +39,7 @@ from runner.shared_types import (
     AuthType,
     Connection,
 )
-from runner.target import http_timeouts, time_origin
+from runner.target import http_timeouts
 
 DEFAULT_CONN_ID = "celonis_default"
 CONN_TYPE = "celonis"
