@@ -27,6 +27,7 @@ PARTS: Mapping[str, tuple[str, ...]] = {
     "Engine": ("runner/execution/",),
     "Reports": ("runner/reports/",),
     "Api": ("runner/api/", "runner/target.py", "runner/joblogs.py"),
+    "Lifecycle": ("runner/lifecycle.py",),
     "Emulator": ("runner/emulator/",),
     "Airflow": ("runner/airflow/",),
     "Base": (
@@ -43,8 +44,8 @@ PARTS: Mapping[str, tuple[str, ...]] = {
         "runner/task_records.py",
     ),
 }
-"""runner/lifecycle.py belongs to no part: the rules of a job's execution, above api/ and
-used by the engine and by Airflow alike."""
+"""runner/lifecycle.py is a part of its own: the rules of a job's execution, above api/ and used
+by the engine and by Airflow alike."""
 
 NEVER: tuple[tuple[str, str, str], ...] = (
     ("Reports", "Engine", "reporters read the run's data, not the engine"),
@@ -231,6 +232,40 @@ def test_the_engine_and_airflow_use_the_lifecycle_module(user: str) -> None:
         m.name for m in modules() if _under(m.name, [user]) and "runner.lifecycle" in m.imports
     ]
     assert users, f"no module of {user} imports runner.lifecycle"
+
+
+def test_every_module_belongs_to_a_part() -> None:
+    assert [m.path for m in modules() if part_of(m.path) is None] == []
+
+
+def part_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {part: set() for part in PARTS}
+    for m in modules():
+        for name in m.imports:
+            importer, imported = part_of(m.path), part_of(_path_of(name))
+            if importer and imported and importer != imported:
+                graph[importer].add(imported)
+    return graph
+
+
+def documented_graph() -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
+    """The `imports` block of docs/INTERFACES.md: `Part -> Part ...`, `*` on a pending one."""
+    text = (ROOT / "docs" / "INTERFACES.md").read_text(encoding="utf-8")
+    block = text.split("```imports\n", 1)[1].split("```", 1)[0]
+    graph: dict[str, set[str]] = {}
+    starred: set[tuple[str, str]] = set()
+    for line in block.splitlines():
+        importer, _, imported = line.partition("->")
+        names = imported.split()
+        graph[importer.strip()] = {name.rstrip("*") for name in names}
+        starred |= {(importer.strip(), n.rstrip("*")) for n in names if n.endswith("*")}
+    return graph, starred
+
+
+def test_the_interfaces_doc_shows_who_imports_whom_as_the_code_does() -> None:
+    graph, starred = documented_graph()
+    assert graph == part_graph()
+    assert starred == set(PENDING)
 
 
 def _package(dotted: str) -> str:
