@@ -225,8 +225,8 @@ def _guarded(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _manifest_problems(exc: ManifestError, args: argparse.Namespace, ctx: Context) -> int:
+    from runner import problems as out
     from runner.commands.shared import github_enabled
-    from runner.manifest import problems as out
 
     if hasattr(args, "github") and github_enabled(args, ctx):
         out.write_github(exc.problems, ctx.stderr)

@@ -16,7 +16,15 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Mapping
 from typing import Protocol
+
+from runner.errors import UsageError
+
+TIME_SCALE_ENV = "CELONIS_RUNNER_TIME_SCALE"
+TIME_ORIGIN_ENV = "CELONIS_RUNNER_TIME_ORIGIN"
+"""Real epoch seconds where a scaled clock's virtual time equals real time: the emulator
+prints its own, so a runner started later agrees with it on virtual dates."""
 
 
 class Clock(Protocol):
@@ -76,3 +84,20 @@ class ScaledClock:
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
         return event.wait(max(seconds, 0.0) / self.scale)
+
+
+def time_origin(environ: Mapping[str, str]) -> float | None:
+    """$CELONIS_RUNNER_TIME_ORIGIN (None when unset): the origin of a scaled clock."""
+    text = environ.get(TIME_ORIGIN_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        origin = float(text)
+    except ValueError:
+        origin = math.nan
+    if not (math.isfinite(origin) and origin >= 0):
+        raise UsageError(
+            f"${TIME_ORIGIN_ENV} must be a number of epoch seconds (what the emulator prints),"
+            f" got {text[:20]!r}"
+        )
+    return origin

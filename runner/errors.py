@@ -12,7 +12,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runner.manifest.problems import Problem
+    from runner.problems import Problem
 
 
 class ExitCode(IntEnum):

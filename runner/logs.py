@@ -329,7 +329,7 @@ class ConsoleLine:
 
 def format_seconds(seconds: float) -> str:
     """`1m30s`, `45s`, `0.5s`: how durations read in the console."""
-    from runner.manifest.durations import format_duration
+    from runner.durations import format_duration
 
     return format_duration(max(0.0, float(seconds)))
 

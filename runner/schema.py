@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from runner.manifest.problems import did_you_mean
+from runner.problems import did_you_mean
 
 MANIFEST_SCHEMA = "jobs.schema.json"
 REPORT_SCHEMA = "report.schema.json"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import math
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
@@ -24,7 +23,13 @@ from runner.api import CelonisClient, KeyAuth, Secret, auth_from_config, resolve
 from runner.api.auth import Auth
 from runner.api.tls import ca_bundle
 from runner.api.transport import DEFAULT_TIMEOUTS
-from runner.clock import Clock, ScaledClock, SystemClock
+from runner.clock import (
+    TIME_SCALE_ENV,
+    Clock,
+    ScaledClock,
+    SystemClock,
+    time_origin,
+)
 from runner.errors import UsageError
 from runner.manifest.model import Manifest
 
@@ -33,10 +38,6 @@ log = structlog.get_logger(__name__)
 DEFAULT_EMULATOR_SCALE = 60.0
 """`--emulator` without `--scenario`: emulated seconds per real second."""
 
-TIME_SCALE_ENV = "CELONIS_RUNNER_TIME_SCALE"
-TIME_ORIGIN_ENV = "CELONIS_RUNNER_TIME_ORIGIN"
-"""Real epoch seconds where a scaled clock's virtual time equals real time: the emulator
-prints its own, so a runner started later agrees with it on virtual dates."""
 READ_TIMEOUT_ENV = "CELONIS_RUNNER_READ_TIMEOUT"
 
 
@@ -72,23 +73,6 @@ def secret_values(manifest: Manifest, environ: Mapping[str, str]) -> list[str]:
         pair = f"{client_id}:{secret}"
         values += [pair, base64.b64encode(pair.encode()).decode("ascii")]
     return values
-
-
-def time_origin(environ: Mapping[str, str]) -> float | None:
-    """$CELONIS_RUNNER_TIME_ORIGIN (None when unset): the origin of a scaled clock."""
-    text = environ.get(TIME_ORIGIN_ENV, "").strip()
-    if not text:
-        return None
-    try:
-        origin = float(text)
-    except ValueError:
-        origin = math.nan
-    if not (math.isfinite(origin) and origin >= 0):
-        raise UsageError(
-            f"${TIME_ORIGIN_ENV} must be a number of epoch seconds (what the emulator prints),"
-            f" got {text[:20]!r}"
-        )
-    return origin
 
 
 def _clock(environ: Mapping[str, str]) -> Clock:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from runner.api.errors import ApiError, AuthError, JobBusyError, ServerError, UnclearExecuteError
 from runner.api.types import ExecutionHandle, ExecutionInfo, JobStatus
-from runner.manifest.model import Connection as ManifestConnection
-from runner.manifest.model import Job, Manifest, Mode, Pool
+from runner.manifest.model import Job, Manifest, Pool
 from runner.plan.build import Plan, build_plan
+from runner.shared_types import Connection as ManifestConnection
+from runner.shared_types import Mode
 from tests.emulator_fixtures import FakeClock
 
 

@@ -34,7 +34,7 @@ from runner.api import (
 from runner.api import transport as transport_module
 from runner.clock import SystemClock
 from runner.errors import ExitCode, UsageError
-from runner.manifest.model import AuthConfig
+from runner.shared_types import AuthConfig
 from tests.emulator_fixtures import FakeClock
 
 POOL = "11111111-1111-1111-1111-111111111111"

@@ -42,7 +42,7 @@ from runner.api.auth import Auth, Secret
 from runner.clock import Clock
 from runner.emulator import Emulator, Scenario
 from runner.lifecycle import Verdict
-from runner.manifest.model import AuthConfig
+from runner.shared_types import AuthConfig
 from tests.emulator_fixtures import FakeClock as SharedFakeClock
 
 POOL = "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11"

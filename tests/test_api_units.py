@@ -26,7 +26,7 @@ from runner.api import (
 )
 from runner.api.transport import network_error
 from runner.errors import ExitCode, UsageError
-from runner.manifest.model import AuthConfig, Connection
+from runner.shared_types import AuthConfig, Connection
 from tests.emulator_fixtures import FakeClock as SharedFakeClock
 
 POOL = "11111111-1111-1111-1111-111111111111"

@@ -37,7 +37,8 @@ from runner.clock import ScaledClock
 from runner.emulator import Emulator, Scenario, ScenarioError, load_scenario
 from runner.emulator import command as emulator_command
 from runner.errors import UsageError
-from runner.manifest.model import Connection, Job, Manifest, Pool
+from runner.manifest.model import Job, Manifest, Pool
+from runner.shared_types import Connection
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "test-api-key-5d1c"

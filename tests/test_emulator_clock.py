@@ -18,11 +18,11 @@ import requests
 from emulator_fixtures import JOB, POOL, UNKNOWN, Client, FakeClock, pool_scenario
 
 from runner.airflow.credentials import make_clock
-from runner.clock import ScaledClock, SystemClock
+from runner.clock import TIME_ORIGIN_ENV, TIME_SCALE_ENV, ScaledClock, SystemClock
 from runner.emulator import Emulator, Scenario, ScenarioError
 from runner.emulator import command as emulator_command
 from runner.errors import UsageError
-from runner.target import TIME_ORIGIN_ENV, TIME_SCALE_ENV, _clock
+from runner.target import _clock
 
 SCALE = 3000.0
 KEY = "clock-test-key-4b1e"

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.manifest.durations import format_duration
+from runner.durations import format_duration
 from runner.manifest.loader import load_manifest
 from runner.plan.build import build_plan
 from runner.plan.history import learned_durations

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from runner.cli import main
+from runner.durations import MAX_SECONDS
 from runner.emulator import ScenarioError, load_scenario
 from runner.errors import ManifestError, UsageError
 from runner.execution.statefile import load_saved
-from runner.manifest.durations import MAX_SECONDS
 from runner.manifest.loader import load_manifest
 from tests.conftest import CliResult
 from tests.e2e import Pipeline, emulator_for

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from runner.manifest.loader import check_manifest, load_manifest, parse_job_url
-from runner.manifest.problems import Suggestions, did_you_mean
+from runner.problems import Suggestions, did_you_mean
 from runner.schema import load_schema, schema_text
 from tests.conftest import JOB_1, JOB_2, POOL_A, POOL_B
 

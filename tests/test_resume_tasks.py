@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runner.api.tasks import TaskInfo, TaskResult
 from runner.execution.runstate import JobRun, JobState
 from runner.execution.statefile import job_record
 from runner.manifest.loader import load_manifest
 from runner.plan.build import Plan, build_plan
-from runner.plan.resume_tasks import resume_failed_tasks
+from runner.preflight.resume_tasks import resume_failed_tasks
+from runner.task_records import TaskInfo, TaskResult
 from tests.e2e import Pipeline
 
 TASKS = (

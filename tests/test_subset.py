@@ -1,4 +1,4 @@
-"""Running part of a data job (issue 12): the manifest's subset keys, their checks, the plan,
+"""Running part of a data job: the manifest's subset keys, their checks, the plan,
 the names resolved through the API and the subset execute, end to end against the emulator."""
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_issue_example_is_valid_and_becomes_the_model(tmp_path: Path) -> None:
     from runner.manifest.loader import load_manifest
-    from runner.manifest.subset import TaskSubset
+    from runner.manifest.task_subset import TaskSubset
 
     manifest = load_manifest(write(tmp_path, ISSUE_EXAMPLE), {})
     assert manifest.jobs["refresh_orders"].tasks == TaskSubset(
@@ -450,7 +450,7 @@ def test_tasks_option_runs_part_of_a_job_and_selects_it(cli: Cli, tmp_path: Path
     ],
 )
 def test_tasks_option_grammar(option: str, keys: dict[str, Any]) -> None:
-    from runner.manifest.subset import parse_tasks_option
+    from runner.manifest.task_subset import parse_tasks_option
 
     job, parsed = parse_tasks_option(option)
     assert job == "j"
@@ -522,14 +522,15 @@ class _Tasks:
         return self._tables[extraction_id]
 
     def loads(self, pool_id: str, job_id: str) -> list[Any]:
-        from runner.api.tasks import LoadInfo
+        from runner.task_records import LoadInfo
 
         return [LoadInfo("m1", "O2C")]
 
 
 def test_resolve_gives_ids_and_refuses_a_name_two_tasks_share() -> None:
-    from runner.api.tasks import TaskInfo, resolve
-    from runner.manifest.subset import TaskSubset
+    from runner.manifest.task_subset import TaskSubset
+    from runner.preflight.task_names import resolve
+    from runner.task_records import TaskInfo
 
     listed = [
         TaskInfo("e1", "SAP orders", "EXTRACTION"),
@@ -568,9 +569,9 @@ def test_resolve_gives_ids_and_refuses_a_name_two_tasks_share() -> None:
 
 
 def test_the_summary_lists_the_tasks_of_jobs_that_failed_or_ran_a_part_only() -> None:
-    from runner.api.tasks import TaskResult
     from runner.execution.runstate import JobRun, JobState
     from runner.reports.tasks import summary_text
+    from runner.task_records import TaskResult
     from tests.fake_celonis import job as fake_job
     from tests.fake_celonis import plan_of
 

@@ -27,9 +27,10 @@ from runner.api import (
 )
 from runner.api.baseurl import check_base_url
 from runner.api.tls import ca_bundle
-from runner.clock import Clock, ScaledClock, SystemClock
+from runner.clock import Clock, ScaledClock, SystemClock, time_origin
 from runner.errors import UsageError
-from runner.manifest.model import (
+from runner.manifest.model import Manifest
+from runner.shared_types import (
     DEFAULT_CLIENT_ID_ENV,
     DEFAULT_CLIENT_SECRET_ENV,
     DEFAULT_KEY_ENV,
@@ -37,9 +38,8 @@ from runner.manifest.model import (
     AuthConfig,
     AuthType,
     Connection,
-    Manifest,
 )
-from runner.target import http_timeouts, time_origin
+from runner.target import http_timeouts
 
 DEFAULT_CONN_ID = "celonis_default"
 CONN_TYPE = "celonis"

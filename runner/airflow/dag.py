@@ -27,8 +27,8 @@ from runner.airflow.operators import CelonisJobOperator
 from runner.airflow.pools import pool_name
 from runner.errors import UsageError
 from runner.manifest.loader import check_manifest
-from runner.manifest.problems import Problem, write_text
 from runner.plan.build import Plan, build_plan
+from runner.problems import Problem, write_text
 
 FAILURE_ALLOWED_SUFFIX = "__failure_allowed"
 _TASK_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")

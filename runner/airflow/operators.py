@@ -45,17 +45,17 @@ from runner.api import (
     JobStatus,
     UnclearExecuteError,
 )
+from runner.durations import format_duration
 from runner.errors import RunnerError
 from runner.lifecycle import Settlement
-from runner.manifest.durations import format_duration
 from runner.manifest.model import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_MODE,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_SETTLE_WINDOW,
     DEFAULT_TIMEOUT,
-    Mode,
 )
+from runner.shared_types import Mode
 
 
 class CelonisJobOperator(BaseOperator):

@@ -16,7 +16,7 @@ import structlog
 
 from runner.api.errors import ProtocolError
 from runner.errors import UsageError
-from runner.manifest.model import AuthConfig
+from runner.shared_types import AuthConfig
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from runner.errors import UsageError
-from runner.manifest.model import Connection
+from runner.shared_types import Connection
 from runner.urls import is_loopback
 
 BASE_URL_ENV = "CELONIS_BASE_URL"

@@ -16,7 +16,6 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import requests
 import structlog
@@ -32,6 +31,7 @@ from runner.api.errors import (
     ServerError,
     UnclearExecuteError,
 )
+from runner.api.task_reader import TaskReader
 from runner.api.transport import (
     DEFAULT_TIMEOUTS,
     JsonBody,
@@ -56,10 +56,8 @@ from runner.api.types import (
     PoolInfo,
 )
 from runner.clock import Clock
-
-if TYPE_CHECKING:
-    from runner.api.tasks import JobTasks
-from runner.manifest.model import Mode
+from runner.shared_types import MODES, Mode
+from runner.task_records import JobTasks
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -240,7 +238,7 @@ class CelonisClient:
     ) -> ExecutionHandle:
         """Trigger a run: `POST /integration/api/v2/data-pools/{pool}/data-jobs/{job}/execute`,
         or with `subset` (the subset keys of the internal execute's body, from
-        `runner.api.tasks.TaskIds.body`) `POST /integration/api/pools/{pool}/jobs/{job}/execute`.
+        `runner.api.task_reader.TaskIds.body`) `POST /integration/api/pools/{pool}/jobs/{job}/execute`.
 
         Reads the status first: JobBusyError if the job is QUEUED, RUNNING or in
         an unknown state. The POST is retried only after a 429 or a connection
@@ -254,7 +252,7 @@ class CelonisClient:
         which a full settle window showed no sign of. A 409 (or a busy status) now is that
         execute having taken effect after all: its handle comes back, nothing is waited for.
         """
-        if mode not in ("FULL", "DELTA"):
+        if mode not in MODES:
             raise ValueError(f"mode must be FULL or DELTA, not {mode!r}")
         try:
             before, _ = self._snapshot(pool_id, job_id, pool_entries)
@@ -498,9 +496,7 @@ class CelonisClient:
         self, pool_id: str, job_id: str, *, execution_id: str | None = None
     ) -> JobTasks:
         """The job's task list and the tasks of execution `execution_id` (default: the newest
-        in the history): status, dates, ERROR lines."""
-        from runner.api.tasks import TaskReader  # the task module builds on this one
-
+        in the history): status, dates, ERROR lines (read by runner.api.task_reader)."""
         return TaskReader(self).results(pool_id, job_id, execution_id)
 
     def task_error_lines(

@@ -20,12 +20,10 @@ to the request either.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from runner.api.types import ExecutionHandle, JobStatus
 from runner.errors import RunnerError
-
-if TYPE_CHECKING:
-    from runner.api.types import ExecutionHandle, JobStatus
 
 NetworkKind = Literal[
     "refused",  # the connection was never established: nothing reached the server

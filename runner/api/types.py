@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from runner.manifest.model import Mode
+from runner.shared_types import Mode
 
 ACTIVE_STATUSES = frozenset({"QUEUED", "RUNNING"})
 FINISHED_STATUSES = frozenset({"SUCCESS", "FAIL", "CANCEL", "SKIPPED"})

@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from runner import problems as out
 from runner.api import CelonisClient
-from runner.api.tasks import TaskReader
+from runner.api.task_reader import TaskReader
 from runner.commands.shared import RemoteOptions, remote_client
 from runner.errors import ExitCode
-from runner.manifest import problems as out
-from runner.manifest.problems import sort_problems
 from runner.plan.build import Plan
-from runner.plan.remote import RemoteCheck, check_plan
-from runner.plan.subset import resolve_plan
+from runner.preflight.remote import RemoteCheck, check_plan
+from runner.preflight.task_names import resolve_plan
+from runner.problems import sort_problems
 
 
 def run(
@@ -51,7 +51,7 @@ def run(
 def check_subsets(
     client: CelonisClient, plan: Plan, result: RemoteCheck, scrub: Callable[[str], str]
 ) -> None:
-    """The names of the plan's subsets (issue 12), resolved as `run` resolves them."""
+    """The task names of the plan's jobs, resolved to ids as `run` resolves them."""
     resolved = resolve_plan(TaskReader(client), plan, scrub)
     result.problems = sort_problems([*result.problems, *resolved.problems])
     result.missing += [p.path for p in resolved.errors]

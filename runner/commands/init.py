@@ -29,18 +29,9 @@ from runner.commands.shared import (
 )
 from runner.errors import ExitCode, RunnerError, UsageError
 from runner.manifest.loader import canonical_uuid
-from runner.manifest.model import (
-    DEFAULT_CLIENT_ID_ENV,
-    DEFAULT_CLIENT_SECRET_ENV,
-    DEFAULT_KEY_ENV,
-    AuthConfig,
-    Connection,
-    Manifest,
-)
+from runner.manifest.model import Manifest
 from runner.manifest.naming import snake_case
-from runner.manifest.problems import did_you_mean
 from runner.manifest.writer import (
-    AuthType,
     NamedPool,
     RemoteJob,
     RemotePool,
@@ -48,6 +39,15 @@ from runner.manifest.writer import (
     example_manifest,
     name_pools,
     render,
+)
+from runner.problems import did_you_mean
+from runner.shared_types import (
+    DEFAULT_CLIENT_ID_ENV,
+    DEFAULT_CLIENT_SECRET_ENV,
+    DEFAULT_KEY_ENV,
+    AuthConfig,
+    AuthType,
+    Connection,
 )
 from runner.text import printable
 

@@ -28,6 +28,7 @@ from runner.commands.shared import (
     remote_client,
     remote_options,
 )
+from runner.durations import format_duration
 from runner.errors import ExitCode, UsageError
 from runner.joblogs import (
     RUN_MATCH_SKEW,
@@ -38,9 +39,8 @@ from runner.joblogs import (
     reads_of,
     run_reference_time,
 )
-from runner.manifest.durations import format_duration
 from runner.manifest.model import Job, Manifest
-from runner.manifest.problems import did_you_mean
+from runner.problems import did_you_mean
 from runner.text import inert, json_safe, printable
 
 LOGS_FORMAT_VERSION = 1

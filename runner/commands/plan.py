@@ -26,7 +26,7 @@ from runner.commands.shared import (
 from runner.errors import ExitCode, UsageError
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
-from runner.plan.task_selection import task_jobs, with_task_selection
+from runner.plan.tasks_option import task_jobs, with_task_selection
 from runner.reports import plan_output
 
 WRITERS = {
@@ -125,7 +125,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def write_plan(plan: Plan, output_format: str, stdout: TextIO, environ: Mapping[str, str]) -> None:
-    """The plan in its format. Task names (issue 12) may come from the environment: any
+    """The plan in its format. Task names (a job's `extractions`, ...) may come from the environment: any
     credential among them is scrubbed, as in every other output."""
     if all(p.job.tasks is None for p in plan.jobs.values()):
         WRITERS[output_format](plan, stdout)

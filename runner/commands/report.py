@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runner.commands.shared import Context
+from runner.durations import format_duration
 from runner.errors import ExitCode, RunnerError, UsageError
 from runner.execution.statefile import find_state, load_saved, state_dir
 from runner.logs import Redactor, secret_like_values
-from runner.manifest.durations import format_duration
 from runner.reports.report import iso, one_line
 from runner.reports.runview import RunView, from_saved, scrubbed
 from runner.text import inert, printable

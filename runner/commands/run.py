@@ -20,8 +20,9 @@ from typing import TextIO
 import structlog
 
 from runner import logs
+from runner import problems as problems_out
 from runner.api import CelonisClient
-from runner.api.tasks import TaskReader
+from runner.api.task_reader import TaskReader
 from runner.clock import Clock
 from runner.commands.plan import add_selection
 from runner.commands.shared import (
@@ -35,6 +36,7 @@ from runner.commands.shared import (
     looks_like_manifest,
     non_negative_float,
 )
+from runner.durations import parse_duration
 from runner.errors import ExitCode, UsageError
 from runner.execution.executor import Executor
 from runner.execution.progress import ProgressLine
@@ -51,13 +53,11 @@ from runner.execution.statefile import (
     resume_from,
     state_dir,
 )
-from runner.manifest import problems as problems_out
-from runner.manifest.durations import parse_duration
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
-from runner.plan.resume_tasks import resume_failed_tasks
-from runner.plan.subset import resolve_plan
-from runner.plan.task_selection import task_jobs, with_task_selection
+from runner.plan.tasks_option import task_jobs, with_task_selection
+from runner.preflight.resume_tasks import resume_failed_tasks
+from runner.preflight.task_names import resolve_plan
 from runner.reports.outputs import Outputs, check_paths, check_state_dir, write_outputs
 from runner.target import Target, client_for, open_target, secret_values
 from runner.terminal import isatty
@@ -198,7 +198,7 @@ def _task_plan(
     redactor: logs.Redactor,
 ) -> Plan:
     """The plan with its subsets resolved and, on a resume, failed jobs limited to the tasks
-    that did not succeed (issue 12)."""
+    that did not succeed (runner.preflight)."""
     plan = resolve_subsets(plan, client, stderr, redactor, github=options.github)
     if saved is None or options.whole_jobs:
         return plan
@@ -216,7 +216,7 @@ def resolve_subsets(
     *,
     github: bool = False,
 ) -> Plan:
-    """The plan with its subsets resolved to task ids (issue 12); before anything starts, so
+    """The plan with its subsets resolved to task ids (runner.preflight.task_names); before anything starts, so
     a task name Celonis does not have stops the run with nothing executed (exit 2)."""
     if all(p.job.tasks is None for p in plan.jobs.values()):
         return plan

@@ -167,7 +167,7 @@ def load_checked(
     `annotate`: also print the warnings as GitHub workflow commands (the CLI
     does the same for errors).
     """
-    from runner.manifest import problems as out
+    from runner import problems as out
 
     result = check_file(file, environ, strict_env=strict_env, max_bytes=max_bytes)
     if result.manifest is None:

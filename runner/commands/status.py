@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from runner import problems as out
 from runner.api.client import CelonisClient
 from runner.api.errors import ApiError, AuthError
 from runner.clock import Clock, SystemClock
@@ -31,11 +32,10 @@ from runner.commands.shared import (
     remote_client,
     remote_options,
 )
+from runner.durations import format_duration
 from runner.errors import ExitCode
-from runner.manifest import problems as out
-from runner.manifest.durations import format_duration
 from runner.manifest.model import Job, Manifest
-from runner.plan.remote import Locator, look_up_pools
+from runner.preflight.remote import Locator, look_up_pools
 from runner.reports.report import iso
 from runner.text import printable
 

@@ -6,9 +6,9 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
+from runner import problems as out
 from runner.commands.shared import DEFAULT_FILE, Context, add_manifest_options, check_file
 from runner.errors import ExitCode
-from runner.manifest import problems as out
 
 EXAMPLES = """\
   celonis-runner validate                      # checks ./jobs.yaml

@@ -152,9 +152,8 @@ def main(
     stop: threading.Event | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM (or until `stop` is set, for tests); 0 after a clean stop."""
-    from runner.clock import ScaledClock
+    from runner.clock import ScaledClock, time_origin
     from runner.emulator.server import Emulator
-    from runner.target import time_origin
 
     scenario = build_scenario(args, environ)
     origin = time_origin(environ)
@@ -209,9 +208,8 @@ def _start_lines(
 
     The command names the clock's origin unless it came from the environment (`own_origin`
     False), where a runner started from the same shell finds it too."""
-    from runner.clock import ScaledClock
+    from runner.clock import TIME_ORIGIN_ENV, TIME_SCALE_ENV, ScaledClock
     from runner.emulator.tls import trust_hint
-    from runner.target import TIME_ORIGIN_ENV, TIME_SCALE_ENV
 
     scale = emulator.scenario.time_scale
     lines = [f"emulator listening on {emulator.base_url}\n"]

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from runner.emulator.auth import Credentials
+from runner.emulator.execute_body import SubsetError, parse_subset
 from runner.emulator.responses import (
     Request,
     Response,
@@ -26,7 +27,6 @@ from runner.emulator.responses import (
 )
 from runner.emulator.scenario import ScenarioTask, TaskType
 from runner.emulator.state import EmulatedJob, State, Subset
-from runner.emulator.subset import SubsetError, parse_subset
 
 MODES = ("FULL", "DELTA")
 ITEM_TYPES = ("JOB", "TASK", "STEP")

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from runner.durations import DurationRangeError, parse_duration
 from runner.errors import UsageError
 from runner.manifest import yamlio
-from runner.manifest.durations import DurationRangeError, parse_duration
 from runner.manifest.model import Manifest
-from runner.manifest.problems import Problem, format_path, sort_problems
+from runner.problems import Problem, format_path, sort_problems
 from runner.schema import schema_issues
 
 SCENARIO_SCHEMA = "scenario.schema.json"

@@ -21,8 +21,8 @@ from runner.execution.io import (
 from runner.execution.jobindex import JobIndex
 from runner.execution.runstate import JobRun, JobState, Listener, RunState
 from runner.execution.stopping import Stopping
-from runner.manifest.model import Mode
 from runner.plan.build import Plan
+from runner.shared_types import Mode
 
 log = structlog.get_logger(__name__)
 

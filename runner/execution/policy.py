@@ -12,13 +12,13 @@ from concurrent.futures import Future
 
 import structlog
 
+from runner.durations import format_duration
 from runner.execution.context import RunContext
 from runner.execution.io import (
     URGENT,
 )
 from runner.execution.runstate import JobRun, JobState
 from runner.lifecycle import CANCEL_POLL_INTERVAL, timed_out
-from runner.manifest.durations import format_duration
 from runner.plan.build import downstream
 
 log = structlog.get_logger(__name__)

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from runner.durations import format_duration
 from runner.execution.runstate import JobRun, JobState, RunState
 from runner.logs import BackgroundWriter
-from runner.manifest.durations import format_duration
 
 _CLEAR = "\r\x1b[K"
 DRAW_INTERVAL = 0.1

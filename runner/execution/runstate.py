@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from runner.api.tasks import TaskInfo, TaskResult
 from runner.api.types import ExecutionHandle
 from runner.plan.build import Plan, PlannedJob
+from runner.task_records import TaskInfo, TaskResult
 
 
 class JobState(StrEnum):

@@ -14,6 +14,7 @@ import structlog
 from runner import lifecycle
 from runner.api.errors import ApiError
 from runner.api.types import ExecutionHandle, ExecutionInfo
+from runner.durations import format_duration
 from runner.execution import policy
 from runner.execution.context import RunContext
 from runner.execution.io import (
@@ -21,7 +22,6 @@ from runner.execution.io import (
 )
 from runner.execution.runstate import JobRun, JobState
 from runner.lifecycle import Settlement
-from runner.manifest.durations import format_duration
 
 log = structlog.get_logger(__name__)
 

@@ -33,8 +33,8 @@ from runner.execution.stateread import (  # state_dir lives there: `plan` reads 
 )
 from runner.files import write_text_atomic
 from runner.logs import Redactor
-from runner.manifest.model import Mode
 from runner.plan.build import Plan
+from runner.shared_types import Mode
 
 __all__ = [
     "DEFAULT_STATE_DIR",

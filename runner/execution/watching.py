@@ -12,8 +12,8 @@ import structlog
 
 from runner import lifecycle
 from runner.api.errors import ApiError
-from runner.api.tasks import JobTasks, failure_text
 from runner.api.types import ExecutionHandle, ExecutionInfo, JobStatus
+from runner.durations import format_duration
 from runner.execution import policy
 from runner.execution.context import RunContext
 from runner.execution.io import (
@@ -22,7 +22,7 @@ from runner.execution.io import (
 )
 from runner.execution.runstate import JobRun, JobState
 from runner.lifecycle import Verdict
-from runner.manifest.durations import format_duration
+from runner.task_records import JobTasks, failure_text
 
 log = structlog.get_logger(__name__)
 

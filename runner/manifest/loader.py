@@ -17,32 +17,29 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from runner.durations import RANGE, DurationRangeError, parse_duration
 from runner.errors import ManifestError
 from runner.manifest import envsubst, yamlio
-from runner.manifest.durations import RANGE, DurationRangeError, parse_duration
 from runner.manifest.model import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_MODE,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_SETTLE_WINDOW,
     DEFAULT_TIMEOUT,
-    AuthConfig,
-    Connection,
-    IfRunning,
     Job,
     Manifest,
-    Mode,
     Pool,
 )
-from runner.manifest.problems import (
+from runner.manifest.task_subset import shape_problems, subset_of
+from runner.problems import (
     Problem,
     Suggestions,
     did_you_mean,
     errors_of,
     sort_problems,
 )
-from runner.manifest.subset import shape_problems, subset_of
 from runner.schema import MANIFEST_SCHEMA, schema_issues
+from runner.shared_types import AuthConfig, Connection, IfRunning, Mode
 from runner.urls import is_loopback
 
 _URL_PATH = re.compile(r"^/integration/ui/pools/([^/]+)/data-configuration/data-jobs/?$")
@@ -369,7 +366,7 @@ class _Checker:
                 seen[pool_id] = name
 
     def _task_keys(self, jobs: dict[str, Any]) -> None:
-        """The subset keys (issue 12): precise messages where the schema would be vague (those
+        """The task keys (`extractions`, `transformations`, `data_models`): precise messages where the schema would be vague (those
         paths are then not checked by the schema again). The schema refuses an empty job."""
         for name, job in jobs.items():
             if not isinstance(job, dict):

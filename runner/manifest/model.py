@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
-from runner.manifest.subset import TaskSubset
-
-Mode = Literal["FULL", "DELTA"]
-AuthType = Literal["api_key", "app_key", "oauth"]
-IfRunning = Literal["wait", "adopt", "fail"]
-"""What a run does with a job that Celonis already shows QUEUED or RUNNING (not its own run)."""
-
-DEFAULT_KEY_ENV = "CELONIS_API_KEY"
-DEFAULT_CLIENT_ID_ENV = "CELONIS_CLIENT_ID"
-DEFAULT_CLIENT_SECRET_ENV = "CELONIS_CLIENT_SECRET"
-DEFAULT_SCOPE = "integration.data-pools"
+from runner.manifest.task_subset import TaskSubset
+from runner.shared_types import Connection, IfRunning, Mode
 
 DEFAULT_MODE: Mode = "DELTA"
 DEFAULT_TIMEOUT = 4 * 3600.0
@@ -24,33 +14,6 @@ DEFAULT_POLL_INTERVAL = 10.0
 DEFAULT_MAX_POLL_INTERVAL = 60.0
 DEFAULT_SETTLE_WINDOW = 300.0
 """How long an execute whose answer was lost is looked for in the history before it is `unclear`."""
-
-
-@dataclass(frozen=True)
-class AuthConfig:
-    type: AuthType = "api_key"
-    key_env: str = DEFAULT_KEY_ENV
-    client_id_env: str = DEFAULT_CLIENT_ID_ENV
-    client_secret_env: str = DEFAULT_CLIENT_SECRET_ENV
-    scope: str = DEFAULT_SCOPE
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Where the API is: `base_url`, or `team` + `realm` (https://{team}.{realm}.celonis.cloud)."""
-
-    team: str | None = None
-    realm: str | None = None
-    base_url: str | None = None
-    auth: AuthConfig = field(default_factory=AuthConfig)
-
-    @property
-    def url(self) -> str | None:
-        if self.base_url:
-            return self.base_url.rstrip("/")
-        if self.team and self.realm:
-            return f"https://{self.team}.{self.realm}.celonis.cloud"
-        return None
 
 
 @dataclass(frozen=True)
@@ -78,7 +41,8 @@ class Job:
     line: int = 0
     if_running: IfRunning = "wait"
     tasks: TaskSubset | None = None
-    """The part of the data job to run (issue 12); None: the whole job."""
+    """The part of the data job to run (its `extractions`/`transformations`/`data_models`);
+    None: the whole job."""
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from runner.manifest.naming import base_key, unique_keys
+from runner.shared_types import AuthType
 from runner.text import printable
-
-AuthType = Literal["api_key", "app_key", "oauth"]
 
 # YAML 1.1 reads these plain words as booleans or null; PyYAML speaks 1.1.
 _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}

@@ -22,7 +22,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from runner.manifest.problems import Problem, format_path
+from runner.problems import Problem, format_path
 
 try:  # libyaml is an order of magnitude faster; the pure-Python loader behaves the same
     _Loader: Any = yaml.CSafeLoader

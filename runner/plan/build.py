@@ -8,14 +8,11 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from runner.errors import PlanError
 from runner.manifest.model import Job, Manifest
-from runner.manifest.problems import did_you_mean
-
-if TYPE_CHECKING:  # the HTTP stack is loaded only by the commands that talk to Celonis
-    from runner.api.tasks import TaskIds, TaskInfo
+from runner.problems import did_you_mean
+from runner.task_records import TaskIds, TaskInfo
 
 
 @dataclass(frozen=True)
@@ -28,10 +25,10 @@ class PlannedJob:
     dependents: tuple[str, ...]
     wave: int
     task_ids: TaskIds | None = None
-    """The job's subset resolved to ids when a run starts (runner.plan.subset); None: the
+    """The job's subset resolved to ids when a run starts (runner.preflight.task_names); None: the
     whole job, or not resolved yet."""
     resumed_task_list: tuple[TaskInfo, ...] | None = None
-    """On a resume limited to the job's unfinished tasks (runner.plan.resume_tasks): the job's
+    """On a resume limited to the job's unfinished tasks (runner.preflight.resume_tasks): the job's
     tasks in Celonis that subset was taken from. The state file keeps it until the job ends, so
     that a resume of this resume can check them again and run the same subset."""
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+from runner.durations import format_duration
 from runner.execution.runstate import JobRun, RunState
-from runner.manifest.durations import format_duration
 from runner.reports.plan_output import write_mermaid
 from runner.reports.report import MAY_BE_RUNNING
 from runner.reports.tasks import markdown as tasks_markdown

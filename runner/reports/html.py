@@ -12,8 +12,8 @@ import html
 from collections.abc import Iterable
 from pathlib import Path
 
+from runner.durations import format_duration
 from runner.files import write_text_atomic
-from runner.manifest.durations import format_duration
 from runner.reports.report import iso
 from runner.reports.runview import JobView, RunView
 from runner.text import replaced

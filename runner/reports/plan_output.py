@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from runner.manifest.durations import format_duration
+from runner.durations import format_duration
 from runner.manifest.model import Job
 from runner.plan.build import Plan, PlannedJob
 

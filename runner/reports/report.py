@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from runner.durations import format_duration
 from runner.execution.runstate import RunState
-from runner.manifest.durations import format_duration
 from runner.reports.tasks import report_fields as task_fields
 from runner.reports.tasks import summary_text as tasks_summary
 from runner.text import inert

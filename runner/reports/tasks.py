@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from runner.api.tasks import TaskResult
+from runner.durations import format_duration
 from runner.execution.runstate import JobRun, JobState
-from runner.manifest.durations import format_duration
+from runner.task_records import TaskResult
 from runner.text import inert
 
 _WORDS = {

@@ -3,7 +3,7 @@
 
 A kind that is not named runs all of its tasks (`None` below); an empty list or `none`
 runs none of them. Names are Celonis' task names or task instance ids, resolved through the
-API when a run starts (runner/api/tasks.py); here they are only text.
+API when a run starts (runner/api/task_reader.py); here they are only text.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SUBSET_KEYS = ("extractions", "transformations", "data_models")
+from runner.shared_types import Tables
 
-Tables = tuple[str, ...] | None
-"""The tables of one extraction to load; None: all of them."""
+SUBSET_KEYS = ("extractions", "transformations", "data_models")
 
 
 @dataclass(frozen=True)

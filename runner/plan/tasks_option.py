@@ -1,5 +1,5 @@
-"""`--tasks JOB:TASKS` (issue 12): part of a job chosen on the command line, in the grammar of
-the manifest's `extractions`/`transformations`/`data_models` (runner.manifest.subset). It
+"""`--tasks JOB:TASKS`: part of a job chosen on the command line, in the grammar of
+the manifest's `extractions`/`transformations`/`data_models` (runner.manifest.task_subset). It
 replaces what the manifest says for that job, and selects the job when --select is not given.
 """
 
@@ -10,8 +10,13 @@ from collections.abc import Sequence
 
 from runner.errors import UsageError
 from runner.manifest.model import Manifest
-from runner.manifest.problems import did_you_mean
-from runner.manifest.subset import SelectionError, parse_tasks_option, shape_problems, subset_of
+from runner.manifest.task_subset import (
+    SelectionError,
+    parse_tasks_option,
+    shape_problems,
+    subset_of,
+)
+from runner.problems import did_you_mean
 
 
 def with_task_selection(manifest: Manifest, specs: Sequence[str]) -> Manifest:

@@ -1,4 +1,4 @@
-"""`run --resume` of a job that failed in one of its tasks (issue 12): run again only what did
+"""`run --resume` of a job that failed in one of its tasks: run again only what did
 not succeed, the failed task and the tasks after it that were skipped or not run, as a subset
 execute. Succeeded tasks are not run again.
 
@@ -15,18 +15,18 @@ from typing import Any
 
 import structlog
 
-from runner.api.tasks import (
+from runner.api.task_reader import TaskReader
+from runner.errors import UsageError
+from runner.manifest.task_subset import TaskSubset
+from runner.plan.build import Plan, PlannedJob
+from runner.task_records import (
     DATA_MODEL_LOAD,
     EXTRACTION,
     TRANSFORMATION,
     TaskIds,
     TaskInfo,
-    TaskReader,
     TaskResult,
 )
-from runner.errors import UsageError
-from runner.manifest.subset import TaskSubset
-from runner.plan.build import Plan, PlannedJob
 
 log = structlog.get_logger(__name__)
 

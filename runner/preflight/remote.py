@@ -19,8 +19,8 @@ from runner.api.client import JobInfo, PoolInfo
 from runner.api.errors import ApiError, AuthError, NotFoundError
 from runner.manifest import yamlio
 from runner.manifest.model import Job, Manifest, Pool
-from runner.manifest.problems import Problem, format_path, sort_problems
 from runner.plan.build import Plan
+from runner.problems import Problem, format_path, sort_problems
 
 
 class ReadApi(Protocol):
