@@ -130,3 +130,23 @@ def test_state_files_of_earlier_versions_still_load(name: str, cli: Cli, tmp_pat
     for output_format in ("text", "json", "summary", "report-json", "junit", "github", "html"):
         shown = cli("report", "latest", "--state-dir", str(runs), "--format", output_format)
         assert shown.code == 0, (output_format, shown.err)
+
+
+def _imports(folder: Path) -> dict[str, set[str]]:
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        found[path.name] = names
+    return found
+
+
+@pytest.mark.parametrize("package", ["reports", "runresult"])
+def test_reports_and_the_run_model_import_neither_the_engine_nor_the_client(package: str) -> None:
+    root = Path(__file__).parent.parent / "runner" / package
+    for module, names in _imports(root).items():
+        bad = [n for n in names if n.startswith(("runner.execution", "runner.api"))]
+        assert bad == [], f"runner/{package}/{module} imports {bad}"
