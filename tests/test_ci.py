@@ -14,7 +14,7 @@ import pytest
 import xmlschema
 
 from runner.cli import main
-from runner.execution.runstate import JobRun, JobState, RunState
+from runner.execution.runstate import JobRun, JobState, RunState, run_result
 from runner.manifest.loader import check_manifest
 from runner.plan.build import build_plan
 from runner.reports.junit import junit_text
@@ -60,7 +60,7 @@ def test_the_schema_rejects_what_consumers_refuse(tmp_path: Path) -> None:
         "</testsuite></testsuites>"
     )
     assert not JUNIT_SCHEMA.is_valid(bad)
-    JUNIT_SCHEMA.validate(junit_text(_state(tmp_path)))
+    JUNIT_SCHEMA.validate(junit_text(run_result(_state(tmp_path))))
 
 
 # -- one failed run against the emulator, shared by the tests below ----------------------
@@ -323,7 +323,7 @@ def test_junit_running_job_is_an_error_and_hostile_text_stays_valid_xml(tmp_path
     a.state, a.started_at, a.finished_at = JobState.FAILED, 1_700_000_000.0, 1_700_000_042.5
     a.error = "FAIL: bad\x00byte \x1b[31mred\x1b[0m ]]> & <tag>\nsecond line"
     b.state, b.started_at = JobState.RUNNING, 1_700_000_050.0
-    text = junit_text(state)
+    text = junit_text(run_result(state))
     root = check_junit(text)
     failure = root.find("./testsuite/testcase[@name='a']/failure")
     assert failure is not None and failure.attrib["message"] == (
@@ -342,7 +342,7 @@ def test_junit_not_started_is_skipped(tmp_path: Path) -> None:
     state = _state(tmp_path)
     for job in state.jobs.values():
         job.state, job.error = JobState.NOT_STARTED, "not started: the API could not be used"
-    root = check_junit(junit_text(state))
+    root = check_junit(junit_text(run_result(state)))
     skipped = root.findall("./testsuite/testcase/skipped")
     assert [s.attrib for s in skipped] == [
         {"type": "not_started", "message": "not started: the API could not be used"}
@@ -402,19 +402,19 @@ def test_unclear_job_in_report_junit_summary_and_github(tmp_path: Path) -> None:
     )
     b.state, b.error = JobState.NOT_STARTED, "not started"
     state.status = "failed"
-    report = build_report(state, run_id="r1")
+    report = build_report(run_result(state))
     schema = json.loads((ROOT / "schema" / "report.schema.json").read_text())
     jsonschema.validate(report, schema)
     assert [j["status"] for j in report["jobs"]] == ["unclear", "not_started"]
-    error = check_junit(junit_text(state)).find("./testsuite/testcase[@name='a']/error")
+    error = check_junit(junit_text(run_result(state))).find("./testsuite/testcase[@name='a']/error")
     assert error is not None and error.attrib["type"] == "unclear"
     summary = io.StringIO()
-    write_summary(state, summary)
+    write_summary(run_result(state), summary)
     assert "May still be running in Celonis: a (" in summary.getvalue()
     annotations = io.StringIO()
-    write_annotations(state, annotations)
+    write_annotations(run_result(state), annotations)
     assert annotations.getvalue().startswith("::error file=")
-    assert "May still be running in Celonis:** a" in step_summary(state, run_id="r1")
+    assert "May still be running in Celonis:** a" in step_summary(run_result(state))
 
 
 def test_may_still_be_running_lists_exactly_running_and_unclear(tmp_path: Path) -> None:
@@ -429,7 +429,7 @@ def test_may_still_be_running_lists_exactly_running_and_unclear(tmp_path: Path) 
         state = _state(tmp_path)
         state.jobs["a"].state, state.jobs["b"].state = a_state, b_state
         out = io.StringIO()
-        write_summary(state, out)
+        write_summary(run_result(state), out)
         lines = [x for x in out.getvalue().splitlines() if x.startswith("May still be running")]
         assert lines == (
             [f"May still be running in Celonis: {listed} (run --resume takes them up)"]
@@ -447,7 +447,7 @@ def test_summary_never_starts_a_line_with_a_workflow_command(tmp_path: Path) -> 
     state.error = "::warning::from Celonis\nsecond"
     state.status = "failed"
     out = io.StringIO()
-    write_summary(state, out)
+    write_summary(run_result(state), out)
     assert not [x for x in out.getvalue().splitlines() if x.lstrip().startswith("::")]
     assert "FAIL: bad\\n::error file=x::pwned\\r\\n  ::set-output" in out.getvalue()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from runner.durations import format_duration
 from runner.manifest.loader import load_manifest
 from runner.plan.build import build_plan
-from runner.plan.history import learned_durations
+from runner.runresult.history import learned_durations
 from tests.conftest import CliResult
 from tests.e2e import Pipeline, run_pipeline
 
@@ -66,7 +66,7 @@ def _copy(template: dict, folder: Path, run: str, mtime: float, **changes: objec
     if "job_id" in changes:
         job["job_id"] = changes["job_id"]
     if "manifest" in changes:
-        data["manifest"]["path"] = changes["manifest"]
+        data["manifest"]["path"] = data["manifest"]["resolved"] = changes["manifest"]
     path = folder / f"{run}.json"
     path.write_text(json.dumps(data))
     os.utime(path, (mtime, mtime))

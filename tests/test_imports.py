@@ -26,6 +26,7 @@ PARTS: Mapping[str, tuple[str, ...]] = {
     "Preflight": ("runner/preflight/",),
     "Engine": ("runner/execution/",),
     "Reports": ("runner/reports/",),
+    "Results": ("runner/runresult/",),
     "Api": ("runner/api/", "runner/target.py", "runner/joblogs.py"),
     "Lifecycle": ("runner/lifecycle.py",),
     "Emulator": ("runner/emulator/",),
@@ -64,20 +65,11 @@ NEVER: tuple[tuple[str, str, str], ...] = (
     ("Base", "Api", "the shared ground knows no client"),
     ("Api", "Preflight", "the client knows nothing of what is checked before a run"),
     ("Plan", "Preflight", "the plan is pure: remote checks live above it"),
+    ("Results", "Engine", "the finished run is data: it knows no engine"),
+    ("Results", "Api", "the finished run is data: it calls nothing"),
 )
 
-HISTORY_MOVES = (
-    "runner/plan/history.py reads state files through runner.execution.stateread; it moves "
-    "into the run-model package (another branch): remove this mark then"
-)
-REPORTS_READ_ENGINE = (
-    "reports read the engine's RunState (runner.execution.runstate) until the finished-run "
-    "model replaces it (another branch): remove this mark then"
-)
-PENDING: Mapping[tuple[str, str], str] = {
-    ("Plan", "Engine"): HISTORY_MOVES,
-    ("Reports", "Engine"): REPORTS_READ_ENGINE,
-}
+PENDING: Mapping[tuple[str, str], str] = {}
 """Rules that do not hold yet. Each is xfail(strict=True): once the code holds it, the test
 fails until its mark is removed, and the package cycle check counts it again."""
 
@@ -206,7 +198,6 @@ def test_plan_imports_no_api() -> None:
     assert violations(["runner.plan"], ["runner.api"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason=HISTORY_MOVES)
 def test_plan_imports_no_engine() -> None:
     assert violations(["runner.plan"], ["runner.execution"]) == []
 
@@ -217,9 +208,11 @@ def test_api_imports_no_manifest_module() -> None:
     assert violations(["runner.api"], ["runner.plan", "runner.preflight"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason=REPORTS_READ_ENGINE)
-def test_reports_import_no_engine_module() -> None:
-    assert violations(["runner.reports"], ["runner.execution"]) == []
+def test_reports_import_only_the_run_model_and_the_shared_ground() -> None:
+    """Reports render a finished run: no engine, no client, no manifest reading."""
+    assert (
+        violations(["runner.reports", "runner.runresult"], ["runner.execution", "runner.api"]) == []
+    )
 
 
 def test_manifest_loads_no_http_stack() -> None:

@@ -206,7 +206,7 @@ def test_default_log_format_is_console_and_json_when_asked() -> None:
 
 
 def test_summary_table_is_coloured_on_a_terminal_only(tmp_path: Path) -> None:
-    from runner.execution.runstate import JobState
+    from runner.execution.runstate import JobState, run_result
     from runner.reports.report import write_summary
 
     p = Pipeline(tmp_path).pool("sap")
@@ -218,8 +218,8 @@ def test_summary_table_is_coloured_on_a_terminal_only(tmp_path: Path) -> None:
     state.jobs["b"].state = JobState.SKIPPED
     state.status = "failed"
     coloured, plain = io.StringIO(), io.StringIO()
-    write_summary(state, coloured, colour=True)
-    write_summary(state, plain)
+    write_summary(run_result(state), coloured, colour=True)
+    write_summary(run_result(state), plain)
     assert "\x1b[31mfailed" in coloured.getvalue() and "\x1b[33mskipped" in coloured.getvalue()
     assert "\x1b[31mRun failed\x1b[0m" in coloured.getvalue()
     assert "\x1b[" not in plain.getvalue()

@@ -11,6 +11,7 @@ from runner.execution.statefile import job_record
 from runner.manifest.loader import load_manifest
 from runner.plan.build import Plan, build_plan
 from runner.preflight.resume_tasks import resume_failed_tasks
+from runner.runresult.records import SavedJob
 from runner.task_records import TaskInfo, TaskResult
 from tests.e2e import Pipeline
 
@@ -53,7 +54,8 @@ def record(state: str, results: dict[str, str], **more: Any) -> dict[str, Any]:
 
 def resumed(plan: Plan, saved: dict[str, Any]) -> list[str] | None:
     """The task ids the resume runs (None: the whole job)."""
-    again = resume_failed_tasks(plan, {"refresh": saved}, Reader(), run_id="r", force=False)  # type: ignore[arg-type]
+    jobs = {"refresh": SavedJob.from_record(saved)}
+    again = resume_failed_tasks(plan, jobs, Reader(), run_id="r", force=False)  # type: ignore[arg-type]
     ids = again.jobs["refresh"].task_ids
     return None if ids is None else ids.task_ids()
 
@@ -63,7 +65,8 @@ def test_a_resume_that_never_got_to_run_its_subset_saves_it_for_the_next(
 ) -> None:
     plan = plan_of(tmp_path)
     failed = record("failed", {"e1": "SUCCESS", "e2": "FAIL", "t1": "SKIPPED"})
-    first = resume_failed_tasks(plan, {"refresh": failed}, Reader(), run_id="r", force=False)  # type: ignore[arg-type]
+    jobs = {"refresh": SavedJob.from_record(failed)}
+    first = resume_failed_tasks(plan, jobs, Reader(), run_id="r", force=False)  # type: ignore[arg-type]
     assert first.jobs["refresh"].task_ids is not None
     assert first.jobs["refresh"].task_ids.task_ids() == ["e2", "t1"]
     # resume 1 is stopped before the job ends: no results, no task list read at its end

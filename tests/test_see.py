@@ -15,7 +15,7 @@ import pytest
 
 from runner.reports.gantt import escape, write_gantt
 from runner.reports.html import render
-from runner.reports.runview import JobView, RunView, TaskView
+from runner.runresult.model import JobResult, JobState, RunResult, TaskOutcome
 from tests.conftest import CliResult
 from tests.e2e import Pipeline, emulator_for, pool_uuid, run_pipeline
 from tests.emulator_fixtures import FakeClock
@@ -130,15 +130,36 @@ def test_report_of_an_unknown_run_is_a_usage_error(cli: Cli, tmp_path: Path) -> 
     assert "no saved run" in result.err and "Traceback" not in result.err
 
 
-def test_report_names_pools_by_id_when_the_manifest_is_gone(cli: Cli, tmp_path: Path) -> None:
+def test_report_names_pools_from_the_state_when_the_manifest_is_gone(
+    cli: Cli, tmp_path: Path
+) -> None:
     p = _pipeline(tmp_path)
     manifest, _ = p.write()
     run_pipeline(cli, p)
     manifest.unlink()
     result = cli("report", "--state-dir", str(p.folder / "runs"), "--format", "json")
     assert result.code == 0, result.err
-    pools = {j["pool"] for j in json.loads(result.out)["jobs"]}
-    assert pools == {pool_uuid("sap"), pool_uuid("crm")}
+    assert {j["pool"] for j in json.loads(result.out)["jobs"]} == {"sap", "crm"}
+
+
+def test_report_of_an_older_state_file_names_pools_by_id_without_the_manifest(
+    cli: Cli, tmp_path: Path
+) -> None:
+    p = _pipeline(tmp_path)
+    manifest, _ = p.write()
+    run_pipeline(cli, p)
+    manifest.unlink()
+    (state,) = (p.folder / "runs").glob("*.json")
+    data = json.loads(state.read_text())
+    for key in ("plan", "finished_at", "error"):  # what files before the run model lacked
+        del data[key]
+    del data["manifest"]["resolved"]
+    state.write_text(json.dumps(data))
+    result = cli("report", "--state-dir", str(p.folder / "runs"), "--format", "json")
+    assert result.code == 0, result.err
+    jobs = json.loads(result.out)["jobs"]
+    assert {j["pool"] for j in jobs} == {pool_uuid("sap"), pool_uuid("crm")}
+    assert {j["name"]: j["wave"] for j in jobs}["load"] == 3
 
 
 def test_github_summary_has_the_timeline(cli: Cli, tmp_path: Path) -> None:
@@ -155,11 +176,26 @@ def test_github_summary_has_the_timeline(cli: Cli, tmp_path: Path) -> None:
     assert len(re.findall(r":done, ", block)) == 3
 
 
-def _view(*jobs: JobView) -> RunView:
-    return RunView(
+def _job(
+    name: str,
+    pool: str,
+    state: JobState,
+    started_at: float | None,
+    finished_at: float | None,
+    error: str | None = None,
+    tasks: tuple[TaskOutcome, ...] | None = None,
+) -> JobResult:
+    return JobResult(
+        name, pool, "pool-id", "job-id", "DELTA", state, started_at, finished_at, error, tasks=tasks
+    )
+
+
+def _view(*jobs: JobResult) -> RunResult:
+    return RunResult(
         run_id="r1",
         status="failed",
         manifest="jobs.yaml",
+        manifest_sha256=None,
         started_at=1000.0,
         finished_at=1100.0,
         error=None,
@@ -171,8 +207,8 @@ def _view(*jobs: JobView) -> RunView:
 def test_gantt_escapes_every_character_that_could_break_the_chart() -> None:
     hostile = "a: b; c # d %% e\nsection x"
     view = _view(
-        JobView(hostile, "pool: one\n", "failed", 1000.0, 1000.0, None, (), 1),
-        JobView("ok", "pool: one\n", "running", 1010.0, None, None, (), 1),
+        _job(hostile, "pool: one\n", JobState.FAILED, 1000.0, 1000.0),
+        _job("ok", "pool: one\n", JobState.RUNNING, 1010.0, None),
     )
     out = io.StringIO()
     write_gantt(view, out)
@@ -189,16 +225,14 @@ def test_gantt_escapes_every_character_that_could_break_the_chart() -> None:
 
 
 def test_html_escapes_names_errors_and_task_results() -> None:
-    job = JobView(
+    job = _job(
         "j<&>\"'",
         "p\x01ool",
-        "failed",
+        JobState.FAILED,
         1000.0,
         1050.0,
         "boom </td></table> \x00 done",
-        (),
-        1,
-        tasks=(TaskView("extract <x>", "FAIL", "ORA-01 & co"),),
+        tasks=(TaskOutcome("t1", "extract <x>", "FAIL", error="ORA-01 & co"),),
     )
     page = render(_view(job))
     root = ET.fromstring(page.split("\n", 1)[1])
@@ -294,22 +328,7 @@ def test_a_huge_run_has_no_chart_in_the_step_summary(
     assert "```mermaid\ngantt" not in text
 
 
-def test_task_results_are_read_from_lists_and_mappings() -> None:
-    from dataclasses import dataclass
-
-    from runner.reports.runview import task_views
-
-    @dataclass
-    class Task:
-        name: str
-        status: str
-
-    assert task_views([{"name": "t1", "status": "FAIL", "error": "ORA-1"}, {"x": 1}]) == (
-        TaskView("t1", "FAIL", "ORA-1"),
-    )
-    assert task_views({"t1": "SUCCESS", "t2": {"status": "FAIL", "message": "m"}}) == (
-        TaskView("t1", "SUCCESS"),
-        TaskView("t2", "FAIL", "m"),
-    )
-    assert task_views([Task("t3", "SKIPPED")]) == (TaskView("t3", "SKIPPED"),)
-    assert task_views("nonsense") == () and task_views(None) == ()
+def test_task_results_are_read_tolerantly_from_state_records() -> None:
+    record = {"id": "i1", "name": "t1", "status": "FAIL", "error": "ORA-1", "started_at": True}
+    assert TaskOutcome.from_dict(record) == TaskOutcome("i1", "t1", "FAIL", error="ORA-1")
+    assert TaskOutcome.from_dict({"name": "t2"}) == TaskOutcome("t2", "t2", "")

@@ -27,10 +27,10 @@ from runner.execution.statefile import (
     load_saved,
     resume_from,
 )
-from runner.execution.stateread import journal_path
 from runner.logs import REDACTED, Redactor
 from runner.manifest.loader import load_manifest
 from runner.plan.build import build_plan
+from runner.runresult.read import journal_path
 from tests.conftest import CliResult
 from tests.e2e import Journal, Pipeline
 from tests.emulator_fixtures import FakeClock
@@ -422,7 +422,7 @@ def test_once_told_what_changed_a_write_looks_at_those_jobs_only(tmp_path: Path)
 def test_the_state_schema_is_a_valid_json_schema() -> None:
     import jsonschema
 
-    from runner.execution.stateread import STATE_SCHEMA
+    from runner.runresult.read import STATE_SCHEMA
     from runner.schema import load_schema
 
     jsonschema.Draft202012Validator.check_schema(load_schema(STATE_SCHEMA))

@@ -569,7 +569,7 @@ def test_resolve_gives_ids_and_refuses_a_name_two_tasks_share() -> None:
 
 
 def test_the_summary_lists_the_tasks_of_jobs_that_failed_or_ran_a_part_only() -> None:
-    from runner.execution.runstate import JobRun, JobState
+    from runner.execution.runstate import JobRun, JobState, job_result
     from runner.reports.tasks import summary_text
     from runner.task_records import TaskResult
     from tests.fake_celonis import job as fake_job
@@ -580,7 +580,7 @@ def test_the_summary_lists_the_tasks_of_jobs_that_failed_or_ran_a_part_only() ->
     failed = (TaskResult("t1", "Extract", "SUCCESS"), TaskResult("t2", "Transform", "FAIL"))
     whole = JobRun(plan.jobs["whole"], state=JobState.SUCCEEDED, tasks=done)
     broken = JobRun(plan.jobs["broken"], state=JobState.FAILED, tasks=failed)
-    text = summary_text([whole, broken], lambda line: line or "")
+    text = summary_text([job_result(whole), job_result(broken)], lambda line: line or "")
     assert "Tasks of broken:" in text and "Tasks of whole:" not in text
 
 

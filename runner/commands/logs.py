@@ -137,24 +137,27 @@ def _job(manifest: Manifest, name: str) -> Job:
 
 def _run_match(args: argparse.Namespace, ctx: Context, job: Job) -> RunMatch:
     """Which time to look for in the history, from the run's state file."""
-    from runner.execution.statefile import find_state, load_saved, state_dir
+    from runner.execution.statefile import find_state
+    from runner.runresult.read import load_saved, state_dir
+    from runner.runresult.records import result_of
 
     path = find_state(state_dir(args.state_dir, ctx.environ), args.run)
     saved = load_saved(path, doing="read the run (logs --run) from")  # checked: times in range
-    entry = saved.data["jobs"].get(job.name)
-    run_id = saved.run_id
-    if not isinstance(entry, dict):
-        raise UsageError(f"run {run_id} did not include job '{job.name}'")
-    state = entry.get("state")
-    reference = run_reference_time(entry)
-    if state not in STARTED_STATES or reference is None:
-        raise UsageError(f"run {run_id} did not start job '{job.name}' (it ended {state})")
+    run = result_of(saved)
+    found = [j for j in run.jobs if j.name == job.name]
+    if not found:
+        raise UsageError(f"run {run.run_id} did not include job '{job.name}'")
+    entry = found[0]
+    reference = run_reference_time(
+        {"sent_at": entry.sent_at, "started_at": entry.started_at, "intent_at": entry.intent_at}
+    )
+    if entry.state not in STARTED_STATES or reference is None:
+        raise UsageError(
+            f"run {run.run_id} did not start job '{job.name}' (it ended {entry.state})"
+        )
     when, field = reference
-    pool_id = entry.get("pool_id") if isinstance(entry.get("pool_id"), str) else job.pool_id
-    job_id = entry.get("job_id") if isinstance(entry.get("job_id"), str) else job.job_id
-    finished = entry.get("finished_at")
-    until = float(finished) if isinstance(finished, int | float) else None
-    return RunMatch(run_id, when, field, until, str(pool_id), str(job_id))
+    pool_id, job_id = entry.pool_id or job.pool_id, entry.job_id or job.job_id
+    return RunMatch(run.run_id, when, field, entry.finished_at, pool_id, job_id)
 
 
 def collect(reads: JobLogs, wanted: Found) -> Found:

@@ -187,8 +187,8 @@ def _learned(
     manifest: Manifest, option: str | None, environ: Mapping[str, str]
 ) -> dict[str, float]:
     """Durations of earlier runs, for the jobs without an expected_duration."""
-    from runner.execution.stateread import state_dir
-    from runner.plan.history import learned_durations
+    from runner.runresult.history import learned_durations
+    from runner.runresult.read import state_dir
 
     found = learned_durations(state_dir(option, environ), manifest)
     return {name: learned.seconds for name, learned in found.items()}

@@ -1,30 +1,35 @@
 """`celonis-runner report RUN_ID|latest`: a saved run shown again, as a table, JSON, a Gantt
-chart (Mermaid) or one HTML page.
+chart (Mermaid), one HTML page, or any output `run` writes (its summary, `--report` JSON,
+`--junit-xml`, the GitHub step summary), byte for byte as the run wrote it.
 
 Read-only and offline: it reads the run's state file (snapshot plus journal)
-from the state directory. The state keeps pool ids, not names: when the
-manifest the run used is still where it was, its pool names are shown.
+from the state directory into the same `RunResult` the run's outputs rendered.
+State files from before the pools' names were kept name them from the manifest
+the run used when it is still where it was, else by their ids.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from runner.commands.shared import Context
 from runner.durations import format_duration
 from runner.errors import ExitCode, RunnerError, UsageError
-from runner.execution.statefile import find_state, load_saved, state_dir
+from runner.execution.statefile import find_state
 from runner.logs import Redactor, secret_like_values
 from runner.reports.report import iso, one_line
-from runner.reports.runview import RunView, from_saved, scrubbed
+from runner.runresult.model import RunResult
+from runner.runresult.read import load_saved, state_dir
+from runner.runresult.records import SavedRun, result_of
 from runner.text import inert, printable
 
 REPORT_FORMAT_VERSION = 1
-FORMATS = ("text", "json", "gantt", "html")
+FORMATS = ("text", "json", "gantt", "html", "summary", "report-json", "junit", "github")
 
 EXAMPLES = """\
   celonis-runner report latest                          # the last run, as a table
@@ -45,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=FORMATS,
         default="text",
         help="text: a table; json: for scripts; gantt: the timeline as a Mermaid gantt chart;"
-        " html: one self-contained page (default: text)",
+        " html: one self-contained page (as run --html); summary: the run's summary;"
+        " report-json: the JSON report (as run --report); junit: as run --junit-xml;"
+        " github: the GitHub step summary (default: text)",
     )
     parser.add_argument("--out", metavar="PATH", help="write to this file instead of stdout")
     parser.add_argument(
@@ -64,8 +71,8 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
             " $CELONIS_RUNNER_STATE_DIR choose another folder)"
         )
     saved = load_saved(find_state(directory, args.run_id), doing="report on")
-    view = from_saved(saved, _pool_names(str(saved.data["manifest"]["path"]), ctx.environ))
-    view = scrubbed(view, Redactor(secret_like_values(ctx.environ)))
+    view = result_of(saved, _pool_names(saved, ctx.environ))
+    view = view.redacted(Redactor(secret_like_values(ctx.environ)))
     rendered = render(view, args.format)
     if args.out:
         from runner.files import write_text_atomic
@@ -87,30 +94,79 @@ def _any_run(directory: Path) -> bool:
     return directory.is_dir() and any(directory.glob("*.json"))
 
 
-def render(view: RunView, output_format: str) -> str:
-    if output_format == "html":
-        from runner.reports.html import render as render_html
-
-        return render_html(view)
-    if output_format == "json":
-        return json.dumps(to_dict(view), indent=2) + "\n"
-    import io
-
-    out = io.StringIO()
-    if output_format == "gantt":
-        from runner.reports.gantt import write_gantt
-
-        write_gantt(view, out)
-    else:
-        write_table(view, out)
-    return out.getvalue()
+def render(view: RunResult, output_format: str) -> str:
+    return _RENDERERS[output_format](view)
 
 
-def _pool_names(manifest_path: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """Pool id -> name from the manifest the run used, if it can still be read (else ids)."""
+def _html(view: RunResult) -> str:
+    from runner.reports.html import render as render_html
+
+    return render_html(view)
+
+
+def _json(view: RunResult) -> str:
+    return json.dumps(to_dict(view), indent=2) + "\n"
+
+
+def _report_json(view: RunResult) -> str:
+    from runner.reports.report import report_text
+
+    return report_text(view)
+
+
+def _junit(view: RunResult) -> str:
+    from runner.reports.junit import junit_text
+
+    return junit_text(view)
+
+
+def _github(view: RunResult) -> str:
+    from runner.reports.github import step_summary
+
+    return step_summary(view)
+
+
+def _written_to_stream(write: Callable[[RunResult, TextIO], None]) -> Callable[[RunResult], str]:
+    def rendered(view: RunResult) -> str:
+        out = io.StringIO()
+        write(view, out)
+        return out.getvalue()
+
+    return rendered
+
+
+def _gantt(view: RunResult, out: TextIO) -> None:
+    from runner.reports.gantt import write_gantt
+
+    write_gantt(view, out)
+
+
+def _summary(view: RunResult, out: TextIO) -> None:
+    from runner.reports.report import write_summary
+
+    write_summary(view, out)
+
+
+_RENDERERS: dict[str, Callable[[RunResult], str]] = {
+    "text": _written_to_stream(lambda view, out: write_table(view, out)),
+    "json": _json,
+    "gantt": _written_to_stream(_gantt),
+    "html": _html,
+    "summary": _written_to_stream(_summary),
+    "report-json": _report_json,
+    "junit": _junit,
+    "github": _github,
+}
+
+
+def _pool_names(saved: SavedRun, environ: Mapping[str, str]) -> dict[str, str]:
+    """For a state file from before pool names were kept: pool id -> name from the manifest
+    the run used, if it can still be read (else ids)."""
     from runner.manifest.loader import load_manifest
 
-    path = Path(manifest_path)
+    if saved.pools is not None:
+        return {}
+    path = Path(saved.manifest_resolved or saved.manifest_path)
     if not path.is_file():
         return {}
     try:
@@ -120,7 +176,7 @@ def _pool_names(manifest_path: str, environ: Mapping[str, str]) -> dict[str, str
     return {pool.pool_id.lower(): name for name, pool in manifest.pools.items()}
 
 
-def to_dict(view: RunView) -> dict[str, Any]:
+def to_dict(view: RunResult) -> dict[str, Any]:
     """The JSON form (stable; new fields may be added)."""
     return {
         "format_version": REPORT_FORMAT_VERSION,
@@ -133,7 +189,7 @@ def to_dict(view: RunView) -> dict[str, Any]:
             {
                 "name": j.name,
                 "pool": j.pool,
-                "status": j.status,
+                "status": j.report_status,
                 "started_at": iso(j.started_at),
                 "finished_at": iso(j.finished_at),
                 "duration_seconds": None if j.duration is None else round(j.duration, 3),
@@ -141,7 +197,8 @@ def to_dict(view: RunView) -> dict[str, Any]:
                 "depends_on": list(j.depends_on),
                 "wave": j.wave,
                 "tasks": [
-                    {"name": t.name, "status": t.status, "detail": t.detail} for t in j.tasks
+                    {"name": t.name, "status": t.status, "detail": t.error or ""}
+                    for t in j.tasks or ()
                 ],
             }
             for j in view.jobs
@@ -149,7 +206,7 @@ def to_dict(view: RunView) -> dict[str, Any]:
     }
 
 
-def write_table(view: RunView, stream: TextIO) -> None:
+def write_table(view: RunResult, stream: TextIO) -> None:
     stream.write(
         f"Run {printable(view.run_id)} of {printable(view.manifest)}: {printable(view.status)}\n\n"
     )
@@ -158,10 +215,10 @@ def write_table(view: RunView, stream: TextIO) -> None:
         (
             inert(j.name),  # a state file's texts are data, like Celonis'
             printable(j.pool),
-            printable(j.status),
+            printable(j.report_status),
             iso(j.started_at) or "-",
             format_duration(j.duration) if j.duration is not None else "-",
-            one_line(j.error) if j.error and j.status != "succeeded" else "",
+            one_line(j.error) if j.error and j.report_status != "succeeded" else "",
         )
         for j in view.jobs
     ]

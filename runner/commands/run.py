@@ -41,7 +41,7 @@ from runner.errors import ExitCode, UsageError
 from runner.execution.executor import Executor
 from runner.execution.progress import ProgressLine
 from runner.execution.runlock import run_id_lock, run_lock
-from runner.execution.runstate import ResumeFrom, RunState
+from runner.execution.runstate import ResumeFrom, RunState, run_result
 from runner.execution.statefile import (
     EMULATOR_TARGET,
     SavedRun,
@@ -203,9 +203,7 @@ def _task_plan(
     if saved is None or options.whole_jobs:
         return plan
     reader = TaskReader(client)
-    return resume_failed_tasks(
-        plan, saved.data["jobs"], reader, run_id=saved.run_id, force=options.force
-    )
+    return resume_failed_tasks(plan, saved.jobs, reader, run_id=saved.run_id, force=options.force)
 
 
 def resolve_subsets(
@@ -370,11 +368,10 @@ def _write_outputs(
         github=options.github,
         html=options.html,
     )
+    result = run_result(state).redacted(redactor)  # the one model every output renders
     ok = write_outputs(
-        state,
+        result,
         wanted,
-        run_id=run_id,
-        redactor=redactor,
         stdout=stdout,
         stderr=stderr,
         environ=environ,

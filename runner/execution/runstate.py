@@ -1,83 +1,30 @@
 """A run's data: each job's state and progress, and the run as a whole.
 
-The executor writes it; the state file, the progress line and every report
-read it. Nothing here does I/O.
+The executor writes it; the state file and the progress line read it; reports read the
+frozen `RunResult` that `run_result` makes of it once the run ends. Nothing here does I/O.
+`JobState` lives with that model (runner.runresult.model) and is re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Literal
 
 from runner.api.types import ExecutionHandle
 from runner.plan.build import Plan, PlannedJob
+from runner.runresult.model import JobResult, JobState, RunResult, RunStatus, TaskOutcome
 from runner.task_records import TaskInfo, TaskResult
 
-
-class JobState(StrEnum):
-    """Where one job of this run is. Members know whether they are final and how they ended."""
-
-    PENDING = "pending"
-    """Waiting for its dependencies or a free slot."""
-    STARTING = "starting"
-    """Its execute request is in flight."""
-    WAITING = "waiting"
-    """Someone else's execution is running; ours starts after it."""
-    RUNNING = "running"
-    """Our execution is running in Celonis."""
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-    NOT_STARTED = "not_started"
-    UNCLEAR = "unclear"
-    """Its execute may have taken effect, and no status read settled whether it did."""
-
-    @property
-    def is_active(self) -> bool:
-        """Holds a slot of its pool: an execute in flight, or an execution being watched."""
-        return self in _ACTIVE
-
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL
-
-    @property
-    def is_unsuccessful(self) -> bool:
-        """Ended badly in Celonis: failed, timed out or cancelled (its dependents are skipped)."""
-        return self in _UNSUCCESSFUL
-
-    @property
-    def not_run(self) -> bool:
-        """Final without running in this run: skipped or not started."""
-        return self in _NOT_RUN
-
-    @property
-    def verb(self) -> str:
-        """How a message says it happened: 'a timed out', 'b was cancelled'."""
-        return _VERBS.get(self, str(self).replace("_", " "))
-
-    @property
-    def report_status(self) -> str:
-        """The status reports show: a job whose execute was in flight may be running."""
-        return _REPORT_STATUS.get(self, str(self))
-
-
-_ACTIVE = frozenset({JobState.STARTING, JobState.WAITING, JobState.RUNNING})
-_UNSUCCESSFUL = frozenset({JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED})
-_NOT_RUN = frozenset({JobState.SKIPPED, JobState.NOT_STARTED})
-_FINAL = _UNSUCCESSFUL | _NOT_RUN | {JobState.SUCCEEDED, JobState.UNCLEAR}
-_VERBS = {JobState.TIMED_OUT: "timed out", JobState.CANCELLED: "was cancelled"}
-_REPORT_STATUS = {
-    JobState.PENDING: "not_started",
-    JobState.WAITING: "not_started",
-    JobState.STARTING: "running",  # its execute was in flight: it may be running; a resume checks
-}
-
-RunStatus = Literal["succeeded", "failed", "api_error", "state_error", "interrupted"]
+__all__ = [
+    "Checkpoint",
+    "JobRun",
+    "JobState",
+    "Listener",
+    "ResumeFrom",
+    "RunState",
+    "RunStatus",
+    "run_result",
+]
 
 
 @dataclass
@@ -168,3 +115,45 @@ class ResumeFrom:
     """Running jobs whose cancel the earlier run had sent (it was stopping)."""
     started_at: Mapping[str, float] = field(default_factory=dict)
     finished_at: Mapping[str, float] = field(default_factory=dict)
+
+
+def run_result(state: RunState) -> RunResult:
+    """The run as the frozen model every report renders (not yet redacted)."""
+    return RunResult(
+        run_id=state.run_id,
+        status=state.status or "running",
+        manifest=state.plan.manifest.path,
+        manifest_sha256=state.plan.manifest.sha256,
+        started_at=state.started_at,
+        finished_at=state.finished_at,
+        error=state.error,
+        jobs=tuple(job_result(job) for job in state.jobs.values()),
+        pools=tuple(state.plan.pools()),
+    )
+
+
+def job_result(job: JobRun) -> JobResult:
+    spec = job.planned.job
+    task_ids = job.planned.task_ids
+    tasks = job.tasks
+    return JobResult(
+        name=job.name,
+        pool=spec.pool,
+        pool_id=spec.pool_id,
+        job_id=spec.job_id,
+        mode=str(spec.mode),
+        state=job.state,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=job.error,
+        attempts=job.attempts,
+        depends_on=tuple(job.planned.depends_on),
+        wave=job.planned.wave,
+        allow_failure=spec.allow_failure,
+        line=spec.line or None,
+        subset=spec.tasks.to_dict() if spec.tasks is not None else None,
+        task_ids=tuple(task_ids.task_ids()) if task_ids is not None else None,
+        tasks=None if tasks is None else tuple(TaskOutcome.from_dict(t.to_dict()) for t in tasks),
+        sent_at=job.handle.sent_at if job.handle is not None else None,
+        intent_at=job.intent_at,
+    )

@@ -23,17 +23,17 @@ from runner.clock import Clock
 from runner.errors import UsageError
 from runner.execution.runstate import JobRun, JobState, ResumeFrom, RunState
 from runner.execution.statejournal import JournalFile
-from runner.execution.stateread import (  # state_dir lives there: `plan` reads no HTTP stack
+from runner.files import write_text_atomic
+from runner.logs import Redactor
+from runner.plan.build import Plan
+from runner.runresult.read import (  # state_dir lives there: `plan` reads no HTTP stack
     DEFAULT_STATE_DIR,
     STATE_DIR_ENV,
-    SavedRun,
     journal_path,
     load_saved,
     state_dir,
 )
-from runner.files import write_text_atomic
-from runner.logs import Redactor
-from runner.plan.build import Plan
+from runner.runresult.records import SavedJob, SavedRun
 from runner.shared_types import Mode
 
 __all__ = [
@@ -56,6 +56,26 @@ Real, not the run's clock: a scaled clock would turn cheaper writes into more wr
 COMPACT_MIN_BYTES = 256 * 1024
 """The journal is compacted into the snapshot once it is this long and longer than the snapshot,
 so that compactions cost at most as much as the journal lines did: linear in what changed."""
+
+
+def plan_record(plan: Plan) -> dict[str, Any]:
+    """What reports show of the plan (pool names, waves, dependencies, allow_failure, the
+    manifest line, the subset), so that `report` of the saved run shows what the run did
+    (runner.runresult.records reads it)."""
+    return {
+        "pools": plan.pools(),
+        "jobs": {
+            name: {
+                "pool": planned.job.pool,
+                "wave": planned.wave,
+                "depends_on": list(planned.depends_on),
+                "allow_failure": planned.job.allow_failure,
+                "line": planned.job.line or None,
+                "subset": planned.job.tasks.to_dict() if planned.job.tasks is not None else None,
+            }
+            for name, planned in plan.jobs.items()
+        },
+    }
 
 
 def fingerprint(plan: Plan) -> dict[str, dict[str, Any]]:
@@ -172,6 +192,7 @@ class StateStore:
         self._written: dict[str, tuple[Any, ...]] = {}
         self._noted: set[str] | None = None
         self._fingerprint: dict[str, dict[str, Any]] | None = None
+        self._plan: dict[str, Any] | None = None
         self._snapshot_size = 0
         self.writes = 0
         self.compactions = 0
@@ -242,8 +263,10 @@ class StateStore:
             self.journal.remove()
 
     def _snapshot(self, state: RunState, generation: str) -> dict[str, Any]:
-        if self._fingerprint is None:  # the plan does not change during a run
+        if self._fingerprint is None or self._plan is None:  # the plan does not change in a run
             self._fingerprint = fingerprint(state.plan)
+            self._plan = plan_record(state.plan)
+        manifest = state.plan.manifest
         return {
             "state_version": STATE_VERSION,
             "generation": generation,
@@ -251,14 +274,21 @@ class StateStore:
             "status": state.status or "running",
             "started_at": state.started_at,
             "updated_at": self.clock.time(),
+            "finished_at": state.finished_at,
+            "error": state.error,
             "target": self.target,
-            "manifest": {"path": state.plan.manifest.path, "sha256": state.plan.manifest.sha256},
+            "manifest": {
+                "path": manifest.path,
+                "sha256": manifest.sha256,
+                "resolved": str(Path(manifest.path).resolve()),
+            },
             "selection": {
                 "select": self.select,
                 "exclude": self.exclude,
                 **({"tasks": self.tasks} if self.tasks else {}),
             },
             "fingerprint": self._fingerprint,
+            "plan": self._plan,
             "jobs": {name: job_record(job) for name, job in state.jobs.items()},
         }
 
@@ -345,7 +375,7 @@ def check_resume_target(saved: SavedRun | None, target: str, *, force: bool) -> 
 
 def manifest_changes(saved: SavedRun, plan: Plan) -> list[str]:
     """What changed, in the manifest, that a resume depends on."""
-    before: dict[str, Any] = saved.data["fingerprint"]
+    before = saved.fingerprint
     now = fingerprint(plan)
     changes = []
     for name in sorted(set(before) | set(now)):
@@ -363,53 +393,41 @@ def manifest_changes(saved: SavedRun, plan: Plan) -> list[str]:
 
 
 def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
-    jobs: dict[str, Any] = {n: j for n, j in saved.data["jobs"].items() if n in plan.jobs}
-
-    def in_state(*states: str) -> dict[str, dict[str, Any]]:
-        return {n: j for n, j in jobs.items() if j["state"] in states}
-
-    def handles(*states: str) -> dict[str, ExecutionHandle]:
-        specs = {n: plan.jobs[n].job for n in jobs}
-        return {
-            n: saved_handle(j, specs[n].pool_id, specs[n].job_id, specs[n].mode)
-            for n, j in in_state(*states).items()
-        }
-
-    def times(key: str, of: dict[str, dict[str, Any]]) -> dict[str, float]:
-        found = {n: _time(j, key) for n, j in of.items()}
-        return {n: t for n, t in found.items() if t is not None}
-
-    running = handles("running")
+    jobs = {name: job for name, job in saved.jobs.items() if name in plan.jobs}
+    running: dict[str, ExecutionHandle] = {}
+    uncertain: dict[str, ExecutionHandle] = {}
+    intent_at: dict[str, float] = {}
+    for name, job in jobs.items():
+        spec = plan.jobs[name].job
+        if job.state == "running":
+            running[name] = saved_handle(job, spec.pool_id, spec.job_id, spec.mode)
+        elif job.state in ("starting", "unclear"):  # the schema makes sure of a time
+            uncertain[name] = saved_handle(job, spec.pool_id, spec.job_id, spec.mode)
+            if job.intent_at is not None:
+                intent_at[name] = job.intent_at
+    succeeded = {n: j for n, j in jobs.items() if j.state == "succeeded"}
     return ResumeFrom(
-        succeeded=frozenset(in_state("succeeded")),
+        succeeded=frozenset(succeeded),
         running=running,
-        uncertain=handles("starting", "unclear"),  # the schema makes sure of a time
-        intent_at=times("intent_at", in_state("starting", "unclear")),
-        cancel_requested=frozenset(n for n in running if jobs[n].get("cancel_requested") is True),
-        started_at=times("started_at", jobs),
-        finished_at=times("finished_at", in_state("succeeded")),
+        uncertain=uncertain,
+        intent_at=intent_at,
+        cancel_requested=frozenset(n for n in running if jobs[n].cancel_requested),
+        started_at={n: j.started_at for n, j in jobs.items() if j.started_at is not None},
+        finished_at={n: j.finished_at for n, j in succeeded.items() if j.finished_at is not None},
     )
 
 
-def saved_handle(job: dict[str, Any], pool_id: str, job_id: str, mode: Mode) -> ExecutionHandle:
+def saved_handle(job: SavedJob, pool_id: str, job_id: str, mode: Mode) -> ExecutionHandle:
     """The claim a saved job had on its execution. Without one (killed while the POST was out,
     or a handle from an older version) it has `sent_at` = the local time of the intent (or send)
     and no Celonis times: the executor bounds them from this run's measured offset before it
     judges anything (`Executor._bound`)."""
-    data = job.get("handle")
-    if isinstance(data, dict):
-        handle = ExecutionHandle.from_dict({"mode": mode, **data}, pool_id, job_id)
+    if job.handle is not None:
+        handle = ExecutionHandle.from_dict({"mode": mode, **job.handle}, pool_id, job_id)
     else:
         before = JobStatus(job_id, None)
-        handle = ExecutionHandle(
-            pool_id, job_id, mode, before, 0.0, 1, sent_at=_time(job, "sent_at")
-        )
+        handle = ExecutionHandle(pool_id, job_id, mode, before, 0.0, 1, sent_at=job.sent_at)
     if handle.since_ms is not None or handle.running_at_ms is not None:
         return handle
-    local = handle.sent_at or _time(job, "sent_at") or _time(job, "intent_at") or 0.0
+    local = handle.sent_at or job.sent_at or job.intent_at or 0.0
     return dataclasses.replace(handle, sent_at=local)
-
-
-def _time(job: dict[str, Any], key: str) -> float | None:
-    value = job.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

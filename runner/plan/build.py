@@ -51,7 +51,7 @@ class Plan:
     excluded: tuple[str, ...]
     learned_seconds: Mapping[str, float] = field(default_factory=dict)
     """Durations learned from earlier runs, used for the jobs without an expected_duration
-    (runner.plan.history); empty when none was given."""
+    (runner.runresult.history); empty when none was given."""
     remaining: Mapping[str, float] = field(default_factory=dict)
     """Each job's longest chain to the plan's end, itself included (see `_remaining`): when
     more jobs are ready than can start at once, the longest chain starts first."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import structlog
 
@@ -19,20 +18,20 @@ from runner.api.task_reader import TaskReader
 from runner.errors import UsageError
 from runner.manifest.task_subset import TaskSubset
 from runner.plan.build import Plan, PlannedJob
+from runner.runresult.records import SavedJob
 from runner.task_records import (
     DATA_MODEL_LOAD,
     EXTRACTION,
     TRANSFORMATION,
     TaskIds,
     TaskInfo,
-    TaskResult,
 )
 
 log = structlog.get_logger(__name__)
 
 
 def resume_failed_tasks(
-    plan: Plan, saved_jobs: Mapping[str, Any], reader: TaskReader, *, run_id: str, force: bool
+    plan: Plan, saved_jobs: Mapping[str, SavedJob], reader: TaskReader, *, run_id: str, force: bool
 ) -> Plan:
     """The plan with each job that failed in a task, or whose last attempt of such a subset
     did not succeed, limited to the tasks it still needs."""
@@ -59,22 +58,22 @@ def resume_failed_tasks(
     return dataclasses.replace(plan, jobs=jobs)
 
 
-def _still_needed(saved: Any, planned: PlannedJob) -> tuple[list[TaskInfo], list[TaskInfo]] | None:
+def _still_needed(
+    saved: SavedJob | None, planned: PlannedJob
+) -> tuple[list[TaskInfo], list[TaskInfo]] | None:
     """(the task list saved with the job, the tasks it still needs), or None: as planned.
 
     A job that failed in a task needs the tasks that did not succeed. A job whose last attempt
     ran a subset and did not succeed (cancelled, timed out, unclear, interrupted, skipped, ...)
     needs that subset less the tasks its results show succeeded (issue 20 #7): a resume of a
     resume runs only what the job still needs, until the job succeeds."""
-    if not isinstance(saved, dict) or saved.get("state") == "succeeded":
+    if saved is None or saved.state == "succeeded" or not saved.task_list:
         return None
-    if not saved.get("task_list"):
-        return None
-    before = [TaskInfo.from_dict(t) for t in saved["task_list"]]
-    results = [TaskResult.from_dict(t) for t in saved.get("tasks") or []]
+    before = [TaskInfo.from_dict(t) for t in saved.task_list]
+    results = saved.tasks or ()
     if _failed_in_a_task(saved):
         return before, [TaskInfo(r.id, r.name, r.type or "") for r in results if not r.succeeded]
-    ran = saved.get("task_ids")
+    ran = saved.task_ids
     if not ran:
         return None
     known = {t.id.lower(): t for t in before}
@@ -91,11 +90,10 @@ def _still_needed(saved: Any, planned: PlannedJob) -> tuple[list[TaskInfo], list
     return before, again
 
 
-def _failed_in_a_task(saved: Any) -> bool:
-    if not isinstance(saved, dict) or saved.get("state") != "failed":
+def _failed_in_a_task(saved: SavedJob) -> bool:
+    if saved.state != "failed":
         return False
-    tasks = saved.get("tasks") or []
-    return bool(saved.get("task_list")) and any(t.get("status") == "FAIL" for t in tasks)
+    return bool(saved.task_list) and any(t.status == "FAIL" for t in saved.tasks or ())
 
 
 def _changes(before: Sequence[TaskInfo], now: Sequence[TaskInfo]) -> list[str]:

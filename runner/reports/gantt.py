@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TextIO
 
-from runner.reports.runview import JobView, RunView
+from runner.runresult.model import JobResult, RunResult
 
 TAGS = {
     "succeeded": "done",
@@ -33,7 +33,7 @@ def escape(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"#{ord(m.group())};", text) or "#160;"
 
 
-def write_gantt(view: RunView, stream: TextIO) -> None:
+def write_gantt(view: RunResult, stream: TextIO) -> None:
     stream.write("gantt\n")
     stream.write(f"  title Run {escape(view.run_id)} {escape(view.status)}\n")
     stream.write("  dateFormat x\n  axisFormat %H:%M:%S\n  todayMarker off\n")
@@ -45,14 +45,14 @@ def write_gantt(view: RunView, stream: TextIO) -> None:
             stream.write(f"    {_task(job, ids[job.name], end)}\n")
 
 
-def _task(job: JobView, task_id: str, end: float) -> str:
-    label = escape(f"{job.name} ({job.status.replace('_', ' ')})")
+def _task(job: JobResult, task_id: str, end: float) -> str:
+    label = escape(f"{job.name} ({job.report_status.replace('_', ' ')})")
     if job.started_at is None:  # never ran: a marker where the run ended
         return f"{label} :milestone, {task_id}, {_ms(end)}, {_ms(end)}"
     finish = job.finished_at if job.finished_at is not None else end
     # Mermaid draws nothing for a bar of no length: make it at least one millisecond
     stop = max(_ms(finish), _ms(job.started_at) + 1)
-    tag = TAGS.get(job.status)
+    tag = TAGS.get(job.report_status)
     tags = f"{tag}, " if tag else ""
     return f"{label} :{tags}{task_id}, {_ms(job.started_at)}, {stop}"
 

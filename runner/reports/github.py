@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TextIO
 
 from runner.durations import format_duration
-from runner.execution.runstate import JobRun, RunState
-from runner.reports.plan_output import write_mermaid
+from runner.reports.plan_output import MERMAID_STATUS_STYLES
 from runner.reports.report import MAY_BE_RUNNING
 from runner.reports.tasks import markdown as tasks_markdown
+from runner.runresult.model import JobResult, RunResult
 from runner.text import inert_lines, printable
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -67,15 +67,15 @@ def command(
     return f"::{level} {','.join(props)}::{escape_data(inert_lines(message))}\n"
 
 
-def report_run(state: RunState, *, run_id: str, stream: TextIO, environ: Mapping[str, str]) -> None:
+def report_run(run: RunResult, *, stream: TextIO, environ: Mapping[str, str]) -> None:
     """Annotations on `stream`; the step summary appended where `GITHUB_STEP_SUMMARY` says."""
-    write_annotations(state, stream)
+    write_annotations(run, stream)
     target = environ.get(STEP_SUMMARY_ENV)
     if not target:
         return
     try:
         with Path(target).open("a", encoding="utf-8") as summary:
-            summary.write(step_summary(state, run_id=run_id))
+            summary.write(step_summary(run))
     except OSError as exc:  # the summary is a nicety: never let it change the run's outcome
         stream.write(
             f"celonis-runner: warning: cannot append the step summary to ${STEP_SUMMARY_ENV}"
@@ -83,56 +83,51 @@ def report_run(state: RunState, *, run_id: str, stream: TextIO, environ: Mapping
         )
 
 
-def write_annotations(state: RunState, stream: TextIO) -> None:
-    manifest = state.plan.manifest.path
-    for job in state.jobs.values():
+def write_annotations(run: RunResult, stream: TextIO) -> None:
+    for job in run.jobs:
         if not (job.state.is_unsuccessful or job.report_status == "unclear"):
             continue
-        allowed = job.planned.job.allow_failure and job.state.is_unsuccessful
+        allowed = job.allowed_failure
         verb = job.state.verb
         stream.write(
             command(
                 "warning" if allowed else "error",
                 job.error or verb,
                 title=f"celonis-runner: {job.name} {verb}" + (" (allowed)" if allowed else ""),
-                file=manifest,
-                line=job.planned.job.line or None,
+                file=run.manifest,
+                line=job.line,
             )
         )
-    if state.status in ("api_error", "state_error") and state.error:
+    if run.status in ("api_error", "state_error") and run.error:
         stream.write(
-            command("error", state.error, title="celonis-runner: the Celonis API could not be used")
+            command("error", run.error, title="celonis-runner: the Celonis API could not be used")
         )
 
 
-def step_summary(state: RunState, *, run_id: str) -> str:
-    manifest = state.plan.manifest
-    jobs = list(state.jobs.values())
+def step_summary(run: RunResult) -> str:
+    jobs = run.jobs
     statuses = {job.name: job.report_status for job in jobs}
-    counts: dict[str, int] = {}
-    for status in statuses.values():
-        counts[status] = counts.get(status, 0) + 1
-    total = (state.finished_at or state.started_at) - state.started_at
-    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
+    total = (run.finished_at or run.started_at) - run.started_at
+    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
     out = io.StringIO()
-    out.write(f"## celonis-runner: run {state.status}\n\n")
+    out.write(f"## celonis-runner: run {run.status}\n\n")
     out.write(
-        f"Run `{run_id}` of `{manifest.path}` (sha256 `{manifest.sha256[:12]}`): "
+        f"Run `{run.run_id}` of `{run.manifest}` (sha256 `{(run.manifest_sha256 or '')[:12]}`): "
         f"{parts} in {format_duration(total)}.\n\n"
     )
-    if state.error:
-        out.write(f"**Error:** {_cell(state.error)}\n\n")
+    if run.error:
+        out.write(f"**Error:** {_cell(run.error)}\n\n")
     out.write("| Job | Pool | Mode | Status | Duration | Reason |\n")
     out.write("|---|---|---|---|---|---|\n")
     for job in jobs:
         status = statuses[job.name]
         shown = f"{_ICONS.get(status, '')} {status.replace('_', ' ')}".strip()
-        if job.planned.job.allow_failure and job.state.is_unsuccessful:
+        if job.allowed_failure:
             shown += " (allowed)"
         reason = job.error if status != "succeeded" and job.error else ""
         duration = format_duration(job.duration) if job.duration is not None else "-"
         out.write(
-            f"| {job.name} | {job.planned.job.pool} | {job.planned.job.mode} | {shown} "
+            f"| {job.name} | {job.pool} | {job.mode} | {shown} "
             f"| {duration} | {_cell(reason, TABLE_REASON_LIMIT)} |\n"
         )
     unsettled = [j.name for j in jobs if statuses[j.name] in MAY_BE_RUNNING]
@@ -143,43 +138,79 @@ def step_summary(state: RunState, *, run_id: str) -> str:
     if failures:
         out.write("\n### Failures\n")
         for job in failures:
-            _write_failure(out, job, statuses[job.name], manifest.path)
+            _write_failure(out, job, statuses[job.name], run.manifest)
     out.write("\n### Graph\n\n```mermaid\n")
-    write_mermaid(state.plan, out, statuses=statuses)
+    write_graph(run, out)
     out.write("```\n")
-    _write_timeline(out, state, run_id)
-    if state.status != "succeeded":
+    _write_timeline(out, run)
+    if run.status != "succeeded":
         out.write(
-            f"\nResume with `celonis-runner run {manifest.path} --resume {run_id}`"
+            f"\nResume with `celonis-runner run {run.manifest} --resume {run.run_id}`"
             " (keep the state directory, e.g. as an artifact).\n"
         )
     out.write("\n")
     return out.getvalue()
 
 
-def _write_timeline(out: TextIO, state: RunState, run_id: str) -> None:
+def write_graph(run: RunResult, stream: TextIO) -> None:
+    """The run's graph as a Mermaid flowchart: a subgraph per pool, a node per job with its
+    mode, its part of the data job and its final status (as text and colour)."""
+    ids = {job.name: f"j{i}" for i, job in enumerate(run.jobs)}
+    stream.write("flowchart LR\n")
+    for pool_number, (pool, jobs) in enumerate(run.by_pool().items()):
+        stream.write(f'  subgraph p{pool_number}["{pool}"]\n')
+        for job in jobs:
+            label = f"{job.name}<br/>{job.mode}{_part(job)}"
+            label += f"<br/>{job.report_status.replace('_', ' ')}"
+            stream.write(f'    {ids[job.name]}["{label}"]\n')
+        stream.write("  end\n")
+    for job in run.jobs:
+        for dep in job.depends_on:
+            if dep in ids:
+                stream.write(f"  {ids[dep]} --> {ids[job.name]}\n")
+    for status, style in MERMAID_STATUS_STYLES.items():
+        members = [ids[j.name] for j in run.jobs if j.report_status == status]
+        if members:
+            stream.write(f"  classDef {status} {style}\n")
+            stream.write(f"  class {','.join(members)} {status}\n")
+
+
+def _part(job: JobResult) -> str:
+    """How much of the job runs, in counts (task names could break the syntax)."""
+    if job.subset is None:
+        return ""
+    counts = [
+        f"{len(job.subset[key]) if key in job.subset else 'all'} {kind}"
+        for key, kind in (
+            ("extractions", "extractions"),
+            ("transformations", "transformations"),
+            ("data_models", "data models"),
+        )
+    ]
+    return f"<br/>part: {', '.join(counts)}"
+
+
+def _write_timeline(out: TextIO, run: RunResult) -> None:
     """The run as a Gantt chart: a bar per job, a section per pool (runner.reports.gantt)."""
     from runner.reports.gantt import write_gantt
-    from runner.reports.runview import from_state
 
     out.write("\n### Timeline\n\n")
-    if len(state.jobs) > TIMELINE_MAX_JOBS:  # GitHub refuses a step summary over 1 MiB
+    if len(run.jobs) > TIMELINE_MAX_JOBS:  # GitHub refuses a step summary over 1 MiB
         out.write(
-            f"{len(state.jobs)} jobs: too many for a chart here; see "
-            f"`celonis-runner report {run_id} --format html`.\n"
+            f"{len(run.jobs)} jobs: too many for a chart here; see "
+            f"`celonis-runner report {run.run_id} --format html`.\n"
         )
         return
     out.write("```mermaid\n")
-    write_gantt(from_state(state, run_id=run_id), out)
+    write_gantt(run, out)
     out.write("```\n")
 
 
-def _write_failure(out: TextIO, job: JobRun, status: str, manifest: str) -> None:
-    spec = job.planned.job
-    where = f"`{manifest}` line {spec.line}" if spec.line else f"`{manifest}`"
-    allowed = " (allowed to fail)" if spec.allow_failure else ""
+def _write_failure(out: TextIO, job: JobResult, status: str, manifest: str) -> None:
+    where = f"`{manifest}` line {job.line}" if job.line else f"`{manifest}`"
+    allowed = " (allowed to fail)" if job.allow_failure else ""
     out.write(
-        f"\n**{job.name}** {status.replace('_', ' ')}{allowed}: pool `{spec.pool}`, {where}\n\n"
+        f"\n**{job.name}** {status.replace('_', ' ')}{allowed}: pool `{job.pool}`, {where}\n\n"
     )
     reason = inert_lines(job.error or "no reason given")
     fence = "`" * max(3, _longest_backtick_run(reason) + 1)

@@ -3,7 +3,7 @@
 The page needs no network and no JavaScript: the charts are inline SVG drawn
 here, the style is inline CSS. It is HTML5 that is also well-formed XML (so
 tests, and any XML tool, can parse it). Every text from the run is escaped,
-control characters included; the caller scrubs secrets first (`runview.scrubbed`).
+control characters included; the caller scrubs secrets first (`RunResult.redacted`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from runner.durations import format_duration
 from runner.files import write_text_atomic
 from runner.reports.report import iso
-from runner.reports.runview import JobView, RunView
+from runner.runresult.model import JobResult, RunResult
 from runner.text import replaced
 
 GRAPH_MAX_JOBS = 300
@@ -57,11 +57,11 @@ def colour(status: str) -> str:
     return COLOURS.get(status, NOT_RUN_COLOUR)
 
 
-def write_html(path: Path, view: RunView) -> None:
+def write_html(path: Path, view: RunResult) -> None:
     write_text_atomic(path, render(view))
 
 
-def render(view: RunView) -> str:
+def render(view: RunResult) -> str:
     title = f"celonis-runner: run {view.run_id} {view.status}"
     parts = [
         "<!DOCTYPE html>\n",
@@ -81,11 +81,8 @@ def render(view: RunView) -> str:
     return "".join(parts)
 
 
-def _overview(view: RunView) -> str:
-    counts: dict[str, int] = {}
-    for job in view.jobs:
-        counts[job.status] = counts.get(job.status, 0) + 1
-    summary = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()) or "no jobs"
+def _overview(view: RunResult) -> str:
+    summary = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in view.counts().items()) or "no jobs"
     took = format_duration(view.end - view.started_at)
     lines = [
         f"<p>Manifest <code>{text(view.manifest)}</code>; started {text(iso(view.started_at))}"
@@ -98,9 +95,9 @@ def _overview(view: RunView) -> str:
     return "".join(lines)
 
 
-def _legend(view: RunView) -> str:
+def _legend(view: RunResult) -> str:
     """What each colour means, for the statuses this run has."""
-    statuses = dict.fromkeys(job.status for job in view.jobs)
+    statuses = dict.fromkeys(job.report_status for job in view.jobs)
     items = "".join(
         f'<span style="color: {colour(s)}">\u25a0</span> {text(s.replace("_", " "))} '
         for s in statuses
@@ -108,17 +105,17 @@ def _legend(view: RunView) -> str:
     return f"<p>{items}</p>\n"
 
 
-def _jobs_table(view: RunView) -> str:
+def _jobs_table(view: RunResult) -> str:
     rows = [
         "<table><thead><tr><th>Job</th><th>Pool</th><th>Status</th><th>Started</th>"
         "<th>Duration</th><th>Reason and tasks</th></tr></thead><tbody>\n"
     ]
     for job in view.jobs:
-        status = job.status.replace("_", " ") + (" (allowed)" if job.allow_failure else "")
+        status = job.report_status.replace("_", " ") + (" (allowed)" if job.allowed_failure else "")
         duration = format_duration(job.duration) if job.duration is not None else "-"
         rows.append(
             f'<tr id="job-{text(job.name)}"><td>{text(job.name)}</td><td>{text(job.pool)}</td>'
-            f'<td class="status" style="color: {colour(job.status)}">{text(status)}</td>'
+            f'<td class="status" style="color: {colour(job.report_status)}">{text(status)}</td>'
             f"<td>{text(iso(job.started_at) or '-')}</td><td>{text(duration)}</td>"
             f'<td class="reason">{_reason(job)}</td></tr>\n'
         )
@@ -126,20 +123,20 @@ def _jobs_table(view: RunView) -> str:
     return "".join(rows)
 
 
-def _reason(job: JobView) -> str:
-    reason = text(job.error) if job.error and job.status != "succeeded" else ""
+def _reason(job: JobResult) -> str:
+    reason = text(job.error) if job.error and job.report_status != "succeeded" else ""
     if not job.tasks:
         return reason
     items = "".join(
         f"<li>{text(t.name)}: {text(t.status)}"
-        + (f" ({text(t.detail)})" if t.detail else "")
+        + (f" ({text(t.error)})" if t.error else "")
         + "</li>"
         for t in job.tasks
     )
     return f'{reason}<ul class="tasks">{items}</ul>'
 
 
-def timeline_svg(view: RunView) -> str:
+def timeline_svg(view: RunResult) -> str:
     """A bar per job on one time axis, the jobs grouped under their pool."""
     start, span = view.started_at, max(view.end - view.started_at, 1e-3)
     scale = CHART_WIDTH / span
@@ -169,25 +166,25 @@ def _axis(span: float, bottom: int) -> Iterable[str]:
         )
 
 
-def _bar(job: JobView, y: int, start: float, scale: float, end: float) -> str:
+def _bar(job: JobResult, y: int, start: float, scale: float, end: float) -> str:
     label = f'<text x="16" y="{y + 14}">{text(_short(job.name, 36))}</text>'
     if job.started_at is None:
         return label + (
             f'<text x="{LABEL_WIDTH}" y="{y + 14}" fill="{NOT_RUN_COLOUR}">'
-            f"{text(job.status.replace('_', ' '))}</text>"
+            f"{text(job.report_status.replace('_', ' '))}</text>"
         )
     finish = job.finished_at if job.finished_at is not None else end
     x = LABEL_WIDTH + (job.started_at - start) * scale
     width = max((finish - job.started_at) * scale, 2.0)
     duration = format_duration(job.duration) if job.duration is not None else "still running"
-    tip = f"{job.name}: {job.status.replace('_', ' ')}, {duration}"
+    tip = f"{job.name}: {job.report_status.replace('_', ' ')}, {duration}"
     return label + (
         f'<rect x="{x:.1f}" y="{y + 3}" width="{width:.1f}" height="{ROW - 6}" rx="2"'
-        f' fill="{colour(job.status)}"><title>{text(tip)}</title></rect>'
+        f' fill="{colour(job.report_status)}"><title>{text(tip)}</title></rect>'
     )
 
 
-def graph_svg(view: RunView) -> str:
+def graph_svg(view: RunResult) -> str:
     """The dependency graph: a column per wave, an arrow from each dependency to its dependent."""
     node_w, node_h, col_w, row_h = 190, 26, 240, 36
     place: dict[str, tuple[float, float]] = {}
@@ -206,8 +203,8 @@ def graph_svg(view: RunView) -> str:
     ]
     nodes = [
         f'<rect x="{place[j.name][0]}" y="{place[j.name][1]}" width="{node_w}" height="{node_h}"'
-        f' rx="4" fill="#ffffff" stroke="{colour(j.status)}" stroke-width="2">'
-        f"<title>{text(f'{j.name} ({j.pool}): {j.status}')}</title></rect>"
+        f' rx="4" fill="#ffffff" stroke="{colour(j.report_status)}" stroke-width="2">'
+        f"<title>{text(f'{j.name} ({j.pool}): {j.report_status}')}</title></rect>"
         f'<text x="{place[j.name][0] + 6}" y="{place[j.name][1] + 17}">{text(_short(j.name, 26))}</text>'
         for j in view.jobs
     ]
@@ -224,7 +221,7 @@ def graph_svg(view: RunView) -> str:
     )
 
 
-def _graph_list(view: RunView) -> str:
+def _graph_list(view: RunResult) -> str:
     items = "".join(
         f"<li>{text(j.name)} (wave {j.wave})"
         + (f" after {text(', '.join(j.depends_on))}" if j.depends_on else "")

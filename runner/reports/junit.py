@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runner.errors import UsageError
-from runner.execution.runstate import JobRun, RunState
 from runner.files import write_text_atomic
 from runner.reports.report import iso
 from runner.reports.tasks import task_line
+from runner.runresult.model import JobResult, RunResult
 from runner.text import replaced
 
 MESSAGE_LIMIT = 1000
@@ -36,30 +36,29 @@ _UNSETTLED = {
 """Report statuses of jobs that may still be running in Celonis, and what JUnit says of them."""
 
 
-def build_junit(state: RunState) -> ET.Element:
+def build_junit(run: RunResult) -> ET.Element:
     root = ET.Element("testsuites", name="celonis-runner")
     totals = {"tests": 0, "failures": 0, "errors": 0}
-    for pool in state.plan.pools():
-        jobs = [j for j in state.jobs.values() if j.planned.job.pool == pool]
-        suite = _suite(pool, jobs, state)
+    for pool, jobs in run.by_pool().items():
+        suite = _suite(pool, jobs, run)
         root.append(suite)
         for key in totals:
             totals[key] += int(suite.get(key, "0"))
     for key, value in totals.items():
         root.set(key, str(value))
-    root.set("time", _seconds(_span(state.started_at, state.finished_at)))
+    root.set("time", _seconds(_span(run.started_at, run.finished_at)))
     return root
 
 
-def junit_text(state: RunState) -> str:
-    root = build_junit(state)
+def junit_text(run: RunResult) -> str:
+    root = build_junit(run)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(path: Path, state: RunState) -> None:
+def write_junit(path: Path, run: RunResult) -> None:
     """Written whole or not at all (a temporary file renamed into place); UsageError if it can't be."""
-    text = junit_text(state)
+    text = junit_text(run)
     try:
         write_text_atomic(path, text)
     except OSError as exc:
@@ -73,14 +72,12 @@ def _unwritable(path: Path, exc: OSError) -> UsageError:
     )
 
 
-def _suite(pool: str, jobs: list[JobRun], state: RunState) -> ET.Element:
-    failed = [j.state.is_unsuccessful and not j.planned.job.allow_failure for j in jobs]
-    skipped = [
-        j.state.not_run or (j.state.is_unsuccessful and j.planned.job.allow_failure) for j in jobs
-    ]
+def _suite(pool: str, jobs: list[JobResult], run: RunResult) -> ET.Element:
+    failed = [j.state.is_unsuccessful and not j.allow_failure for j in jobs]
+    skipped = [j.state.not_run or j.allowed_failure for j in jobs]
     starts = [j.started_at for j in jobs if j.started_at is not None]
     ends = [j.finished_at for j in jobs if j.finished_at is not None]
-    first = min(starts, default=state.started_at)
+    first = min(starts, default=run.started_at)
     suite = ET.Element(
         "testsuite",
         name=pool,
@@ -92,11 +89,11 @@ def _suite(pool: str, jobs: list[JobRun], state: RunState) -> ET.Element:
         timestamp=datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
     )
     properties = ET.SubElement(suite, "properties")
-    pool_id = jobs[0].planned.job.pool_id if jobs else ""
+    pool_id = jobs[0].pool_id if jobs else ""
     for name, value in (
         ("pool_id", pool_id),
-        ("run_id", state.run_id),
-        ("manifest", state.plan.manifest.path),
+        ("run_id", run.run_id),
+        ("manifest", run.manifest),
     ):
         ET.SubElement(properties, "property", name=name, value=_clean(value))
     for job in jobs:  # the JUnit schema allows properties on a suite only
@@ -108,17 +105,16 @@ def _suite(pool: str, jobs: list[JobRun], state: RunState) -> ET.Element:
     return suite
 
 
-def _case(job: JobRun) -> ET.Element:
-    spec = job.planned.job
+def _case(job: JobResult) -> ET.Element:
     status = job.report_status
     case = ET.Element(
         "testcase",
-        classname=spec.pool,
+        classname=job.pool,
         name=job.name,
         time=_seconds(job.duration or 0.0),
     )
     reason = job.error or status.replace("_", " ")
-    if job.state.is_unsuccessful and spec.allow_failure:
+    if job.allowed_failure:
         ET.SubElement(case, "skipped", type="allowed_failure", message=_message(reason))
     elif job.state.is_unsuccessful:
         failure = ET.SubElement(case, "failure", type=status, message=_message(reason))
@@ -133,9 +129,9 @@ def _case(job: JobRun) -> ET.Element:
         "\n".join(
             [
                 f"status: {status}",
-                f"pool: {spec.pool} ({spec.pool_id})",
-                f"job id: {spec.job_id}",
-                f"mode: {spec.mode}",
+                f"pool: {job.pool} ({job.pool_id})",
+                f"job id: {job.job_id}",
+                f"mode: {job.mode}",
                 f"attempts: {job.attempts}",
                 f"started: {iso(job.started_at) or '-'}",
                 f"finished: {iso(job.finished_at) or '-'}",

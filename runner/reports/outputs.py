@@ -1,15 +1,13 @@
 """Everything a run writes at its end (JSON report, summary, GitHub outputs, JUnit,
-HTML), and the
-checks of those paths before the run starts.
+HTML), and the checks of those paths before the run starts.
 
-All of it goes through one Redactor first: the run's texts (job reasons, the
-run's error) are scrubbed once, before any output shortens them. A file that
-cannot be written is said plainly; the summary is printed all the same.
+All of it renders one `RunResult`, redacted once by its maker (`RunResult.redacted`)
+before any output shortens a text. A file that cannot be written is said plainly;
+the summary is printed all the same.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,14 +15,12 @@ from pathlib import Path
 from typing import TextIO
 
 from runner.errors import RunnerError, UsageError
-from runner.execution.runstate import RunState
 from runner.files import write_json_atomic
-from runner.logs import Redactor
 from runner.reports import github
 from runner.reports.junit import write_junit
 from runner.reports.report import build_report, write_summary
+from runner.runresult.model import RunResult
 from runner.terminal import use_colour
-from runner.text import encodable
 
 
 @dataclass(frozen=True)
@@ -90,58 +86,35 @@ def _unwritable(path: Path) -> str | None:
     return None
 
 
-def scrub_state(state: RunState, redactor: Redactor) -> None:
-    """Remove secrets from every text of the run, before any output is written or cut; and
-    lone surrogates, which no output could encode (Celonis' JSON may carry them)."""
-
-    def scrub(text: str) -> str:
-        return encodable(str(redactor.scrub(text)))
-
-    state.error = scrub(state.error) if state.error else state.error
-    for job in state.jobs.values():
-        if job.error:
-            job.error = scrub(job.error)
-        if job.tasks:  # Celonis' ERROR lines may echo anything (issue 12)
-            job.tasks = tuple(
-                dataclasses.replace(t, name=scrub(t.name), error=t.error and scrub(t.error))
-                for t in job.tasks
-            )
-
-
 def write_outputs(
-    state: RunState,
+    run: RunResult,
     outputs: Outputs,
     *,
-    run_id: str,
-    redactor: Redactor,
     stdout: TextIO,
     stderr: TextIO,
     environ: Mapping[str, str],
 ) -> bool:
-    """The summary on stdout and every output asked for; False if one could not be written
-    (said on stderr, the others are written all the same)."""
-    scrub_state(state, redactor)
+    """The summary on stdout and every output asked for, of a run already redacted
+    (`RunResult.redacted`); False if one could not be written (said on stderr, the others are
+    written all the same)."""
     ok = True
     if outputs.report:
-        report = build_report(state, run_id=run_id)
+        report = build_report(run)  # written as report_text renders it (`report --format`)
         ok &= _written(stderr, "--report", outputs.report, lambda p: write_json_atomic(p, report))
-    write_summary(state, stdout, colour=use_colour(stdout, environ))
+    write_summary(run, stdout, colour=use_colour(stdout, environ))
     if outputs.github:
-        github.report_run(state, run_id=run_id, stream=stderr, environ=environ)
+        github.report_run(run, stream=stderr, environ=environ)
     if outputs.junit_xml:
-        ok &= _written(stderr, "--junit-xml", outputs.junit_xml, lambda p: write_junit(p, state))
+        ok &= _written(stderr, "--junit-xml", outputs.junit_xml, lambda p: write_junit(p, run))
     if outputs.html:
-        ok &= _written(
-            stderr, "--html", outputs.html, lambda p: _write_html(p, state, run_id, redactor)
-        )
+        ok &= _written(stderr, "--html", outputs.html, lambda p: _write_html(p, run))
     return ok
 
 
-def _write_html(path: Path, state: RunState, run_id: str, redactor: Redactor) -> None:
+def _write_html(path: Path, run: RunResult) -> None:
     from runner.reports.html import write_html
-    from runner.reports.runview import from_state, scrubbed
 
-    write_html(path, scrubbed(from_state(state, run_id=run_id), redactor))
+    write_html(path, run)
 
 
 def _written(stderr: TextIO, option: str, path: str, write: Callable[[Path], object]) -> bool:

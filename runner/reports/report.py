@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from runner.durations import format_duration
-from runner.execution.runstate import RunState
 from runner.reports.tasks import report_fields as task_fields
 from runner.reports.tasks import summary_text as tasks_summary
+from runner.runresult.model import RunResult
 from runner.text import inert
 
 REPORT_VERSION = 1
@@ -26,27 +27,27 @@ def iso(epoch: float | None) -> str | None:
     )
 
 
-def build_report(state: RunState, *, run_id: str) -> dict[str, Any]:
-    manifest = state.plan.manifest
-    duration = (state.finished_at - state.started_at) if state.finished_at is not None else None
+def build_report(run: RunResult) -> dict[str, Any]:
+    """The JSON report (schema/report.schema.json)."""
+    duration = run.duration
     return {
         "report_version": REPORT_VERSION,
-        "run_id": run_id,
-        "status": state.status,
-        "error": state.error,
-        "started_at": iso(state.started_at),
-        "finished_at": iso(state.finished_at),
+        "run_id": run.run_id,
+        "status": run.status,
+        "error": run.error,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
         "duration_seconds": None if duration is None else round(duration, 3),
-        "manifest": {"path": manifest.path, "sha256": manifest.sha256},
+        "manifest": {"path": run.manifest, "sha256": run.manifest_sha256},
         "jobs": [
             {
                 "name": job.name,
-                "pool": job.planned.job.pool,
-                "pool_id": job.planned.job.pool_id,
-                "job_id": job.planned.job.job_id,
-                "mode": job.planned.job.mode,
+                "pool": job.pool,
+                "pool_id": job.pool_id,
+                "job_id": job.job_id,
+                "mode": job.mode,
                 "status": job.report_status,
-                "allow_failure": job.planned.job.allow_failure,
+                "allow_failure": job.allow_failure,
                 "started_at": iso(job.started_at),
                 "finished_at": iso(job.finished_at),
                 "duration_seconds": None if job.duration is None else round(job.duration, 3),
@@ -54,22 +55,26 @@ def build_report(state: RunState, *, run_id: str) -> dict[str, Any]:
                 "error": job.error,
                 **task_fields(job, iso),
             }
-            for job in state.jobs.values()
+            for job in run.jobs
         ],
     }
 
 
-def write_summary(state: RunState, stream: TextIO, *, colour: bool = False) -> None:
+def report_text(run: RunResult) -> str:
+    """The JSON report as `run --report` writes it."""
+    return json.dumps(build_report(run), indent=2) + "\n"
+
+
+def write_summary(run: RunResult, stream: TextIO, *, colour: bool = False) -> None:
     """The table of jobs and the verdict; states coloured when `colour` (a terminal)."""
     from runner.logs import colour_state
 
-    jobs = list(state.jobs.values())
+    jobs = run.jobs
     rows = [
         (
             job.name,
-            job.planned.job.pool,
-            job.report_status
-            + (" (allowed)" if job.planned.job.allow_failure and job.state.is_unsuccessful else ""),
+            job.pool,
+            job.report_status + (" (allowed)" if job.allowed_failure else ""),
             format_duration(job.duration) if job.duration is not None else "-",
             one_line(job.error) if job.state != "succeeded" and job.error else "",
         )
@@ -84,15 +89,12 @@ def write_summary(state: RunState, stream: TextIO, *, colour: bool = False) -> N
             cells[2] = colour_state(cells[2], colour)
         stream.write(("  ".join(cells) + "  " + row[4]).rstrip() + "\n")
     stream.write(tasks_summary(jobs, one_line))
-    counts: dict[str, int] = {}
-    for job in jobs:
-        counts[job.report_status] = counts.get(job.report_status, 0) + 1
-    total = (state.finished_at or state.started_at) - state.started_at
-    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
-    verdict = colour_state(f"Run {state.status}", colour, state.status)
+    total = (run.finished_at or run.started_at) - run.started_at
+    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
+    verdict = colour_state(f"Run {run.status}", colour, run.status)
     stream.write(f"\n{verdict}: {parts} in {format_duration(total)}\n")
-    if state.error:
-        stream.write(f"{one_line(state.error)}\n")
+    if run.error:
+        stream.write(f"{one_line(run.error)}\n")
     unsettled = [job.name for job in jobs if job.report_status in MAY_BE_RUNNING]
     if unsettled:
         stream.write(

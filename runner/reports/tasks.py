@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from runner.durations import format_duration
-from runner.execution.runstate import JobRun, JobState
-from runner.task_records import TaskResult
+from runner.runresult.model import JobResult, JobState, TaskOutcome
 from runner.text import inert
 
 _WORDS = {
@@ -27,24 +26,24 @@ _WORDS = {
 }
 
 
-def status_word(task: TaskResult) -> str:
+def status_word(task: TaskOutcome) -> str:
     """Celonis' status in the words the job statuses use."""
     return _WORDS.get(task.status, task.status.lower())
 
 
-def duration_text(task: TaskResult) -> str:
+def duration_text(task: TaskOutcome) -> str:
     return format_duration(task.duration) if task.duration is not None else "-"
 
 
-def first_error_line(task: TaskResult) -> str:
+def first_error_line(task: TaskOutcome) -> str:
     lines = (task.error or "").splitlines()
     return lines[0].strip() if lines else ""
 
 
-def report_fields(job: JobRun, when: Callable[[float | None], str | None]) -> dict[str, Any]:
+def report_fields(job: JobResult, when: Callable[[float | None], str | None]) -> dict[str, Any]:
     """The job's subset (as the manifest or --tasks named it) and its tasks, for the report;
     `when` writes a time as the report does."""
-    subset = job.planned.job.tasks
+    subset = job.subset
     tasks = None
     if job.tasks is not None:
         tasks = [
@@ -55,10 +54,10 @@ def report_fields(job: JobRun, when: Callable[[float | None], str | None]) -> di
             }
             for t in job.tasks
         ]
-    return {"subset": subset.to_dict() if subset is not None else None, "tasks": tasks}
+    return {"subset": dict(subset) if subset is not None else None, "tasks": tasks}
 
 
-def task_line(task: TaskResult) -> str:
+def task_line(task: TaskOutcome) -> str:
     """`SAP customers: failed 1m: ORA-00942 ...` (one line)."""
     error = first_error_line(task)
     return f"{task.name}: {status_word(task)} {duration_text(task)}" + (
@@ -66,18 +65,17 @@ def task_line(task: TaskResult) -> str:
     )
 
 
-def with_tasks(jobs: Iterable[JobRun]) -> list[JobRun]:
+def with_tasks(jobs: Iterable[JobResult]) -> list[JobResult]:
     return [job for job in jobs if job.tasks]
 
 
-def _worth_listing(job: JobRun) -> bool:
+def _worth_listing(job: JobResult) -> bool:
     """A job's tasks are listed in the summary when it did not succeed or ran only part of its
     data job; a whole job that succeeded is one line of the job table (the report has all)."""
-    partial = job.planned.job.tasks is not None or job.planned.task_ids is not None
-    return job.state != JobState.SUCCEEDED or partial
+    return job.state != JobState.SUCCEEDED or job.partial
 
 
-def summary_text(jobs: Iterable[JobRun], one_line: Any) -> str:
+def summary_text(jobs: Iterable[JobResult], one_line: Any) -> str:
     """The summary's task table: a block per job that failed or ran a part, a row per task."""
     out = []
     for job in with_tasks(jobs):
@@ -93,7 +91,7 @@ def summary_text(jobs: Iterable[JobRun], one_line: Any) -> str:
     return "".join(out)
 
 
-def markdown(jobs: Iterable[JobRun], cell: Any) -> str:
+def markdown(jobs: Iterable[JobResult], cell: Any) -> str:
     """The GitHub step summary's task table (only jobs whose tasks were read)."""
     ran = with_tasks(jobs)
     if not ran:

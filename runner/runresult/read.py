@@ -1,20 +1,23 @@
-"""Reading a saved run back: the snapshot and its journal, checked against schema/state.schema.json.
+"""The one reader of a saved run: the snapshot and its journal, checked against
+schema/state.schema.json (`load_saved`), or fast and unchecked (`read_unchecked`).
 
 Everything that is not a state file this runner wrote (truncated, tampered,
-another format) is a `DamagedStateError` (exit 2) that names the file and
-the place in it, never an internal error. The checks are a JSON Schema, not
-`assert`s, so they also hold under `python -O`.
+another format) is a `DamagedStateError` (exit 2) for `load_saved` that names
+the file and the place in it, never an internal error. The checks are a JSON
+Schema, not `assert`s, so they also hold under `python -O`. `read_unchecked`
+is for learned durations, which read twenty runs for one plan: it skips the
+schema (seconds at 10,000 jobs) and gives None for anything unreadable.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.errors import UsageError
+from runner.runresult.records import SavedRun
 from runner.schema import schema_issues
 
 DEFAULT_STATE_DIR = ".celonis-runner/runs"
@@ -37,35 +40,6 @@ class DamagedStateError(UsageError):
         super().__init__(f"cannot {doing} {path}: the state file is damaged: {why}{advice}")
         self.path = path
         self.why = why
-
-
-@dataclass(frozen=True)
-class SavedRun:
-    path: Path
-    data: dict[str, Any]
-
-    @property
-    def run_id(self) -> str:
-        return str(self.data["run_id"])
-
-    @property
-    def select(self) -> list[str]:
-        return list(self.data["selection"]["select"])
-
-    @property
-    def exclude(self) -> list[str]:
-        return list(self.data["selection"]["exclude"])
-
-    @property
-    def tasks(self) -> list[str]:
-        """The run's --tasks options (issue 12); none in files from before they were saved."""
-        return list(self.data["selection"].get("tasks", []))
-
-    @property
-    def target(self) -> str | None:
-        """Where the run went (a base URL or "emulator"); None in files from before it was saved."""
-        target = self.data.get("target")
-        return target if isinstance(target, str) else None
 
 
 def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
@@ -174,3 +148,37 @@ def _load_saved(path: Path) -> SavedRun:
         if record["g"] == generation:  # other generations were compacted into the snapshot
             data["jobs"][record["job"]] = record["data"]
     return SavedRun(path, data)
+
+
+def read_unchecked(path: Path) -> SavedRun | None:
+    """The saved run without the schema check, or None when it is not one (not JSON, no jobs,
+    no manifest path). Its records are read as tolerantly as `SavedJob.from_record` does; a
+    journal line that is not a record is passed over."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+        return None
+    recorded = data.get("manifest")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("path"), str):
+        return None
+    if data.get("generation") is not None:
+        _apply_journal_unchecked(journal_path(path), data["generation"], data["jobs"])
+    return SavedRun(path, data)
+
+
+def _apply_journal_unchecked(journal: Path, generation: object, jobs: dict[str, Any]) -> None:
+    try:
+        lines = journal.read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        return
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict) and record.get("g") == generation:
+            name, job = record.get("job"), record.get("data")
+            if isinstance(name, str) and isinstance(job, dict):
+                jobs[name] = job

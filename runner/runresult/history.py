@@ -5,22 +5,21 @@ where the manifest gives the job no `expected_duration`. Only runs of the
 same manifest count, only executions that succeeded (a failure's duration
 says little about a normal run), and only while the job still points at the
 same Celonis job. The cost is bounded: at most HISTORY_LIMIT state files,
-the newest first, each read once without the schema check; a file that cannot
+the newest first, each read once without the schema check (`read_unchecked`); a file that cannot
 be read is passed over.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from runner.execution.stateread import JOURNAL_SUFFIX
 from runner.manifest.model import Manifest
+from runner.runresult.read import read_unchecked
+from runner.runresult.records import SavedRun
 
 HISTORY_LIMIT = 20
 """State files read at most (the newest), whatever the number of runs saved."""
@@ -52,7 +51,7 @@ def learned_durations(
     }
 
 
-def _saved_runs(directory: Path, manifest_path: str, limit: int) -> list[dict[str, Any]]:
+def _saved_runs(directory: Path, manifest_path: str, limit: int) -> list[SavedRun]:
     try:
         files = sorted(directory.glob("*.json"), key=_mtime, reverse=True)[:limit]
     except OSError:
@@ -66,57 +65,25 @@ def _saved_runs(directory: Path, manifest_path: str, limit: int) -> list[dict[st
     return runs
 
 
-def _read_run(path: Path, manifest: Path) -> dict[str, Any] | None:
-    """The jobs of a saved run of `manifest` (snapshot plus its journal), or None.
-
-    Not `load_saved`: its schema check costs seconds for a run of 10,000 jobs, twenty times
-    over for a plan. History reads only numbers and strings and checks each where it reads
-    it; a file that is not a run of this manifest, or not JSON, is passed over.
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+def _read_run(path: Path, manifest: Path) -> SavedRun | None:
+    """A saved run of `manifest`, or None. Not `load_saved`: its schema check costs seconds
+    for a run of 10,000 jobs, twenty times over for a plan (`read_unchecked` reads each field
+    only where it has its type)."""
+    saved = read_unchecked(path)
+    if saved is None:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
-        return None
-    recorded = data.get("manifest")
-    if not isinstance(recorded, dict) or not isinstance(recorded.get("path"), str):
-        return None
-    if _resolved(recorded["path"]) != manifest:
-        return None
-    if data.get("generation") is not None:
-        _apply_journal(path.with_suffix(JOURNAL_SUFFIX), data["generation"], data["jobs"])
-    return data
+    recorded = saved.manifest_resolved or saved.manifest_path
+    return saved if _resolved(recorded) == manifest else None
 
 
-def _apply_journal(journal: Path, generation: object, jobs: dict[str, Any]) -> None:
-    """The journal's lines of the snapshot's generation, over the snapshot's jobs (as
-    runner.execution.stateread.load_saved does); a line that is not a record is skipped."""
-    try:
-        lines = journal.read_text(encoding="utf-8").splitlines()
-    except (OSError, ValueError):
-        return
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(record, dict) and record.get("g") == generation:
-            name, job = record.get("job"), record.get("data")
-            if isinstance(name, str) and isinstance(job, dict):
-                jobs[name] = job
-
-
-def _durations(data: Mapping[str, Any], wanted: Mapping[str, str]) -> list[tuple[str, float]]:
+def _durations(saved: SavedRun, wanted: Mapping[str, str]) -> list[tuple[str, float]]:
     found = []
-    for name, record in data["jobs"].items():
-        if name not in wanted or not isinstance(record, dict):
+    for name, record in saved.jobs.items():
+        if name not in wanted or record.state != "succeeded":
             continue
-        if record.get("state") != "succeeded":
-            continue
-        if str(record.get("job_id", "")).lower() != wanted[name]:
+        if record.job_id.lower() != wanted[name]:
             continue  # the name now stands for another Celonis job
-        start, end = _seconds(record.get("started_at")), _seconds(record.get("finished_at"))
+        start, end = _seconds(record.started_at), _seconds(record.finished_at)
         if start is not None and end is not None and end >= start:
             found.append((name, float(end - start)))
     return found
