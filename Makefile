@@ -45,6 +45,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,tls,bench]'
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/diff.py
 	$(BIN)/python bench/makespan.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/emulator.py

@@ -38,6 +38,9 @@ COMMANDS: dict[str, CommandInfo] = {
     "plan": CommandInfo(
         "runner.commands.plan", "dry run: print the waves and critical path `run` would execute"
     ),
+    "diff": CommandInfo(
+        "runner.commands.diff", "what a change to the manifest does: jobs, fields, dependencies"
+    ),
     "run": CommandInfo(
         "runner.commands.run", "run the jobs in dependency order, in parallel where possible"
     ),
@@ -61,7 +64,8 @@ COMMANDS: dict[str, CommandInfo] = {
 
 EXIT_CODES = (
     "Exit codes: 0 ok; 1 a job failed; 2 invalid manifest or usage; "
-    "3 API unusable or internal error; 130/143 interrupted."
+    "3 API unusable or internal error; 130/143 interrupted. "
+    "diff --detailed-exitcode: 0 no change, 2 changed, 1 error."
 )
 
 
@@ -119,11 +123,15 @@ def build_parser(
         prog="celonis-runner",
         description="Validate, plan and run Celonis data jobs declared in jobs.yaml.",
         epilog=EXIT_CODES,
+        # `--base` must never be read as `--base-url`: a new option must not change old lines
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action=_version_action(stdout or sys.stdout))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, info in COMMANDS.items():
-        child = sub.add_parser(name, help=info.summary, description=info.summary + ".")
+        child = sub.add_parser(
+            name, help=info.summary, description=info.summary + ".", allow_abbrev=False
+        )
         if name == command:
             module = _module(name)
             child.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -193,22 +201,28 @@ def invoke(
     try:
         args = parse_args(words, ctx.stdout, ctx.stderr)
     except SystemExit as exc:  # argparse: --help/--version exit 0, usage errors exit 2
-        return Outcome(int(exc.code or 0))
+        return Outcome(_error_code(int(exc.code or 0), "--detailed-exitcode" in words))
     code = _guarded(args, ctx)
     return Outcome(code, ctx.hard_exit)
+
+
+def _error_code(code: int, detailed: bool) -> int:
+    """With `--detailed-exitcode` 2 means "changed": an error exits 1 then, as Terraform's."""
+    return ExitCode.JOB_FAILED if detailed and code == ExitCode.INVALID else code
 
 
 def _guarded(args: argparse.Namespace, ctx: Context) -> int:
     """The command's exit code; errors printed (never a traceback) with their exit code."""
     env, stderr = ctx.environ, ctx.stderr
+    detailed = bool(getattr(args, "detailed_exitcode", False))
     try:
         code: int = _module(args.command).main(args, ctx)
         return code
     except ManifestError as exc:
-        return _manifest_problems(exc, args, ctx)
+        return _error_code(_manifest_problems(exc, args, ctx), detailed)
     except RunnerError as exc:
         stderr.write(f"celonis-runner: error: {_scrubbed(str(exc), env)}\n")
-        return exc.exit_code
+        return _error_code(exc.exit_code, detailed)
     except KeyboardInterrupt:
         stderr.write("celonis-runner: interrupted\n")
         return ExitCode.INTERRUPTED

@@ -80,3 +80,11 @@ def test_http_request_bench_runs() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"Transport.get_json: \d+ us CPU per call", result.stdout)
     assert "ratio ours/baseline: " in result.stdout
+
+
+def test_diff_bench_runs() -> None:
+    result = run_bench("diff.py", "--jobs", "200", "--pools", "4", "--runs", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid (200 jobs in 4 pools)" in result.stdout
+    assert re.search(r"ratio diff/validate\s*:\s*[0-9.]+", result.stdout), result.stdout
+    assert "diff says: changed ['pool_00_extract_0000']" in result.stdout

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -320,3 +321,33 @@ def test_validate_counts_in_the_singular_too(
     )
     result = cli("validate", str(path))
     assert result.code == 0 and result.out == f"{path}: valid (1 job in 1 pool)\n"
+
+
+def test_abbreviated_long_options_are_refused() -> None:
+    """Adding an option must never change what an existing command line means (issue 26):
+    argparse's prefix matching took `--base` as `--base-url` and `--junit` as `--junit-xml`."""
+    import argparse
+
+    from runner.cli import COMMANDS, build_parser, parse_args
+
+    args = parse_args(["plan", "--base", "HEAD:jobs.yaml", "jobs.yaml"])
+    assert args.base == "HEAD:jobs.yaml" and args.base_url is None
+    args = parse_args(["run", "--base-url", "https://acme.eu-1.celonis.cloud"])
+    assert args.base_url == "https://acme.eu-1.celonis.cloud" and args.base is None
+    err = io.StringIO()
+    for line in (
+        ["run", "--junit", "junit.xml"],
+        ["status", "--base", "https://acme.eu-1.celonis.cloud"],
+        ["logs", "load", "--base", "https://acme.eu-1.celonis.cloud"],
+        ["plan", "--check", "jobs.yaml"],
+        ["run", "--report-", "r.json"],
+    ):
+        with pytest.raises(SystemExit) as raised:
+            parse_args(line, io.StringIO(), err)
+        assert raised.value.code == 2, line
+        assert f"unrecognized arguments: {line[-2]}" in err.getvalue(), line
+    for name in COMMANDS:
+        parser = build_parser(name)
+        assert parser.allow_abbrev is False
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        assert all(child.allow_abbrev is False for child in sub.choices.values()), name

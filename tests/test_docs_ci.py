@@ -162,3 +162,22 @@ def test_scheduled_example_runs_on_cron_and_may_read_other_runs_artifacts() -> N
     on = yaml.safe_load(SCHEDULED.read_text())[True]  # YAML 1.1 reads the key `on` as True
     [cron] = on["schedule"]
     assert len(cron["cron"].split()) == 5 and "workflow_dispatch" in on
+
+
+def test_the_pull_request_check_comments_the_diff_and_runs_only_what_changed() -> None:
+    """Issue 26: the PR check comments `diff --format markdown` and a slim run of the changed
+    jobs and everything downstream goes to a dev team; both need the target branch fetched."""
+    document = yaml.safe_load(GITHUB.read_text())
+    check, slim = document["jobs"]["check"], document["jobs"]["slim-run"]
+    assert check["permissions"] == {"contents": "read", "pull-requests": "write"}
+    for job in (check, slim):
+        assert job["steps"][0]["with"]["fetch-depth"] == 0
+    lines = [argv(line) for text in scripts(document) for line in commands(text)]
+    diff = next(words for words in lines if words[0] == "diff")
+    assert diff[1:] == ["origin/GITHUB_EXPRESSION:jobs.yaml", "jobs.yaml", "--format", "markdown"]
+    assert "gh pr comment" in GITHUB.read_text()
+    slim_lines = [argv(line) for text in scripts(slim) for line in commands(text)]
+    [run] = [words for words in slim_lines if words[0] == "run"]
+    assert run[run.index("--select") + 1] == "state:modified+"
+    assert run[run.index("--base") + 1] == "origin/GITHUB_EXPRESSION:jobs.yaml"
+    assert "--base-url" in run and "DEV" in str(slim["env"])

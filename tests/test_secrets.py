@@ -204,7 +204,7 @@ def test_secrets_stay_out_of_the_subset_keys_and_the_task_results(cli: Cli, tmp_
             "refresh",
             "--report",
             str(tmp_path / "report.json"),
-            "--junit",
+            "--junit-xml",
             str(tmp_path / "junit.xml"),
             environ=env,
         )

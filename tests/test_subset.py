@@ -294,7 +294,7 @@ def test_task_results_in_the_report_state_summary_junit_and_github(
     result, _, report = run_pipeline(
         cli,
         p,
-        "--junit",
+        "--junit-xml",
         str(tmp_path / "junit.xml"),
         environ={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"},
     )

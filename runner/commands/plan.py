@@ -11,6 +11,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
+from runner.commands.base import changes_against
 from runner.commands.shared import (
     Context,
     RemoteOptions,
@@ -37,14 +38,17 @@ WRITERS = {
 }
 
 EXAMPLES = """\
-  celonis-runner plan                                   # the waves of ./jobs.yaml
   celonis-runner plan --select +transform_o2c --format mermaid
+  celonis-runner plan --select state:modified+ --base origin/main:jobs.yaml   # what changed
   celonis-runner plan prod.jobs.yaml --check-remote     # are the pools and jobs there?"""
 
 
 def add_selection(parser: argparse.ArgumentParser) -> None:
     """`--select`, `--exclude`, `--max-parallel`: which jobs, how many at once (also `run`'s)."""
-    forms = "NAME, +NAME (with its dependencies), NAME+ (with its dependents), +NAME+, pool:POOL"
+    forms = (
+        "NAME, +NAME (with its dependencies), NAME+ (with its dependents), +NAME+, pool:POOL,"
+        " state:modified (added and changed jobs against --base; + before or after too)"
+    )
     parser.add_argument(
         "--select",
         action="append",
@@ -58,6 +62,12 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="SEL",
         help="leave these jobs out (applied after --select); repeat the option for more",
+    )
+    parser.add_argument(
+        "--base",
+        metavar="BASE",
+        help="for state:modified: the manifest to compare with, a file or REV:PATH read with"
+        " `git show` (e.g. origin/main:jobs.yaml)",
     )
     parser.add_argument(
         "--max-parallel", type=positive_int, metavar="N", help="at most N jobs at once overall"
@@ -121,6 +131,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         remote=remote if args.check_remote else None,
         state_dir=args.state_dir,
         tasks=args.tasks,
+        base=args.base,
     )
 
 
@@ -156,6 +167,7 @@ def run(
     remote: RemoteOptions | None = None,
     state_dir: str | None = None,
     tasks: Sequence[str] = (),
+    base: str | None = None,
 ) -> int:
     manifest = load_checked(
         file,
@@ -174,6 +186,9 @@ def run(
         exclude=exclude,
         max_parallel=max_parallel,
         learned=_learned(manifest, state_dir, environ),
+        changes=changes_against(base, manifest, environ=environ, max_bytes=max_bytes)
+        if base
+        else None,
     )
     write_plan(plan, output_format, stdout, environ)
     if remote is None:

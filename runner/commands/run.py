@@ -24,6 +24,7 @@ from runner import problems as problems_out
 from runner.api import CelonisClient
 from runner.api.task_reader import TaskReader
 from runner.clock import Clock
+from runner.commands.base import selection_against
 from runner.commands.plan import add_selection
 from runner.commands.shared import (
     DEFAULT_FILE,
@@ -92,6 +93,8 @@ class RunOptions:
     html: str | None = None
     settle_window: float | None = None
     """Overrides every job's settle_window (manifest `defaults` and per job)."""
+    base: str | None = None
+    """For `state:` selectors: the manifest to compare with (a file or REV:PATH)."""
 
 
 def new_run_id(clock: Clock) -> str:
@@ -115,6 +118,13 @@ def run(
         max_bytes=options.max_bytes,
         annotate=options.github,
     )
+    if options.resume is None:
+        narrowed = _with_changes(options, manifest, environ, stdout)
+        if narrowed is None:
+            return ExitCode.OK
+        options = narrowed
+    elif options.base is not None:
+        raise UsageError("--base goes with --select state:...; a resumed run keeps its selection")
     directory = state_dir(options.state_dir, environ)
     _check_outputs(options, directory)
     # one run or resume of a manifest per state directory at a time (issue 16 #3), and one
@@ -125,6 +135,31 @@ def run(
         if resumed is not None:
             locks.enter_context(run_id_lock(directory, resumed.stem))
         return _run(options, manifest, directory, resumed, locks, environ, stdout, stderr, ctx)
+
+
+def _with_changes(
+    options: RunOptions, manifest: Manifest, environ: Mapping[str, str], stdout: TextIO
+) -> RunOptions | None:
+    """The options with `state:` selectors (against --base) as job names; None, and a line
+    saying so, when they select no job."""
+    found = selection_against(
+        options.base,
+        options.select,
+        options.exclude,
+        manifest,
+        environ=environ,
+        max_bytes=options.max_bytes,
+    )
+    if found is None:
+        given = [f"--select {s}" for s in options.select]
+        given += [f"--exclude {s}" for s in options.exclude]
+        stdout.write(
+            f"No job to run: {' '.join(given)} leaves none"
+            + (f" (nothing changed against {options.base})" if options.base else "")
+            + "\n"
+        )
+        return None
+    return dataclasses.replace(options, select=found[0], exclude=found[1])
 
 
 def _run(
@@ -642,5 +677,6 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         whole_jobs=args.whole_jobs,
         tasks=args.tasks,
         settle_window=args.settle_window,
+        base=args.base,
     )
     return run(options, environ=ctx.environ, stdout=ctx.stdout, stderr=ctx.stderr, ctx=ctx)

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from runner import problems as out
-from runner.commands.shared import DEFAULT_FILE, Context, add_manifest_options, check_file
+from runner.commands.base import pull_request_summary
+from runner.commands.shared import (
+    DEFAULT_FILE,
+    Context,
+    add_github,
+    add_manifest_options,
+    check_file,
+    github_enabled,
+)
 from runner.errors import ExitCode
+
+if TYPE_CHECKING:
+    from runner.manifest.model import Manifest
 
 EXAMPLES = """\
   celonis-runner validate                      # checks ./jobs.yaml
@@ -29,19 +40,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["text", "json", "github"],
         default=None,
         help="text: one problem a line; json: a list of problems; github: workflow annotations"
-        " and text (default: github when GITHUB_ACTIONS=true, else text)",
+        " and text (default: github with --github or when GITHUB_ACTIONS=true, else text)",
+    )
+    add_github(
+        parser,
+        "annotations (--format github) and, on a pull request, each file's changes against"
+        " the target branch with their graph in the step summary ($GITHUB_STEP_SUMMARY)",
     )
     add_manifest_options(parser)
 
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
-    fmt = args.format or ("github" if ctx.github_actions else "text")
+    github = github_enabled(args, ctx)
     return run(
         args.files,
-        output_format=fmt,
+        output_format=args.format or ("github" if github else "text"),
         environ=ctx.environ,
         stdout=ctx.stdout,
         max_bytes=args.max_size,
+        summary_stream=ctx.stderr if github else None,
     )
 
 
@@ -52,14 +69,18 @@ def run(
     environ: Mapping[str, str],
     stdout: TextIO,
     max_bytes: int,
+    summary_stream: TextIO | None = None,
 ) -> int:
+    """`summary_stream`: write the pull request's step summary, warnings there."""
     found: list[out.Problem] = []
     summaries: list[str] = []
+    valid: list[tuple[str, Manifest]] = []
     for name in files:
         result = check_file(name, environ, strict_env=False, max_bytes=max_bytes)
         found.extend(result.problems)
         if result.manifest is not None:
             m = result.manifest
+            valid.append((name, m))
             pools = len({j.pool for j in m.jobs.values()})
             jobs = len(m.jobs)
             summaries.append(
@@ -80,4 +101,6 @@ def run(
         else:
             for line in summaries:
                 stdout.write(line + "\n")
+    if summary_stream is not None:
+        pull_request_summary(valid, environ=environ, stream=summary_stream, max_bytes=max_bytes)
     return ExitCode.INVALID if errors else ExitCode.OK

@@ -8,11 +8,16 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runner.errors import PlanError
 from runner.manifest.model import Job, Manifest
+from runner.plan.state_selection import is_state, state_jobs, unknown_job
 from runner.problems import did_you_mean
 from runner.task_records import TaskIds, TaskInfo
+
+if TYPE_CHECKING:
+    from runner.manifest.diff import ManifestDiff
 
 
 @dataclass(frozen=True)
@@ -70,16 +75,16 @@ def build_plan(
     exclude: Sequence[str] = (),
     max_parallel: int | None = None,
     learned: Mapping[str, float] | None = None,
+    changes: ManifestDiff | None = None,
 ) -> Plan:
     """The plan; `learned` (job name -> seconds, from earlier runs) stands in for a missing
-    expected_duration on the critical path."""
+    expected_duration on the critical path; `changes` (against --base) serves `state:`."""
     if max_parallel is not None and max_parallel < 1:
         raise PlanError(f"the limit of jobs running at once must be at least 1, not {max_parallel}")
     names = list(manifest.jobs)
-    chosen = set(resolve_selection(manifest, select)) if select else set(names)
-    chosen -= set(resolve_selection(manifest, exclude)) if exclude else set()
+    chosen = set(resolve_selection(manifest, select, changes)) if select else set(names)
+    chosen -= set(resolve_selection(manifest, exclude, changes)) if exclude else set()
     order = [n for n in names if n in chosen]
-
     graph = {n: {d for d in manifest.jobs[n].depends_on if d in chosen} for n in order}
     position = {n: i for i, n in enumerate(names)}
     waves = _waves(graph, position)
@@ -147,33 +152,45 @@ def upstream(plan: Plan, name: str) -> list[str]:
     return closure(name, lambda n: plan.jobs[n].depends_on)
 
 
-def resolve_selection(manifest: Manifest, specs: Iterable[str]) -> list[str]:
-    """Job names for selectors `name`, `+name`, `name+`, `+name+`, `pool:NAME` (commas allowed)."""
+def resolve_selection(
+    manifest: Manifest, specs: Iterable[str], changes: ManifestDiff | None = None
+) -> list[str]:
+    """Job names for selectors `name`, `+name`, `name+`, `+name+`, `pool:NAME` and, with
+    `changes` (against --base), `state:modified` with the same `+`s (commas allowed)."""
     selected: dict[str, None] = {}
     children = _children(manifest)
     for spec in (s.strip() for raw in specs for s in raw.split(",")):
         if not spec:
             continue
         if spec.startswith("pool:"):
-            pool = spec[len("pool:") :]
-            if pool not in manifest.pools:
-                hint = did_you_mean(pool, manifest.pools) or (
-                    f" (the pools are: {', '.join(sorted(manifest.pools))})"
-                )
-                raise PlanError(f"unknown pool '{pool}' in '{spec}'{hint}")
-            selected.update((n, None) for n, j in manifest.jobs.items() if j.pool == pool)
+            selected.update((n, None) for n in _pool_jobs(manifest, spec))
+            continue
+        if is_state(spec):
+            selected.update(
+                (n, None) for n in state_jobs(manifest, spec, changes, children.__getitem__)
+            )
             continue
         upstream = spec.startswith("+")
         downstream = spec.endswith("+") and len(spec) > 1
         name = spec.strip("+")
         if name not in manifest.jobs:
-            raise PlanError(f"unknown job '{name}' in '{spec}'{did_you_mean(name, manifest.jobs)}")
+            raise PlanError(unknown_job(manifest, name, spec, changes))
         selected[name] = None
         if upstream:
             selected.update((n, None) for n in closure(name, lambda n: manifest.jobs[n].depends_on))
         if downstream:
             selected.update((n, None) for n in closure(name, children.__getitem__))
     return list(selected)
+
+
+def _pool_jobs(manifest: Manifest, spec: str) -> list[str]:
+    pool = spec[len("pool:") :]
+    if pool not in manifest.pools:
+        hint = did_you_mean(pool, manifest.pools) or (
+            f" (the pools are: {', '.join(sorted(manifest.pools))})"
+        )
+        raise PlanError(f"unknown pool '{pool}' in '{spec}'{hint}")
+    return [n for n, j in manifest.jobs.items() if j.pool == pool]
 
 
 def _children(manifest: Manifest) -> dict[str, list[str]]:
