@@ -55,7 +55,7 @@ class JobRun:
     cancel_reason: str | None = None
     """Why a cancel was sent; the job stays active until Celonis confirms it ended."""
     tasks: tuple[TaskResult, ...] | None = None
-    """How each task of its execution went (issue 12); None: not read (or not run)."""
+    """How each task of its execution went; None: not read (or not run)."""
     task_list: tuple[TaskInfo, ...] | None = None
     """The job's tasks in Celonis when it ended (a resume checks they did not change)."""
 

@@ -115,7 +115,7 @@ def job_record(job: JobRun) -> dict[str, Any]:
 
 
 def task_record(job: JobRun) -> dict[str, Any]:
-    """The subset the job ran with and its tasks' results (issue 12): only when there are any,
+    """The subset the job ran with and its tasks' results: only when there are any,
     so that a state file of whole jobs stays as it was."""
     out: dict[str, Any] = {}
     if job.planned.task_ids is not None:
@@ -180,7 +180,7 @@ class StateStore:
         self.select = list(select)
         self.exclude = list(exclude)
         self.tasks = list(tasks)
-        """The run's --tasks options (issue 12): a resume runs the same subsets."""
+        """The run's --tasks options: a resume runs the same subsets."""
         self.clock = clock
         self.redactor = redactor or Redactor()
         self.target = target

@@ -1,4 +1,4 @@
-"""Task-level results (issue 12) in every output: the JSON report, the summary, JUnit and the
+"""Task-level results in every output: the JSON report, the summary, JUnit and the
 GitHub step summary. One place decides how a task's outcome reads, so the outputs agree.
 
 JUnit: a job stays one test case (suite and test counts do not change); each task is a

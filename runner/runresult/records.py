@@ -146,7 +146,7 @@ class SavedRun:
 
     @property
     def tasks(self) -> list[str]:
-        """The run's --tasks options (issue 12); none in files from before they were saved."""
+        """The run's --tasks options; none in files from before they were saved."""
         return list(self._selection.get("tasks", []))
 
     @property
