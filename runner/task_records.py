@@ -83,15 +83,22 @@ class TaskResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskResult:
+        """From a saved record; lenient, since saved files may come from older versions."""
+        error, kind = data.get("error"), data.get("type")
         return cls(
-            str(data["id"]),
-            str(data["name"]),
-            str(data["status"]),
-            data.get("started_at"),
-            data.get("finished_at"),
-            data.get("error"),
-            data.get("type"),
+            id=str(data.get("id") or data.get("name") or ""),
+            name=str(data.get("name") or data.get("id") or ""),
+            status=str(data.get("status") or ""),
+            started_at=_time(data.get("started_at")),
+            finished_at=_time(data.get("finished_at")),
+            error=None if error is None else str(error),
+            type=None if kind is None else str(kind),
         )
+
+
+def _time(value: object) -> float | None:
+    """A number of seconds, or None for anything else (a bool is no time)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def failure_text(results: Sequence[TaskResult]) -> str | None:

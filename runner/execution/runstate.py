@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from runner.api.types import ExecutionHandle
 from runner.plan.build import Plan, PlannedJob
-from runner.runresult.model import JobResult, JobState, RunResult, RunStatus, TaskOutcome
+from runner.runresult.model import JobResult, JobState, RunResult, RunStatus
 from runner.task_records import TaskInfo, TaskResult
 
 __all__ = [
@@ -153,7 +153,7 @@ def job_result(job: JobRun) -> JobResult:
         line=spec.line or None,
         subset=spec.tasks.to_dict() if spec.tasks is not None else None,
         task_ids=tuple(task_ids.task_ids()) if task_ids is not None else None,
-        tasks=None if tasks is None else tuple(TaskOutcome.from_dict(t.to_dict()) for t in tasks),
+        tasks=tasks,
         sent_at=job.handle.sent_at if job.handle is not None else None,
         intent_at=job.intent_at,
     )

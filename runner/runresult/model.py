@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from runner.logs import Redactor
+from runner.task_records import TaskResult
 from runner.text import encodable
 
 
@@ -77,60 +78,12 @@ _REPORT_STATUS = {
 RunStatus = Literal["succeeded", "failed", "api_error", "state_error", "interrupted"]
 
 
-def _time(value: object) -> float | None:
-    """A number of seconds, or None for anything else (a bool is no time)."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def _span(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else max(0.0, end - start)
 
 
-@dataclass(frozen=True)
-class TaskOutcome:
-    """How one task of a job's execution went (Celonis' status, its dates, its ERROR lines)."""
-
-    id: str
-    name: str
-    status: str
-    started_at: float | None = None
-    finished_at: float | None = None
-    error: str | None = None
-    type: str | None = None
-
-    @property
-    def duration(self) -> float | None:
-        return _span(self.started_at, self.finished_at)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "SUCCESS"
-
-    def to_dict(self) -> dict[str, Any]:
-        """As the state file and the JSON report keep it."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "duration_seconds": self.duration,
-            "error": self.error,
-            "type": self.type,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TaskOutcome:
-        error, kind = data.get("error"), data.get("type")
-        return cls(
-            id=str(data.get("id") or data.get("name") or ""),
-            name=str(data.get("name") or data.get("id") or ""),
-            status=str(data.get("status") or ""),
-            started_at=_time(data.get("started_at")),
-            finished_at=_time(data.get("finished_at")),
-            error=None if error is None else str(error),
-            type=None if kind is None else str(kind),
-        )
+TaskOutcome = TaskResult
+"""How one task of a job's execution went: the one record of it (runner.task_records)."""
 
 
 @dataclass(frozen=True)
