@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the benchmark scripts on tiny inputs: make test-slow runs them
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 

@@ -101,6 +101,7 @@ def test_every_transition_is_journaled_at_its_time_in_order() -> None:
         assert [t for t, _ in seen[job_id]] == pytest.approx([t0, t0 + 1, t0 + duration])
 
 
+@pytest.mark.slow
 def test_the_emulator_bench_runs() -> None:
     """bench/emulator.py on a tiny input: it runs and reports the ratios (no targets here)."""
     root = Path(__file__).resolve().parent.parent
