@@ -357,7 +357,7 @@ def test_a_team_without_a_job_is_refused_by_check_remote_and_by_run(
     with teams(qa=team_scenario("qa", lacking)) as (emus, environ):
         check = cli("plan", str(manifest), "--check-remote", "--env", "qa", environ=environ)
         assert check.code == 2, check.err
-        assert "jobs.yaml:29:18: jobs.transform.celonis_name: no data job named" in check.err
+        assert "jobs.yaml:30:5: jobs.transform.celonis_name: no data job named" in check.err
         run = cli("run", str(manifest), "--env", "qa", environ=environ)
         assert run.code == 2, run.err
         assert "jobs.transform.celonis_name" in run.err and "nothing was started" in run.err
@@ -397,7 +397,7 @@ def test_drift_shows_each_environment_and_exits_1_when_a_job_is_missing(
     assert result.code == 1, result.err
     assert "transform" in result.out and "missing" in result.out
     assert ident("dev", "SAP ECC", "Transform orders") in result.out
-    assert "jobs.yaml:29:18: jobs.transform.celonis_name" in result.err
+    assert "jobs.yaml:30:5: jobs.transform.celonis_name" in result.err
     assert same.code == 0, same.err
 
 

@@ -30,7 +30,9 @@ class Resolution:
     requests: int = 0
     """How many requests the lookup made (one pool list, one job list per pool)."""
     job_lists: dict[str, list[JobInfo]] = field(default_factory=dict)
-    """The job lists read, by pool id (the remote check reuses them)."""
+    """The job lists read, by pool id."""
+    found: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """(pool id, job id) of every job whose pool and name gave one id, even when others did not."""
 
     @property
     def errors(self) -> list[Problem]:
@@ -67,6 +69,7 @@ def resolve_names(api: ReadApi, manifest: Manifest) -> Resolution:
         if job_id:
             jobs[job.name] = (pool_id, job_id)
     result.problems = sort_problems(result.problems)
+    result.found = jobs
     if not result.errors:
         result.manifest = _with_ids(manifest, pool_ids, jobs)
     return result
