@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -443,5 +442,12 @@ def test_a_resume_in_another_environment_is_refused(cli: Cli, manifest: Path) ->
     assert "ran in environment 'dev', not environment 'prod'" in again.err
 
 
-def _unused(*_: Any) -> None:
-    pass
+def test_status_and_logs_look_names_up_in_the_chosen_environment(cli: Cli, manifest: Path) -> None:
+    with teams(dev=team_scenario("dev"), qa=team_scenario("qa")) as (_, environ):
+        status = cli("status", str(manifest), "--env", "qa", "--format", "json", environ=environ)
+        logs = cli("logs", "extract", str(manifest), "--env", "dev", environ=environ)
+    assert status.code == 0, status.err
+    assert ident("qa", "SAP ECC", "Extract orders") in status.out
+    assert ident("dev", "SAP ECC", "Extract orders") not in status.out
+    assert logs.code in (0, 1), logs.err
+    assert "names_resolved environment=dev" in logs.err
