@@ -131,7 +131,7 @@ def test_job_needs_id_or_url(write_manifest: Write) -> None:
     path = write_manifest(GOOD.replace(f"    id: {JOB_1}\n", ""))
     assert messages(path) == [
         "jobs.yaml:12:5: jobs.extract: needs 'id' (with 'pool'), 'url' (the data job page's address)"
-            " or 'celonis_name' (with 'pool')"
+        " or 'celonis_name' (with 'pool')"
     ]
 
 
