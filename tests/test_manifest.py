@@ -130,7 +130,8 @@ def test_unknown_key_did_you_mean_points_at_the_key(write_manifest: Write) -> No
 def test_job_needs_id_or_url(write_manifest: Write) -> None:
     path = write_manifest(GOOD.replace(f"    id: {JOB_1}\n", ""))
     assert messages(path) == [
-        "jobs.yaml:12:5: jobs.extract: needs 'id' (with 'pool') or 'url' (the data job page's address)"
+        "jobs.yaml:12:5: jobs.extract: needs 'id' (with 'pool'), 'url' (the data job page's address)"
+        " or 'celonis_name' (with 'pool')"
     ]
 
 

@@ -13,12 +13,14 @@ from typing import TextIO
 from runner import problems as out
 from runner.api import CelonisClient
 from runner.api.task_reader import TaskReader
+from runner.commands.names import looked_up
 from runner.commands.shared import RemoteOptions, remote_client
 from runner.errors import ExitCode
+from runner.manifest.model import Manifest
 from runner.plan.build import Plan
 from runner.preflight.remote import RemoteCheck, check_plan
 from runner.preflight.task_names import resolve_plan
-from runner.problems import sort_problems
+from runner.problems import Problem, sort_problems
 
 
 def run(
@@ -28,13 +30,22 @@ def run(
     environ: Mapping[str, str],
     stderr: TextIO,
     github: bool = False,
+    replan: Callable[[Manifest], Plan] | None = None,
 ) -> int:
+    """`replan`: the plan of the manifest with its Celonis names' ids (when it has names)."""
     with remote_client(plan.manifest, options, environ, stderr) as (client, redactor):
+        where = f" (environment {plan.manifest.environment})" if plan.manifest.environment else ""
         stderr.write(
             f"Checking {len(plan.jobs)} job{_s(len(plan.jobs))} against {client.base_url}"
-            " (read-only)\n"
+            f"{where} (read-only)\n"
         )
+        resolution = looked_up(client, plan.manifest)
+        if resolution.errors:
+            return _unresolved(resolution.problems, stderr, github)
+        if replan is not None and plan.manifest.by_name:
+            plan = replan(resolution.manifest)
         result = check_plan(client, plan)
+        result.problems = sort_problems([*resolution.problems, *result.problems])
         if not result.missing and any(p.job.tasks is not None for p in plan.jobs.values()):
             check_subsets(client, plan, result, redactor.scrub)
     if github:
@@ -46,6 +57,16 @@ def run(
     if result.access_denied:
         return ExitCode.API_UNUSABLE
     return ExitCode.OK
+
+
+def _unresolved(problems: list[Problem], stderr: TextIO, github: bool) -> int:
+    """Names that gave no single id: the manifest is wrong for this team (exit 2)."""
+    if github:
+        out.write_github(problems, stderr)
+    out.write_text(problems, stderr)
+    errors = sum(p.severity == "error" for p in problems)
+    stderr.write(f"Remote check found {errors} problem{_s(errors)}: names not found in Celonis\n")
+    return ExitCode.INVALID
 
 
 def check_subsets(

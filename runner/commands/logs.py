@@ -17,13 +17,15 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.commands.shared import (
     Context,
     add_connection,
+    add_env,
     add_file,
     add_manifest_options,
+    chosen_env,
     load_checked,
     remote_client,
     remote_options,
@@ -42,6 +44,9 @@ from runner.joblogs import (
 from runner.manifest.model import Job, Manifest
 from runner.problems import did_you_mean
 from runner.text import inert, json_safe, printable
+
+if TYPE_CHECKING:
+    from runner.api.client import CelonisClient
 
 LOGS_FORMAT_VERSION = 1
 STARTED_STATES = ("running", "succeeded", "failed", "timed_out", "cancelled", "unclear")
@@ -73,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="text: for people; json: for scripts (default: text)",
     )
     add_connection(parser)
+    add_env(parser)
     add_manifest_options(parser)
 
 
@@ -98,6 +104,13 @@ class Found:
     note: str | None = None
 
 
+def _looked_up(client: CelonisClient, manifest: Manifest, job: Job, stderr: TextIO) -> Job:
+    """The job with the ids its Celonis names stand for in this team."""
+    from runner.commands.names import resolved_or_refused
+
+    return resolved_or_refused(client, manifest, stderr, doing="read").jobs[job.name]
+
+
 def main(args: argparse.Namespace, ctx: Context) -> int:
 
     if not args.job:
@@ -109,10 +122,13 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         strict_env=not remote.emulator,
         stderr=ctx.stderr,
         max_bytes=args.max_size,
+        environment=chosen_env(args.env, ctx.environ),
     )
     job = _job(manifest, args.job)
     run = _run_match(args, ctx, job) if args.run else None
     with remote_client(manifest, remote, ctx.environ, ctx.stderr) as (client, redactor):
+        if run is None and manifest.by_name:
+            job = _looked_up(client, manifest, job, ctx.stderr)
         pool_id, job_id = (run.pool_id, run.job_id) if run else (job.pool_id, job.job_id)
         reads = JobLogs(reads_of(client, pool_id, job_id), pool_id, job_id)
         found = collect(reads, Found(job, pool_id, job_id, None, run))

@@ -16,9 +16,11 @@ from runner.commands.shared import (
     Context,
     RemoteOptions,
     add_connection,
+    add_env,
     add_file,
     add_github,
     add_manifest_options,
+    chosen_env,
     github_enabled,
     load_checked,
     positive_int,
@@ -107,6 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " expected_duration (default: $CELONIS_RUNNER_STATE_DIR, then .celonis-runner/runs)",
     )
     add_connection(parser)
+    add_env(parser, repeat=True)
     add_github(parser, "GitHub Actions annotations for problems")
     add_manifest_options(parser)
 
@@ -117,6 +120,9 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(
             "--base-url and --emulator go with --check-remote (plan alone makes no request)"
         )
+    envs: list[str] = args.env or [e for e in [chosen_env(None, ctx.environ)] if e]
+    if len(envs) > 1:
+        return _drift(args, envs, remote, ctx)
     return run(
         args.file,
         output_format=args.format,
@@ -132,6 +138,28 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         state_dir=args.state_dir,
         tasks=args.tasks,
         base=args.base,
+        environment=envs[0] if envs else None,
+    )
+
+
+def _drift(args: argparse.Namespace, envs: list[str], remote: RemoteOptions, ctx: Context) -> int:
+    """`--env A --env B --check-remote`: each job looked up in each environment."""
+    if not args.check_remote or remote.base_url or remote.emulator:
+        raise UsageError(
+            "several --env go with --check-remote (and without --base-url or --emulator: each"
+            " environment's own connection is used)"
+        )
+    from runner.commands import drift
+
+    return drift.run(
+        args.file,
+        envs,
+        remote,
+        environ=ctx.environ,
+        stdout=ctx.stdout,
+        stderr=ctx.stderr,
+        max_bytes=args.max_size,
+        github=github_enabled(args, ctx),
     )
 
 
@@ -168,6 +196,7 @@ def run(
     state_dir: str | None = None,
     tasks: Sequence[str] = (),
     base: str | None = None,
+    environment: str | None = None,
 ) -> int:
     manifest = load_checked(
         file,
@@ -177,25 +206,34 @@ def run(
         stderr=stderr,
         max_bytes=max_bytes,
         annotate=github,
+        environment=environment,
     )
     manifest = with_task_selection(manifest, tasks)
     select = list(select) or task_jobs(tasks)
-    plan = build_plan(
-        manifest,
-        select=select,
-        exclude=exclude,
-        max_parallel=max_parallel,
-        learned=_learned(manifest, state_dir, environ),
-        changes=changes_against(base, manifest, environ=environ, max_bytes=max_bytes)
-        if base
-        else None,
+    learned = _learned(manifest, state_dir, environ)
+    changes = (
+        changes_against(base, manifest, environ=environ, max_bytes=max_bytes) if base else None
     )
+
+    def planned(manifest: Manifest) -> Plan:
+        return build_plan(
+            manifest,
+            select=select,
+            exclude=exclude,
+            max_parallel=max_parallel,
+            learned=learned,
+            changes=changes,
+        )
+
+    plan = planned(manifest)
     write_plan(plan, output_format, stdout, environ)
     if remote is None:
         return ExitCode.OK
     from runner.commands import check_remote  # loads the HTTP stack only when asked to
 
-    return check_remote.run(plan, remote, environ=environ, stderr=stderr, github=github)
+    return check_remote.run(
+        plan, remote, environ=environ, stderr=stderr, github=github, replan=planned
+    )
 
 
 def _learned(

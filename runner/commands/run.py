@@ -25,13 +25,16 @@ from runner.api import CelonisClient
 from runner.api.task_reader import TaskReader
 from runner.clock import Clock
 from runner.commands.base import selection_against
+from runner.commands.names import resolved_or_refused
 from runner.commands.plan import add_selection
 from runner.commands.shared import (
     DEFAULT_FILE,
     Context,
     add_connection,
+    add_env,
     add_github,
     add_manifest_options,
+    chosen_env,
     github_enabled,
     load_checked,
     looks_like_manifest,
@@ -47,6 +50,7 @@ from runner.execution.statefile import (
     EMULATOR_TARGET,
     SavedRun,
     StateStore,
+    check_resume_names,
     check_resume_target,
     find_state,
     load_saved,
@@ -95,6 +99,8 @@ class RunOptions:
     """Overrides every job's settle_window (manifest `defaults` and per job)."""
     base: str | None = None
     """For `state:` selectors: the manifest to compare with (a file or REV:PATH)."""
+    environment: str | None = None
+    """The manifest's environment (`--env`, $CELONIS_RUNNER_ENV); None: the top-level one."""
 
 
 def new_run_id(clock: Clock) -> str:
@@ -117,6 +123,7 @@ def run(
         stderr=stderr,
         max_bytes=options.max_bytes,
         annotate=options.github,
+        environment=options.environment,
     )
     if options.resume is None:
         narrowed = _with_changes(options, manifest, environ, stdout)
@@ -175,17 +182,16 @@ def _run(
 ) -> int:
     """The run; `state_file`: that of the run it resumes (None: a new run); `locks`: those the
     run holds (a new run adds its own run lock as soon as its id exists)."""
-    plan, saved, resume = _plan_and_resume(options, manifest, state_file)
-    # a resumed run keeps the selection it started with (checked in _plan_and_resume)
-    select, exclude, tasks = _selection(options, saved)
+    _early_checks(options, manifest, state_file)
     redactor, progress = _configure_logging(options, manifest, environ, stderr)
     # closing: every log line is out (the writer thread drained) even when the run raises
     with contextlib.closing(progress), _open_target(options, manifest, environ, redactor) as target:
         interrupt = threading.Event()  # set by a signal: retry waits end at once
         client = client_for(target, environ, interrupt)
         where = EMULATOR_TARGET if options.emulator else target.base_url
-        check_resume_target(saved, where, force=options.force)
-        plan = _task_plan(options, plan, client, saved, stderr, redactor)
+        out = (stderr, redactor)
+        plan, saved, resume = _prepare(options, manifest, state_file, client, where, out)
+        select, exclude, tasks = _selection(options, saved)  # a resume: those it started with
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
         if saved is None:  # a resume of this run through any manifest path is refused from now
             locks.enter_context(run_id_lock(directory, run_id, target.clock))
@@ -206,6 +212,7 @@ def _run(
             manifest=manifest.path,
             jobs=len(plan.jobs),
             base_url=target.base_url,
+            **_environment(plan),
         )
         # the handlers stay while the outputs are written: a second Ctrl-C then must not
         # cut a report short (it makes the process exit at once once they are written)
@@ -222,6 +229,36 @@ def _run(
             # point exits without waiting for requests in flight or the emulator's threads.
             ctx.hard_exit = True
     return code
+
+
+def _environment(plan: Plan) -> dict[str, str]:
+    """The run's environment for its log events; nothing for the top-level connection."""
+    env = plan.manifest.environment
+    return {"environment": env} if env else {}
+
+
+def _early_checks(options: RunOptions, manifest: Manifest, state_file: Path | None) -> None:
+    """A plan of ids (no names to look up) is checked before the API is reached."""
+    if not manifest.by_name:
+        _plan_and_resume(options, manifest, state_file)
+
+
+def _prepare(
+    options: RunOptions,
+    manifest: Manifest,
+    state_file: Path | None,
+    client: CelonisClient,
+    where: str,
+    out: tuple[TextIO, logs.Redactor],
+) -> tuple[Plan, SavedRun | None, ResumeFrom | None]:
+    """The manifest's names looked up (one pool list, one job list per pool: nothing runs
+    while any is unknown), then the plan and what a resume takes up, checked to go where the
+    earlier run went; then its subsets' task names looked up (`out`: stderr, redactor)."""
+    stderr, redactor = out
+    manifest = resolved_or_refused(client, manifest, stderr, github=options.github, doing="started")
+    plan, saved, resume = _plan_and_resume(options, manifest, state_file)
+    check_resume_target(saved, where, force=options.force)
+    return _task_plan(options, plan, client, saved, stderr, redactor), saved, resume
 
 
 def _task_plan(
@@ -314,6 +351,7 @@ def _plan_and_resume(
         manifest = with_settle_window(manifest, options.settle_window)
     plan = build_plan(manifest, select=select, exclude=exclude, max_parallel=options.max_parallel)
     if saved is not None:
+        check_resume_names(saved, plan, force=options.force)
         changes = manifest_changes(saved, plan)
         if changes and not options.force:
             raise UsageError(
@@ -437,6 +475,8 @@ def resume_command(options: RunOptions, run_id: str) -> str:
     """The command that resumes this run, as it works when pasted: same manifest, state
     directory and target (the embedded emulator starts afresh, hence --force)."""
     words = ["celonis-runner", "run", options.file, "--resume", run_id]
+    if options.environment:
+        words += ["--env", options.environment]
     if options.state_dir:
         words += ["--state-dir", options.state_dir]
     if options.base_url:
@@ -539,6 +579,7 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
     add_connection(parser)
+    add_env(parser)
     parser.add_argument(
         "--emulator-journal",
         metavar="PATH",
@@ -678,5 +719,6 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         tasks=args.tasks,
         settle_window=args.settle_window,
         base=args.base,
+        environment=chosen_env(args.env, ctx.environ),
     )
     return run(options, environ=ctx.environ, stdout=ctx.stdout, stderr=ctx.stderr, ctx=ctx)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from runner.manifest.model import Manifest
 
 DEFAULT_FILE = "jobs.yaml"
+ENV_VARIABLE = "CELONIS_RUNNER_ENV"
+"""Picks the manifest's environment when `--env` is not given."""
 
 
 @dataclass
@@ -122,6 +124,25 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_env(parser: argparse.ArgumentParser, *, repeat: bool = False) -> None:
+    """`--env NAME`: the entry of the manifest's `environments:` to use (its connection and
+    defaults); `repeat`: `--env A --env B` (plan --check-remote compares them)."""
+    more = "; repeat it to compare environments (with --check-remote)" if repeat else ""
+    parser.add_argument(
+        "--env",
+        action="append" if repeat else "store",
+        default=[] if repeat else None,
+        metavar="NAME",
+        help=f"the environment of the manifest to use (default: ${ENV_VARIABLE}, else the"
+        f" top-level connection){more}",
+    )
+
+
+def chosen_env(given: str | None, environ: Mapping[str, str]) -> str | None:
+    """The environment: `--env`, else $CELONIS_RUNNER_ENV, else None (the top-level one)."""
+    return given or environ.get(ENV_VARIABLE) or None
+
+
 @contextlib.contextmanager
 def remote_client(
     manifest: Manifest, remote: RemoteOptions, environ: Mapping[str, str], stderr: TextIO
@@ -161,6 +182,7 @@ def load_checked(
     stderr: TextIO,
     max_bytes: int,
     annotate: bool = False,
+    environment: str | None = None,
 ) -> Manifest:
     """The manifest, with warnings printed; ManifestError on errors.
 
@@ -169,7 +191,9 @@ def load_checked(
     """
     from runner import problems as out
 
-    result = check_file(file, environ, strict_env=strict_env, max_bytes=max_bytes)
+    result = check_file(
+        file, environ, strict_env=strict_env, max_bytes=max_bytes, environment=environment
+    )
     if result.manifest is None:
         raise ManifestError(result.problems)
     if annotate:
@@ -179,7 +203,12 @@ def load_checked(
 
 
 def check_file(
-    file: str, environ: Mapping[str, str], *, strict_env: bool, max_bytes: int
+    file: str,
+    environ: Mapping[str, str],
+    *,
+    strict_env: bool,
+    max_bytes: int,
+    environment: str | None = None,
 ) -> CheckResult:
     """check_manifest, and for a missing jobs.yaml beside a jobs.yml (or the other way round):
     "did you mean jobs.yml?"."""
@@ -188,7 +217,12 @@ def check_file(
     from runner.manifest.loader import check_manifest
 
     result = check_manifest(
-        Path(file), environ, strict_env=strict_env, display=file, max_bytes=max_bytes
+        Path(file),
+        environ,
+        strict_env=strict_env,
+        display=file,
+        max_bytes=max_bytes,
+        environment=environment,
     )
     other = _other_suffix(Path(file))
     if result.manifest is None and other is not None and not Path(file).exists():

@@ -24,9 +24,11 @@ from runner.commands.shared import (
     Context,
     RemoteOptions,
     add_connection,
+    add_env,
     add_file,
     add_github,
     add_manifest_options,
+    chosen_env,
     github_enabled,
     load_checked,
     remote_client,
@@ -71,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"with --watch: seconds between refreshes (default {DEFAULT_INTERVAL:g})",
     )
     add_connection(parser)
+    add_env(parser)
     add_github(parser, "GitHub Actions annotations for jobs not found")
     add_manifest_options(parser)
 
@@ -86,6 +89,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         max_bytes=args.max_size,
         github=github_enabled(args, ctx),
         watch=Watch(args.interval) if args.watch else None,
+        environment=chosen_env(args.env, ctx.environ),
     )
 
 
@@ -137,7 +141,10 @@ def run(
     max_bytes: int,
     github: bool = False,
     watch: Watch | None = None,
+    environment: str | None = None,
 ) -> int:
+    from runner.commands.names import resolved_or_refused
+
     manifest = load_checked(
         file,
         environ=environ,
@@ -145,8 +152,10 @@ def run(
         stderr=stderr,
         max_bytes=max_bytes,
         annotate=github,
+        environment=environment,
     )
     with remote_client(manifest, remote, environ, stderr) as (client, _):
+        manifest = resolved_or_refused(client, manifest, stderr, github=github, doing="read")
         if watch is not None:
             return _watch(client, manifest, watch, output_format, stdout, stderr, github)
         shown_url = client.base_url

@@ -184,17 +184,22 @@ class Scenario:
         """
         base = base if base is not None else Scenario()
         base_jobs = {job.id: job for pool in base.pools for job in pool.jobs}
+        base_named = {(pool.id, job.name) for pool in base.pools for job in pool.jobs}
         pools: dict[str, tuple[str, list[ScenarioJob]]] = {
             pool.id: (pool.name, list(pool.jobs)) for pool in base.pools
         }
-        pool_names = {pool.pool_id.lower(): pool.name for pool in manifest.pools.values()}
+        ids = _served_pool_ids(manifest, base)
+        pool_names = {ids[p.name]: p.celonis_name or p.name for p in manifest.pools.values()}
         for job in manifest.jobs.values():
-            job_id, pool_id = job.job_id.lower(), job.pool_id.lower()
-            if job_id in base_jobs:
+            pool_id = job.pool_id.lower() or ids.get(job.pool, "")
+            # a job given by its Celonis name is served under that name, with an id of its own
+            name = job.celonis_name or job.name
+            job_id = job.job_id.lower() or stable_id("job", pool_id, name)
+            if job_id in base_jobs or (job.celonis_name and (pool_id, name) in base_named):
                 continue
-            name, jobs = pools.setdefault(pool_id, (pool_names.get(pool_id, job.pool), []))
+            entry = pools.setdefault(pool_id, (pool_names.get(pool_id, job.pool), []))
             # a job's expected_duration, when the manifest has one, is how long it runs here
-            jobs.append(ScenarioJob(id=job_id, name=job.name, duration=job.expected_duration))
+            entry[1].append(ScenarioJob(id=job_id, name=name, duration=job.expected_duration))
         for pool_id, name in pool_names.items():
             pools.setdefault(pool_id, (name, []))
         merged = tuple(
@@ -209,6 +214,18 @@ class Scenario:
         if problems:
             raise ScenarioError(problems)
         return scenario
+
+
+def _served_pool_ids(manifest: Manifest, base: Scenario) -> dict[str, str]:
+    """The id each manifest pool is served under: its own; for a pool given by its Celonis
+    name, the base scenario's pool of that name, else an id made from the name."""
+    by_name = {pool.name: pool.id for pool in base.pools}
+    return {
+        pool.name: pool.pool_id.lower()
+        or by_name.get(pool.celonis_name or "", "")
+        or stable_id("pool", pool.celonis_name or pool.name)
+        for pool in manifest.pools.values()
+    }
 
 
 def load_scenario(path: Path, *, display: str | None = None) -> Scenario:

@@ -129,6 +129,8 @@ def run_result(state: RunState) -> RunResult:
         error=state.error,
         jobs=tuple(job_result(job) for job in state.jobs.values()),
         pools=tuple(state.plan.pools()),
+        environment=state.plan.manifest.environment,
+        resolved=dict(state.plan.manifest.resolved),
     )
 
 

@@ -277,6 +277,7 @@ class StateStore:
             "finished_at": state.finished_at,
             "error": state.error,
             "target": self.target,
+            **_names_record(state.plan),
             "manifest": {
                 "path": manifest.path,
                 "sha256": manifest.sha256,
@@ -300,6 +301,17 @@ class StateStore:
         if self.redactor.secrets and self.redactor.appears_in(text):
             text = _dumps(self.redactor.scrub(data))
         return text
+
+
+def _names_record(plan: Plan) -> dict[str, Any]:
+    """The environment and the ids looked up by name, when the run has them."""
+    manifest = plan.manifest
+    record: dict[str, Any] = {}
+    if manifest.environment is not None:
+        record["environment"] = manifest.environment
+    if manifest.by_name:
+        record["resolved"] = dict(manifest.resolved)
+    return record
 
 
 def _dumps(data: dict[str, Any]) -> str:
@@ -371,6 +383,34 @@ def check_resume_target(saved: SavedRun | None, target: str, *, force: bool) -> 
             f"{saved.target if saved.target != EMULATOR_TARGET else 'the same API'} with "
             "--base-url, or anyway with --force"
         )
+
+
+def check_resume_names(saved: SavedRun | None, plan: Plan, *, force: bool) -> None:
+    """UsageError when a resume would run in another environment than the run it takes up, or
+    its Celonis names now stand for other ids (a job renamed or moved in Celonis)."""
+    if saved is None or force:
+        return
+    manifest = plan.manifest
+    if saved.environment != manifest.environment:
+        raise UsageError(
+            f"run {saved.run_id} ran in {_env(saved.environment)}, not {_env(manifest.environment)}:"
+            f" a resume must run where the run did (--env {saved.environment or '<none>'}),"
+            " or anyway with --force"
+        )
+    before, now = saved.resolved, dict(manifest.resolved)
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if changed:
+        shown = "; ".join(
+            f"{k}: {before.get(k) or 'none'} -> {now.get(k) or 'none'}" for k in changed[:5]
+        )
+        raise UsageError(
+            f"the Celonis names of run {saved.run_id} now stand for other ids ({shown}):"
+            " start a new run without --resume, or resume anyway with --force"
+        )
+
+
+def _env(name: str | None) -> str:
+    return f"environment {name!r}" if name else "the top-level connection (no --env)"
 
 
 def manifest_changes(saved: SavedRun, plan: Plan) -> list[str]:

@@ -26,6 +26,7 @@ from runner.manifest.model import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_SETTLE_WINDOW,
     DEFAULT_TIMEOUT,
+    Environment,
     Job,
     Manifest,
     Pool,
@@ -84,8 +85,10 @@ def check_manifest(
     strict_env: bool,
     display: str | None = None,
     max_bytes: int = yamlio.DEFAULT_MAX_BYTES,
+    environment: str | None = None,
 ) -> CheckResult:
-    """Check one manifest file. `strict_env`: an unset variable is an error, not a warning."""
+    """Check one manifest file. `strict_env`: an unset variable is an error, not a warning.
+    `environment`: the entry of `environments:` whose connection and defaults the model takes."""
     shown = display if display is not None else str(path)
     result = CheckResult(shown)
     try:
@@ -95,7 +98,7 @@ def check_manifest(
         result.problems = [exc.problem]
         return result
     with yamlio.gc_paused():  # the checks copy and index the whole document: see gc_paused
-        checker = _Checker(doc, environ, strict_env)
+        checker = _Checker(doc, environ, strict_env, environment)
         checker.run()
         result.problems = sort_problems(checker.problems)
         if not result.errors and checker.manifest_data is not None:
@@ -110,10 +113,16 @@ def load_manifest(
     *,
     display: str | None = None,
     max_bytes: int = yamlio.DEFAULT_MAX_BYTES,
+    environment: str | None = None,
 ) -> Manifest:
     """The model of a valid manifest; ManifestError with every problem otherwise."""
     result = check_manifest(
-        path, environ, strict_env=strict_env, display=display, max_bytes=max_bytes
+        path,
+        environ,
+        strict_env=strict_env,
+        display=display,
+        max_bytes=max_bytes,
+        environment=environment,
     )
     if result.manifest is None:
         raise ManifestError(result.errors or result.problems)
@@ -157,8 +166,15 @@ def _job_url(url: str) -> tuple[str, str] | str:
 
 
 class _Checker:
-    def __init__(self, doc: yamlio.Document, environ: Mapping[str, str], strict_env: bool) -> None:
+    def __init__(
+        self,
+        doc: yamlio.Document,
+        environ: Mapping[str, str],
+        strict_env: bool,
+        environment: str | None = None,
+    ) -> None:
         self.doc = doc
+        self.environment = environment
         self.environ = environ
         self.strict_env = strict_env
         self.problems: list[Problem] = list(doc.problems)
@@ -213,6 +229,7 @@ class _Checker:
         self._schema(data)
         self._connection(data.get("connection"))
         self._settings(data.get("defaults"), ("defaults",))
+        self._environments(data.get("environments"))
         self._pools(pools)
         self._jobs(jobs, pools)
         self._graph(jobs)
@@ -288,10 +305,31 @@ class _Checker:
 
     # -- what the schema can't say ---------------------------------------------
 
-    def _connection(self, conn: Any) -> None:
+    def _environments(self, envs: Any) -> None:
+        """Each environment's connection and defaults; the one chosen must be there."""
+        known = envs if isinstance(envs, dict) else {}
+        for name, env in known.items():
+            if isinstance(env, dict):
+                self._connection(env.get("connection"), ("environments", name, "connection"))
+                self._settings(env.get("defaults"), ("environments", name, "defaults"))
+        if self.environment is None or self.environment in known:
+            return
+        where: PathT = ("environments",) if known else ()
+        listed = (
+            f"; the manifest has {', '.join(sorted(known))}"
+            if known
+            else ("; the manifest has no 'environments:'")
+        )
+        self.add(
+            where,
+            f"no environment {self.environment!r} (chosen by --env or $CELONIS_RUNNER_ENV)"
+            f"{did_you_mean(self.environment, known)}{listed}",
+            key=bool(known),
+        )
+
+    def _connection(self, conn: Any, base: PathT = ("connection",)) -> None:
         if not isinstance(conn, dict):
             return
-        base = ("connection",)
         has_url = isinstance(conn.get("base_url"), str)
         if has_url and ("team" in conn or "realm" in conn):
             self.add(base, "give either base_url, or team and realm, not both")
@@ -299,11 +337,10 @@ class _Checker:
             missing = "realm" if "team" in conn else "team"
             self.add(base, f"'team' and 'realm' go together: add '{missing}', or use base_url")
         if has_url and self.checked((*base, "base_url")):
-            self._base_url(conn["base_url"])
-        self._auth(conn.get("auth"))
+            self._base_url(conn["base_url"], (*base, "base_url"))
+        self._auth(conn.get("auth"), (*base, "auth"))
 
-    def _base_url(self, url: str) -> None:
-        path = ("connection", "base_url")
+    def _base_url(self, url: str, path: PathT) -> None:
         try:
             parts = urlsplit(url)
             host = parts.hostname
@@ -320,10 +357,9 @@ class _Checker:
                 "remove the path and query after the host",
             )
 
-    def _auth(self, auth: Any) -> None:
+    def _auth(self, auth: Any, base: PathT) -> None:
         if not isinstance(auth, dict):
             return
-        base = ("connection", "auth")
         if auth.get("type") in ("api_key", "app_key"):
             for key in ("client_id_env", "client_secret_env", "scope"):
                 if key in auth:
@@ -351,7 +387,16 @@ class _Checker:
 
     def _pools(self, pools: dict[str, Any]) -> None:
         seen: dict[str, str] = {}
+        named: dict[str, str] = {}
         for name, pool in pools.items():
+            celonis_name = pool.get("celonis_name") if isinstance(pool, dict) else None
+            if isinstance(celonis_name, str) and self.checked(("pools", name, "celonis_name")):
+                other = named.setdefault(celonis_name, name)
+                if other != name:
+                    self.add(
+                        ("pools", name, "celonis_name"),
+                        f"the same data pool name as '{other}'; declare a pool once",
+                    )
             if not isinstance(pool, dict) or not isinstance(pool.get("id"), str):
                 continue
             if not self.checked(("pools", name, "id")):
@@ -380,12 +425,14 @@ class _Checker:
 
     def _jobs(self, jobs: dict[str, Any], pools: dict[str, Any]) -> None:
         declared: dict[str, str] = {}
+        named: dict[tuple[str, str], str] = {}
         known = Suggestions(jobs)
         for name, job in jobs.items():
             if not isinstance(job, dict):
                 continue
             self._settings(job, ("jobs", name))
             self._dependencies(name, job, jobs, known)
+            self._job_name(name, job, named)
             ids = self._job_ids(name, job, pools)
             if ids is None:
                 continue
@@ -393,6 +440,26 @@ class _Checker:
             other = declared.setdefault(ids[1], name)
             if other != name:
                 self._same_job(name, job, other)
+
+    def _job_name(self, name: str, job: dict[str, Any], named: dict[tuple[str, str], str]) -> None:
+        """A job by `celonis_name` needs its pool; a name is declared once per pool."""
+        celonis_name = job.get("celonis_name")
+        path = ("jobs", name, "celonis_name")
+        if not isinstance(celonis_name, str) or not self.checked(path):
+            return
+        pool = job.get("pool")
+        if not isinstance(pool, str):
+            if not isinstance(job.get("url"), str):
+                self.add(("jobs", name), "a job given by 'celonis_name' needs 'pool'")
+            return
+        other = named.setdefault((pool, celonis_name), name)
+        if other != name:
+            line = self.doc.position(("jobs", other))[0]
+            self.add(
+                path,
+                f"the same data job name in pool '{pool}' as '{other}' (line {line});"
+                " declare each data job once",
+            )
 
     def _same_job(self, name: str, job: dict[str, Any], other: str) -> None:
         field_name = "url" if isinstance(job.get("url"), str) else "id"
@@ -563,29 +630,40 @@ class _Durations:
         return parse_duration(value)
 
 
-def _defaults(raw: Mapping[str, Any], durations: _Durations) -> _Defaults:
-    path = ("defaults",)
+def _defaults(
+    raw: Mapping[str, Any],
+    durations: _Durations,
+    path: PathT = ("defaults",),
+    base: _Defaults = _Defaults(),
+) -> _Defaults:
+    """The defaults at `path` (`raw`), falling back to `base` (an environment's over the
+    top-level ones)."""
     return _Defaults(
-        mode=raw.get("mode", DEFAULT_MODE),
-        timeout=durations.get(raw, path, "timeout", DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT,
-        poll_interval=durations.get(raw, path, "poll_interval", DEFAULT_POLL_INTERVAL)
-        or DEFAULT_POLL_INTERVAL,
-        max_poll_interval=durations.get(raw, path, "max_poll_interval", DEFAULT_MAX_POLL_INTERVAL)
-        or DEFAULT_MAX_POLL_INTERVAL,
-        settle_window=durations.get(raw, path, "settle_window", DEFAULT_SETTLE_WINDOW)
-        or DEFAULT_SETTLE_WINDOW,
-        expected_duration=durations.get(raw, path, "expected_duration", None),
-        allow_failure=raw.get("allow_failure", False) is True,
-        if_running=raw.get("if_running", "wait"),
+        mode=raw.get("mode", base.mode),
+        timeout=durations.get(raw, path, "timeout", base.timeout) or base.timeout,
+        poll_interval=durations.get(raw, path, "poll_interval", base.poll_interval)
+        or base.poll_interval,
+        max_poll_interval=durations.get(raw, path, "max_poll_interval", base.max_poll_interval)
+        or base.max_poll_interval,
+        settle_window=durations.get(raw, path, "settle_window", base.settle_window)
+        or base.settle_window,
+        expected_duration=durations.get(raw, path, "expected_duration", base.expected_duration),
+        allow_failure=raw.get("allow_failure", base.allow_failure) is True,
+        if_running=raw.get("if_running", base.if_running),
     )
 
 
 def _job(
-    checker: _Checker, name: str, raw: Mapping[str, Any], defaults: _Defaults, pool_name: str
+    checker: _Checker,
+    name: str,
+    raw: Mapping[str, Any],
+    defaults: _Defaults,
+    pool_name: str,
+    pool_ids: Mapping[str, str],
 ) -> Job:
     durations = _Durations(checker)
     path = ("jobs", name)
-    pool_id, job_id = checker.job_ids.get(name, ("", ""))
+    pool_id, job_id = checker.job_ids.get(name, (pool_ids.get(pool_name, ""), ""))
     poll = durations.get(raw, path, "poll_interval", defaults.poll_interval)
     poll = poll or defaults.poll_interval
     longest = durations.get(raw, path, "max_poll_interval", defaults.max_poll_interval)
@@ -606,34 +684,59 @@ def _job(
         line=checker.doc.position(path, key=True)[0],
         if_running=raw.get("if_running", defaults.if_running),
         tasks=subset_of(raw),
+        celonis_name=raw.get("celonis_name"),
     )
 
 
 def _build(checker: _Checker, path: Path, text: str) -> Manifest:
     data = checker.manifest_data or {}
     defaults = _defaults(data.get("defaults") or {}, _Durations(checker))
+    environments = _environments(checker, data.get("environments") or {})
+    connection = _connection(data.get("connection") or {})
+    chosen = checker.environment
+    if chosen is not None:
+        raw_env = data["environments"][chosen]
+        env_path = ("environments", chosen, "defaults")
+        env_defaults = raw_env.get("defaults") or {}
+        defaults = _defaults(env_defaults, _Durations(checker), env_path, defaults)
+        connection = environments[chosen].connection
     pools: dict[str, Pool] = {}
     for name, raw in data["pools"].items():
         pools[name] = Pool(
             name=name,
-            pool_id=str(raw["id"]).lower(),
+            pool_id=str(raw.get("id", "")).lower(),
             max_parallel=raw.get("max_parallel"),
             line=checker.doc.position(("pools", name), key=True)[0],
+            celonis_name=raw.get("celonis_name"),
         )
-    by_pool_id = {p.pool_id: p.name for p in pools.values()}
+    pool_ids = {p.name: p.pool_id for p in pools.values()}
+    by_pool_id = {p.pool_id: p.name for p in pools.values() if p.pool_id}
     jobs: dict[str, Job] = {}
     for name, raw in data["jobs"].items():
         pool_id = checker.job_ids.get(name, ("", ""))[0]
         pool_name = raw.get("pool") or by_pool_id.get(pool_id, pool_id)
-        jobs[name] = _job(checker, name, raw, defaults, pool_name)
+        jobs[name] = _job(checker, name, raw, defaults, pool_name, pool_ids)
     return Manifest(
         path=checker.doc.file,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         version=int(data["version"]),
-        connection=_connection(data.get("connection") or {}),
+        connection=connection,
         pools=pools,
         jobs=jobs,
+        environments=environments,
+        environment=chosen,
     )
+
+
+def _environments(checker: _Checker, raw: Mapping[str, Any]) -> dict[str, Environment]:
+    return {
+        name: Environment(
+            name=name,
+            connection=_connection(env.get("connection") or {}),
+            line=checker.doc.position(("environments", name), key=True)[0],
+        )
+        for name, env in raw.items()
+    }
 
 
 def _connection(raw_conn: Mapping[str, Any]) -> Connection:

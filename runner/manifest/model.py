@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runner.manifest.task_subset import TaskSubset
 from runner.shared_types import Connection, IfRunning, Mode
@@ -22,6 +22,9 @@ class Pool:
     pool_id: str
     max_parallel: int | None = None
     line: int = 0
+    celonis_name: str | None = None
+    """The data pool's name in Celonis: its id is looked up by it (runner.preflight.names);
+    `pool_id` is "" until then when the manifest gives no id."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class Job:
     tasks: TaskSubset | None = None
     """The part of the data job to run (its `extractions`/`transformations`/`data_models`);
     None: the whole job."""
+    celonis_name: str | None = None
+    """The data job's name in its pool in Celonis: its id is looked up by it;
+    `job_id` is "" until then when the manifest gives no id."""
 
 
 @dataclass(frozen=True)
@@ -53,3 +59,26 @@ class Manifest:
     connection: Connection
     pools: Mapping[str, Pool]
     jobs: Mapping[str, Job]
+    environments: Mapping[str, Environment] = field(default_factory=dict)
+    environment: str | None = None
+    """The environment chosen (`--env`, $CELONIS_RUNNER_ENV): its connection and defaults are
+    in this model; None: the top-level connection."""
+    resolved: Mapping[str, str] = field(default_factory=dict)
+    """The ids looked up by `celonis_name` (`pools.NAME` / `jobs.NAME` -> id); empty until
+    runner.preflight.names resolved them."""
+
+    @property
+    def by_name(self) -> bool:
+        """True when a pool or job is addressed by its Celonis name (ids to look up)."""
+        return any(p.celonis_name for p in self.pools.values()) or any(
+            j.celonis_name for j in self.jobs.values()
+        )
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One entry of `environments:`: a team (or realm) with its own connection and defaults."""
+
+    name: str
+    connection: Connection
+    line: int = 0

@@ -94,6 +94,7 @@ def _suite(pool: str, jobs: list[JobResult], run: RunResult) -> ET.Element:
         ("pool_id", pool_id),
         ("run_id", run.run_id),
         ("manifest", run.manifest),
+        *((("environment", run.environment),) if run.environment else ()),
     ):
         ET.SubElement(properties, "property", name=name, value=_clean(value))
     for job in jobs:  # the JUnit schema allows properties on a suite only

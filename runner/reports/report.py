@@ -39,6 +39,8 @@ def build_report(run: RunResult) -> dict[str, Any]:
         "finished_at": iso(run.finished_at),
         "duration_seconds": None if duration is None else round(duration, 3),
         "manifest": {"path": run.manifest, "sha256": run.manifest_sha256},
+        **({"environment": run.environment} if run.environment else {}),
+        **({"resolved": dict(run.resolved)} if run.resolved else {}),
         "jobs": [
             {
                 "name": job.name,
@@ -93,6 +95,8 @@ def write_summary(run: RunResult, stream: TextIO, *, colour: bool = False) -> No
     parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
     verdict = colour_state(f"Run {run.status}", colour, run.status)
     stream.write(f"\n{verdict}: {parts} in {format_duration(total)}\n")
+    if run.environment:
+        stream.write(f"Environment: {run.environment}\n")
     if run.error:
         stream.write(f"{one_line(run.error)}\n")
     unsettled = [job.name for job in jobs if job.report_status in MAY_BE_RUNNING]

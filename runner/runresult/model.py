@@ -147,6 +147,10 @@ class RunResult:
     error: str | None
     jobs: tuple[JobResult, ...]
     pools: tuple[str, ...] = ()
+    environment: str | None = None
+    """The manifest's environment the run ran in (`--env`); None: the top-level connection."""
+    resolved: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The ids the manifest's Celonis names stood for (`pools.NAME` / `jobs.NAME` -> id)."""
 
     def by_pool(self) -> dict[str, list[JobResult]]:
         """The jobs grouped by pool, pools in their order (one pass over the jobs)."""

@@ -160,6 +160,19 @@ class SavedRun:
         return _text(self.data.get("target"))
 
     @property
+    def environment(self) -> str | None:
+        """The environment the run ran in (`--env`); None: the top-level connection."""
+        return _text(self.data.get("environment"))
+
+    @property
+    def resolved(self) -> dict[str, str]:
+        """The ids the run's Celonis names stood for (`pools.NAME` / `jobs.NAME` -> id)."""
+        found = self.data.get("resolved")
+        if not isinstance(found, Mapping):
+            return {}
+        return {str(k): str(v) for k, v in found.items() if isinstance(v, str)}
+
+    @property
     def started_at(self) -> float:
         return _time(self.data.get("started_at")) or 0.0
 
@@ -240,6 +253,8 @@ def result_of(saved: SavedRun, pool_names: Mapping[str, str] | None = None) -> R
         error=saved.error,
         jobs=jobs,
         pools=pools,
+        environment=saved.environment,
+        resolved=saved.resolved,
     )
 
 
