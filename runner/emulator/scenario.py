@@ -183,25 +183,7 @@ class Scenario:
         `base.default_duration`) and succeed.
         """
         base = base if base is not None else Scenario()
-        base_jobs = {job.id: job for pool in base.pools for job in pool.jobs}
-        pools: dict[str, tuple[str, list[ScenarioJob]]] = {
-            pool.id: (pool.name, list(pool.jobs)) for pool in base.pools
-        }
-        pool_names = {pool.pool_id.lower(): pool.name for pool in manifest.pools.values()}
-        for job in manifest.jobs.values():
-            job_id, pool_id = job.job_id.lower(), job.pool_id.lower()
-            if job_id in base_jobs:
-                continue
-            name, jobs = pools.setdefault(pool_id, (pool_names.get(pool_id, job.pool), []))
-            # a job's expected_duration, when the manifest has one, is how long it runs here
-            jobs.append(ScenarioJob(id=job_id, name=job.name, duration=job.expected_duration))
-        for pool_id, name in pool_names.items():
-            pools.setdefault(pool_id, (name, []))
-        merged = tuple(
-            ScenarioPool(id=pool_id, name=name, jobs=tuple(jobs))
-            for pool_id, (name, jobs) in pools.items()
-        )
-        scenario = replace(base, pools=merged)
+        scenario = replace(base, pools=_merged_pools(manifest, base))
         problems = [
             Problem(manifest.path, 0, 0, format_path(path), message)
             for path, message in _duplicate_ids(scenario.pools)
@@ -209,6 +191,28 @@ class Scenario:
         if problems:
             raise ScenarioError(problems)
         return scenario
+
+
+def _merged_pools(manifest: Manifest, base: Scenario) -> tuple[ScenarioPool, ...]:
+    """`base`'s pools and jobs, then the manifest's jobs and pools that `base` has not."""
+    base_jobs = {job.id: job for pool in base.pools for job in pool.jobs}
+    pools: dict[str, tuple[str, list[ScenarioJob]]] = {
+        pool.id: (pool.name, list(pool.jobs)) for pool in base.pools
+    }
+    pool_names = {pool.pool_id.lower(): pool.name for pool in manifest.pools.values()}
+    for job in manifest.jobs.values():
+        job_id, pool_id = job.job_id.lower(), job.pool_id.lower()
+        if job_id in base_jobs:
+            continue
+        name, jobs = pools.setdefault(pool_id, (pool_names.get(pool_id, job.pool), []))
+        # a job's expected_duration, when the manifest has one, is how long it runs here
+        jobs.append(ScenarioJob(id=job_id, name=job.name, duration=job.expected_duration))
+    for pool_id, name in pool_names.items():
+        pools.setdefault(pool_id, (name, []))
+    return tuple(
+        ScenarioPool(id=pool_id, name=name, jobs=tuple(jobs))
+        for pool_id, (name, jobs) in pools.items()
+    )
 
 
 def load_scenario(path: Path, *, display: str | None = None) -> Scenario:
@@ -259,6 +263,17 @@ class _Loader:
 
     def _check(self, data: Mapping[str, Any]) -> None:
         """What the schema can't say: durations in range, unique ids, fields that go together."""
+        self._check_settings(data)
+        for p, pool in enumerate(data.get("pools", [])):
+            for j, job in enumerate(pool.get("jobs", [])):
+                self._check_job(("pools", p, "jobs", j), job)
+        for path, message in _duplicate_ids(_build_pools(data.get("pools", []))):
+            self.add(path, message)
+        for f, fault in enumerate(data.get("faults", [])):
+            self._check_fault(("faults", f), fault)
+
+    def _check_settings(self, data: Mapping[str, Any]) -> None:
+        """The durations of the top-level settings."""
         token = data.get("token_lifetime")
         if token is not None and parse_duration(token) <= 0:
             self.add(("token_lifetime",), f"must be more than 0, got {token!r}")
@@ -271,13 +286,6 @@ class _Loader:
         rate = data.get("rate_limit")
         if isinstance(rate, dict) and parse_duration(rate["per"]) <= 0:
             self.add(("rate_limit", "per"), f"must be more than 0, got {rate['per']!r}")
-        for p, pool in enumerate(data.get("pools", [])):
-            for j, job in enumerate(pool.get("jobs", [])):
-                self._check_job(("pools", p, "jobs", j), job)
-        for path, message in _duplicate_ids(_build_pools(data.get("pools", []))):
-            self.add(path, message)
-        for f, fault in enumerate(data.get("faults", [])):
-            self._check_fault(("faults", f), fault)
 
     def _check_job(self, path: PathT, job: Mapping[str, Any]) -> None:
         if "outcome" in job and "outcomes" in job:
@@ -317,18 +325,22 @@ class _Loader:
             self.add(path, "action 'status' needs 'status': the HTTP status to answer with")
         if action == "delay" and "delay" not in fault:
             self.add(path, "action 'delay' needs 'delay': how long to wait (real time)")
-        only_for = {"status": "status", "headers": "status", "body": "status", "delay": "delay"}
-        for key, wanted in only_for.items():
-            if key in fault and action != wanted:
-                self.add((*path, key), f"'{key}' is only used with action: {wanted}", key=True)
-        if "seed" in fault and "probability" not in fault:
-            self.add((*path, "seed"), "'seed' is only used with 'probability'", key=True)
+        self._check_unused_keys(path, fault)
         glob = fault["path"]
         if not glob.startswith(("/", "*", "?", "[")):
             self.add(
                 (*path, "path"),
                 f"must start with '/' (it is matched against the request path), got {glob!r}",
             )
+
+    def _check_unused_keys(self, path: PathT, fault: Mapping[str, Any]) -> None:
+        """Keys of a fault that its action, or its lack of 'probability', does not use."""
+        only_for = {"status": "status", "headers": "status", "body": "status", "delay": "delay"}
+        for key, wanted in only_for.items():
+            if key in fault and fault["action"] != wanted:
+                self.add((*path, key), f"'{key}' is only used with action: {wanted}", key=True)
+        if "seed" in fault and "probability" not in fault:
+            self.add((*path, "seed"), "'seed' is only used with 'probability'", key=True)
 
 
 def _duplicate_ids(pools: Sequence[ScenarioPool]) -> list[tuple[PathT, str]]:
