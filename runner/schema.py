@@ -78,15 +78,23 @@ def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
         return [_inline_refs(item, defs) for item in node]
     if not isinstance(node, dict):
         return node
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
-        target = _inline_refs(defs[ref[8:]], defs)
+    ref = _local_ref(node, defs)
+    if ref is not None:
+        target = _inline_refs(defs[ref], defs)
         if not isinstance(target, dict):
             return target  # a boolean schema
         rest = {k: v for k, v in node.items() if k != "$ref"}
         return {**rest, **target}
     inlined = {key: _inline_refs(value, defs) for key, value in node.items()}
     return _without_false_branches(inlined)
+
+
+def _local_ref(node: Mapping[str, Any], defs: Mapping[str, Any]) -> str | None:
+    """The name of the definition `node` refers to (`{"$ref": "#/$defs/NAME"}`), or None."""
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+        return ref[8:]
+    return None
 
 
 def _without_false_branches(node: dict[str, Any]) -> dict[str, Any]:
@@ -97,10 +105,15 @@ def _without_false_branches(node: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(branches, list) or False not in branches:
         return node
     kept = [b for b in branches if b is not False]
-    if len(kept) == 1 and isinstance(kept[0], dict) and not set(kept[0]) & set(node):
+    if len(kept) == 1 and _mergeable(kept[0], node):
         rest = {k: v for k, v in node.items() if k != "anyOf"}
         return {**rest, **kept[0]}
     return {**node, "anyOf": kept} if kept else {**node, "anyOf": [False]}
+
+
+def _mergeable(branch: object, node: Mapping[str, Any]) -> bool:
+    """Whether `branch` is a schema that shares no key with `node`."""
+    return isinstance(branch, dict) and not set(branch) & set(node)
 
 
 @dataclass(frozen=True)
@@ -145,7 +158,6 @@ def _translate(error: ValidationError, shown: Shown) -> Iterator[SchemaIssue]:
     path: PathT = tuple(error.absolute_path)
     schema: Mapping[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     kind = error.validator
-    custom = schema.get("x-message")
     if kind == "additionalProperties" and isinstance(error.instance, dict):
         yield from _unknown_keys(path, schema, error.instance)
     elif kind == "propertyNames":
@@ -155,10 +167,21 @@ def _translate(error: ValidationError, shown: Shown) -> Iterator[SchemaIssue]:
     elif kind == "required":
         missing = re.match(r"'([^']+)'", error.message)
         yield SchemaIssue(path, f"missing required key '{missing.group(1) if missing else '?'}'")
-    elif kind in ("anyOf", "oneOf") and custom:
+    elif kind in ("anyOf", "oneOf"):
+        yield from _branch_issues(error, schema, path, shown)
+    else:
+        yield SchemaIssue(path, _simple_message(error, schema, shown(path, error.instance)))
+
+
+def _branch_issues(
+    error: ValidationError, schema: Mapping[str, Any], path: PathT, shown: Shown
+) -> Iterator[SchemaIssue]:
+    """An `anyOf`/`oneOf` error: its x-message, else the error of the branch meant."""
+    custom = schema.get("x-message")
+    if custom:
         got = "" if isinstance(error.instance, dict) else f", got {shown(path, error.instance)}"
         yield SchemaIssue(path, f"{custom}{got}")
-    elif kind in ("anyOf", "oneOf") and (best := _best_branch(error)) is not None:
+    elif (best := _best_branch(error)) is not None:
         yield from _translate(best, shown)
     else:
         yield SchemaIssue(path, _simple_message(error, schema, shown(path, error.instance)))
@@ -184,25 +207,38 @@ def _simple_message(error: ValidationError, schema: Mapping[str, Any], got: str)
     if custom and kind == "not":
         return str(custom)
     if kind == "enum":
-        allowed = [str(v) for v in schema.get("enum", [])]
-        hint = did_you_mean(str(error.instance).upper(), allowed) if allowed else ""
-        return f"must be one of {', '.join(allowed)}, got {got}{hint}"
+        return _enum_message(error, schema, got)
     if kind == "const":
         return f"must be {schema.get('const')!r}, got {got}"
     if custom and kind in ("pattern", "type", "minimum", "maximum", "format", "exclusiveMinimum"):
         return f"{custom}, got {got}"
     if kind == "type":
         return f"must be of type {_type_names(schema.get('type'))}, got {got}"
-    if kind == "uniqueItems":
-        return "lists the same entry twice"
-    if kind in ("minProperties", "minItems"):
-        return "must not be empty"
-    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+    if kind in _FIXED:
+        return _FIXED[kind]
+    if kind in _BOUNDS:
         return f"must be {_BOUNDS[kind]} {schema.get(kind)}, got {got}"
-    # jsonschema's own text starts with the value's repr: show it the caller's way
+    return _reworded(error, got)
+
+
+def _reworded(error: ValidationError, got: str) -> str:
+    """jsonschema's own text, which starts with the value's repr: shown the caller's way."""
     text = error.message
     value = repr(error.instance)
     return got + text[len(value) :] if text.startswith(value) else text
+
+
+def _enum_message(error: ValidationError, schema: Mapping[str, Any], got: str) -> str:
+    allowed = [str(v) for v in schema.get("enum", [])]
+    hint = did_you_mean(str(error.instance).upper(), allowed) if allowed else ""
+    return f"must be one of {', '.join(allowed)}, got {got}{hint}"
+
+
+_FIXED = {
+    "uniqueItems": "lists the same entry twice",
+    "minProperties": "must not be empty",
+    "minItems": "must not be empty",
+}
 
 
 _BOUNDS = {

@@ -7,7 +7,7 @@ localhost) where `http://` is allowed so the runner can talk to the emulator.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from runner.errors import UsageError
 from runner.shared_types import Connection
@@ -38,36 +38,50 @@ def resolve_base_url(
 
 def check_base_url(url: str, source: str) -> str:
     """`url` normalised (no trailing slash), or UsageError saying what is wrong and where."""
-    parts = None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        parts = None
+    parts = _split(url)
     if parts is None:
         raise UsageError(f"base URL from {source} is not a URL: {_shown(url)!r}")
+    problem = _problem(parts, url, source)
+    if problem is not None:
+        raise UsageError(problem)
+    return url.rstrip("/")
+
+
+def _split(url: str) -> SplitResult | None:
+    """The URL's parts, or None when it is not one (a bad port included)."""
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - read here as before: any ValueError means not a URL
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return None
+    return parts
+
+
+def _problem(parts: SplitResult, url: str, source: str) -> str | None:
+    """What is wrong with a base URL that parses, or None."""
+    host = parts.hostname
     if parts.scheme not in ("http", "https") or not host:
-        raise UsageError(
+        return (
             f"base URL from {source} is not a URL: {_shown(url)!r}"
             " (expected https://TEAM.REALM.celonis.cloud)"
         )
     if parts.username is not None or parts.password is not None:
-        raise UsageError(
+        return (
             f"base URL from {source} must not contain a user name or password;"
             " put the key in the environment variable named by connection.auth"
         )
     if parts.query or parts.fragment:
-        raise UsageError(
+        return (
             f"base URL from {source} must not have a query or fragment: {_shown(url)!r}"
             " (expected https://TEAM.REALM.celonis.cloud)"
         )
     if parts.scheme == "http" and not is_loopback(host):
-        raise UsageError(
+        return (
             f"base URL from {source} uses http:// for {host}: only https:// is allowed"
             " (http:// only for 127.0.0.1, ::1 and localhost)"
         )
-    return url.rstrip("/")
+    return None
 
 
 def _shown(url: str) -> str:

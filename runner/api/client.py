@@ -459,14 +459,27 @@ class CelonisClient:
         )
 
     def _failure_reason(self, pool_id: str, job_id: str, execution_id: str | None) -> str | None:
-        base = _pool_path(pool_id)
         if execution_id is None:
             latest = self.latest_execution(pool_id, job_id)
             execution_id = latest.execution_id if latest is not None else None
         if execution_id is None:
             return None
+        found = self._failed_task_lines(pool_id, job_id, execution_id)
+        if not found:
+            return None
+        if len(found) == 1:
+            return "\n".join(found[0][1])
+        # Several failed tasks: say which line is whose.
+        return "\n".join(
+            f"{name}: {line}" if name else line for name, lines in found for line in lines
+        )
+
+    def _failed_task_lines(
+        self, pool_id: str, job_id: str, execution_id: str
+    ) -> list[tuple[str | None, list[str]]]:
+        """(name, ERROR lines) of each failed task of the execution that logged any."""
         tasks_params: dict[str, str | int] = {"executionId": execution_id, "type": "TASK"}
-        tasks_path = f"{base}/logs/executions"
+        tasks_path = f"{_pool_path(pool_id)}/logs/executions"
         tasks_shown = shown_path(tasks_path, tasks_params)
         tasks = _objects(
             self.transport.get_json(tasks_path, tasks_params, pool_id=pool_id, job_id=job_id),
@@ -483,14 +496,7 @@ class CelonisClient:
             lines = self._error_lines(pool_id, job_id, execution_id, task_id)
             if lines:
                 found.append((_opt_str(task, "name", "GET", tasks_shown), lines))
-        if not found:
-            return None
-        if len(found) == 1:
-            return "\n".join(found[0][1])
-        # Several failed tasks: say which line is whose.
-        return "\n".join(
-            f"{name}: {line}" if name else line for name, lines in found for line in lines
-        )
+        return found
 
     def task_results(
         self, pool_id: str, job_id: str, *, execution_id: str | None = None
@@ -666,7 +672,10 @@ def _to_epoch_ms(value: object) -> int | None:
         return int(value) if math.isfinite(value) else None
     if not isinstance(value, str):
         return None
-    text = value.strip()
+    return _text_to_epoch_ms(value.strip())
+
+
+def _text_to_epoch_ms(text: str) -> int | None:
     if text.isascii() and text.isdigit():
         return int(text) if len(text) <= 20 else None
     if not text.isascii():

@@ -512,31 +512,49 @@ class Transport:
                 message, method=method, path=shown, status=status, error_code=code, title=title
             )
 
-        if token_request and 400 <= status < 500 and status != 429:
-            raise fail(AuthError, f"{prefix}: {self.auth.token_request_hint}")
-        if status == 401:
-            raise fail(AuthError, f"{prefix}: {self.auth.unauthorized_hint}")
-        if status == 403:
-            raise fail(AuthError, f"{prefix}: {self.auth.forbidden_hint(pool_id)}")
+        auth_hint = self._auth_hint(status, token_request, pool_id)
+        if auth_hint is not None:
+            raise fail(AuthError, f"{prefix}: {auth_hint}")
         if status == 404:
             raise fail(NotFoundError, f"{prefix}: {_not_found_hint(pool_id, job_id)}")
         if status == 429:
-            wait = retry_after_seconds(response.headers, self.clock.time())
-            asked = f"the server asked to wait {wait:g} s" if wait is not None else "no wait given"
-            raise RateLimitedError(
-                f"{prefix}: rate limited ({asked})",
-                method=method,
-                path=shown,
-                status=status,
-                error_code=code,
-                title=title,
-                retry_after=wait,
-            )
+            raise self._rate_limited(response, prefix, method, shown, code, title)
         if 500 <= status < 600:
             raise fail(ServerError, f"{prefix}: a fault on Celonis' side")
         if 300 <= status < 400:
             raise fail(ProtocolError, f"{prefix}: unexpected redirect; check the base URL")
         raise fail(ApiError, prefix)
+
+    def _auth_hint(self, status: int, token_request: bool, pool_id: str | None) -> str | None:
+        """What to do about an answer that refuses the credentials, or None: not such an answer."""
+        if token_request and 400 <= status < 500 and status != 429:
+            return self.auth.token_request_hint
+        if status == 401:
+            return self.auth.unauthorized_hint
+        if status == 403:
+            return self.auth.forbidden_hint(pool_id)
+        return None
+
+    def _rate_limited(
+        self,
+        response: requests.Response,
+        prefix: str,
+        method: str,
+        shown: str,
+        code: str | None,
+        title: str | None,
+    ) -> RateLimitedError:
+        wait = retry_after_seconds(response.headers, self.clock.time())
+        asked = f"the server asked to wait {wait:g} s" if wait is not None else "no wait given"
+        return RateLimitedError(
+            f"{prefix}: rate limited ({asked})",
+            method=method,
+            path=shown,
+            status=response.status_code,
+            error_code=code,
+            title=title,
+            retry_after=wait,
+        )
 
     def json(self, response: requests.Response, method: str, shown: str) -> object:
         """The answer's JSON; ProtocolError when it is not JSON (the body is not quoted)."""
@@ -559,15 +577,8 @@ def _read_body(response: requests.Response, method: str, shown: str) -> None:
     Read in chunks, so an answer far over the cap costs at most the cap in memory.
     """
     declared = _number(response.headers.get("content-length"))
-    chunks: list[bytes] = []
-    size = 0
-    if declared is None or declared <= MAX_ANSWER_BYTES:
-        for chunk in response.iter_content(ANSWER_CHUNK_BYTES):
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                break
-            chunks.append(chunk)
-    if (declared is not None and declared > MAX_ANSWER_BYTES) or size > MAX_ANSWER_BYTES:
+    chunks = _chunks_within_cap(response, declared)
+    if chunks is None:
         response.close()
         raise ProtocolError(
             f"{method} {shown}: HTTP {response.status_code}: the answer is larger than"
@@ -585,6 +596,20 @@ def _read_body(response: requests.Response, method: str, shown: str) -> None:
         # urllib3 2.x raises for this itself; 1.26 hands back the short body.
         raise requests.exceptions.ChunkedEncodingError("the answer ended before its Content-Length")
     response._content = body
+
+
+def _chunks_within_cap(response: requests.Response, declared: float | None) -> list[bytes] | None:
+    """The answer's chunks, or None when it is, or says it is, over MAX_ANSWER_BYTES."""
+    if declared is not None and declared > MAX_ANSWER_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(ANSWER_CHUNK_BYTES):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            return None
+        chunks.append(chunk)
+    return chunks
 
 
 RetryRule = Callable[[ApiError], bool]

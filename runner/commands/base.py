@@ -142,10 +142,8 @@ def selection_against(
     stand for now, so that a resume runs the same jobs whatever BASE has become; None when
     they select nothing (nothing changed). Unchanged when neither is used."""
     from runner.plan.build import resolve_selection
-    from runner.plan.state_selection import is_state
 
-    specs = [s.strip() for raw in [*select, *exclude] for s in raw.split(",")]
-    if base is None and not any(is_state(s) for s in specs):
+    if base is None and not _uses_state(select, exclude):
         return list(select), list(exclude)
     changes = (
         changes_against(base, manifest, environ=environ, max_bytes=max_bytes) if base else None
@@ -156,3 +154,11 @@ def selection_against(
     if not names:
         return None
     return names, []
+
+
+def _uses_state(select: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Whether a selector is a `state:` one."""
+    from runner.plan.state_selection import is_state
+
+    specs = [s.strip() for raw in [*select, *exclude] for s in raw.split(",")]
+    return any(is_state(s) for s in specs)

@@ -48,6 +48,11 @@ def run(
         result.problems = sort_problems([*resolution.problems, *result.problems])
         if not result.missing and any(p.job.tasks is not None for p in plan.jobs.values()):
             check_subsets(client, plan, result, redactor.scrub)
+    return _told(result, stderr, github)
+
+
+def _told(result: RemoteCheck, stderr: TextIO, github: bool) -> int:
+    """The check's problems and summary written; its exit code."""
     if github:
         out.write_github(result.problems, stderr)
     out.write_text(result.problems, stderr)

@@ -246,15 +246,7 @@ def render_text(found: Found, scrub: Callable[[str], str] = str) -> str:
 
 
 def _task_lines(log: ExecutionLog) -> list[str]:
-    if not log.tasks:
-        lines = ["Tasks: none listed"]
-    else:
-        width = max(len(t.item.status or "-") for t in log.tasks)
-        lines = ["Tasks:"]
-        for task in log.tasks:
-            item = task.item
-            span = f"{_when(_ms(item.start_ms))} -> {_when(_ms(item.end_ms))}"
-            lines.append(f"  {(item.status or '-').ljust(width)}  {item.name or item.id}  {span}")
+    lines = _task_table(log)
     for task in log.tasks:
         if task.lines:
             lines.append(f"Log of failed task '{task.item.name or task.item.id}':")
@@ -262,6 +254,19 @@ def _task_lines(log: ExecutionLog) -> list[str]:
     if log.job_lines:
         lines.append("Log of the execution (no task says why it failed):")
         lines += [_log_line(line) for line in log.job_lines]
+    return lines
+
+
+def _task_table(log: ExecutionLog) -> list[str]:
+    """One line per task: status, name, start and end."""
+    if not log.tasks:
+        return ["Tasks: none listed"]
+    width = max(len(t.item.status or "-") for t in log.tasks)
+    lines = ["Tasks:"]
+    for task in log.tasks:
+        item = task.item
+        span = f"{_when(_ms(item.start_ms))} -> {_when(_ms(item.end_ms))}"
+        lines.append(f"  {(item.status or '-').ljust(width)}  {item.name or item.id}  {span}")
     return lines
 
 

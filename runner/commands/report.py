@@ -23,7 +23,7 @@ from runner.errors import ExitCode, RunnerError, UsageError
 from runner.execution.statefile import find_state
 from runner.logs import Redactor, secret_like_values
 from runner.reports.report import iso, one_line
-from runner.runresult.model import RunResult
+from runner.runresult.model import JobResult, RunResult
 from runner.runresult.read import load_saved, state_dir
 from runner.runresult.records import SavedRun, result_of
 from runner.text import inert, printable
@@ -206,22 +206,23 @@ def to_dict(view: RunResult) -> dict[str, Any]:
     }
 
 
+def _table_row(j: JobResult) -> tuple[str, ...]:
+    return (
+        inert(j.name),  # a state file's texts are data, like Celonis'
+        printable(j.pool),
+        printable(j.report_status),
+        iso(j.started_at) or "-",
+        format_duration(j.duration) if j.duration is not None else "-",
+        one_line(j.error) if j.error and j.report_status != "succeeded" else "",
+    )
+
+
 def write_table(view: RunResult, stream: TextIO) -> None:
     stream.write(
         f"Run {printable(view.run_id)} of {printable(view.manifest)}: {printable(view.status)}\n\n"
     )
     header = ("JOB", "POOL", "STATUS", "STARTED", "DURATION")
-    rows = [
-        (
-            inert(j.name),  # a state file's texts are data, like Celonis'
-            printable(j.pool),
-            printable(j.report_status),
-            iso(j.started_at) or "-",
-            format_duration(j.duration) if j.duration is not None else "-",
-            one_line(j.error) if j.error and j.report_status != "succeeded" else "",
-        )
-        for j in view.jobs
-    ]
+    rows = [_table_row(j) for j in view.jobs]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         cells = "  ".join(row[i].ljust(widths[i]) for i in range(len(header)))

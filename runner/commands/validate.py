@@ -79,14 +79,8 @@ def run(
         result = check_file(name, environ, strict_env=False, max_bytes=max_bytes)
         found.extend(result.problems)
         if result.manifest is not None:
-            m = result.manifest
-            valid.append((name, m))
-            pools = len({j.pool for j in m.jobs.values()})
-            jobs = len(m.jobs)
-            summaries.append(
-                f"{name}: valid ({jobs} job{'' if jobs == 1 else 's'}"
-                f" in {pools} pool{'' if pools == 1 else 's'})"
-            )
+            valid.append((name, result.manifest))
+            summaries.append(_valid_line(name, result.manifest))
     errors = out.errors_of(found)
     if output_format == "json":
         out.write_json(found, stdout)
@@ -95,12 +89,26 @@ def run(
             out.write_github(found, stdout)
         out.write_text(found, stdout)
         if errors:
-            warnings = len(found) - len(errors)
-            extra = f" and {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
-            stdout.write(f"{len(errors)} problem{'s' if len(errors) != 1 else ''}{extra}\n")
+            stdout.write(_problems_line(found, errors) + "\n")
         else:
             for line in summaries:
                 stdout.write(line + "\n")
     if summary_stream is not None:
         pull_request_summary(valid, environ=environ, stream=summary_stream, max_bytes=max_bytes)
     return ExitCode.INVALID if errors else ExitCode.OK
+
+
+def _valid_line(name: str, manifest: Manifest) -> str:
+    pools = len({j.pool for j in manifest.jobs.values()})
+    jobs = len(manifest.jobs)
+    return (
+        f"{name}: valid ({jobs} job{'' if jobs == 1 else 's'}"
+        f" in {pools} pool{'' if pools == 1 else 's'})"
+    )
+
+
+def _problems_line(found: Sequence[out.Problem], errors: Sequence[out.Problem]) -> str:
+    """How many errors, and warnings beside them."""
+    warnings = len(found) - len(errors)
+    extra = f" and {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
+    return f"{len(errors)} problem{'s' if len(errors) != 1 else ''}{extra}"

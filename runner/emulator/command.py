@@ -159,13 +159,7 @@ def main(
     origin = time_origin(environ)
     api_key = environ.get(args.api_key_env) or None
     app_key = environ.get(args.app_key_env) or None
-    client_id = environ.get(args.oauth_client_id_env) or None
-    client_secret = environ.get(args.oauth_client_secret_env) or None
-    if (client_id is None) != (client_secret is None):
-        raise UsageError(
-            f"OAuth needs both {args.oauth_client_id_env} and {args.oauth_client_secret_env} "
-            "set, or neither"
-        )
+    oauth_clients = _oauth_clients(args, environ)
     tls = _tls_files(args)
     emulator = Emulator(
         scenario,
@@ -174,7 +168,7 @@ def main(
         port=args.port,
         api_keys=[api_key] if api_key else None,
         app_keys=[app_key] if app_key else None,
-        oauth_clients={client_id: client_secret} if client_id and client_secret else None,
+        oauth_clients=oauth_clients,
         journal_path=args.journal,
         tls=tls,
     )
@@ -194,6 +188,18 @@ def main(
     stdout.write("emulator stopped\n")
     stdout.flush()
     return ExitCode.OK
+
+
+def _oauth_clients(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str] | None:
+    """The OAuth client the emulator accepts, from the environment; None: no OAuth."""
+    client_id = environ.get(args.oauth_client_id_env) or None
+    client_secret = environ.get(args.oauth_client_secret_env) or None
+    if (client_id is None) != (client_secret is None):
+        raise UsageError(
+            f"OAuth needs both {args.oauth_client_id_env} and {args.oauth_client_secret_env} "
+            "set, or neither"
+        )
+    return {client_id: client_secret} if client_id and client_secret else None
 
 
 def _start_lines(
@@ -257,12 +263,7 @@ def _tls_files(args: argparse.Namespace) -> TlsFiles | None:
         if args.tls_dir is not None:
             raise UsageError("--tls-dir is only used with --tls")
         return None
-    if args.tls_dir is not None:
-        directory = args.tls_dir
-    elif args.journal is not None:
-        directory = args.journal.parent
-    else:
-        directory = Path(".celonis-runner") / "tls"
+    directory = _tls_dir(args)
     try:
         return make_certificates(directory)
     except OSError as exc:
@@ -270,6 +271,18 @@ def _tls_files(args: argparse.Namespace) -> TlsFiles | None:
             f"cannot write the certificates into {directory}: {exc.strerror or exc}; "
             "choose another folder with --tls-dir"
         ) from None
+
+
+def _tls_dir(args: argparse.Namespace) -> Path:
+    """Where `--tls` writes its certificates: --tls-dir, else beside the journal."""
+    directory: Path
+    if args.tls_dir is not None:
+        directory = args.tls_dir
+    elif args.journal is not None:
+        directory = args.journal.parent
+    else:
+        directory = Path(".celonis-runner") / "tls"
+    return directory
 
 
 @contextlib.contextmanager

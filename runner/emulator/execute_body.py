@@ -37,17 +37,14 @@ def parse_subset(body: Mapping[str, Any], job: ScenarioJob) -> Subset:
     for flag, key, id_key, kind in _KINDS:
         of_kind = {t.id: t for t in job.task_list if t.type == kind}
         if not body.get(flag):
-            chosen |= {t.id for t in of_kind.values() if not t.disabled}
+            chosen |= _enabled(of_kind)
             continue
         entries = body.get(key)
         if not isinstance(entries, list):
             raise SubsetError(f"{flag} is true but {key} is not a list")
         picked = [_entry(entry, id_key, key, of_kind, tables) for entry in entries]
         chosen |= set(picked)
-        record[key] = [
-            {"id": task_id, "tables": list(tables[task_id])} if task_id in tables else task_id
-            for task_id in picked
-        ]
+        record[key] = _recorded(picked, tables)
     tasks = tuple(t for t in job.task_list if t.id in chosen)
     return Subset(tasks, tables, record or None)
 
@@ -66,12 +63,28 @@ def _entry(
     if isinstance(entry, dict) and (
         entry.get("loadOnlySubsetOfTables") or (key == "dataModels" and entry.get("tables"))
     ):
-        wanted = entry.get("tables")
-        if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
-            raise SubsetError(f"{key}: tables of {task.id} must be a list of names or ids")
-        known = set(task.tables) | {template_id(task, t) for t in task.tables}
-        unknown = [t for t in wanted if t not in known]
-        if unknown:
-            raise SubsetError(f"{key}: task {task.name!r} has no table {unknown[0]!r}")
-        tables[task.id] = tuple(wanted)
+        tables[task.id] = _tables(entry.get("tables"), key, task)
     return task.id
+
+
+def _tables(wanted: object, key: str, task: ScenarioTask) -> tuple[str, ...]:
+    """The tables an entry limits its task to; SubsetError for names the task has not."""
+    if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
+        raise SubsetError(f"{key}: tables of {task.id} must be a list of names or ids")
+    known = set(task.tables) | {template_id(task, t) for t in task.tables}
+    unknown = [t for t in wanted if t not in known]
+    if unknown:
+        raise SubsetError(f"{key}: task {task.name!r} has no table {unknown[0]!r}")
+    return tuple(wanted)
+
+
+def _enabled(of_kind: Mapping[str, ScenarioTask]) -> set[str]:
+    return {t.id for t in of_kind.values() if not t.disabled}
+
+
+def _recorded(picked: list[str], tables: Mapping[str, tuple[str, ...]]) -> list[Any]:
+    """The entries as the journal keeps them: an id, or the id with its tables."""
+    return [
+        {"id": task_id, "tables": list(tables[task_id])} if task_id in tables else task_id
+        for task_id in picked
+    ]

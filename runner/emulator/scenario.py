@@ -17,7 +17,7 @@ from typing import Any, Literal, cast
 from runner.durations import DurationRangeError, parse_duration
 from runner.errors import UsageError
 from runner.manifest import yamlio
-from runner.manifest.model import Manifest
+from runner.manifest.model import Job, Manifest
 from runner.problems import Problem, format_path, sort_problems
 from runner.schema import schema_issues
 
@@ -183,30 +183,7 @@ class Scenario:
         `base.default_duration`) and succeed.
         """
         base = base if base is not None else Scenario()
-        base_jobs = {job.id: job for pool in base.pools for job in pool.jobs}
-        base_named = {(pool.id, job.name) for pool in base.pools for job in pool.jobs}
-        pools: dict[str, tuple[str, list[ScenarioJob]]] = {
-            pool.id: (pool.name, list(pool.jobs)) for pool in base.pools
-        }
-        ids = _served_pool_ids(manifest, base)
-        pool_names = {ids[p.name]: p.celonis_name or p.name for p in manifest.pools.values()}
-        for job in manifest.jobs.values():
-            pool_id = job.pool_id.lower() or ids.get(job.pool, "")
-            # a job given by its Celonis name is served under that name, with an id of its own
-            name = job.celonis_name or job.name
-            job_id = job.job_id.lower() or stable_id("job", pool_id, name)
-            if job_id in base_jobs or (job.celonis_name and (pool_id, name) in base_named):
-                continue
-            entry = pools.setdefault(pool_id, (pool_names.get(pool_id, job.pool), []))
-            # a job's expected_duration, when the manifest has one, is how long it runs here
-            entry[1].append(ScenarioJob(id=job_id, name=name, duration=job.expected_duration))
-        for pool_id, name in pool_names.items():
-            pools.setdefault(pool_id, (name, []))
-        merged = tuple(
-            ScenarioPool(id=pool_id, name=name, jobs=tuple(jobs))
-            for pool_id, (name, jobs) in pools.items()
-        )
-        scenario = replace(base, pools=merged)
+        scenario = replace(base, pools=_merged_pools(manifest, base))
         problems = [
             Problem(manifest.path, 0, 0, format_path(path), message)
             for path, message in _duplicate_ids(scenario.pools)
@@ -226,6 +203,56 @@ def _served_pool_ids(manifest: Manifest, base: Scenario) -> dict[str, str]:
         or stable_id("pool", pool.celonis_name or pool.name)
         for pool in manifest.pools.values()
     }
+
+
+def _merged_pools(manifest: Manifest, base: Scenario) -> tuple[ScenarioPool, ...]:
+    """`base`'s pools and jobs, then the manifest's jobs and pools that `base` has not."""
+    pools: dict[str, tuple[str, list[ScenarioJob]]] = {
+        pool.id: (pool.name, list(pool.jobs)) for pool in base.pools
+    }
+    ids = _served_pool_ids(manifest, base)
+    pool_names = {ids[p.name]: p.celonis_name or p.name for p in manifest.pools.values()}
+    for pool_id, pool, job in _served_jobs(manifest, base, ids):
+        entry = pools.setdefault(pool_id, (pool_names.get(pool_id, pool), []))
+        entry[1].append(job)
+    for pool_id, name in pool_names.items():
+        pools.setdefault(pool_id, (name, []))
+    return tuple(
+        ScenarioPool(id=pool_id, name=name, jobs=tuple(jobs))
+        for pool_id, (name, jobs) in pools.items()
+    )
+
+
+def _base_keys(base: Scenario) -> tuple[set[str], set[tuple[str, str]]]:
+    """The job ids `base` serves, and its (pool id, job name) pairs."""
+    jobs = [(pool.id, job) for pool in base.pools for job in pool.jobs]
+    return {job.id for _, job in jobs}, {(pool_id, job.name) for pool_id, job in jobs}
+
+
+def _served_as(job: Job, ids: Mapping[str, str]) -> tuple[str, str, str]:
+    """(pool id, name, job id) a manifest job is served under."""
+    pool_id = job.pool_id.lower() or ids.get(job.pool, "")
+    name = job.celonis_name or job.name
+    return pool_id, name, job.job_id.lower() or stable_id("job", pool_id, name)
+
+
+def _served_jobs(
+    manifest: Manifest, base: Scenario, ids: Mapping[str, str]
+) -> list[tuple[str, str, ScenarioJob]]:
+    """(pool id, manifest pool, job) of each manifest job `base` does not serve already. A job
+    given by its Celonis name is served under that name, with an id of its own; its
+    expected_duration, when the manifest has one, is how long it runs here."""
+    base_ids, base_named = _base_keys(base)
+    served = []
+    for job in manifest.jobs.values():
+        pool_id = job.pool_id.lower() or ids.get(job.pool, "")
+        name = job.celonis_name or job.name
+        job_id = job.job_id.lower() or stable_id("job", pool_id, name)
+        known = job_id in base_ids or ((pool_id, name) in base_named and bool(job.celonis_name))
+        if not known:
+            scenario_job = ScenarioJob(id=job_id, name=name, duration=job.expected_duration)
+            served.append((pool_id, job.pool, scenario_job))
+    return served
 
 
 def load_scenario(path: Path, *, display: str | None = None) -> Scenario:
@@ -276,6 +303,17 @@ class _Loader:
 
     def _check(self, data: Mapping[str, Any]) -> None:
         """What the schema can't say: durations in range, unique ids, fields that go together."""
+        self._check_settings(data)
+        for p, pool in enumerate(data.get("pools", [])):
+            for j, job in enumerate(pool.get("jobs", [])):
+                self._check_job(("pools", p, "jobs", j), job)
+        for path, message in _duplicate_ids(_build_pools(data.get("pools", []))):
+            self.add(path, message)
+        for f, fault in enumerate(data.get("faults", [])):
+            self._check_fault(("faults", f), fault)
+
+    def _check_settings(self, data: Mapping[str, Any]) -> None:
+        """The durations of the top-level settings."""
         token = data.get("token_lifetime")
         if token is not None and parse_duration(token) <= 0:
             self.add(("token_lifetime",), f"must be more than 0, got {token!r}")
@@ -288,13 +326,6 @@ class _Loader:
         rate = data.get("rate_limit")
         if isinstance(rate, dict) and parse_duration(rate["per"]) <= 0:
             self.add(("rate_limit", "per"), f"must be more than 0, got {rate['per']!r}")
-        for p, pool in enumerate(data.get("pools", [])):
-            for j, job in enumerate(pool.get("jobs", [])):
-                self._check_job(("pools", p, "jobs", j), job)
-        for path, message in _duplicate_ids(_build_pools(data.get("pools", []))):
-            self.add(path, message)
-        for f, fault in enumerate(data.get("faults", [])):
-            self._check_fault(("faults", f), fault)
 
     def _check_job(self, path: PathT, job: Mapping[str, Any]) -> None:
         if "outcome" in job and "outcomes" in job:
@@ -334,18 +365,22 @@ class _Loader:
             self.add(path, "action 'status' needs 'status': the HTTP status to answer with")
         if action == "delay" and "delay" not in fault:
             self.add(path, "action 'delay' needs 'delay': how long to wait (real time)")
-        only_for = {"status": "status", "headers": "status", "body": "status", "delay": "delay"}
-        for key, wanted in only_for.items():
-            if key in fault and action != wanted:
-                self.add((*path, key), f"'{key}' is only used with action: {wanted}", key=True)
-        if "seed" in fault and "probability" not in fault:
-            self.add((*path, "seed"), "'seed' is only used with 'probability'", key=True)
+        self._check_unused_keys(path, fault)
         glob = fault["path"]
         if not glob.startswith(("/", "*", "?", "[")):
             self.add(
                 (*path, "path"),
                 f"must start with '/' (it is matched against the request path), got {glob!r}",
             )
+
+    def _check_unused_keys(self, path: PathT, fault: Mapping[str, Any]) -> None:
+        """Keys of a fault that its action, or its lack of 'probability', does not use."""
+        only_for = {"status": "status", "headers": "status", "body": "status", "delay": "delay"}
+        for key, wanted in only_for.items():
+            if key in fault and fault["action"] != wanted:
+                self.add((*path, key), f"'{key}' is only used with action: {wanted}", key=True)
+        if "seed" in fault and "probability" not in fault:
+            self.add((*path, "seed"), "'seed' is only used with 'probability'", key=True)
 
 
 def _duplicate_ids(pools: Sequence[ScenarioPool]) -> list[tuple[PathT, str]]:

@@ -196,9 +196,7 @@ class Emulator:
     def handle(self, handler: _Handler) -> None:
         handler.answered_at = None
         split = urlsplit(handler.path)
-        query: dict[str, str] = {}
-        for name, value in parse_qsl(split.query, keep_blank_values=True):
-            query.setdefault(name, value)
+        query = _first_values(split.query)
         authorization = handler.headers.get("Authorization")
         kind = auth_kind(authorization)
         try:
@@ -230,10 +228,7 @@ class Emulator:
                 return
             now = self.clock.monotonic()
             self._state.advance(now)
-            if fault is not None and fault.action == "status":
-                response = self._fault_response(fault, now)
-            else:
-                response = self._answer(request, now)
+            response = self._response(request, fault, now)
             status = None if action == "drop_after" else response.status
             self._record_request(now, request.method, request.path, query, status, action, kind)
             handler.answered_at = now
@@ -241,6 +236,12 @@ class Emulator:
             _drop(handler)
         else:
             _send(handler, response)
+
+    def _response(self, request: Request, fault: Fault | None, now: float) -> Response:
+        """A fault's answer (action 'status'), else the API's."""
+        if fault is not None and fault.action == "status":
+            return self._fault_response(fault, now)
+        return self._answer(request, now)
 
     def _answer(self, request: Request, now: float) -> Response:
         if self._limiter is None:
@@ -327,25 +328,17 @@ def _redacted(name: str, value: str) -> str:
     return "<redacted>" if any(word in lowered for word in _SECRET_WORDS) else value
 
 
+def _first_values(query: str) -> dict[str, str]:
+    """The query's parameters, each with its first value."""
+    found: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        found.setdefault(name, value)
+    return found
+
+
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
     if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            size_line = handler.rfile.readline(1024)
-            try:
-                size = int(size_line.split(b";")[0].strip() or b"0", 16)
-            except ValueError:
-                raise ValueError("Malformed chunked request body.") from None
-            if size == 0:
-                while handler.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            total += size
-            if total > MAX_BODY_BYTES:
-                raise ValueError("Request body too large.")
-            chunks.append(handler.rfile.read(size))
-            handler.rfile.readline(1024)
+        return _read_chunked(handler)
     text = handler.headers.get("Content-Length")
     if text is None:
         return b""
@@ -356,6 +349,27 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
     if length < 0 or length > MAX_BODY_BYTES:
         raise ValueError("Invalid Content-Length.")
     return handler.rfile.read(length) if length else b""
+
+
+def _read_chunked(handler: BaseHTTPRequestHandler) -> bytes:
+    """A chunked body (its trailers read and dropped); ValueError when malformed or too large."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        size_line = handler.rfile.readline(1024)
+        try:
+            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        except ValueError:
+            raise ValueError("Malformed chunked request body.") from None
+        if size == 0:
+            while handler.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        total += size
+        if total > MAX_BODY_BYTES:
+            raise ValueError("Request body too large.")
+        chunks.append(handler.rfile.read(size))
+        handler.rfile.readline(1024)
 
 
 def _send(handler: BaseHTTPRequestHandler, response: Response) -> None:

@@ -202,11 +202,7 @@ def _plan(
     t, stopped, result = run_start, False, "SUCCESS"
     for task in subset.tasks:
         if default:
-            duration = total / len(job.task_list)
-            own: str = job_outcome if task.type == "TRANSFORMATION" else "SUCCESS"
-            if job_outcome == SKIPPED:
-                own = SKIPPED
-            message = job.message
+            duration, own, message = _default_task(job, task, total, job_outcome)
         else:
             duration, own, message = task.duration or 0.0, task.outcome_of(index), task.message
         if stopped or own == SKIPPED:
@@ -216,11 +212,30 @@ def _plan(
         t += duration
         if own in ("FAIL", CANCEL):
             stopped, result = True, own
+    return _Plan(runs, t, _result(result, outcome, default, job_outcome, subset))
+
+
+def _default_task(
+    job: ScenarioJob, task: ScenarioTask, total: float, job_outcome: str
+) -> tuple[float, str, str | None]:
+    """(duration, outcome, message) of one of a job's default tasks: they share `total`, and
+    the transformation ends with the job's outcome."""
+    own = job_outcome if task.type == "TRANSFORMATION" else "SUCCESS"
+    if job_outcome == SKIPPED:
+        own = SKIPPED
+    return total / len(job.task_list), own, job.message
+
+
+def _result(
+    ran: str, outcome: Outcome | None, default: bool, job_outcome: str, subset: Subset
+) -> str:
+    """The execution's status: what its tasks came to, unless an earlier run's status is given
+    (`last_run`) or the job's default tasks were all skipped."""
     if outcome is not None and not default:
-        result = outcome  # an earlier run's given status (`last_run`)
-    elif default and job_outcome == SKIPPED and subset.tasks:
-        result = SKIPPED
-    return _Plan(runs, t, result)
+        return outcome
+    if default and job_outcome == SKIPPED and subset.tasks:
+        return SKIPPED
+    return ran
 
 
 class State:

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -335,12 +335,7 @@ RUN_ID_EXAMPLE = "20260101T120000Z-1a2b3c"
 
 def find_state(directory: Path, run_id: str) -> Path:
     if run_id == "latest":
-        files = sorted(directory.glob("*.json"), key=_last_written) if directory.is_dir() else []
-        if not files:
-            raise UsageError(
-                f"no earlier run to resume in {directory} (runs are saved there by `run`)"
-            )
-        return files[-1]
+        return _latest(directory)
     if (
         len(run_id) > MAX_RUN_ID
         or not run_id.replace("-", "").replace("T", "").replace("Z", "").isalnum()
@@ -353,10 +348,21 @@ def find_state(directory: Path, run_id: str) -> Path:
     except OSError as exc:  # e.g. a name the file system refuses
         raise UsageError(f"cannot look for run {run_id!r} in {directory}: {exc.strerror}") from None
     if not found:
-        known = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
-        hint = f"; saved runs: {', '.join(known[-5:])}" if known else ""
-        raise UsageError(f"no saved run {run_id!r} in {directory}{hint}")
+        raise UsageError(f"no saved run {run_id!r} in {directory}{_saved_runs_hint(directory)}")
     return path
+
+
+def _latest(directory: Path) -> Path:
+    """The state file of the run that wrote last."""
+    files = sorted(directory.glob("*.json"), key=_last_written) if directory.is_dir() else []
+    if not files:
+        raise UsageError(f"no earlier run to resume in {directory} (runs are saved there by `run`)")
+    return files[-1]
+
+
+def _saved_runs_hint(directory: Path) -> str:
+    known = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
+    return f"; saved runs: {', '.join(known[-5:])}" if known else ""
 
 
 EMULATOR_TARGET = "emulator"
@@ -397,16 +403,20 @@ def check_resume_names(saved: SavedRun | None, plan: Plan, *, force: bool) -> No
             f" a resume must run where the run did (--env {saved.environment or '<none>'}),"
             " or anyway with --force"
         )
-    before, now = saved.resolved, dict(manifest.resolved)
-    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    if changed:
-        shown = "; ".join(
-            f"{k}: {before.get(k) or 'none'} -> {now.get(k) or 'none'}" for k in changed[:5]
-        )
+    shown = _resolution_changes(saved.resolved, dict(manifest.resolved))
+    if shown:
         raise UsageError(
             f"the Celonis names of run {saved.run_id} now stand for other ids ({shown}):"
             " start a new run without --resume, or resume anyway with --force"
         )
+
+
+def _resolution_changes(before: Mapping[str, str], now: Mapping[str, str]) -> str:
+    """Which names now stand for other ids (the first five), or ''."""
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    return "; ".join(
+        f"{k}: {before.get(k) or 'none'} -> {now.get(k) or 'none'}" for k in changed[:5]
+    )
 
 
 def _env(name: str | None) -> str:
@@ -434,6 +444,23 @@ def manifest_changes(saved: SavedRun, plan: Plan) -> list[str]:
 
 def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
     jobs = {name: job for name, job in saved.jobs.items() if name in plan.jobs}
+    running, uncertain, intent_at = _in_flight(jobs, plan)
+    succeeded = {n: j for n, j in jobs.items() if j.state == "succeeded"}
+    return ResumeFrom(
+        succeeded=frozenset(succeeded),
+        running=running,
+        uncertain=uncertain,
+        intent_at=intent_at,
+        cancel_requested=frozenset(n for n in running if jobs[n].cancel_requested),
+        started_at=_known({n: j.started_at for n, j in jobs.items()}),
+        finished_at=_known({n: j.finished_at for n, j in succeeded.items()}),
+    )
+
+
+def _in_flight(
+    jobs: Mapping[str, SavedJob], plan: Plan
+) -> tuple[dict[str, ExecutionHandle], dict[str, ExecutionHandle], dict[str, float]]:
+    """(the running jobs, the jobs that may have started, when those meant to start)."""
     running: dict[str, ExecutionHandle] = {}
     uncertain: dict[str, ExecutionHandle] = {}
     intent_at: dict[str, float] = {}
@@ -445,16 +472,11 @@ def resume_from(saved: SavedRun, plan: Plan) -> ResumeFrom:
             uncertain[name] = saved_handle(job, spec.pool_id, spec.job_id, spec.mode)
             if job.intent_at is not None:
                 intent_at[name] = job.intent_at
-    succeeded = {n: j for n, j in jobs.items() if j.state == "succeeded"}
-    return ResumeFrom(
-        succeeded=frozenset(succeeded),
-        running=running,
-        uncertain=uncertain,
-        intent_at=intent_at,
-        cancel_requested=frozenset(n for n in running if jobs[n].cancel_requested),
-        started_at={n: j.started_at for n, j in jobs.items() if j.started_at is not None},
-        finished_at={n: j.finished_at for n, j in succeeded.items() if j.finished_at is not None},
-    )
+    return running, uncertain, intent_at
+
+
+def _known(times: Mapping[str, float | None]) -> dict[str, float]:
+    return {name: t for name, t in times.items() if t is not None}
 
 
 def saved_handle(job: SavedJob, pool_id: str, job_id: str, mode: Mode) -> ExecutionHandle:

@@ -8,6 +8,7 @@ The models are compared, not the YAML: order, comments, anchors, a duration writ
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -97,15 +98,13 @@ class ManifestDiff:
 
 def compare(base: Manifest, new: Manifest) -> ManifestDiff:
     """What changes from `base` to `new`."""
-    added = [Entry("pool", n, p.line) for n, p in new.pools.items() if n not in base.pools]
-    added += [Entry("job", n, j.line) for n, j in new.jobs.items() if n not in base.jobs]
-    removed = [Entry("pool", n, p.line) for n, p in base.pools.items() if n not in new.pools]
-    removed += [Entry("job", n, j.line) for n, j in base.jobs.items() if n not in new.jobs]
+    added = _only_in(new, base)
+    removed = _only_in(base, new)
     changed = _connection_change(base, new)
     changed += _changes("pool", base.pools, new.pools, _pool_fields)
     job_changes = _changes("job", base.jobs, new.jobs, _job_fields)
     changed += job_changes
-    modified = frozenset([e.name for e in added if e.kind == "job"] + [c.name for c in job_changes])
+    modified = frozenset(_names(added, "job") + [c.name for c in job_changes])
     return ManifestDiff(
         base=base,
         new=new,
@@ -134,6 +133,13 @@ def reached(manifest: Manifest, starts: Iterable[str]) -> list[str]:
                 seen.add(child)
                 stack.append(child)
     return [n for n in manifest.jobs if n in seen]
+
+
+def _only_in(one: Manifest, other: Manifest) -> list[Entry]:
+    """The pools, then the jobs, of `one` that `other` has not (in `one`'s order)."""
+    found = [Entry("pool", n, p.line) for n, p in one.pools.items() if n not in other.pools]
+    found += [Entry("job", n, j.line) for n, j in one.jobs.items() if n not in other.jobs]
+    return found
 
 
 def _names(entries: Sequence[Entry], kind: Kind) -> list[str]:
@@ -179,22 +185,26 @@ def _changes(
 def _same(one: Pool | Job, other: Pool | Job) -> bool:
     """Equal but for the line (a quick test: most entries of a large manifest are)."""
     if isinstance(one, Job) and isinstance(other, Job):
-        return (
-            one.job_id == other.job_id
-            and one.depends_on == other.depends_on
-            and one.mode == other.mode
-            and one.pool == other.pool
-            and one.pool_id == other.pool_id
-            and one.allow_failure == other.allow_failure
-            and one.timeout == other.timeout
-            and one.poll_interval == other.poll_interval
-            and one.max_poll_interval == other.max_poll_interval
-            and one.settle_window == other.settle_window
-            and one.expected_duration == other.expected_duration
-            and one.if_running == other.if_running
-            and one.tasks == other.tasks
-        )
+        return _compared(one) == _compared(other)
     return False
+
+
+_compared = operator.attrgetter(
+    "job_id",
+    "depends_on",
+    "mode",
+    "pool",
+    "pool_id",
+    "allow_failure",
+    "timeout",
+    "poll_interval",
+    "max_poll_interval",
+    "settle_window",
+    "expected_duration",
+    "if_running",
+    "tasks",
+)
+"""A job's fields but its line, as a tuple."""
 
 
 def _differs(key: str, old: Value, new: Value) -> bool:

@@ -690,25 +690,10 @@ def _job(
 
 def _build(checker: _Checker, path: Path, text: str) -> Manifest:
     data = checker.manifest_data or {}
-    defaults = _defaults(data.get("defaults") or {}, _Durations(checker))
     environments = _environments(checker, data.get("environments") or {})
-    connection = _connection(data.get("connection") or {})
+    defaults, connection = _chosen(checker, data, environments)
     chosen = checker.environment
-    if chosen is not None:
-        raw_env = data["environments"][chosen]
-        env_path = ("environments", chosen, "defaults")
-        env_defaults = raw_env.get("defaults") or {}
-        defaults = _defaults(env_defaults, _Durations(checker), env_path, defaults)
-        connection = environments[chosen].connection
-    pools: dict[str, Pool] = {}
-    for name, raw in data["pools"].items():
-        pools[name] = Pool(
-            name=name,
-            pool_id=str(raw.get("id", "")).lower(),
-            max_parallel=raw.get("max_parallel"),
-            line=checker.doc.position(("pools", name), key=True)[0],
-            celonis_name=raw.get("celonis_name"),
-        )
+    pools = {name: _pool(checker, name, raw) for name, raw in data["pools"].items()}
     pool_ids = {p.name: p.pool_id for p in pools.values()}
     by_pool_id = {p.pool_id: p.name for p in pools.values() if p.pool_id}
     jobs: dict[str, Job] = {}
@@ -725,6 +710,30 @@ def _build(checker: _Checker, path: Path, text: str) -> Manifest:
         jobs=jobs,
         environments=environments,
         environment=chosen,
+    )
+
+
+def _chosen(
+    checker: _Checker, data: Mapping[str, Any], environments: Mapping[str, Environment]
+) -> tuple[_Defaults, Connection]:
+    """The defaults and connection of the chosen environment (the top-level ones without)."""
+    defaults = _defaults(data.get("defaults") or {}, _Durations(checker))
+    chosen = checker.environment
+    if chosen is None:
+        return defaults, _connection(data.get("connection") or {})
+    env_defaults = data["environments"][chosen].get("defaults") or {}
+    env_path = ("environments", chosen, "defaults")
+    defaults = _defaults(env_defaults, _Durations(checker), env_path, defaults)
+    return defaults, environments[chosen].connection
+
+
+def _pool(checker: _Checker, name: str, raw: Mapping[str, Any]) -> Pool:
+    return Pool(
+        name=name,
+        pool_id=str(raw.get("id", "")).lower(),
+        max_parallel=raw.get("max_parallel"),
+        line=checker.doc.position(("pools", name), key=True)[0],
+        celonis_name=raw.get("celonis_name"),
     )
 
 

@@ -133,6 +133,11 @@ def _clause(kind: str, names: str, value: str) -> Any:
         if any("[" in item for item in items):
             raise SelectionError(f"--tasks {value!r}: only extractions have tables")
         return items
+    return _extraction_clause(items, value)
+
+
+def _extraction_clause(items: list[str], value: str) -> dict[str, Any]:
+    """Extraction name -> its tables, or "all" when it has no [...]."""
     out: dict[str, Any] = {}
     for item in items:
         name, bracket, tables = item.partition("[")
@@ -167,35 +172,45 @@ def shape_problems(job: Mapping[str, Any]) -> list[tuple[Where, str]]:
     transformation or data model, a name given twice. Paths are relative to the job."""
     found: list[tuple[Where, str]] = []
     for kind in ("transformations", "data_models"):
-        value = job.get(kind)
-        if isinstance(value, dict) or (
-            isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
-        ):
-            found.append(
-                (
-                    (kind,),
-                    f"tables can be chosen only under 'extractions'; list the {kind} by name "
-                    f"(e.g. {kind}: [name]), 'all' or 'none'",
-                )
-            )
-        elif isinstance(value, list):
-            found.extend(_twice(value, (kind,)))
+        found.extend(_name_list_problems(kind, job.get(kind)))
     extractions = job.get("extractions")
     if isinstance(extractions, list):
         found.extend(_twice(extractions, ("extractions",)))
     elif isinstance(extractions, dict):
         for name, tables in extractions.items():
-            if tables == []:
-                found.append(
-                    (
-                        ("extractions", str(name)),
-                        "name at least one table, or 'all'; to run none of this extraction, "
-                        "leave it out",
-                    )
-                )
-            elif isinstance(tables, list):
-                found.extend(_twice(tables, ("extractions", str(name)), what="table"))
+            found.extend(_tables_problems(("extractions", str(name)), tables))
     return found
+
+
+def _name_list_problems(kind: str, value: Any) -> list[tuple[Where, str]]:
+    """The transformations or data models: names only, each once."""
+    if isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+    ):
+        return [
+            (
+                (kind,),
+                f"tables can be chosen only under 'extractions'; list the {kind} by name "
+                f"(e.g. {kind}: [name]), 'all' or 'none'",
+            )
+        ]
+    if isinstance(value, list):
+        return _twice(value, (kind,))
+    return []
+
+
+def _tables_problems(where: Where, tables: Any) -> list[tuple[Where, str]]:
+    """An extraction's tables: at least one, each once."""
+    if tables == []:
+        return [
+            (
+                where,
+                "name at least one table, or 'all'; to run none of this extraction, leave it out",
+            )
+        ]
+    if isinstance(tables, list):
+        return _twice(tables, where, what="table")
+    return []
 
 
 def _twice(values: list[Any], where: Where, what: str = "name") -> list[tuple[Where, str]]:

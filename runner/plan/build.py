@@ -82,40 +82,13 @@ def build_plan(
     if max_parallel is not None and max_parallel < 1:
         raise PlanError(f"the limit of jobs running at once must be at least 1, not {max_parallel}")
     names = list(manifest.jobs)
-    chosen = set(resolve_selection(manifest, select, changes)) if select else set(names)
-    chosen -= set(resolve_selection(manifest, exclude, changes)) if exclude else set()
-    order = [n for n in names if n in chosen]
-    graph = {n: {d for d in manifest.jobs[n].depends_on if d in chosen} for n in order}
+    chosen = _chosen(manifest, select, exclude, changes)
     position = {n: i for i, n in enumerate(names)}
+    graph = _graph(manifest, chosen)
     waves = _waves(graph, position)
-    wave_of = {n: i + 1 for i, wave in enumerate(waves) for n in wave}
-
-    dependents: dict[str, list[str]] = {n: [] for n in order}
-    for n in order:
-        for d in graph[n]:
-            dependents[d].append(n)
-    jobs = {
-        n: PlannedJob(
-            job=manifest.jobs[n],
-            depends_on=tuple(d for d in manifest.jobs[n].depends_on if d in chosen),
-            assumed_done=tuple(d for d in manifest.jobs[n].depends_on if d not in chosen),
-            dependents=tuple(sorted(dependents[n], key=position.__getitem__)),
-            wave=wave_of[n],
-        )
-        for wave in waves
-        for n in wave
-    }
-    used = {
-        n: s
-        for n, s in (learned or {}).items()
-        if n in jobs and jobs[n].job.expected_duration is None
-    }
+    jobs = _planned_jobs(manifest, chosen, graph, waves, position)
+    used = _learned_used(jobs, learned or {})
     path, seconds = _critical_path(jobs, waves, used)
-    pool_limits = {
-        p.name: p.max_parallel
-        for p in manifest.pools.values()
-        if any(j.job.pool == p.name for j in jobs.values())
-    }
     return Plan(
         manifest=manifest,
         jobs=jobs,
@@ -123,11 +96,70 @@ def build_plan(
         critical_path=path,
         critical_path_seconds=seconds,
         max_parallel=max_parallel,
-        pool_limits=pool_limits,
+        pool_limits=_pool_limits(manifest, jobs),
         excluded=tuple(n for n in names if n not in chosen),
         learned_seconds=used,
         remaining=_remaining(jobs, waves, used),
     )
+
+
+def _chosen(
+    manifest: Manifest,
+    select: Sequence[str],
+    exclude: Sequence[str],
+    changes: ManifestDiff | None,
+) -> set[str]:
+    """The selected jobs (all when nothing is selected) but the excluded ones."""
+    chosen = set(resolve_selection(manifest, select, changes)) if select else set(manifest.jobs)
+    if exclude:
+        chosen -= set(resolve_selection(manifest, exclude, changes))
+    return chosen
+
+
+def _graph(manifest: Manifest, chosen: set[str]) -> dict[str, set[str]]:
+    """Each chosen job (in manifest order) -> its chosen dependencies."""
+    return {
+        n: {d for d in job.depends_on if d in chosen}
+        for n, job in manifest.jobs.items()
+        if n in chosen
+    }
+
+
+def _learned_used(jobs: Mapping[str, PlannedJob], learned: Mapping[str, float]) -> dict[str, float]:
+    """The learned durations of the planned jobs that have no expected_duration."""
+    return {n: s for n, s in learned.items() if n in jobs and jobs[n].job.expected_duration is None}
+
+
+def _planned_jobs(
+    manifest: Manifest,
+    chosen: set[str],
+    graph: Mapping[str, set[str]],
+    waves: Sequence[Sequence[str]],
+    position: Mapping[str, int],
+) -> dict[str, PlannedJob]:
+    """The chosen jobs in dependency order (by wave, then manifest order)."""
+    dependents: dict[str, list[str]] = {n: [] for n in graph}
+    for n, deps in graph.items():
+        for d in deps:
+            dependents[d].append(n)
+    jobs = {}
+    for i, wave in enumerate(waves):
+        for n in wave:
+            depends_on = manifest.jobs[n].depends_on
+            jobs[n] = PlannedJob(
+                job=manifest.jobs[n],
+                depends_on=tuple(d for d in depends_on if d in chosen),
+                assumed_done=tuple(d for d in depends_on if d not in chosen),
+                dependents=tuple(sorted(dependents[n], key=position.__getitem__)),
+                wave=i + 1,
+            )
+    return jobs
+
+
+def _pool_limits(manifest: Manifest, jobs: Mapping[str, PlannedJob]) -> dict[str, int | None]:
+    """The limits of the pools the planned jobs use, in the manifest's order."""
+    used = {j.job.pool for j in jobs.values()}
+    return {p.name: p.max_parallel for p in manifest.pools.values() if p.name in used}
 
 
 def _waves(graph: Mapping[str, set[str]], position: Mapping[str, int]) -> list[tuple[str, ...]]:
@@ -160,27 +192,31 @@ def resolve_selection(
     selected: dict[str, None] = {}
     children = _children(manifest)
     for spec in (s.strip() for raw in specs for s in raw.split(",")):
-        if not spec:
-            continue
-        if spec.startswith("pool:"):
-            selected.update((n, None) for n in _pool_jobs(manifest, spec))
-            continue
-        if is_state(spec):
-            selected.update(
-                (n, None) for n in state_jobs(manifest, spec, changes, children.__getitem__)
-            )
-            continue
-        upstream = spec.startswith("+")
-        downstream = spec.endswith("+") and len(spec) > 1
-        name = spec.strip("+")
-        if name not in manifest.jobs:
-            raise PlanError(unknown_job(manifest, name, spec, changes))
-        selected[name] = None
-        if upstream:
-            selected.update((n, None) for n in closure(name, lambda n: manifest.jobs[n].depends_on))
-        if downstream:
-            selected.update((n, None) for n in closure(name, children.__getitem__))
+        if spec:
+            selected.update((n, None) for n in _spec_jobs(manifest, spec, changes, children))
     return list(selected)
+
+
+def _spec_jobs(
+    manifest: Manifest,
+    spec: str,
+    changes: ManifestDiff | None,
+    children: Mapping[str, list[str]],
+) -> list[str]:
+    """The jobs one selector names, first named first."""
+    if spec.startswith("pool:"):
+        return _pool_jobs(manifest, spec)
+    if is_state(spec):
+        return state_jobs(manifest, spec, changes, children.__getitem__)
+    name = spec.strip("+")
+    if name not in manifest.jobs:
+        raise PlanError(unknown_job(manifest, name, spec, changes))
+    jobs = [name]
+    if spec.startswith("+"):
+        jobs += closure(name, lambda n: manifest.jobs[n].depends_on)
+    if spec.endswith("+") and len(spec) > 1:
+        jobs += closure(name, children.__getitem__)
+    return jobs
 
 
 def _pool_jobs(manifest: Manifest, spec: str) -> list[str]:
@@ -265,9 +301,14 @@ def _critical_path(
     if not best:
         return ((), 0.0 if timed else None)
     end = max(best, key=lambda n: best[n][0])
+    return (_back_from(end, best), best[end][0] if timed else None)
+
+
+def _back_from(end: str, best: Mapping[str, tuple[float, str | None]]) -> tuple[str, ...]:
+    """The chain that ends at `end`, following each job's heaviest dependency, first job first."""
     path: list[str] = []
     current: str | None = end
     while current is not None:
         path.append(current)
         current = best[current][1]
-    return (tuple(reversed(path)), best[end][0] if timed else None)
+    return tuple(reversed(path))

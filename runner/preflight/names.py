@@ -12,7 +12,7 @@ anything run nothing while any problem stands.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from runner.api.client import JobInfo, PoolInfo
@@ -85,64 +85,61 @@ def _pool_id(
     pool: Pool, remote: list[PoolInfo], locate: Locator, problems: list[Problem]
 ) -> str | None:
     """The pool's id: its own, or the one pool of its `celonis_name`."""
-    if pool.celonis_name is None:
-        return pool.pool_id or None
     name = pool.celonis_name
-    path = ("pools", pool.name, "celonis_name")
-    matches = [p for p in remote if p.name == name]
+    if name is None:
+        return pool.pool_id or None
     if pool.pool_id:
-        by_id = next((p for p in remote if p.id.lower() == pool.pool_id), None)
-        if by_id is not None and by_id.name == name:
-            return pool.pool_id
-        shown = f"named {by_id.name!r}" if by_id is not None else "not in this team"
-        problems.append(
-            locate.at(
-                path,
-                pool.line,
-                f"pool {pool.pool_id} is {shown}, not {name!r}: fix the id or the name",
-            )
-        )
-        return None
-    if len(matches) == 1:
-        return matches[0].id.lower()
-    problems.append(
-        locate.at(path, pool.line, _not_one("data pool", name, matches, remote, "this team"))
-    )
-    return None
+        found, problem = _pinned(pool.pool_id, name, remote, "pool", "not in this team")
+    else:
+        found, problem = _by_name(name, remote, "data pool", "this team")
+    if problem is not None:
+        problems.append(locate.at(("pools", pool.name, "celonis_name"), pool.line, problem))
+    return found
 
 
 def _job_id(
     job: Job, listed: list[JobInfo] | None, locate: Locator, problems: list[Problem]
 ) -> str | None:
     """The job's id: its own, or the one job of its pool with its `celonis_name`."""
-    if job.celonis_name is None or listed is None:
-        return job.job_id or None
     name = job.celonis_name
-    path = ("jobs", job.name, "celonis_name")
+    if name is None or listed is None:
+        return job.job_id or None
+    where = f"pool '{job.pool}'"
     if job.job_id:
-        by_id = next((j for j in listed if j.id.lower() == job.job_id), None)
-        if by_id is not None and by_id.name == name:
-            return job.job_id
-        shown = f"named {by_id.name!r}" if by_id is not None else f"not in pool '{job.pool}'"
-        problems.append(
-            locate.at(
-                path, job.line, f"job {job.job_id} is {shown}, not {name!r}: fix the id or the name"
-            )
-        )
-        return None
-    matches = [j for j in listed if j.name == name]
+        found, problem = _pinned(job.job_id, name, listed, "job", f"not in {where}")
+    else:
+        found, problem = _by_name(name, listed, "data job", where)
+    if problem is not None:
+        problems.append(locate.at(("jobs", job.name, "celonis_name"), job.line, problem))
+    return found
+
+
+def _pinned(
+    own_id: str, name: str, listed: Sequence[PoolInfo | JobInfo], what: str, missing: str
+) -> tuple[str | None, str | None]:
+    """An `id` given beside `celonis_name`: (the id, None) when Celonis names it so, else
+    (None, the problem)."""
+    by_id = next((x for x in listed if x.id.lower() == own_id), None)
+    if by_id is not None and by_id.name == name:
+        return own_id, None
+    shown = f"named {by_id.name!r}" if by_id is not None else missing
+    return None, f"{what} {own_id} is {shown}, not {name!r}: fix the id or the name"
+
+
+def _by_name(
+    name: str, listed: Sequence[PoolInfo | JobInfo], kind: str, where: str
+) -> tuple[str | None, str | None]:
+    """(the one id of that name, None), or (None, why not: none or several)."""
+    matches = [x for x in listed if x.name == name]
     if len(matches) == 1:
-        return matches[0].id.lower()
-    problems.append(
-        locate.at(path, job.line, _not_one("data job", name, matches, listed, f"pool '{job.pool}'"))
-    )
-    return None
+        return matches[0].id.lower(), None
+    return None, _not_one(kind, name, matches, listed, where)
 
 
 def _not_one(
     kind: str,
     name: str,
-    matches: list[PoolInfo] | list[JobInfo],
+    matches: Sequence[PoolInfo | JobInfo],
     remote: Iterable[PoolInfo | JobInfo],
     where: str,
 ) -> str:

@@ -103,29 +103,38 @@ def _check_pools(
     locate: Locator,
 ) -> None:
     """Each pool the plan uses exists and the key may read it."""
-    pools = {job.pool: manifest.pools[job.pool] for job in jobs if job.pool in manifest.pools}
+    pools = _pools_of(manifest, jobs)
     for pool_id, lookup in lookups.items():
-        pool = next((p for p in pools.values() if p.pool_id == pool_id), None)
-        name = pool.name if pool is not None else pool_id
         if lookup.jobs is not None:
             result.pools_found += 1
             continue
-        if isinstance(lookup.error, AuthError):
-            result.access_denied.append(name)
-            message = (
-                f"the key may not read pool '{name}' ({pool_id}): HTTP 403;"
-                " give it 'view' and 'manage' permission on the pool"
-            )
-        else:
-            result.missing.append(f"pools.{name}")
-            message = (
-                f"pool '{name}' ({pool_id}) does not exist in this team, or the key cannot see it:"
-                " check the id (copy it from the data pool's URL) and the base URL"
-            )
+        pool = next((p for p in pools.values() if p.pool_id == pool_id), None)
+        name = pool.name if pool is not None else pool_id
+        message = _unreadable_pool(result, lookup, name, pool_id)
         if pool is not None:
             result.problems.append(locate.pool(pool, message))
         else:  # a job given by URL whose pool is not under `pools`: point at the jobs
             result.problems += [locate.job(j, message) for j in jobs if j.pool_id == pool_id]
+
+
+def _pools_of(manifest: Manifest, jobs: list[Job]) -> dict[str, Pool]:
+    """The manifest's pools the jobs run in, by name."""
+    return {job.pool: manifest.pools[job.pool] for job in jobs if job.pool in manifest.pools}
+
+
+def _unreadable_pool(result: RemoteCheck, lookup: PoolLookup, name: str, pool_id: str) -> str:
+    """Count the pool as one the key may not read or as missing; the problem to report."""
+    if isinstance(lookup.error, AuthError):
+        result.access_denied.append(name)
+        return (
+            f"the key may not read pool '{name}' ({pool_id}): HTTP 403;"
+            " give it 'view' and 'manage' permission on the pool"
+        )
+    result.missing.append(f"pools.{name}")
+    return (
+        f"pool '{name}' ({pool_id}) does not exist in this team, or the key cannot see it:"
+        " check the id (copy it from the data pool's URL) and the base URL"
+    )
 
 
 def _check_job(result: RemoteCheck, job: Job, lookup: PoolLookup, locate: Locator) -> None:

@@ -19,6 +19,7 @@ from runner.errors import UsageError
 from runner.manifest.task_subset import TaskSubset
 from runner.plan.build import Plan, PlannedJob
 from runner.runresult.records import SavedJob
+from runner.shared_types import Tables
 from runner.task_records import (
     DATA_MODEL_LOAD,
     EXTRACTION,
@@ -70,24 +71,44 @@ def _still_needed(
     if saved is None or saved.state == "succeeded" or not saved.task_list:
         return None
     before = [TaskInfo.from_dict(t) for t in saved.task_list]
-    results = saved.tasks or ()
     if _failed_in_a_task(saved):
-        return before, [TaskInfo(r.id, r.name, r.type or "") for r in results if not r.succeeded]
+        return before, _not_succeeded(saved)
+    again = _subset_again(saved, before, planned)
+    return None if again is None else (before, again)
+
+
+def _subset_again(
+    saved: SavedJob, before: Sequence[TaskInfo], planned: PlannedJob
+) -> list[TaskInfo] | None:
+    """The tasks of the subset the job last ran that it still needs, or None: as planned."""
     ran = saved.task_ids
     if not ran:
         return None
     known = {t.id.lower(): t for t in before}
-    done = {r.id.lower() for r in results if r.succeeded}
-    # every task of the subset succeeded, yet the job did not: the whole subset again
-    left = [i.lower() for i in ran if i.lower() not in done] or [i.lower() for i in ran]
+    left = _left_of(ran, saved)
     if any(i not in known for i in left):
         return None  # a task the saved list does not know: the job as planned
-    again = [known[i] for i in left]
-    if planned.task_ids is not None and set(left) == {
-        i.lower() for i in planned.task_ids.task_ids()
-    }:
+    if _planned_anyway(planned, left):
         return None  # what the plan runs anyway (the manifest's own subset)
-    return before, again
+    return [known[i] for i in left]
+
+
+def _not_succeeded(saved: SavedJob) -> list[TaskInfo]:
+    return [TaskInfo(r.id, r.name, r.type or "") for r in saved.tasks or () if not r.succeeded]
+
+
+def _left_of(ran: Sequence[str], saved: SavedJob) -> list[str]:
+    """The ids (lower case) of the subset `ran` that did not succeed."""
+    done = {r.id.lower() for r in saved.tasks or () if r.succeeded}
+    # every task of the subset succeeded, yet the job did not: the whole subset again
+    return [i.lower() for i in ran if i.lower() not in done] or [i.lower() for i in ran]
+
+
+def _planned_anyway(planned: PlannedJob, left: Sequence[str]) -> bool:
+    """Whether the tasks `left` are the subset the plan runs anyway."""
+    if planned.task_ids is None:
+        return False
+    return set(left) == {i.lower() for i in planned.task_ids.task_ids()}
 
 
 def _failed_in_a_task(saved: SavedJob) -> bool:
@@ -100,17 +121,25 @@ def _changes(before: Sequence[TaskInfo], now: Sequence[TaskInfo]) -> list[str]:
     """What differs between two task lists (ids, names, kinds, order, enabled)."""
     old = {t.id.lower(): t for t in before}
     new = {t.id.lower(): t for t in now}
-    changes = [f"task '{old[i].name}' was removed" for i in old if i not in new]
-    changes += [f"task '{new[i].name}' was added" for i in new if i not in old]
-    for key in old.keys() & new.keys():
-        a, b = old[key], new[key]
-        if (a.name, a.type) != (b.name, b.type):
-            changes.append(f"task '{a.name}' is now {b.type.lower()} '{b.name}'")
-        elif a.disabled != b.disabled:
-            changes.append(f"task '{a.name}' was {'disabled' if b.disabled else 'enabled'}")
-    if not changes and [t.id.lower() for t in before] != [t.id.lower() for t in now]:
+    changes = [f"task '{old[i].name}' was removed" for i in old.keys() - new.keys()]
+    changes += [f"task '{new[i].name}' was added" for i in new.keys() - old.keys()]
+    changes += [c for key in old.keys() & new.keys() if (c := _changed(old[key], new[key]))]
+    if not changes and _ids(before) != _ids(now):
         changes.append("the tasks run in another order")
     return sorted(changes)
+
+
+def _ids(tasks: Sequence[TaskInfo]) -> list[str]:
+    return [t.id.lower() for t in tasks]
+
+
+def _changed(a: TaskInfo, b: TaskInfo) -> str | None:
+    """How task `a` changed into `b` (same id), or None."""
+    if (a.name, a.type) != (b.name, b.type):
+        return f"task '{a.name}' is now {b.type.lower()} '{b.name}'"
+    if a.disabled != b.disabled:
+        return f"task '{a.name}' was {'disabled' if b.disabled else 'enabled'}"
+    return None
 
 
 def _only_unfinished(
@@ -120,19 +149,31 @@ def _only_unfinished(
     file keeps with it); an extraction keeps the tables the failed run was limited to."""
     limited = dict(planned.task_ids.extractions or ()) if planned.task_ids is not None else {}
     by_kind = {kind: [t for t in again if t.type == kind] for kind in _KINDS}
-    ids = TaskIds(
+    ids = _ids_of(by_kind, limited, again)
+    names = _names_of(by_kind, limited)
+    job = dataclasses.replace(planned.job, tasks=names)
+    return dataclasses.replace(planned, job=job, task_ids=ids, resumed_task_list=tuple(task_list))
+
+
+def _ids_of(
+    by_kind: Mapping[str, list[TaskInfo]],
+    limited: Mapping[str, Tables],
+    again: Sequence[TaskInfo],
+) -> TaskIds:
+    return TaskIds(
         extractions=tuple((t.id, limited.get(t.id)) for t in by_kind[EXTRACTION]),
         transformations=tuple(t.id for t in by_kind[TRANSFORMATION]),
         data_models=tuple(t.id for t in by_kind[DATA_MODEL_LOAD]),
         names={t.id: t.name for t in again},
     )
-    names = TaskSubset(
+
+
+def _names_of(by_kind: Mapping[str, list[TaskInfo]], limited: Mapping[str, Tables]) -> TaskSubset:
+    return TaskSubset(
         extractions=tuple((t.name, limited.get(t.id)) for t in by_kind[EXTRACTION]),
         transformations=tuple(t.name for t in by_kind[TRANSFORMATION]),
         data_models=tuple(t.name for t in by_kind[DATA_MODEL_LOAD]),
     )
-    job = dataclasses.replace(planned.job, tasks=names)
-    return dataclasses.replace(planned, job=job, task_ids=ids, resumed_task_list=tuple(task_list))
 
 
 _KINDS = (EXTRACTION, TRANSFORMATION, DATA_MODEL_LOAD)

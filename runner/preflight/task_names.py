@@ -86,15 +86,7 @@ def resolve(
     found = Resolution()
     names: dict[str, str] = {t.id: t.name for t in tasks}
     matcher = _Matcher(tasks, found)
-    extractions: list[tuple[str, Tables]] | None = None
-    if subset.extractions is not None:
-        extractions = []
-        for name, tables in subset.extractions:
-            task = matcher.find(EXTRACTION, ("extractions", name), name)
-            if task is not None:
-                extractions.append((task.id, tables))
-                if tables is not None:
-                    _check_tables(reader, (pool_id, job_id), task, (name, tables), found)
+    extractions = _extractions(reader, (pool_id, job_id), subset, matcher)
     transformations = matcher.find_all(TRANSFORMATION, "transformations", subset.transformations)
     data_models = None
     if subset.data_models is not None:
@@ -102,13 +94,24 @@ def resolve(
         data_models = _match_loads(loads, subset.data_models, tasks, found)
         names.update({load.id: load.name for load in loads})
     if not found.errors:
-        found.ids = TaskIds(
-            None if extractions is None else tuple(extractions),
-            transformations,
-            data_models,
-            names,
-        )
+        found.ids = TaskIds(extractions, transformations, data_models, names)
     return found
+
+
+def _extractions(
+    reader: TaskReader, job: tuple[str, str], subset: TaskSubset, matcher: _Matcher
+) -> tuple[tuple[str, Tables], ...] | None:
+    """The ids of the subset's extractions, each with its tables (checked against Celonis')."""
+    if subset.extractions is None:
+        return None
+    extractions: list[tuple[str, Tables]] = []
+    for name, tables in subset.extractions:
+        task = matcher.find(EXTRACTION, ("extractions", name), name)
+        if task is not None:
+            extractions.append((task.id, tables))
+            if tables is not None:
+                _check_tables(reader, job, task, (name, tables), matcher.found)
+    return tuple(extractions)
 
 
 class _Matcher:
@@ -131,22 +134,24 @@ class _Matcher:
             t for t in of_kind if t.id.lower() == wanted.lower()
         ]
         word = _KIND_WORD[kind]
-        if len(named) > 1:
-            ids = ", ".join(t.id for t in named)
-            self.found.errors.append(
-                (key, f"the job has {len(named)} {word}s named {_q(wanted)} ({ids}): give the id")
-            )
-            return None
-        if not named:
-            hint = Suggestions(t.name for t in of_kind).hint(wanted)
-            have = "" if hint or of_kind else f" (the job has no {word})"
-            self.found.errors.append((key, f"the data job has no {word} {_q(wanted)}{hint}{have}"))
+        if len(named) != 1:
+            self.found.errors.append((key, _not_one(word, wanted, named, of_kind)))
             return None
         if named[0].disabled:
             self.found.warnings.append(
                 (key, f"{word} {_q(named[0].name)} is disabled in Celonis, which may not run it")
             )
         return named[0]
+
+
+def _not_one(word: str, wanted: str, named: Sequence[TaskInfo], of_kind: Sequence[TaskInfo]) -> str:
+    """The error for a name that matches several tasks of its kind (`named`), or none."""
+    if named:
+        ids = ", ".join(t.id for t in named)
+        return f"the job has {len(named)} {word}s named {_q(wanted)} ({ids}): give the id"
+    hint = Suggestions(t.name for t in of_kind).hint(wanted)
+    have = "" if hint or of_kind else f" (the job has no {word})"
+    return f"the data job has no {word} {_q(wanted)}{hint}{have}"
 
 
 def _match_loads(
