@@ -29,8 +29,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 def escape(text: str) -> str:
     """Text safe as a Mermaid gantt task or section name: every character but letters, digits,
-    `_`, `.` and `-` as an entity code (`#58;`), which Mermaid shows as the character."""
-    return _UNSAFE.sub(lambda m: f"#{ord(m.group())};", text) or "#160;"
+    `_`, `.` and `-` as an entity code (`#58;`), which Mermaid shows as the character. The
+    first character is always one: a line that starts with a keyword (`gantt`, `topAxis`,
+    `inclusiveEndDates`, ...) would be read as that keyword, however it goes on."""
+    if not text:
+        return "#160;"
+    return f"#{ord(text[0])};" + _UNSAFE.sub(lambda m: f"#{ord(m.group())};", text[1:])
 
 
 def write_gantt(view: RunResult, stream: TextIO) -> None:
