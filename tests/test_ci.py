@@ -292,7 +292,10 @@ def test_mermaid_with_final_statuses(tmp_path: Path) -> None:
     statuses = {"a": "succeeded", "b": "not_started"}
     write_mermaid(state.plan, out, statuses=statuses)
     text = out.getvalue()
-    assert 'j0["a<br/>FULL in sap<br/>succeeded"]' in text and 'j1["b<br/>DELTA in sap<br/>not started"]' in text
+    assert (
+        'j0["a<br/>FULL in sap<br/>succeeded"]' in text
+        and 'j1["b<br/>DELTA in sap<br/>not started"]' in text
+    )
     assert "class j0 succeeded\n" in text and "class j1 not_started\n" in text
 
 

@@ -20,12 +20,12 @@ MAX_TEXT = 50_000
 MAX_EDGES = 499
 """Mermaid's default `maxEdges` is 500, and 500 edges are refused."""
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\- ]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\- :,/()]")
 
 
 def label_text(text: str) -> str:
-    """Text safe inside a quoted Mermaid label: every character but letters, digits, space,
-    `_`, `.` and `-` as an entity code (`#58;`), which Mermaid shows as the character."""
+    """Text safe inside a quoted Mermaid label: every character but letters, digits, space
+    and `_.-:,/()` as an entity code (`#58;`), which Mermaid shows as the character."""
     return _UNSAFE.sub(lambda m: f"#{ord(m.group())};", text)
 
 
