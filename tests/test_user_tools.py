@@ -113,3 +113,16 @@ def test_what_only_validate_checks_is_what_the_readme_lists(
     path = _beside_the_schema(tmp_path, "jobs.yaml", HEAD + ONLY_VALIDATE[name])
     assert check_manifest(path, {}, strict_env=True).errors
     assert language_server.diagnostics(path) == []
+
+
+@pytest.mark.parametrize("name", ["zero", "uuid-default"])
+def test_the_editor_shows_validates_message(
+    language_server: LanguageServer, tmp_path: Path, name: str
+) -> None:
+    """The schema's `patternErrorMessage` (yaml-language-server's) is validate's message."""
+    text = BROKEN[name]
+    text = (HEAD.replace(f"    id: {JOB}\n", "") if text.startswith("    id:") else HEAD) + text
+    path = _beside_the_schema(tmp_path, "jobs.yaml", text)
+    (ours,) = check_manifest(path, {}, strict_env=True).errors
+    (theirs,) = language_server.diagnostics(path)
+    assert ours.message.split(", got ")[0] == theirs["message"]
