@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-slow test-lowest lint demo bench clean
+.PHONY: test test-slow test-lowest test-tools tools lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,15 @@ lint: $(STAMP)
 	$(BIN)/python .ci/check_function_length.py runner --max-lines 60
 
 test: lint
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not tools"
+
+# What users' own tools make of our outputs: yaml-language-server, mermaid-cli, headless
+# Chromium and the JUnit readers, installed into .tools/ and the venv (.ci/install-tools).
+tools: $(STAMP)
+	.ci/install-tools
+
+test-tools: tools
+	$(BIN)/python -m pytest -m tools
 
 # The end-to-end matrices that take minutes (kills and resumes under stale statuses, ...).
 test-slow: $(STAMP)

@@ -7,14 +7,18 @@ client its tests skip."""
 
 from __future__ import annotations
 
-import io
+import json
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from runner.manifest.loader import check_manifest
+from runner.reports.github import step_summary
+from runner.reports.junit import junit_text
+from tests.conftest import CliResult
 from tests.test_schema_agreement import (
     ENVIRONMENT,
     EVERY_VARIABLE,
@@ -22,9 +26,19 @@ from tests.test_schema_agreement import (
     POOL,
     manifests_in_the_repository,
 )
-from tests.user_tools import SCHEMA, LanguageServer
+from tests.user_tools import (
+    MERMAID_KEYWORDS,
+    SCHEMA,
+    TOOLS,
+    LanguageServer,
+    chromium,
+    make_run,
+    node,
+    tool,
+)
 
 pytestmark = pytest.mark.tools
+Cli = Callable[..., CliResult]
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +140,129 @@ def test_the_editor_shows_validates_message(
     (ours,) = check_manifest(path, {}, strict_env=True).errors
     (theirs,) = language_server.diagnostics(path)
     assert ours.message.split(", got ")[0] == theirs["message"]
+
+
+# -- Mermaid (GitHub renders it) ------------------------------------------------------------
+
+
+def mermaid_cli(markdown: Path, tmp_path: Path) -> list[str]:
+    """Every ```mermaid block of `markdown` drawn by mermaid-cli with Chromium; the SVGs."""
+    config = tmp_path / "puppeteer.json"
+    config.write_text(
+        json.dumps({"executablePath": chromium(), "args": ["--no-sandbox", "--disable-gpu"]}),
+        encoding="utf-8",
+    )
+    out = tmp_path / "drawn.md"
+    result = subprocess.run(
+        [
+            node(),
+            str(tool("mmdc").resolve()),
+            "-p",
+            str(config),
+            "-i",
+            str(markdown),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [svg.read_text("utf-8") for svg in sorted(tmp_path.glob("drawn-*.svg"))]
+
+
+@pytest.mark.parametrize("count", [1, 50, 300])
+def test_the_step_summarys_graph_and_timeline_render(tmp_path: Path, count: int) -> None:
+    run = make_run(count, names=MERMAID_KEYWORDS)
+    summary = tmp_path / "summary.md"
+    summary.write_text(step_summary(run), encoding="utf-8")
+    graph, timeline = mermaid_cli(summary, tmp_path)
+    names = [job.name for job in run.jobs]
+    for name in names[:5]:  # keyword names are drawn as names, not read as keywords
+        assert f"{name} (" in timeline and f">{name}<" in graph, name
+
+
+def _manifest(count: int, pools: int = 10) -> str:
+    lines = ["version: 1", "pools:"]
+    for pool in range(pools):
+        lines += [f"  pool_{pool}:", f"    id: 00000000-0000-4000-8000-{pool:012d}"]
+    lines.append("jobs:")
+    names = [*MERMAID_KEYWORDS, *(f"job_{n}" for n in range(count))][:count]
+    for number, name in enumerate(names):
+        lines += [
+            f"  {name}:",
+            f"    pool: pool_{number % pools}",
+            f"    id: 00000000-0000-4000-9000-{number:012d}",
+        ]
+        deps = sorted({names[number // 2], names[max(0, number - 3)]} - {name})
+        if number and deps:
+            lines.append(f"    depends_on: [{', '.join(deps)}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("count", [1, 50, 300])
+def test_the_plans_flowchart_renders(cli: Cli, tmp_path: Path, count: int) -> None:
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(_manifest(count), encoding="utf-8")
+    chart = cli("plan", str(manifest), "--format", "mermaid").out
+    markdown = tmp_path / "plan.md"
+    markdown.write_text(f"```mermaid\n{chart}```\n", encoding="utf-8")
+    (svg,) = mermaid_cli(markdown, tmp_path)
+    assert svg.count('class="node ') >= count or svg.count('<g class="node') >= count
+
+
+# -- JUnit readers (Jenkins, GitLab and the Python tools CI plugins are built on) -------------
+
+JENKINS_XSD = TOOLS / "junit-10.xsd"
+"""Jenkins xunit-plugin's junit-10.xsd, fetched by `make tools` (not kept in the repository)."""
+
+
+@pytest.mark.parametrize(("count", "pools"), [(1, 1), (9, 3), (300, 10)])
+def test_the_junit_readers_read_every_run_with_the_reports_counts(
+    tmp_path: Path, count: int, pools: int
+) -> None:
+    junitparser = pytest.importorskip("junitparser")
+    xunitparser = pytest.importorskip("xunitparser")
+    run = make_run(count, pools=pools)
+    path = tmp_path / "junit.xml"
+    path.write_text(junit_text(run), encoding="utf-8")
+    counts = run.counts()
+    failed = sum(j.state.is_unsuccessful and not j.allow_failure for j in run.jobs)
+    skipped = sum(j.state.not_run or j.allowed_failure for j in run.jobs)
+    errors = counts.get("running", 0) + counts.get("unclear", 0)
+
+    xml = junitparser.JUnitXml.fromfile(str(path))
+    suites = list(xml)
+    assert len(suites) == len(run.pools)
+    assert sum(s.tests for s in suites) == count
+    assert sum(s.failures for s in suites) == failed
+    assert sum(s.skipped for s in suites) == skipped
+    assert sum(s.errors for s in suites) == errors
+
+    with path.open(encoding="utf-8") as stream:
+        _, result = xunitparser.parse(stream)
+    assert (result.testsRun, len(result.failures), len(result.skipped), len(result.errors)) == (
+        count,
+        failed,
+        skipped,
+        errors,
+    )
+
+    html = tmp_path / "junit.html"
+    converted = subprocess.run(
+        [sys.executable, "-m", "junit2htmlreport", str(path), str(html)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if "No module named" in converted.stderr:
+        pytest.skip("junit2html is not installed (make tools)")
+    assert converted.returncode == 0, converted.stderr
+    assert run.jobs[-1].name in html.read_text("utf-8")
+
+    if JENKINS_XSD.exists():
+        xmlschema = pytest.importorskip("xmlschema")
+        xmlschema.XMLSchema(str(JENKINS_XSD)).validate(str(path))
