@@ -518,3 +518,23 @@ def test_report_that_cannot_be_written_still_prints_the_summary(
     )
     assert state.code == 2 and f"cannot save run state in {blocker / 'runs'}" in state.err
     assert "internal error" not in early.err + state.err
+
+
+def test_a_table_cell_has_no_code_span_where_entities_would_show_as_written() -> None:
+    """GitHub shows `&gt;` literally inside backticks: backticks are escaped, not spans."""
+    from runner.reports.github import _cell
+
+    cell = _cell("Table `A-->B` failed | <5> rows")
+    assert cell == "Table \\`A--&gt;B\\` failed \\| &lt;5&gt; rows"
+
+
+def test_junit_property_names_are_unique_in_the_file() -> None:
+    """xunitparser gathers every suite's properties in one mapping and stops at a repeat."""
+    import xml.etree.ElementTree as ET
+
+    from tests.user_tools import make_run
+
+    root = ET.fromstring(junit_text(make_run(30, pools=3)))
+    names = [p.get("name") for p in root.iter("property")]
+    assert len(root.findall("testsuite")) == 3 and len(names) == len(set(names))
+    assert {"run_id", "manifest", "pool_0.pool_id", "pool_2.pool_id"} <= set(names)
