@@ -8,15 +8,18 @@ client its tests skip."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runner.manifest.loader import check_manifest
 from runner.reports.github import step_summary
+from runner.reports.html import render as html_render
 from runner.reports.junit import junit_text
 from tests.conftest import CliResult
 from tests.test_schema_agreement import (
@@ -266,3 +269,39 @@ def test_the_junit_readers_read_every_run_with_the_reports_counts(
     if JENKINS_XSD.exists():
         xmlschema = pytest.importorskip("xmlschema")
         xmlschema.XMLSchema(str(JENKINS_XSD)).validate(str(path))
+
+
+# -- the HTML report in a browser --------------------------------------------------------------
+
+
+def open_in_chromium(page: Path, width: int, selector: str) -> dict[str, Any]:
+    script = Path(__file__).parent / "chromium_page.cjs"
+    tool("mmdc")  # puppeteer comes with mermaid-cli
+    result = subprocess.run(
+        [node(), str(script), chromium(), str(page), str(width), selector],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "NODE_PATH": str(TOOLS / "node_modules")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
+
+
+LONG_NAME = "extract_" + "very_long_name_" * 12
+
+
+@pytest.mark.parametrize("count", [9, 300, 1000])
+def test_the_html_report_in_chromium(tmp_path: Path, count: int) -> None:
+    run = make_run(count, names=(LONG_NAME,))
+    page = tmp_path / "report.html"
+    page.write_text(html_render(run), encoding="utf-8")
+    seen = open_in_chromium(page, 1000, ".failed-run")
+    assert seen["errors"] == []
+    assert seen["pageWidth"] <= seen["viewWidth"], "the page scrolls sideways at 1,000 px"
+    (failure,) = seen["matches"]
+    assert failure["top"] < 800 and run.jobs[-1].name in failure["text"]  # above the fold
+    colours = {text: colour for text, colour in seen["colours"]}
+    assert colours["failed"] != colours["failed (allowed)"]
