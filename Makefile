@@ -44,7 +44,14 @@ test-lowest:
 	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pyyaml|jsonschema|requests|structlog|urllib3|pytest|cryptography)=='
 	$(LOWEST)/bin/python -m pytest -p no:cacheprovider
 
-demo: $(STAMP)
+# The demo needs only the package (no test, lint or Airflow extras).
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/celonis-runner validate jobs.yaml
 	$(BIN)/celonis-runner plan jobs.yaml
 	$(BIN)/celonis-runner run jobs.yaml --emulator --scenario examples/scenarios/demo.yaml \
