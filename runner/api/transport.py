@@ -569,8 +569,11 @@ class Transport:
         except ValueError:
             pass
         # Raised outside the except block: the decode error holds the whole body.
+        kind = response.headers.get("Content-Type", "no Content-Type").split(";")[0].strip()
         raise ProtocolError(
-            f"{method} {shown}: HTTP {response.status_code}: the answer is not JSON",
+            f"{method} {shown}: HTTP {response.status_code}: the answer is not JSON ({kind}):"
+            f" {self.base_url} does not answer like Celonis; check the base URL"
+            " (another server on that port?)",
             method=method,
             path=shown,
             status=response.status_code,
