@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-slow test-lowest lint demo bench clean
+.PHONY: test test-slow test-lowest test-tools tools lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,15 @@ lint: $(STAMP)
 	$(BIN)/python .ci/check_complexity.py runner --max 10 --allowlist .ci/complexity-allowlist.txt
 
 test: lint
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not tools"
+
+# What users' own tools make of our outputs: yaml-language-server, mermaid-cli, headless
+# Chromium and the JUnit readers, installed into .tools/ and the venv (.ci/install-tools).
+tools: $(STAMP)
+	.ci/install-tools
+
+test-tools: tools
+	$(BIN)/python -m pytest -m tools
 
 # The end-to-end matrices that take minutes (kills and resumes under stale statuses, ...).
 test-slow: $(STAMP)
@@ -35,9 +43,16 @@ test-lowest:
 	$(PYTHON) .ci/lowest_constraints.py test tls > $(LOWEST)/constraints.txt
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[test,tls]'
 	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pyyaml|jsonschema|requests|structlog|urllib3|pytest|cryptography)=='
-	$(LOWEST)/bin/python -m pytest -p no:cacheprovider
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -m "not slow and not tools"
 
-demo: $(STAMP)
+# The demo needs only the package (no test, lint or Airflow extras).
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/celonis-runner validate jobs.yaml
 	$(BIN)/celonis-runner plan jobs.yaml
 	$(BIN)/celonis-runner run jobs.yaml --emulator --scenario examples/scenarios/demo.yaml \

@@ -53,13 +53,14 @@ def validator(
     """The validator of schema `name` (or of its `$defs/<definition>`), built once.
 
     `resolved=True` is for data whose `${VAR}` references were already
-    replaced: the schema's `$defs/var` (what a reference looks like) then
-    matches nothing, so a value must be valid as it is.
+    replaced: the schema's `$defs/var` and `$defs/var_*` (what a reference looks like)
+    then match nothing, so a value must be valid as it is.
     """
     schema = copy.deepcopy(load_schema(name))
     defs = schema.get("$defs", {})
-    if resolved and "var" in defs:
-        defs["var"] = False
+    if resolved:  # every kind of reference (`var`, `var_uuid`, ...)
+        for key in [k for k in defs if k == "var" or k.startswith("var_")]:
+            defs[key] = False
     cls = jsonschema.validators.validator_for(schema)
     inlined = _inline_refs(schema, defs)
     if definition is not None:

@@ -335,7 +335,8 @@ def test_an_answer_that_is_not_json(session: requests.Session) -> None:
     fault = status_fault(JOB_PATH, 200, body="<html>maintenance</html>")
     with emulator(scenario(faults=[fault])) as emu, pytest.raises(ProtocolError) as info:
         make_client(emu.base_url, session, FakeClock()).job_status(POOL, JOB)
-    assert str(info.value) == f"GET {JOB_PATH}: HTTP 200: the answer is not JSON"
+    assert str(info.value).startswith(f"GET {JOB_PATH}: HTTP 200: the answer is not JSON (")
+    assert f"{emu.base_url} does not answer like Celonis; check the base URL" in str(info.value)
     assert info.value.__context__ is None and "maintenance" not in repr(vars(info.value))
 
 

@@ -94,7 +94,10 @@ def test_plan_text_and_json(cli: Cli) -> None:
 
 def test_plan_graph_formats(cli: Cli) -> None:
     mermaid = cli("plan", str(ROOT / "jobs.yaml"), "--format", "mermaid").out
-    assert mermaid.startswith("flowchart LR\n") and 'subgraph p0["sap_ecc"]' in mermaid
+    assert (
+        mermaid.startswith("flowchart LR\n")
+        and '"extract_sap_master_data<br/>FULL in sap_ecc"]' in mermaid
+    )
     dot = cli("plan", str(ROOT / "jobs.yaml"), "--format", "dot").out
     assert '"transform_o2c" -> "load_o2c_model";' in dot
 

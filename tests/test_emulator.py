@@ -1173,3 +1173,18 @@ def test_cli_reports_a_port_in_use(serve: Serve) -> None:
     args = _args("--port", str(emu.port))
     with pytest.raises(UsageError, match=r"cannot listen on 127\.0\.0\.1"):
         emulator_command.main(args, {}, io.StringIO())
+
+
+def test_the_runner_command_of_an_emulator_on_every_address_names_loopback() -> None:
+    """`--host 0.0.0.0`: the runner refuses http:// off loopback, and 0.0.0.0 is no address."""
+    from types import SimpleNamespace
+
+    from runner.emulator.command import DEFAULT_PORT, _reachable
+
+    assert DEFAULT_PORT != 8080  # Airflow's api-server answers there
+    for url, shown in (
+        ("http://0.0.0.0:8491", "http://127.0.0.1:8491"),
+        ("http://[::]:8491", "http://[::1]:8491"),
+        ("https://10.0.0.5:8491", "https://10.0.0.5:8491"),
+    ):
+        assert _reachable(SimpleNamespace(base_url=url)) == shown  # type: ignore[arg-type]

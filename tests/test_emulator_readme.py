@@ -21,7 +21,7 @@ from pathlib import Path
 from runner.manifest.loader import load_manifest
 
 REPO = Path(__file__).resolve().parent.parent
-README_PORT = "8080"
+README_PORT = "8491"
 
 
 def example() -> tuple[dict[str, str], str, str]:

@@ -516,3 +516,33 @@ def _tenant(pools: list[dict[str, str]], jobs: dict[str, list[dict[str, str]]]) 
         return answer(200, listed)(h)
 
     return local_server(handle)
+
+
+def test_init_by_name_writes_celonis_names_that_run_in_the_team(cli: Cli, tmp_path: Path) -> None:
+    # Issue 23: pools and jobs by their Celonis names, ids only where a name picks no single
+    # one (two jobs named "Extract Orders" in one pool); the file runs against the team.
+    team = _team()
+    sap = team["pools"][0]["jobs"]
+    sap.append({**sap[0], "id": job_uuid("sap:second extract")})  # a second "Extract Orders"
+    scenario = _scenario(tmp_path, team)
+    out = tmp_path / "team.yaml"
+    result = cli("init", "--by-name", "--emulator", "--scenario", str(scenario), "--out", str(out))
+    assert result.code == 0, result.err
+    data = _loaded(out.read_text(encoding="utf-8"))
+    pools = {p.get("celonis_name") for p in data["pools"].values()}
+    assert pools == {"SAP ECC (Production)", "日本語"}
+    assert not any("id" in p for p in data["pools"].values())
+    by_name = {j["celonis_name"] for j in data["jobs"].values() if "celonis_name" in j}
+    by_id = [j for j in data["jobs"].values() if "id" in j]
+    assert by_name == {
+        'Kosten ${region}: "Q1" # x',
+        "extract-orders",
+        "yes",
+        "2024 Reload",
+        "Extract Orders",
+    }
+    assert len(by_id) == 2  # the two "Extract Orders" of one pool: by id
+    assert cli("validate", str(out)).code == 0
+    run = cli("run", str(out), "--emulator", "--scenario", str(scenario))
+    assert run.code == 0, run.err
+    assert "7 succeeded" in run.out

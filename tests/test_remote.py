@@ -305,3 +305,29 @@ def test_check_remote_server_errors_exit_3(cli: Cli, tmp_path: Path) -> None:
     assert result.code == 3
     last = result.err.splitlines()[-1]
     assert last.startswith("celonis-runner: error: GET /integration/api/pools/") and "503" in last
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_nothing_answering_at_all_fails_within_10_seconds(cli: Cli, tmp_path: Path) -> None:
+    """A mistyped team name (the host does not resolve) or nothing listening: exit 3 at once,
+    not after minutes of retries (issue 22 #11)."""
+    import time
+
+    p = pipeline(tmp_path)
+    p.write()
+    manifest = p.folder / "jobs.yaml"
+    for base_url in (f"http://127.0.0.1:{_free_port()}", "https://no-such-team.invalid"):
+        for command in (["plan", str(manifest), "--check-remote"], ["status", str(manifest)]):
+            began = time.monotonic()
+            result = cli(*command, "--base-url", base_url, environ={"CELONIS_API_KEY": KEY})
+            took = time.monotonic() - began
+            assert result.code == 3, (command, base_url, result.err)
+            assert took < 10, (command, base_url, took)

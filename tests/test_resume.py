@@ -527,7 +527,7 @@ def test_resume_with_the_embedded_emulator_says_why_not_and_what_to_do(
     assert "run --resume cannot use --emulator: the embedded emulator forgets everything" in (
         refused.err
     )
-    assert "`celonis-runner emulator --manifest jobs.yaml --port 8080`" in refused.err
+    assert "`celonis-runner emulator --manifest jobs.yaml --port 8491`" in refused.err
     assert "resume with the same --base-url" in refused.err
 
 

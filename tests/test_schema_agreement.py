@@ -37,6 +37,7 @@ defaults:
   poll_interval: ${POLL}
   max_poll_interval: ${MAX_POLL:-1m}
   expected_duration: ${EXPECTED:-10m}
+  if_running: ${IF_RUNNING:-wait}
 pools:
   sap:
     id: ${SAP_POOL_ID}
@@ -51,12 +52,19 @@ jobs:
     poll_interval: 5s
     max_poll_interval: ${EXTRACT_MAX_POLL}
     expected_duration: ${EXTRACT_EXPECTED}
+    if_running: ${EXTRACT_IF_RUNNING:-adopt}
+    extractions:
+      SAP orders: ${ORDER_TABLES:-all}
+    transformations: ${TRANSFORMATIONS:-all}
+    data_models: ${MODELS:-none}
   transform:
     url: https://${HOST:-acme.eu-1.celonis.cloud}/integration/ui/pools/${SAP_POOL_ID}/data-configuration/data-jobs?jobId=${TRANSFORM_JOB_ID}
     depends_on: ["${FIRST:-extract}"]
   load:
     url: ${LOAD_URL}
     depends_on: [transform]
+    extractions: ${EXTRACTIONS:-none}
+    timeout: ${LOAD_MINUTES:-5}m
 """
 ENVIRONMENT = {
     "CELONIS_REALM": "eu-1",
@@ -135,11 +143,31 @@ def test_every_manifest_of_the_repository_and_the_docs_passes_both(tmp_path: Pat
             "${VAR} is not supported in 'allow_failure': write true or false",
         ),
         ("    key_env: ${CELONIS_API_KEY}", "give the NAME of the variable, without ${...}"),
-        ("    timeout: 31d", "must be a duration from 0 to 30 days"),
-        ("    timeout: 2592001", "must be a duration from 0 to 30 days"),
+        ("    timeout: 31d", "must be a duration more than 0 and at most 30 days"),
+        ("    timeout: 2592001", "must be a duration more than 0 and at most 30 days"),
         ("    mode: full", "must be one of FULL, DELTA"),
+        ("    timeout: 0s", "must be a duration more than 0"),
+        ("    poll_interval: 0", "must be a duration more than 0"),
+        ("    id: ${X:-not-a-uuid}", "must be a UUID"),
+        (f"    id: xx-${{S:-{POOL}}}-yy", "must be a UUID"),
+        ("    if_running: ${IF:-sometimes}", "must be one of wait, adopt, fail"),
+        ("    transformations: ${T:-some}", "must be a list of task names"),
     ],
-    ids=["uuid", "max_parallel", "allow_failure", "key_env", "unit", "too-long", "mode"],
+    ids=[
+        "uuid",
+        "max_parallel",
+        "allow_failure",
+        "key_env",
+        "unit",
+        "too-long",
+        "mode",
+        "zero",
+        "zero-number",
+        "uuid-default",
+        "unanchored",
+        "if_running-default",
+        "task-names-default",
+    ],
 )
 def test_what_validate_refuses_the_schema_refuses(tmp_path: Path, line: str, message: str) -> None:
     field = line.split(":")[0].strip()
@@ -159,4 +187,26 @@ def test_what_validate_refuses_the_schema_refuses(tmp_path: Path, line: str, mes
         path, {"N": "2", "AF": "true", "CELONIS_API_KEY": "k"}, strict_env=True
     )
     assert [message in p.message for p in problems.problems] == [True], problems.problems
+    assert check_jsonschema(path).returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("acme.eu-1.celonis.cloud", "not a URL"),
+        ("http://acme.eu-1.celonis.cloud", "must use https://"),
+        ("https://acme.eu-1.celonis.cloud/integration", "remove the path"),
+    ],
+)
+def test_a_base_url_validate_refuses_the_schema_refuses(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        f"version: 1\nconnection:\n  base_url: {url}\n"
+        f"pools:\n  sap:\n    id: {POOL}\njobs:\n  a:\n    pool: sap\n    id: {JOB}\n",
+        encoding="utf-8",
+    )
+    problems = check_manifest(path, {}, strict_env=True).problems
+    assert [message in p.message for p in problems] == [True], problems
     assert check_jsonschema(path).returncode == 1

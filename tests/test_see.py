@@ -115,8 +115,8 @@ def test_report_reads_the_saved_run_in_every_format(cli: Cli, tmp_path: Path) ->
     gantt = cli("report", "latest", *runs, "--format", "gantt", environ=env)
     assert gantt.code == 0
     assert gantt.out.startswith("gantt\n") and "section sap" in gantt.out
-    assert re.search(r"broken#32;#40;failed#41; :crit, j\d, \d+, \d+", gantt.out)
-    assert re.search(r"load#32;#40;skipped#41; :milestone", gantt.out)
+    assert re.search(r"#98;roken#32;#40;failed#41; :crit, j\d, \d+, \d+", gantt.out)
+    assert re.search(r"#108;oad#32;#40;skipped#41; :milestone", gantt.out)
 
     page = tmp_path / "saved.html"
     html = cli("report", "latest", *runs, "--format", "html", "--out", str(page), environ=env)
@@ -332,3 +332,23 @@ def test_task_results_are_read_tolerantly_from_state_records() -> None:
     record = {"id": "i1", "name": "t1", "status": "FAIL", "error": "ORA-1", "started_at": True}
     assert TaskOutcome.from_dict(record) == TaskOutcome("i1", "t1", "FAIL", error="ORA-1")
     assert TaskOutcome.from_dict({"name": "t2"}) == TaskOutcome("t2", "t2", "")
+
+
+def test_html_axis_ticks_fall_on_round_values() -> None:
+    from runner.reports.html import tick_step
+
+    assert [tick_step(s) for s in (5, 60, 3 * 3600 + 909, 20 * 86400)] == [1, 10, 1800, 5 * 86400]
+
+
+def test_html_puts_what_failed_the_run_first_and_allowed_failures_apart() -> None:
+    from runner.reports.html import ALLOWED_COLOUR, render
+    from tests.user_tools import make_run
+
+    run = make_run(20)
+    page = render(run)
+    top = page.index('<section class="failed-run">')
+    assert top < page.index("<h2>Timeline</h2>")
+    assert run.jobs[-1].name in page[top : page.index("</section>")]
+    assert page.count(f'color: {ALLOWED_COLOUR}">failed (allowed)') == sum(
+        j.allowed_failure for j in run.jobs
+    )

@@ -279,7 +279,7 @@ def test_plan_shows_the_subset_in_every_format(cli: Cli, tmp_path: Path) -> None
     }
     for fmt in ("mermaid", "dot"):
         shown = cli("plan", str(path), "--format", fmt, environ={}).out
-        assert "part: 2 extractions, 1 transformations, 1 data models" in shown
+        assert "part: 2 extractions, 1 transformation, 1 data model" in shown
 
 
 def failing_pipeline(tmp_path: Path) -> Pipeline:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from runner.manifest import yamlio
+from runner.manifest.loader import check_manifest
 
 
 def test_positions_follow_paths_through_merge_keys() -> None:
@@ -136,3 +137,30 @@ def test_no_garbage_collection_while_a_big_document_is_built_and_the_collector_i
     with pytest.raises(yamlio.YamlError):
         yamlio.parse("a: [\n", display="f")
     assert gc.isenabled()  # also after a syntax error
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("allow_failure: yes", "'yes' is true only in YAML 1.1"),
+        ("allow_failure: Off", "write false"),
+        ("timeout: 1:30", "for a duration write units like 1m30s"),
+        ("timeout: 1:02:03", "units like 1h2m3s"),
+        ("timeout: 1_000", "write 1000 (no '_')"),
+    ],
+)
+def test_values_only_yaml_1_1_reads_as_booleans_or_numbers_are_refused_where_they_are(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    """Editors read YAML 1.2: `yes` and `1:30` are text there. Both must read the file alike."""
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        "version: 1\npools:\n  sap:\n    id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11\njobs:\n  a:\n"
+        f"    pool: sap\n    id: 8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b33\n    {value}\n"
+        "    description: 'yes'\n  b:\n    pool: sap\n    id: 0d6b8a2e-3f4c-4e1a-9b7d-c5e2f8a1d349\n"
+        '    description: "1:30"\n',
+        encoding="utf-8",
+    )
+    problems = check_manifest(path, {}, strict_env=True).problems
+    assert [(p.line, p.column) for p in problems] == [(9, 5 + len(value.split(":")[0]) + 2)]
+    assert message in problems[0].message, problems[0].render()

@@ -54,6 +54,11 @@ log = structlog.get_logger(__name__)
 USER_AGENT = "celonis-runner/0.1"
 DEFAULT_TIMEOUTS = (5.0, 30.0)
 DEFAULT_DEADLINE = 120.0
+FIRST_CONTACT_BUDGET = 10.0
+"""Until the base URL has answered once, a host name that does not resolve, a refused
+connection or no connection at all is given up within this many seconds (a mistyped team
+name, the emulator not started): retrying longer only delays the message."""
+_NO_ANSWER = frozenset({"refused", "connect_timeout"})
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
@@ -225,6 +230,8 @@ class Transport:
         self.timeouts = timeouts
         self.retry = retry or RetryPolicy()
         self.rng = rng or random.Random()
+        self.answered = False
+        """Whether the base URL has answered anything yet (any HTTP status)."""
 
     # -- what OAuth needs (runner.api.auth.TokenEndpoint) --
 
@@ -338,6 +345,15 @@ class Transport:
         else:
             wait = backoff_delay(policy, state.attempts - 1, self.rng)
         elapsed = self.clock.monotonic() - state.started
+        if self._never_answered(error, elapsed + wait):
+            log.warning(
+                "api.giving_up",
+                method=error.method,
+                path=error.path,
+                reason="nothing answers at this address",
+                attempts=state.attempts,
+            )
+            return None
         if elapsed + wait > policy.budget:
             log.warning(
                 "api.giving_up",
@@ -349,6 +365,13 @@ class Transport:
             )
             return None
         return wait
+
+    def _never_answered(self, error: ApiError, retry_at: float) -> bool:
+        """True when nothing has answered at the base URL yet and a retry at `retry_at` seconds
+        (plus its connect timeout) would end after FIRST_CONTACT_BUDGET."""
+        if self.answered or not isinstance(error, NetworkError) or error.kind not in _NO_ANSWER:
+            return False
+        return retry_at + self.timeouts[0] > FIRST_CONTACT_BUDGET
 
     def _sleep_before_retry(self, state: RetryState, error: ApiError, wait: float) -> bool:
         log.warning(
@@ -440,6 +463,7 @@ class Transport:
         if error is not None:
             log.debug("api.no_answer", method=method, path=shown, error=error.kind)
             raise error
+        self.answered = True
         self.celonis_clock.note(sent_at, self.clock.time(), response.headers.get("Date"))
         if debug_enabled():  # skips building the event (headers copied and redacted) per request
             log.debug(
@@ -563,8 +587,11 @@ class Transport:
         except ValueError:
             pass
         # Raised outside the except block: the decode error holds the whole body.
+        kind = response.headers.get("Content-Type", "no Content-Type").split(";")[0].strip()
         raise ProtocolError(
-            f"{method} {shown}: HTTP {response.status_code}: the answer is not JSON",
+            f"{method} {shown}: HTTP {response.status_code}: the answer is not JSON ({kind}):"
+            f" {self.base_url} does not answer like Celonis; check the base URL"
+            " (another server on that port?)",
             method=method,
             path=shown,
             status=response.status_code,

@@ -7,7 +7,7 @@ import argparse
 from runner.commands.shared import Context
 
 EXAMPLES = """\
-  celonis-runner emulator --manifest jobs.yaml --port 8080
+  celonis-runner emulator --manifest jobs.yaml --port 8491
   celonis-runner emulator --manifest jobs.yaml --time-scale 60 --journal journal.jsonl"""
 
 

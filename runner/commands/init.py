@@ -11,6 +11,7 @@ existing file is never overwritten without `--force`. Exit 0 when written,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shlex
@@ -95,6 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how to authenticate (default: api_key when $CELONIS_API_KEY is set, oauth when"
         " $CELONIS_CLIENT_ID and $CELONIS_CLIENT_SECRET are); the file keeps it",
     )
+    parser.add_argument(
+        "--by-name",
+        action="store_true",
+        help="address pools and jobs by their Celonis names (celonis_name:), not by ids, so that"
+        " one manifest serves every team that has them (see environments: in the README)",
+    )
     add_connection(parser)
     for action in parser._actions:
         if action.dest == "base_url":  # there is no manifest yet to take it from
@@ -138,7 +145,9 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     named = name_pools(pools)
     if not any(entry.jobs for entry in named):
         return _nothing_to_write(named, base_url, ctx.stderr)
-    source = _source(base_url, remote.emulator, auth_type, schema_ref)
+    source = dataclasses.replace(
+        _source(base_url, remote.emulator, auth_type, schema_ref), by_name=args.by_name
+    )
     write_manifest(out, render(source, named), force=args.force)
     _report(Written(out, named, schema_ref, schema_exists), ctx.stdout)
     _next_steps(out, args, schema_ref, schema_exists, ctx.stdout)

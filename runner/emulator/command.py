@@ -25,6 +25,11 @@ if TYPE_CHECKING:  # the CLI builds its parser with add_arguments: keep this mod
     from runner.emulator.tls import TlsFiles
 
 
+DEFAULT_PORT = 8491
+"""Not 8080 (Airflow's api-server, and many another server's): a runner pointed at the wrong
+one would talk to whatever answers there."""
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -66,7 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument(
-        "--port", type=_port, default=8080, help="port to listen on; 0 picks a free one (8080)"
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port to listen on; 0 picks a free one ({DEFAULT_PORT})",
     )
     parser.add_argument("--journal", type=Path, metavar="FILE", help="write the journal here")
     parser.add_argument(
@@ -243,9 +251,18 @@ def _start_lines(
             # (the time between the two starts) x scale
             env.append(f"{TIME_ORIGIN_ENV}={emulator.clock.origin:.6f}")
     manifest = f" {shlex.quote(str(args.manifest))}" if args.manifest is not None else ""
-    command = " ".join([*env, f"celonis-runner run{manifest} --base-url {emulator.base_url}"])
+    command = " ".join([*env, f"celonis-runner run{manifest} --base-url {_reachable(emulator)}"])
     lines.append(f"run the runner against it: {command}\n")
     return lines
+
+
+def _reachable(emulator: Emulator) -> str:
+    """The URL a runner on this machine uses: a wildcard address (0.0.0.0, ::) is no place to
+    connect to, and the runner takes http:// only on loopback."""
+    url = emulator.base_url
+    for wildcard, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
+        url = url.replace(wildcard, loopback)
+    return url
 
 
 def _tls_files(args: argparse.Namespace) -> TlsFiles | None:

@@ -378,7 +378,7 @@ def check_resume_target(saved: SavedRun | None, target: str, *, force: bool) -> 
             "run --resume cannot use --emulator: the embedded emulator forgets everything when "
             "the runner exits, so the jobs the earlier run left running cannot be taken up. "
             "Serve an emulator that outlives the runner (`celonis-runner emulator --manifest "
-            "jobs.yaml --port 8080`), run against it with --base-url http://127.0.0.1:8080, "
+            "jobs.yaml --port 8491`), run against it with --base-url http://127.0.0.1:8491, "
             "and resume with the same --base-url (or resume anyway with --force)"
         )
     if saved.target is not None and saved.target != target:

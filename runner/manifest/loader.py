@@ -63,6 +63,7 @@ _VARIABLE_NAMES = {
 }
 
 PathT = tuple[str | int, ...]
+_BASE_URL: PathT = ("connection", "base_url")
 
 
 @dataclass
@@ -299,7 +300,16 @@ class _Checker:
         return {}
 
     def _schema(self, data: dict[str, Any]) -> None:
+        conn = data.get("connection")
+        # a text base_url gets _base_url's more precise message (the schema's is for editors)
+        own = (
+            {_BASE_URL}
+            if isinstance(conn, dict) and isinstance(conn.get("base_url"), str)
+            else set()
+        )
         for issue in schema_issues(data, MANIFEST_SCHEMA, resolved=True, shown=self.shown):
+            if issue.path in own:
+                continue
             if not any(issue.path[: len(u)] == u for u in self.unresolved):
                 self.add(issue.path, issue.message, key=issue.key)
 

@@ -47,6 +47,9 @@ class Source:
     realm: str | None = None
     auth_type: AuthType = "api_key"
     schema_ref: str = "jobs.schema.json"
+    by_name: bool = False
+    """Address pools and jobs by `celonis_name:` (init --by-name), not by id: one manifest then
+    serves every team whose pools and jobs have those names."""
 
 
 @dataclass(frozen=True)
@@ -184,8 +187,25 @@ def _connection(source: Source) -> list[str]:
     ]
 
 
-def _pools(named: Sequence[NamedPool]) -> list[str]:
+def _address(name: str | None, celonis_id: str, unique: bool, by_name: bool) -> list[str]:
+    """How the manifest names a pool or job in Celonis: `celonis_name:` (--by-name, when the
+    name picks one), else `id:` (with the name as text beside it)."""
+    if by_name and name and unique:
+        return [f"celonis_name: {yaml_string(name)}"]
+    shown = [f"name: {yaml_string(name)}"] if name else []
+    why = ["# no single Celonis name picks it: kept by id"] if by_name else []
+    return [*why, *shown, f"id: {celonis_id}"]
+
+
+def _unique(names: Sequence[str | None]) -> set[str]:
+    """The names that occur exactly once."""
+    seen = [n for n in names if n]
+    return {n for n in seen if seen.count(n) == 1}
+
+
+def _pools(named: Sequence[NamedPool], by_name: bool = False) -> list[str]:
     lines = ["pools:"]
+    unique = _unique([entry.pool.name for entry in named])
     for entry in named:
         if not entry.jobs:
             continue
@@ -194,12 +214,9 @@ def _pools(named: Sequence[NamedPool]) -> list[str]:
             f"  # {comment_text(pool.name)}: {_count(len(entry.jobs), 'data job')}",
             f"  {entry.key}:",
         ]
-        if pool.name:
-            lines.append(f"    name: {yaml_string(pool.name)}")
-        lines += [
-            f"    id: {pool.id}",
-            "    # max_parallel: 2  # at most this many of its jobs at once",
-        ]
+        address = _address(pool.name, pool.id, pool.name in unique, by_name)
+        lines += [f"    {line}" for line in address]
+        lines.append("    # max_parallel: 2  # at most this many of its jobs at once")
     left_out = [entry for entry in named if not entry.jobs]
     if left_out:
         lines.append("  # Left out (no data job to run):")
@@ -209,7 +226,7 @@ def _pools(named: Sequence[NamedPool]) -> list[str]:
     return [*lines, ""]
 
 
-def _jobs(named: Sequence[NamedPool]) -> list[str]:
+def _jobs(named: Sequence[NamedPool], by_name: bool = False) -> list[str]:
     lines = [
         "jobs:",
         "  # No dependencies were added: Celonis does not say which job needs which. Give a job",
@@ -220,8 +237,13 @@ def _jobs(named: Sequence[NamedPool]) -> list[str]:
         if not entry.jobs:
             continue
         lines += ["", f"  # ---- {comment_text(entry.pool.name)} ({entry.key}) ----"]
+        unique = _unique([job.job.name for job in entry.jobs])
         for job in entry.jobs:
-            lines += [f"  {job.key}:", f"    pool: {entry.key}", f"    id: {job.job.id}"]
+            lines += [f"  {job.key}:", f"    pool: {entry.key}"]
+            if by_name and job.job.name in unique:
+                lines.append(f"    celonis_name: {yaml_string(job.job.name or '')}")
+                continue
+            lines.append(f"    id: {job.job.id}")
             if job.job.name:
                 lines.append(f"    description: {yaml_string(job.job.name)}")
     return lines
@@ -231,7 +253,8 @@ def render(source: Source, named: Sequence[NamedPool]) -> str:
     """The manifest's text. `named` must hold at least one job (a manifest needs one)."""
     if not any(entry.jobs for entry in named):
         raise ValueError("a manifest needs at least one data job")
-    lines = [*_header(source, named), *_connection(source), *_pools(named), *_jobs(named)]
+    pools, jobs = _pools(named, source.by_name), _jobs(named, source.by_name)
+    lines = [*_header(source, named), *_connection(source), *pools, *jobs]
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@ any path can be turned back into a line and column.
 from __future__ import annotations
 
 import gc
+import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -236,6 +237,47 @@ def load(path: Path, *, display: str | None = None, max_bytes: int = DEFAULT_MAX
     return parse(read_text(path, display=shown, max_bytes=max_bytes), display=shown)
 
 
+_YAML_1_1_BOOLS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+
+
+def yaml_1_1_only(node: ScalarNode) -> str | None:
+    """What to write instead of a plain value that only YAML 1.1 reads as a boolean or a
+    number (`yes`, `off`, `1:30`, `1_000`); None for any other value."""
+    if node.style:  # quoted or a block: text in both (libyaml: "" for plain, pyyaml: None)
+        return None
+    text = node.value
+    if node.tag == "tag:yaml.org,2002:bool" and text.lower() in _YAML_1_1_BOOLS:
+        meant = _YAML_1_1_BOOLS[text.lower()]
+        return (
+            f"'{text}' is {meant} only in YAML 1.1 (editors read YAML 1.2: the text "
+            f"'{text}'): write {meant}, or quote it for the text"
+        )
+    if node.tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+        return None
+    if _SEXAGESIMAL.fullmatch(text):
+        minutes, _, seconds = text.rpartition(":")
+        return (
+            f"'{text}' is a YAML 1.1 base-60 number (editors read YAML 1.2: the text '{text}'):"
+            f" for a duration write units like {_units(minutes, seconds)}; quote it for the text"
+        )
+    if "_" in text:
+        plain = text.replace("_", "")
+        return (
+            f"'{text}' is a number only in YAML 1.1 (editors read YAML 1.2: the text '{text}'):"
+            f" write {plain} (no '_')"
+        )
+    return None
+
+
+def _units(minutes: str, seconds: str) -> str:
+    """`1m30s` for `1:30`, `1h2m3s` for `1:02:03`."""
+    parts = [p.lstrip("0") or "0" for p in [*minutes.split(":"), seconds]]
+    units = ("h", "m", "s")[-len(parts) :] if len(parts) <= 3 else ("h", "m", "s")
+    shown = [f"{n}{u}" for n, u in zip(parts[-3:], units, strict=False) if n != "0"]
+    return "".join(shown) or "0s"
+
+
 class _Abort(Exception):
     pass
 
@@ -268,6 +310,7 @@ class _Builder:
         if len(path) > MAX_DEPTH:
             raise self._fail(node, f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(node, ScalarNode):
+            self._yaml_1_1_only(node, path)
             return self._scalar(node, path)
         if id(node) in self.active:
             raise self._fail(node, "an alias refers to a node that contains it (a cycle)")
@@ -280,6 +323,13 @@ class _Builder:
             raise self._fail(node, f"unsupported YAML node {type(node).__name__}")
         finally:
             self.active.discard(id(node))
+
+    def _yaml_1_1_only(self, node: ScalarNode, path: tuple[str | int, ...]) -> None:
+        """A value that YAML 1.1 (pyyaml) and YAML 1.2 (editors, most other tools) read
+        differently is refused, so that the file means one thing to both."""
+        message = yaml_1_1_only(node)
+        if message is not None:
+            self._report(node, message, path)
 
     def _scalar(self, node: ScalarNode, path: tuple[str | int, ...]) -> Any:
         if node.tag in _AS_TEXT:

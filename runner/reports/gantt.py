@@ -28,9 +28,16 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 def escape(text: str) -> str:
-    """Text safe as a Mermaid gantt task or section name: every character but letters, digits,
-    `_`, `.` and `-` as an entity code (`#58;`), which Mermaid shows as the character."""
+    """Text safe as a Mermaid gantt section name or title: every character but letters,
+    digits, `_`, `.` and `-` as an entity code (`#58;`), which Mermaid shows as the character."""
     return _UNSAFE.sub(lambda m: f"#{ord(m.group())};", text) or "#160;"
+
+
+def task_name(text: str) -> str:
+    """Text safe as a task's name, which starts a line: its first character is always an
+    entity code, or a name such as `gantt`, `topAxis` or `inclusiveEndDates` would be read as
+    that keyword, however the line goes on."""
+    return f"#{ord(text[0])};{escape(text[1:]) if text[1:] else ''}" if text else "#160;"
 
 
 def write_gantt(view: RunResult, stream: TextIO) -> None:
@@ -46,7 +53,7 @@ def write_gantt(view: RunResult, stream: TextIO) -> None:
 
 
 def _task(job: JobResult, task_id: str, end: float) -> str:
-    label = escape(f"{job.name} ({job.report_status.replace('_', ' ')})")
+    label = task_name(f"{job.name} ({job.report_status.replace('_', ' ')})")
     if job.started_at is None:  # never ran: a marker where the run ended
         return f"{label} :milestone, {task_id}, {_ms(end)}, {_ms(end)}"
     finish = job.finished_at if job.finished_at is not None else end

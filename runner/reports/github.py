@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from runner.durations import format_duration
+from runner.reports import mermaid
 from runner.reports.plan_output import MERMAID_STATUS_STYLES
 from runner.reports.report import MAY_BE_RUNNING
 from runner.reports.tasks import markdown as tasks_markdown
@@ -153,41 +154,42 @@ def step_summary(run: RunResult) -> str:
 
 
 def write_graph(run: RunResult, stream: TextIO) -> None:
-    """The run's graph as a Mermaid flowchart: a subgraph per pool, a node per job with its
-    mode, its part of the data job and its final status (as text and colour)."""
-    ids = {job.name: f"j{i}" for i, job in enumerate(run.jobs)}
-    stream.write("flowchart LR\n")
-    for pool_number, (pool, jobs) in enumerate(run.by_pool().items()):
-        stream.write(f'  subgraph p{pool_number}["{pool}"]\n')
-        for job in jobs:
-            label = f"{job.name}<br/>{job.mode}{_part(job)}"
-            label += f"<br/>{job.report_status.replace('_', ' ')}"
-            stream.write(f'    {ids[job.name]}["{label}"]\n')
-        stream.write("  end\n")
-    for job in run.jobs:
-        for dep in job.depends_on:
-            if dep in ids:
-                stream.write(f"  {ids[dep]} --> {ids[job.name]}\n")
-    for status, style in MERMAID_STATUS_STYLES.items():
-        members = [ids[j.name] for j in run.jobs if j.report_status == status]
-        if members:
-            stream.write(f"  classDef {status} {style}\n")
-            stream.write(f"  class {','.join(members)} {status}\n")
+    """The run's graph as a Mermaid flowchart (runner.reports.mermaid): a node per job with
+    its pool, mode, its part of the data job and its final status (as text and colour)."""
+    nodes = [
+        mermaid.Node(
+            job.name,
+            (
+                job.name,
+                f"{job.mode} in {job.pool}",
+                *_part(job),
+                job.report_status.replace("_", " "),
+            ),
+            job.report_status,
+        )
+        for job in run.jobs
+    ]
+    edges = [(dep, job.name) for job in run.jobs for dep in job.depends_on]
+    stream.write(mermaid.flowchart(nodes, edges, MERMAID_STATUS_STYLES))
 
 
-def _part(job: JobResult) -> str:
+def _part(job: JobResult) -> tuple[str, ...]:
     """How much of the job runs, in counts (task names could break the syntax)."""
     if job.subset is None:
-        return ""
+        return ()
     counts = [
-        f"{len(job.subset[key]) if key in job.subset else 'all'} {kind}"
+        _count(len(job.subset[key]), kind) if key in job.subset else f"all {kind}s"
         for key, kind in (
-            ("extractions", "extractions"),
-            ("transformations", "transformations"),
-            ("data_models", "data models"),
+            ("extractions", "extraction"),
+            ("transformations", "transformation"),
+            ("data_models", "data model"),
         )
     ]
-    return f"<br/>part: {', '.join(counts)}"
+    return (f"part: {', '.join(counts)}",)
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" + ("" if number == 1 else "s")
 
 
 def _write_timeline(out: TextIO, run: RunResult) -> None:
@@ -222,10 +224,15 @@ def _longest_backtick_run(text: str) -> int:
 
 
 def _cell(text: str, limit: int | None = None) -> str:
-    """Text safe in one Markdown table cell: one line, no pipes, no HTML."""
+    """Text safe in one Markdown table cell: one line, no pipes, no HTML, no code span (inside
+    one GitHub would show `&gt;` as it is written: backticks are escaped)."""
     one_line = printable(" ".join(line.strip() for line in text.splitlines() if line.strip()))
     if limit is not None and len(one_line) > limit:
         one_line = one_line[: limit - 1] + "…"
     return (
-        one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+        one_line.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+        .replace("`", "\\`")
     )

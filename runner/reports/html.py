@@ -9,7 +9,7 @@ control characters included; the caller scrubs secrets first (`RunResult.redacte
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from runner.durations import format_duration
@@ -30,13 +30,20 @@ COLOURS = {
     "unclear": "#bf8700",
 }
 NOT_RUN_COLOUR = "#8c959f"
+ALLOWED_COLOUR = "#d4a72c"
+"""A failure the manifest allows (`allow_failure`): it did not fail the run."""
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1f2328; }
+h1, p, li { overflow-wrap: anywhere; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #d0d7de; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 td { white-space: nowrap; }
-td.reason { white-space: pre-wrap; font-family: monospace; max-width: 50em; }
+td.name { white-space: normal; overflow-wrap: anywhere; min-width: 10em; max-width: 24em; }
+td.reason { white-space: pre-wrap; overflow-wrap: anywhere; font-family: monospace; min-width: 20em; max-width: 50em; }
+.failed-run { border: 2px solid #cf222e; border-radius: 6px; padding: 0 1em; }
+.failed-run h2 { color: #cf222e; }
 .status { font-weight: bold; }
 ul.tasks { margin: 0.2em 0; padding-left: 1.2em; }
 svg text { font-size: 12px; font-family: system-ui, sans-serif; }
@@ -57,6 +64,11 @@ def colour(status: str) -> str:
     return COLOURS.get(status, NOT_RUN_COLOUR)
 
 
+def job_colour(job: JobResult) -> str:
+    """The job's status colour; a failure the manifest allows has its own."""
+    return ALLOWED_COLOUR if job.allowed_failure else colour(job.report_status)
+
+
 def write_html(path: Path, view: RunResult) -> None:
     write_text_atomic(path, render(view))
 
@@ -69,13 +81,14 @@ def render(view: RunResult) -> str:
         f"<title>{text(title)}</title><style>{STYLE}</style></head><body>\n",
         f"<h1>{text(title)}</h1>\n",
         _overview(view),
+        _what_failed(view),
         "<h2>Timeline</h2>\n",
         _legend(view),
-        timeline_svg(view),
+        _scroll(timeline_svg(view)),
         "<h2>Jobs</h2>\n",
-        _jobs_table(view),
+        _scroll(_jobs_table(view)),
         "<h2>Dependencies</h2>\n",
-        graph_svg(view) if len(view.jobs) <= GRAPH_MAX_JOBS else _graph_list(view),
+        _scroll(graph_svg(view)) if len(view.jobs) <= GRAPH_MAX_JOBS else _graph_list(view),
         "</body></html>\n",
     ]
     return "".join(parts)
@@ -95,12 +108,55 @@ def _overview(view: RunResult) -> str:
     return "".join(lines)
 
 
+def _scroll(part: str) -> str:
+    """A wide part in its own scroll box: the page itself never scrolls sideways."""
+    return f'<div class="scroll">{part}</div>\n'
+
+
+def _what_failed(view: RunResult) -> str:
+    """The jobs that failed the run (and those that may still be running), first thing on the
+    page; failures the manifest allows follow in their own colour."""
+    failed = [j for j in view.jobs if _fails_the_run(j)]
+    allowed = [j for j in view.jobs if j.allowed_failure]
+    parts = []
+    if failed:
+        parts.append(
+            f'<section class="failed-run"><h2>What failed the run ({len(failed)})</h2>'
+            f"<ul>{_failure_items(failed)}</ul></section>\n"
+        )
+    if allowed:
+        parts.append(
+            f"<p>Allowed to fail ({len(allowed)}):</p><ul>{_failure_items(allowed)}</ul>\n"
+        )
+    return "".join(parts)
+
+
+def _failure_items(jobs: Sequence[JobResult]) -> str:
+    return "".join(_failure_item(j) for j in jobs)
+
+
+def _fails_the_run(job: JobResult) -> bool:
+    unsettled = job.report_status in ("running", "unclear")
+    return (job.state.is_unsuccessful and not job.allow_failure) or unsettled
+
+
+def _failure_item(job: JobResult) -> str:
+    status = job.report_status.replace("_", " ")
+    reason = f": {text(_short(job.error, 300))}" if job.error else ""
+    return (
+        f'<li><a href="#job-{text(job.name)}">{text(job.name)}</a>'
+        f' <b style="color: {job_colour(job)}">{text(status)}</b>{reason}</li>'
+    )
+
+
 def _legend(view: RunResult) -> str:
     """What each colour means, for the statuses this run has."""
-    statuses = dict.fromkeys(job.report_status for job in view.jobs)
+    shown = dict.fromkeys(
+        (job_colour(job), job.report_status + (" (allowed)" if job.allowed_failure else ""))
+        for job in view.jobs
+    )
     items = "".join(
-        f'<span style="color: {colour(s)}">\u25a0</span> {text(s.replace("_", " "))} '
-        for s in statuses
+        f'<span style="color: {c}">\u25a0</span> {text(s.replace("_", " "))} ' for c, s in shown
     )
     return f"<p>{items}</p>\n"
 
@@ -114,8 +170,9 @@ def _jobs_table(view: RunResult) -> str:
         status = job.report_status.replace("_", " ") + (" (allowed)" if job.allowed_failure else "")
         duration = format_duration(job.duration) if job.duration is not None else "-"
         rows.append(
-            f'<tr id="job-{text(job.name)}"><td>{text(job.name)}</td><td>{text(job.pool)}</td>'
-            f'<td class="status" style="color: {colour(job.report_status)}">{text(status)}</td>'
+            f'<tr id="job-{text(job.name)}"><td class="name">{text(job.name)}</td>'
+            f"<td>{text(job.pool)}</td>"
+            f'<td class="status" style="color: {job_colour(job)}">{text(status)}</td>'
             f"<td>{text(iso(job.started_at) or '-')}</td><td>{text(duration)}</td>"
             f'<td class="reason">{_reason(job)}</td></tr>\n'
         )
@@ -155,14 +212,28 @@ def timeline_svg(view: RunResult) -> str:
     )
 
 
+_TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+_TICK_STEPS_LONG = (3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 5 * 86400, 10 * 86400)
+MAX_TICKS = 8
+
+
+def tick_step(span: float) -> float:
+    """The smallest round step (1s, 5m, 15m, 1h, ...) that puts at most MAX_TICKS ticks on
+    `span` seconds."""
+    steps = (*_TICK_STEPS, *_TICK_STEPS_LONG)
+    return next((step for step in steps if span / step <= MAX_TICKS), steps[-1])
+
+
 def _axis(span: float, bottom: int) -> Iterable[str]:
-    for tick in range(5):
-        x = LABEL_WIDTH + CHART_WIDTH * tick / 4
-        anchor = "end" if tick == 4 else "middle"  # the last label inside the picture
+    """A tick at every round step from the run's start (`+15m`, `+30m`, ...)."""
+    step = tick_step(span)
+    for tick in range(int(span / step + 1e-9) + 1):
+        x = LABEL_WIDTH + CHART_WIDTH * tick * step / span
+        anchor = "end" if x > LABEL_WIDTH + CHART_WIDTH - 30 else "middle"  # inside the picture
         yield (
             f'<line x1="{x:.1f}" y1="{ROW}" x2="{x:.1f}" y2="{bottom}" stroke="#d0d7de"/>'
             f'<text x="{x:.1f}" y="{ROW - 4}" text-anchor="{anchor}">'
-            f"+{text(format_duration(span * tick / 4))}</text>"
+            f"+{text(format_duration(tick * step))}</text>"
         )
 
 
@@ -180,7 +251,7 @@ def _bar(job: JobResult, y: int, start: float, scale: float, end: float) -> str:
     tip = f"{job.name}: {job.report_status.replace('_', ' ')}, {duration}"
     return label + (
         f'<rect x="{x:.1f}" y="{y + 3}" width="{width:.1f}" height="{ROW - 6}" rx="2"'
-        f' fill="{colour(job.report_status)}"><title>{text(tip)}</title></rect>'
+        f' fill="{job_colour(job)}"><title>{text(tip)}</title></rect>'
     )
 
 
@@ -203,7 +274,7 @@ def graph_svg(view: RunResult) -> str:
     ]
     nodes = [
         f'<rect x="{place[j.name][0]}" y="{place[j.name][1]}" width="{node_w}" height="{node_h}"'
-        f' rx="4" fill="#ffffff" stroke="{colour(j.report_status)}" stroke-width="2">'
+        f' rx="4" fill="#ffffff" stroke="{job_colour(j)}" stroke-width="2">'
         f"<title>{text(f'{j.name} ({j.pool}): {j.report_status}')}</title></rect>"
         f'<text x="{place[j.name][0] + 6}" y="{place[j.name][1] + 17}">{text(_short(j.name, 26))}</text>'
         for j in view.jobs

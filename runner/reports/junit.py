@@ -39,8 +39,8 @@ _UNSETTLED = {
 def build_junit(run: RunResult) -> ET.Element:
     root = ET.Element("testsuites", name="celonis-runner")
     totals = {"tests": 0, "failures": 0, "errors": 0}
-    for pool, jobs in run.by_pool().items():
-        suite = _suite(pool, jobs, run)
+    for number, (pool, jobs) in enumerate(run.by_pool().items()):
+        suite = _suite(pool, jobs, run, first_suite=number == 0)
         root.append(suite)
         for key in totals:
             totals[key] += int(suite.get(key, "0"))
@@ -72,7 +72,7 @@ def _unwritable(path: Path, exc: OSError) -> UsageError:
     )
 
 
-def _suite(pool: str, jobs: list[JobResult], run: RunResult) -> ET.Element:
+def _suite(pool: str, jobs: list[JobResult], run: RunResult, *, first_suite: bool) -> ET.Element:
     failed = [j.state.is_unsuccessful and not j.allow_failure for j in jobs]
     skipped = [j.state.not_run or j.allowed_failure for j in jobs]
     starts = [j.started_at for j in jobs if j.started_at is not None]
@@ -89,12 +89,13 @@ def _suite(pool: str, jobs: list[JobResult], run: RunResult) -> ET.Element:
         timestamp=datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
     )
     properties = ET.SubElement(suite, "properties")
+    # Property names are unique in the whole file: xunitparser (and so readers built on it)
+    # gathers every suite's properties in one mapping and stops at a name seen twice.
     pool_id = jobs[0].pool_id if jobs else ""
     for name, value in (
-        ("pool_id", pool_id),
-        ("run_id", run.run_id),
-        ("manifest", run.manifest),
-        *((("environment", run.environment),) if run.environment else ()),
+        (f"{pool}.pool_id", pool_id),
+        *((("run_id", run.run_id), ("manifest", run.manifest)) if first_suite else ()),
+        *((("environment", run.environment),) if run.environment and first_suite else ()),
     ):
         ET.SubElement(properties, "property", name=name, value=_clean(value))
     for job in jobs:  # the JUnit schema allows properties on a suite only

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 from runner.durations import format_duration
 from runner.manifest.model import Job
 from runner.plan.build import Plan, PlannedJob
+from runner.reports import mermaid
 
 PLAN_FORMAT_VERSION = 1
 
@@ -138,29 +139,19 @@ MERMAID_STATUS_STYLES = {
 
 
 def write_mermaid(plan: Plan, stream: TextIO, *, statuses: Mapping[str, str] | None = None) -> None:
-    """A flowchart: one subgraph per pool, a node per job with its mode and, when `statuses`
-    (job name -> report status) is given, its final status as text and colour."""
-    ids = {name: f"j{i}" for i, name in enumerate(plan.jobs)}
-    stream.write("flowchart LR\n")
-    for pool_number, pool in enumerate(plan.pools()):
-        stream.write(f'  subgraph p{pool_number}["{pool}"]\n')
-        for name, planned in plan.jobs.items():
-            if planned.job.pool == pool:
-                label = f"{name}<br/>{planned.job.mode}{_part(planned.job, '<br/>')}"
-                if statuses is not None and name in statuses:
-                    label += f"<br/>{statuses[name].replace('_', ' ')}"
-                stream.write(f'    {ids[name]}["{label}"]\n')
-        stream.write("  end\n")
+    """A flowchart (runner.reports.mermaid): a node per job with its pool, mode and, when
+    `statuses` (job name -> report status) is given, its final status as text and colour."""
+    nodes = []
     for name, planned in plan.jobs.items():
-        for dep in planned.depends_on:
-            stream.write(f"  {ids[dep]} --> {ids[name]}\n")
-    if statuses is None:
-        return
-    for status, style in MERMAID_STATUS_STYLES.items():
-        members = [ids[n] for n in plan.jobs if statuses.get(n) == status]
-        if members:
-            stream.write(f"  classDef {status} {style}\n")
-            stream.write(f"  class {','.join(members)} {status}\n")
+        lines = [name, f"{planned.job.mode} in {planned.job.pool}"]
+        part = _part(planned.job, "\n").strip()
+        lines += part.splitlines()
+        status = statuses.get(name) if statuses is not None else None
+        if status is not None:
+            lines.append(status.replace("_", " "))
+        nodes.append(mermaid.Node(name, tuple(lines), status))
+    edges = [(dep, name) for name, planned in plan.jobs.items() for dep in planned.depends_on]
+    stream.write(mermaid.flowchart(nodes, edges, MERMAID_STATUS_STYLES))
 
 
 def write_dot(plan: Plan, stream: TextIO) -> None:
@@ -184,11 +175,11 @@ def _part(job: Job, newline: str) -> str:
     if tasks is None:
         return ""
     counts = [
-        f"{'all' if chosen is None else len(chosen)} {kind}"
+        f"all {kind}s" if chosen is None else f"{len(chosen)} {kind}{_s(len(chosen))}"
         for kind, chosen in (
-            ("extractions", tasks.extractions),
-            ("transformations", tasks.transformations),
-            ("data models", tasks.data_models),
+            ("extraction", tasks.extractions),
+            ("transformation", tasks.transformations),
+            ("data model", tasks.data_models),
         )
     ]
     return f"{newline}part: {', '.join(counts)}"
