@@ -176,7 +176,7 @@ def endpoint_from_connection(connection: AirflowConnection) -> Endpoint:
     where = f"Airflow connection {connection.conn_id!r}"
     base_url = check_base_url(_connection_url(connection, where), where)
     extra = _extra(connection, where)
-    auth_type = str(extra.get("auth_type", "api_key"))
+    auth_type = str(extra.get("auth_type") or "api_key")  # the form stores null when unset
     if auth_type not in _AUTH_TYPES:
         raise UsageError(
             f"{where}: extra.auth_type is {auth_type[:30]!r}; use api_key, app_key or oauth"
@@ -190,13 +190,13 @@ def endpoint_from_connection(connection: AirflowConnection) -> Endpoint:
         key = _checked_secret(password, where)
         scheme: Literal["Bearer", "AppKey"] = "Bearer" if auth_type == "api_key" else "AppKey"
         return Endpoint(base_url, KeyAuth(scheme, key, label), where, (password,))
-    client_id = (connection.login or str(extra.get("client_id", ""))).strip()
+    client_id = (connection.login or str(extra.get("client_id") or "")).strip()
     if not client_id:
         raise UsageError(f"{where}: auth_type is oauth, so its login must hold the OAuth client id")
     auth = OAuthClientAuth(
         _checked_secret(client_id, where),
         _checked_secret(password, where),
-        str(extra.get("scope", DEFAULT_SCOPE)),
+        str(extra.get("scope") or DEFAULT_SCOPE),
         client_id_env=f"{where} (its login)",
         client_secret_env=label,
     )
@@ -239,7 +239,9 @@ def _extra(connection: AirflowConnection, where: str) -> dict[str, Any]:
         raise UsageError(
             f'{where}: extra must be a JSON object like {{"auth_type": "oauth", "scope": "..."}}'
         )
-    return cast(dict[str, Any], data)
+    # older forms stored their fields as extra__<conn type>__<field>
+    prefix = f"extra__{CONN_TYPE}__"
+    return {key.removeprefix(prefix): value for key, value in cast(dict[str, Any], data).items()}
 
 
 def _checked_secret(value: str, where: str) -> Secret:

@@ -157,13 +157,16 @@ def dag_from_manifest(
 
     `max_parallel` becomes the DAG's `max_active_tasks` (it counts running, not
     deferred, tasks); `operator_kwargs` go to every task (retries, ...);
-    other keyword arguments go to `DAG`.
+    other keyword arguments go to `DAG`. `max_active_runs` defaults to 1: two
+    runs of one manifest at once would run every job twice, and the second
+    run's tasks would wait for the first's executions.
     """
     plan = load_plan(
         manifest, select=select, exclude=exclude, max_parallel=max_parallel, environ=environ
     )
     if max_parallel is not None:
         dag_kwargs.setdefault("max_active_tasks", max_parallel)
+    dag_kwargs.setdefault("max_active_runs", 1)
     dag_kwargs.setdefault("description", f"Celonis data jobs of {os.fspath(manifest)}")
     with DAG(dag_id, schedule=schedule, **dag_kwargs) as dag:
         add_jobs(
