@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-lowest lint demo bench clean
+.PHONY: test test-lowest test-airflow-deployment lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# A real Airflow deployment (api-server, scheduler, dag-processor, triggerer; LocalExecutor,
+# SQLite) against the emulator: minutes, so not part of `make test` (pyproject's addopts).
+test-airflow-deployment: $(STAMP)
+	$(BIN)/python -m pytest -m airflow_deployment tests/test_airflow_deployment.py
 
 # The suite again, with every declared dependency at its lowest declared version.
 LOWEST := .venv-lowest

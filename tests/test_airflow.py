@@ -406,6 +406,27 @@ def test_deferred_wait_times_out_and_cancels_and_on_kill_cancels(
     journal = Journal(emulator.journal(), manifest)
     assert len(journal.executions("long_load")) == 2 and len(journal.cancels("long_load")) == 2
 
+    async def cancelled_while_killing() -> None:
+        """The triggerer cancels the trigger's task again while on_kill runs: the cancel goes out."""
+
+        async def slow_state() -> tuple[str, bool]:
+            await asyncio.sleep(0.2)
+            return "failed", True
+
+        killed._task_state = slow_state
+        kill = asyncio.create_task(killed.on_kill())
+        await asyncio.sleep(0.05)
+        kill.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await kill
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if len(Journal(emulator.journal(), manifest).cancels("long_load")) == 3:
+                return
+
+    asyncio.run(cancelled_while_killing())
+    assert len(Journal(emulator.journal(), manifest).cancels("long_load")) == 3
+
 
 def _returning(value: Any) -> Callable[[], Any]:
     async def result() -> Any:

@@ -4,8 +4,11 @@ The execute goes through `CelonisClient.execute` (reads the status first, never
 re-sends a POST whose outcome is unknown). A run someone else started is waited
 for first, as `run` does. The wait is deferred to `CelonisJobTrigger` (no worker
 slot held) or, with `deferrable=False`, polled here. The task fails with
-Celonis' ERROR lines when the job fails. The job's `timeout`, and Airflow
-killing the task (execution_timeout, mark failed, clear), cancel it in Celonis.
+Celonis' ERROR lines when the job fails (for good: a retry is for failures
+outside Celonis). The job's `timeout` and `execution_timeout` (honoured while
+deferred too) cancel it in Celonis; what a user's action on a deferred task
+does is the trigger's `on_kill` (docs/airflow.md, "Operations"). A task
+killed while not deferred cancels its job.
 
 An Airflow retry never repeats an execute blindly: a later try first looks at
 the job's execution history; an execution that began after this DAG run
@@ -148,7 +151,8 @@ class CelonisJobOperator(BaseOperator):
             raise
 
     def on_kill(self) -> None:
-        """Airflow is killing the task (execution_timeout, marked failed, cleared): cancel our run."""
+        """Airflow is killing the running (not deferred) task: cancel our run. The worker cannot
+        tell why (execution_timeout, marked failed or success, cleared), so it always cancels."""
         self._killed.set()
         active, sending = self._active, self._sending
         if sending is not None:  # killed with its execute out: it may have started, so cancel

@@ -36,6 +36,10 @@ _LEFT_ALONE = {
 }
 
 
+_KILLS: set[asyncio.Task[None]] = set()
+"""on_kill work under way (a reference, so that a shielded task is not collected)."""
+
+
 class CelonisJobTrigger(BaseTrigger):
     """Waits for one Celonis job (`wait`, a `Wait.to_dict()`); `settings` name the credentials."""
 
@@ -72,7 +76,16 @@ class CelonisJobTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """A user acted on the deferred task (mark failed, mark success, clear): cancel our run
-        only when the task was stopped (`watch.after_kill`); never one someone else started."""
+        only when the task was stopped (`watch.after_kill`); never one someone else started.
+
+        Shielded: the triggerer may cancel the trigger's task again while this runs (seen on
+        Airflow 3.3 a few seconds after the first cancel), and the cancel must still go out."""
+        task = asyncio.get_running_loop().create_task(self._on_kill())
+        _KILLS.add(task)
+        task.add_done_callback(_KILLS.discard)
+        await asyncio.shield(task)
+
+    async def _on_kill(self) -> None:
         wait = Wait.from_dict(self.wait)
         if wait.kind != "ours":
             return
