@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-slow test-lowest test-tools tools lint demo bench clean
+.PHONY: test test-slow test-lowest test-tools test-airflow-deployment tools lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/python .ci/check_complexity.py runner --max 10 --allowlist .ci/complexity-allowlist.txt
 
 test: lint
-	$(BIN)/python -m pytest -m "not slow and not tools"
+	$(BIN)/python -m pytest -m "not slow and not tools and not airflow_deployment"
 
 # What users' own tools make of our outputs: yaml-language-server, mermaid-cli, headless
 # Chromium and the JUnit readers, installed into .tools/ and the venv (.ci/install-tools).
@@ -34,6 +34,11 @@ test-tools: tools
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
+# A real Airflow deployment (api-server, scheduler, dag-processor, triggerer; LocalExecutor,
+# SQLite) against the emulator: minutes, so not part of `make test` (pyproject's addopts).
+test-airflow-deployment: $(STAMP)
+	$(BIN)/python -m pytest -m airflow_deployment tests/test_airflow_deployment.py
+
 # The suite again, with every declared dependency at its lowest declared version.
 LOWEST := .venv-lowest
 test-lowest:
@@ -43,7 +48,7 @@ test-lowest:
 	$(PYTHON) .ci/lowest_constraints.py test tls > $(LOWEST)/constraints.txt
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[test,tls]'
 	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pyyaml|jsonschema|requests|structlog|urllib3|pytest|cryptography)=='
-	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -m "not slow and not tools"
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -m "not slow and not tools and not airflow_deployment"
 
 # The demo needs only the package (no test, lint or Airflow extras).
 DEMO_STAMP := $(VENV)/.demo-installed

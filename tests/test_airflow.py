@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -279,7 +280,7 @@ dag = dag_from_manifest(
     Path(__file__).parent / "killed.yaml",
     dag_id="celonis_killed",
     deferrable=False,
-    operator_kwargs={"execution_timeout": timedelta(seconds=2)},
+    operator_kwargs={"execution_timeout": timedelta(seconds=2), "retries": 0},
 )
 """
 
@@ -393,9 +394,45 @@ def test_deferred_wait_times_out_and_cancels_and_on_kill_cancels(
 
     with pytest.raises(TaskDeferred) as deferred:
         _operator(manifest).execute(context)
-    asyncio.run(deferred.value.trigger.on_kill())
+    killed = deferred.value.trigger
+    # the task's state after the user's action decides: success and a clear (None: a newer
+    # try adopts the execution) leave the job alone, failed cancels it
+    for state in ("success", None, "scheduled"):
+        killed._task_state = _returning((state, True))
+        asyncio.run(killed.on_kill())
+    assert len(Journal(emulator.journal(), manifest).cancels("long_load")) == 1
+    killed._task_state = _returning(("failed", True))
+    asyncio.run(killed.on_kill())
     journal = Journal(emulator.journal(), manifest)
     assert len(journal.executions("long_load")) == 2 and len(journal.cancels("long_load")) == 2
+
+    async def cancelled_while_killing() -> None:
+        """The triggerer cancels the trigger's task again while on_kill runs: the cancel goes out."""
+
+        async def slow_state() -> tuple[str, bool]:
+            await asyncio.sleep(0.2)
+            return "failed", True
+
+        killed._task_state = slow_state
+        kill = asyncio.create_task(killed.on_kill())
+        await asyncio.sleep(0.05)
+        kill.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await kill
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if len(Journal(emulator.journal(), manifest).cancels("long_load")) == 3:
+                return
+
+    asyncio.run(cancelled_while_killing())
+    assert len(Journal(emulator.journal(), manifest).cancels("long_load")) == 3
+
+
+def _returning(value: Any) -> Callable[[], Any]:
+    async def result() -> Any:
+        return value
+
+    return result
 
 
 def test_a_retry_waits_for_the_run_an_earlier_try_started(
@@ -421,6 +458,162 @@ def test_a_retry_waits_for_the_run_an_earlier_try_started(
     context["ti"] = SimpleNamespace(try_number=3)
     assert _operator(manifest, deferrable=False).execute(context)["status"] == "SUCCESS"
     assert len(Journal(emulator.journal(), manifest).executions("long_load")) == 1
+
+
+EXECUTION_TIMEOUT_JOBS = ONE_JOB
+
+
+def test_execution_timeout_is_honoured_while_deferred(
+    celonis: Callable[..., Any], tmp_path: Path
+) -> None:
+    """execution_timeout goes to defer() and to the trigger's wait: when it is reached the job
+    is cancelled and the task fails as Airflow's timeout does (retryable). When Airflow's own
+    trigger timeout ends the deferral first (`__fail__`), the run is cancelled too."""
+    from airflow.sdk.bases.operator import TriggerFailureReason
+    from airflow.sdk.exceptions import AirflowTaskTimeout, TaskDeferralTimeout, TaskDeferred
+
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(EXECUTION_TIMEOUT_JOBS)
+    emulator = celonis({}, manifest)
+    began = datetime.now(UTC)
+    context = {
+        "ti": SimpleNamespace(try_number=1, start_date=began),
+        "dag_run": SimpleNamespace(start_date=began - timedelta(seconds=1)),
+    }
+    operator = _operator(manifest, execution_timeout=timedelta(seconds=2))
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    assert timedelta(seconds=1) <= deferred.value.timeout <= timedelta(seconds=2)
+    trigger = deferred.value.trigger
+
+    async def first_event() -> Any:
+        async for event in trigger.run():
+            return event.payload
+        return None
+
+    event = asyncio.run(first_event())
+    assert event["outcome"] == "EXECUTION_TIMEOUT"
+    assert time.time() - began.timestamp() >= 2.0
+    with pytest.raises(
+        AirflowTaskTimeout,
+        match=r"execution_timeout \(2s\) reached while waiting; cancelled in Celonis",
+    ):
+        operator.execute_complete(context, event)
+    journal = Journal(emulator.journal(), manifest)
+    assert len(journal.executions("long_load")) == 1 and len(journal.cancels("long_load")) == 1
+
+    # Airflow's trigger timeout came first: the task resumes with __fail__
+    again = _operator(manifest, execution_timeout=timedelta(seconds=2))
+    with pytest.raises(TaskDeferred):
+        again.execute(context)
+    failed = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
+    with pytest.raises(TaskDeferralTimeout):
+        again.resume_execution("__fail__", failed, context)
+    journal = Journal(emulator.journal(), manifest)
+    assert len(journal.executions("long_load")) == 2 and len(journal.cancels("long_load")) == 2
+    assert [status for _, status in journal.statuses("long_load")].count("CANCEL") == 2
+
+
+THREE_JOBS = """
+version: 1
+pools:
+  sap: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11}
+jobs:
+  a: {pool: sap, id: 2c9e7b1f-5a3d-4f8c-b6e0-9d4a1c7e3b56, expected_duration: 20m}
+  b: {pool: sap, id: 0d6b8a2e-3f4c-4e1a-9b7d-c5e2f8a1d349, expected_duration: 25m}
+  c: {pool: sap, id: a8e1d5c3-7b9f-4a2e-8c6d-3f0b1e7a9d25, expected_duration: 30m}
+"""
+
+
+def test_triggers_in_one_triggerer_share_one_poller_per_pool(
+    celonis: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Three deferred tasks of one pool in one event loop: one `logs/status` read per round."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from runner.airflow.credentials import ApiSettings
+    from runner.airflow.operators import CelonisJobOperator
+    from runner.airflow.poller import pollers
+
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(THREE_JOBS)
+    emulator = celonis({}, manifest)
+    jobs = yaml.safe_load(THREE_JOBS)["jobs"]
+    context = {"ti": SimpleNamespace(try_number=1), "dag_run": SimpleNamespace(start_date=None)}
+    triggers = []
+    for name, job in jobs.items():
+        operator = CelonisJobOperator(
+            task_id=name, pool_id=job_pool(THREE_JOBS), job_id=job["id"], settings=ApiSettings()
+        )
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        triggers.append(deferred.value.trigger)
+    before = _status_reads(emulator)
+
+    async def all_events() -> tuple[list[Any], int, int]:
+        async def first(trigger: Any) -> Any:
+            async for event in trigger.run():
+                return event.payload
+            return None
+
+        events = await asyncio.gather(*(first(t) for t in triggers))
+        shared = pollers()
+        (poller,) = shared._pollers.values()
+        return events, poller.rounds, len(shared._clients)
+
+    events, rounds, clients = asyncio.run(all_events())
+    assert [e["outcome"] for e in events] == ["SUCCESS"] * 3
+    assert _status_reads(emulator) - before == rounds and clients == 1
+
+
+def job_pool(manifest: str) -> str:
+    return str(yaml.safe_load(manifest)["pools"]["sap"]["id"])
+
+
+def _status_reads(emulator: Any) -> int:
+    return sum(
+        1
+        for e in emulator.journal()
+        if e.get("type") == "request" and e["method"] == "GET" and "/logs/status" in e["path"]
+    )
+
+
+def test_factory_defaults_one_retry_and_one_active_run(airflow_home: Path) -> None:
+    """A retry is safe (it adopts the earlier try's execution); two runs at once are not useful."""
+    from runner.airflow import dag_from_manifest
+
+    dag = dag_from_manifest(EXAMPLE_MANIFEST, dag_id="defaults")
+    assert dag.max_active_runs == 1
+    jobs = [t for t in dag.tasks if not t.task_id.endswith("__failure_allowed")]
+    assert {t.retries for t in jobs} == {1}
+    chosen = dag_from_manifest(
+        EXAMPLE_MANIFEST, dag_id="chosen", max_active_runs=2, default_args={"retries": 3}
+    )
+    assert chosen.max_active_runs == 2
+    assert {t.retries for t in chosen.tasks if t.task_id == "load_o2c_model"} == {3}
+    none = dag_from_manifest(EXAMPLE_MANIFEST, dag_id="none", operator_kwargs={"retries": 0})
+    assert {t.retries for t in none.tasks if t.task_id == "load_o2c_model"} == {0}
+
+
+def test_connection_form_fields_in_the_api_servers_hook_metadata(airflow_home: Path) -> None:
+    """What `/ui/connections/hook_meta` answers for the celonis type (Airflow reads it from
+    the provider info, not from the hook)."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    metas = {m.connection_type: m for m in HookMetaService.hook_meta_data()}
+    meta = metas["celonis"]
+    assert meta.hook_name == "Celonis"
+    assert meta.hook_class_name == "runner.airflow.hooks.CelonisHook"
+    fields = meta.standard_fields
+    assert fields is not None and fields.host is not None and fields.password is not None
+    assert fields.host.title == "Base URL"
+    assert fields.host.placeholder == "https://TEAM.REALM.celonis.cloud"
+    assert fields.password.title == "API key, application key or OAuth client secret"
+    assert fields.port is not None and fields.port.hidden
+    assert meta.extra_fields is not None
+    assert meta.extra_fields["auth_type"]["schema"]["enum"] == ["api_key", "app_key", "oauth"]
+    assert meta.extra_fields["auth_type"]["value"] == "api_key"
+    assert set(meta.extra_fields) == {"auth_type", "scope"}
 
 
 # -- parse time, CLI, provider -----------------------------------------------------------
@@ -487,6 +680,11 @@ def test_connection_settings_and_key_env_fallback(airflow_home: Path) -> None:
     endpoint = endpoint_from_connection(oauth)
     assert isinstance(endpoint.auth, OAuthClientAuth) and endpoint.auth.scope == "x"
     assert endpoint.base_url == "https://acme.eu-1.celonis.cloud"
+    # the form stores its fields in extra, null when left empty (older forms: prefixed keys)
+    for extra in ('{"auth_type": null, "scope": null}', '{"extra__celonis__auth_type": "app_key"}'):
+        plain = endpoint_from_connection(SimpleNamespace(**{**vars(oauth), "extra": extra}))
+        assert isinstance(plain.auth, KeyAuth)
+        assert plain.auth.scheme == ("AppKey" if "app_key" in extra else "Bearer")
     with pytest.raises(UsageError, match="has no password: put the key there"):
         endpoint_from_connection(SimpleNamespace(**{**vars(oauth), "password": "", "extra": None}))
     # no connection: the manifest's base URL and key_env

@@ -40,3 +40,20 @@ def test_a_retry_within_the_stale_window_takes_the_earlier_tries_execution(
     journal = Journal(emulator.journal(), manifest)
     assert len(journal.executions("long_load")) == 1
     assert journal.end("long_load")[1] == "SUCCESS"
+
+
+def test_a_manifest_by_celonis_name_is_refused_at_parse_time_with_its_line(
+    airflow_home: Path, tmp_path: Path
+) -> None:
+    """Names are looked up by `run`; runner.airflow needs ids: a clear parse-time error."""
+    from runner.airflow.dag import CelonisManifestError, dag_from_manifest
+
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(
+        "version: 1\npools:\n  sap: {celonis_name: SAP}\njobs:\n"
+        "  load:\n    pool: sap\n    celonis_name: Load\n"
+    )
+    with pytest.raises(
+        CelonisManifestError, match=r"jobs.yaml:5: jobs.load: given by celonis_name"
+    ):
+        dag_from_manifest(manifest, dag_id="by_name")

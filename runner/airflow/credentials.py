@@ -176,7 +176,7 @@ def endpoint_from_connection(connection: AirflowConnection) -> Endpoint:
     where = f"Airflow connection {connection.conn_id!r}"
     base_url = check_base_url(_connection_url(connection, where), where)
     extra = _extra(connection, where)
-    auth_type = str(extra.get("auth_type", "api_key"))
+    auth_type = str(extra.get("auth_type") or "api_key")  # the form stores null when unset
     if auth_type not in _AUTH_TYPES:
         raise UsageError(
             f"{where}: extra.auth_type is {auth_type[:30]!r}; use api_key, app_key or oauth"
@@ -185,20 +185,31 @@ def endpoint_from_connection(connection: AirflowConnection) -> Endpoint:
     if not password:
         what = "the OAuth client secret" if auth_type == "oauth" else "the key"
         raise UsageError(f"{where} has no password: put {what} there")
-    label = f"{where} (its password)"
     if auth_type != "oauth":
         key = _checked_secret(password, where)
         scheme: Literal["Bearer", "AppKey"] = "Bearer" if auth_type == "api_key" else "AppKey"
+        label = f"{where} (its password)"
         return Endpoint(base_url, KeyAuth(scheme, key, label), where, (password,))
-    client_id = (connection.login or str(extra.get("client_id", ""))).strip()
+    return _oauth_endpoint(connection, extra, base_url, password, where)
+
+
+def _oauth_endpoint(
+    connection: AirflowConnection,
+    extra: Mapping[str, object],
+    base_url: str,
+    password: str,
+    where: str,
+) -> Endpoint:
+    """An oauth connection: login (or extra.client_id) = client id, password = client secret."""
+    client_id = (connection.login or str(extra.get("client_id") or "")).strip()
     if not client_id:
         raise UsageError(f"{where}: auth_type is oauth, so its login must hold the OAuth client id")
     auth = OAuthClientAuth(
         _checked_secret(client_id, where),
         _checked_secret(password, where),
-        str(extra.get("scope", DEFAULT_SCOPE)),
+        str(extra.get("scope") or DEFAULT_SCOPE),
         client_id_env=f"{where} (its login)",
-        client_secret_env=label,
+        client_secret_env=f"{where} (its password)",
     )
     return Endpoint(base_url, auth, where, (client_id, password))
 
@@ -239,7 +250,9 @@ def _extra(connection: AirflowConnection, where: str) -> dict[str, Any]:
         raise UsageError(
             f'{where}: extra must be a JSON object like {{"auth_type": "oauth", "scope": "..."}}'
         )
-    return cast(dict[str, Any], data)
+    # older forms stored their fields as extra__<conn type>__<field>
+    prefix = f"extra__{CONN_TYPE}__"
+    return {key.removeprefix(prefix): value for key, value in cast(dict[str, Any], data).items()}
 
 
 def _checked_secret(value: str, where: str) -> Secret:

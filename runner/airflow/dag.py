@@ -27,6 +27,7 @@ from runner.airflow.operators import CelonisJobOperator
 from runner.airflow.pools import pool_name
 from runner.errors import UsageError
 from runner.manifest.loader import check_manifest
+from runner.manifest.model import Job
 from runner.plan.build import Plan, build_plan
 from runner.problems import Problem, write_text
 
@@ -65,6 +66,9 @@ def load_plan(
     result = check_manifest(Path(shown), env, strict_env=True, display=shown)
     if result.manifest is None:
         raise CelonisManifestError(_lines(result.problems))
+    unresolved = [j for j in result.manifest.jobs.values() if not (j.pool_id and j.job_id)]
+    if unresolved:
+        raise CelonisManifestError(_by_name_problem(shown, unresolved))
     try:
         plan = build_plan(
             result.manifest, select=select, exclude=exclude, max_parallel=max_parallel
@@ -79,6 +83,17 @@ def load_plan(
     if bad:
         raise CelonisManifestError(_lines(bad))
     return plan
+
+
+def _by_name_problem(shown: str, unresolved: list[Job]) -> str:
+    """Names resolve through the API at run time; runner.airflow does not look them up yet."""
+    first = min(unresolved, key=lambda j: j.line)
+    return (
+        f"{shown}:{first.line}: jobs.{first.name}: given by celonis_name (its pool's or its own),"
+        f" as are {len(unresolved)} job(s): runner.airflow needs their ids (give `id:` beside"
+        " each name, or run the manifest with `celonis-runner run --env`); looking names up"
+        " from Airflow is not supported yet"
+    )
 
 
 _TASK_ID_RULE = (
@@ -157,13 +172,16 @@ def dag_from_manifest(
 
     `max_parallel` becomes the DAG's `max_active_tasks` (it counts running, not
     deferred, tasks); `operator_kwargs` go to every task (retries, ...);
-    other keyword arguments go to `DAG`.
+    other keyword arguments go to `DAG`. `max_active_runs` defaults to 1: two
+    runs of one manifest at once would run every job twice, and the second
+    run's tasks would wait for the first's executions.
     """
     plan = load_plan(
         manifest, select=select, exclude=exclude, max_parallel=max_parallel, environ=environ
     )
     if max_parallel is not None:
         dag_kwargs.setdefault("max_active_tasks", max_parallel)
+    dag_kwargs.setdefault("max_active_runs", 1)
     dag_kwargs.setdefault("description", f"Celonis data jobs of {os.fspath(manifest)}")
     with DAG(dag_id, schedule=schedule, **dag_kwargs) as dag:
         add_jobs(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
@@ -80,21 +79,6 @@ class CelonisHook(BaseHook):
         super().__init__()
         self.settings = settings or ApiSettings(conn_id=celonis_conn_id)
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {
-                "host": "Base URL",
-                "login": "OAuth client id (auth_type oauth only)",
-                "password": "API key, application key or OAuth client secret",
-            },
-            "placeholders": {
-                "host": "https://TEAM.REALM.celonis.cloud",
-                "extra": '{"auth_type": "api_key"}  or  {"auth_type": "oauth", "scope": "integration.data-pools"}',
-            },
-        }
 
     def endpoint(self) -> Endpoint:
         return endpoint_for(self.settings, lookup_connection(self.settings.conn_id), self.environ)

@@ -4,8 +4,11 @@ The execute goes through `CelonisClient.execute` (reads the status first, never
 re-sends a POST whose outcome is unknown). A run someone else started is waited
 for first, as `run` does. The wait is deferred to `CelonisJobTrigger` (no worker
 slot held) or, with `deferrable=False`, polled here. The task fails with
-Celonis' ERROR lines when the job fails. The job's `timeout`, and Airflow
-killing the task (execution_timeout, mark failed, clear), cancel it in Celonis.
+Celonis' ERROR lines when the job fails (for good: a retry is for failures
+outside Celonis). The job's `timeout` and `execution_timeout` (honoured while
+deferred too) cancel it in Celonis; what a user's action on a deferred task
+does is the trigger's `on_kill` (docs/airflow.md, "Operations"). A task
+killed while not deferred cancels its job.
 
 An Airflow retry never repeats an execute blindly: a later try first looks at
 the job's execution history; an execution that began after this DAG run
@@ -21,10 +24,16 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowTaskTimeout,
+    TaskDeferralTimeout,
+)
 
 from runner import lifecycle
 from runner.airflow.credentials import (
@@ -57,6 +66,10 @@ from runner.manifest.model import (
 )
 from runner.shared_types import Mode
 
+DEFAULT_RETRIES = 1
+"""A retry is safe (it adopts the earlier try's execution, never executes blindly), and it
+covers Airflow 3.3's race with quick triggers that fails a task whose job succeeded."""
+
 
 class CelonisJobOperator(BaseOperator):
     """Execute the Celonis data job `job_id` of data pool `pool_id` (`mode` FULL or DELTA) and wait.
@@ -84,9 +97,10 @@ class CelonisJobOperator(BaseOperator):
         settle_window: float = DEFAULT_SETTLE_WINDOW,
         deferrable: bool = True,
         environ: Mapping[str, str] | None = None,
+        retries: int = DEFAULT_RETRIES,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(retries=retries, **kwargs)
         self.pool_id = pool_id
         self.job_id = job_id
         self.mode = mode
@@ -102,14 +116,17 @@ class CelonisJobOperator(BaseOperator):
         self._active: tuple[CelonisClient, Wait] | None = None
         self._sending: CelonisClient | None = None
         """Set while the execute request is out: a kill then may have hit after it took effect."""
+        self._execution_deadline: float | None = None
+        """Real epoch seconds when `execution_timeout` is reached (from the try's start)."""
 
     # -- Airflow entry points ------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, str]:
         if self.mode not in ("FULL", "DELTA"):
-            raise AirflowException(
+            raise AirflowFailException(
                 f"job {self.job_name!r}: mode must be FULL or DELTA, not {self.mode!r}"
             )
+        self._execution_deadline = self._deadline_of(context)
         client = self._client()
         wait = self._earlier_try(context, client)
         if isinstance(wait, dict):
@@ -118,11 +135,24 @@ class CelonisJobOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
         """Resumed from the trigger: its event says how the wait ended."""
+        self._execution_deadline = self._deadline_of(context)
         wait = Wait.from_dict(event["wait"])
         return self._finish(self._client(), Outcome(event["outcome"]), wait, event.get("message"))
 
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        """As Airflow's; when the deferral timed out (`execution_timeout`, passed to `defer`, and
+        the triggerer did not end the wait itself first), our run is cancelled in Celonis."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except TaskDeferralTimeout:
+            self._cancel_this_runs_execution(context)
+            raise
+
     def on_kill(self) -> None:
-        """Airflow is killing the task (execution_timeout, marked failed, cleared): cancel our run."""
+        """Airflow is killing the running (not deferred) task: cancel our run. The worker cannot
+        tell why (execution_timeout, marked failed or success, cleared), so it always cancels."""
         self._killed.set()
         active, sending = self._active, self._sending
         if sending is not None:  # killed with its execute out: it may have started, so cancel
@@ -231,27 +261,13 @@ class CelonisJobOperator(BaseOperator):
         done; ended otherwise, a new one is executed. None shown: the execute is sent with the
         earlier try's claim, so that a 409 (the earlier execute, seen late) is taken as ours.
         """
-        ti, dag_run = context["ti"], context["dag_run"]
-        since = dag_run.start_date
-        if ti.try_number <= 1 or since is None:
+        claim = self._run_claim(context, client)
+        if context["ti"].try_number <= 1 or claim is None:
             return None
         try:
             history = client.execution_history(self.pool_id, self.job_id, lifecycle.HISTORY_LIMIT)
         except ApiError as error:
             raise AirflowException(f"job {self.job_name!r}: {error}") from None
-        # the DAG run's start on the client's clock (scaled in tests), then on Celonis'
-        ago = (time.time() - since.timestamp()) * time_scale(self.environ)
-        local = client.clock.time() - ago
-        claim = ExecutionHandle(
-            self.pool_id,
-            self.job_id,
-            self.mode,
-            JobStatus(self.job_id, None),
-            0.0,
-            1,
-            sent_at=local,
-            since_ms=client.celonis_floor_ms(local),
-        )
         item = lifecycle.ours_in_history(claim, history)
         if item is None:
             return self._start(client, resend_of=claim)
@@ -269,12 +285,36 @@ class CelonisJobOperator(BaseOperator):
             return self._result("SUCCESS")
         return None  # the earlier try's run ended unsuccessfully: a retry executes anew
 
+    def _run_claim(self, context: Context, client: CelonisClient) -> ExecutionHandle | None:
+        """The claim on executions that began since this DAG run started (None before it
+        started): the DAG run's start on the client's clock (scaled in tests), then on Celonis'."""
+        since = context["dag_run"].start_date
+        if since is None:
+            return None
+        ago = (time.time() - since.timestamp()) * time_scale(self.environ)
+        local = client.clock.time() - ago
+        return ExecutionHandle(
+            self.pool_id,
+            self.job_id,
+            self.mode,
+            JobStatus(self.job_id, None),
+            0.0,
+            1,
+            sent_at=local,
+            since_ms=client.celonis_floor_ms(local),
+        )
+
     def _wait(self, client: CelonisClient, wait: Wait) -> dict[str, str]:
         if self.deferrable:
             self._active = None  # from here the trigger owns the wait (and its on_kill)
+            deadline = self._execution_deadline
+            wait = wait.with_execution_deadline(deadline)
             self.defer(
                 trigger=CelonisJobTrigger(wait.to_dict(), self.api_settings.to_dict()),
                 method_name="execute_complete",
+                timeout=None
+                if deadline is None
+                else timedelta(seconds=max(1.0, deadline - time.time())),
             )
         self._active = (client, wait)
         while not self._killed.is_set():
@@ -304,14 +344,22 @@ class CelonisJobOperator(BaseOperator):
         if outcome is Outcome.SUCCESS:
             self.log.info("job %s succeeded in Celonis", self.job_name)
             return self._result("SUCCESS")
+        if outcome is Outcome.EXECUTION_TIMEOUT:
+            limit = format_duration(self._execution_timeout_seconds())
+            raise AirflowTaskTimeout(
+                f"job {self.job_name!r}: execution_timeout ({limit}) reached while waiting;"
+                f" {self._cancel_on_timeout(client, wait)}"
+            )
         if outcome is Outcome.EXTERNAL_ENDED:
             self.log.info(
                 "job %s: the run started by someone else ended; executing ours", self.job_name
             )
             return self._wait(client, self._start(client))
-        raise AirflowException(
-            f"job {self.job_name!r}: {self._failure(client, outcome, wait, message)}"
-        )
+        # a job that ended in Celonis (failed, cancelled, its timeout) is not run again by a
+        # retry, as `run` does not; an API error is retried (the retry adopts the execution)
+        final = outcome is not Outcome.ERROR
+        error = AirflowFailException if final else AirflowException
+        raise error(f"job {self.job_name!r}: {self._failure(client, outcome, wait, message)}")
 
     def _failure(
         self, client: CelonisClient, outcome: Outcome, wait: Wait, message: str | None
@@ -325,17 +373,54 @@ class CelonisJobOperator(BaseOperator):
                 f" {format_duration(self.timeout)}; ours was not started"
             )
         if outcome is Outcome.TIMEOUT:
-            try:
-                client.cancel(self.pool_id, self.job_id)
-            except ApiError as error:
-                return f"timed out after {format_duration(self.timeout)}; cancelling it in Celonis failed: {error}"
-            return f"timed out after {format_duration(self.timeout)}; cancelled in Celonis"
+            return f"timed out after {format_duration(self.timeout)}; {self._cancel_on_timeout(client, wait)}"
         if outcome is Outcome.ERROR:
             return (
                 f"{message}; the job may still be running in Celonis: a retry of this task waits"
                 " for it instead of executing again"
             )
         return f"ended as {outcome.value} in Celonis"
+
+    def _cancel_on_timeout(self, client: CelonisClient, wait: Wait) -> str:
+        """Cancel our run (never one someone else started); says what happened."""
+        if wait.kind != "ours":
+            return "the run started outside Airflow was left alone; ours was not started"
+        try:
+            client.cancel(self.pool_id, self.job_id)
+        except ApiError as error:
+            return f"cancelling it in Celonis failed: {error}"
+        return "cancelled in Celonis"
+
+    def _deadline_of(self, context: Context) -> float | None:
+        """When `execution_timeout` is reached: from the try's start (kept across deferrals)."""
+        if self.execution_timeout is None:
+            return None
+        started = getattr(context["ti"], "start_date", None)
+        begin = time.time() if started is None else started.timestamp()
+        return begin + self.execution_timeout.total_seconds()
+
+    def _execution_timeout_seconds(self) -> float:
+        return 0.0 if self.execution_timeout is None else self.execution_timeout.total_seconds()
+
+    def _cancel_this_runs_execution(self, context: Context) -> None:
+        """After a deferral timeout: cancel the execution this DAG run started, if one still
+        runs (judged as a retry judges it: `_run_claim`)."""
+        try:
+            client = self._client()
+            claim = self._run_claim(context, client)
+            if claim is None:
+                return
+            history = client.execution_history(self.pool_id, self.job_id, lifecycle.HISTORY_LIMIT)
+            item = lifecycle.ours_in_history(claim, history)
+            if item is None or not item.in_progress:
+                return
+            client.cancel(self.pool_id, self.job_id)
+        except (ApiError, AirflowException) as error:
+            self.log.error("job %s: could not cancel it in Celonis: %s", self.job_name, error)
+            return
+        self.log.warning(
+            "job %s: execution_timeout reached while deferred; cancelled in Celonis", self.job_name
+        )
 
     def _result(self, status: str) -> dict[str, str]:
         """The XCom value: what ran and how it ended (never a credential)."""

@@ -1,28 +1,43 @@
-"""The deferred wait: polls a job's status in the triggerer until it ends, then yields one event.
+"""The deferred wait: a task's `Wait` handed to its pool's shared poller in the triggerer.
 
 The event is `{"outcome": Outcome, "message": str | None, "wait": Wait}`; the
 operator's `execute_complete` turns it into success or a failure. The trigger
-never executes a job; when the task is killed while deferred (marked failed,
-cleared), `on_kill` cancels our run in Celonis. The blocking client runs in a
-thread so the triggerer's event loop never waits on HTTP.
+never executes a job. Every trigger of a pool in one triggerer process shares
+one `PoolPoller` (`runner.airflow.poller`): one `logs/status` read per round
+for all of them, on request threads of its own, never on the event loop.
+
+When a user acts on the deferred task, `on_kill` reads the task's state and
+decides by `watch.after_kill`: marked failed cancels our run in Celonis; marked
+success leaves it alone; cleared leaves it to the newer try, which adopts it.
+A run someone else started is never cancelled. A triggerer restart or a
+trigger moved to another triggerer cancels nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from runner.airflow.credentials import ApiSettings, make_client, make_clock
+from runner.airflow.credentials import ApiSettings, Endpoint, make_client, make_clock
 from runner.airflow.hooks import alookup_connection, endpoint_for
-from runner.airflow.watch import Outcome, Wait
+from runner.airflow.poller import Pollers, pollers
+from runner.airflow.watch import AfterKill, Outcome, Wait, after_kill
 from runner.api import CelonisClient
 from runner.errors import RunnerError
-from runner.lifecycle import HISTORY_LIMIT
+
+_LEFT_ALONE = {
+    AfterKill.MARKED_SUCCESS: "the task was marked success: job %s of pool %s is left running in Celonis (not cancelled)",
+    AfterKill.NEWER_TRY: "the task was cleared: job %s of pool %s is left running in Celonis for the newer try, which waits for it",
+    AfterKill.UNKNOWN: "the task was stopped but its state could not be read: job %s of pool %s is left running in Celonis; cancel it there if it must stop",
+}
+
+
+_KILLS: set[asyncio.Task[None]] = set()
+"""on_kill work under way (a reference, so that a shielded task is not collected)."""
 
 
 class CelonisJobTrigger(BaseTrigger):
@@ -32,7 +47,6 @@ class CelonisJobTrigger(BaseTrigger):
         super().__init__()  # type: ignore[no-untyped-call]
         self.wait = wait
         self.settings = settings
-        self._client: CelonisClient | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -40,45 +54,83 @@ class CelonisJobTrigger(BaseTrigger):
             {"wait": self.wait, "settings": self.settings},
         )
 
-    async def _get_client(self) -> CelonisClient:
-        if self._client is None:
-            settings = ApiSettings.from_dict(self.settings)
-            connection = await alookup_connection(settings.conn_id)
-            endpoint = endpoint_for(settings, connection, os.environ)
-            self._client = make_client(endpoint, make_clock(os.environ), os.environ)
-        return self._client
+    async def _connect(self, shared: Pollers) -> tuple[Endpoint, CelonisClient]:
+        settings = ApiSettings.from_dict(self.settings)
+        connection = await alookup_connection(settings.conn_id)
+        endpoint = endpoint_for(settings, connection, os.environ)
+        client = shared.client(
+            endpoint, lambda: make_client(endpoint, make_clock(os.environ), os.environ)
+        )
+        return endpoint, client
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         wait = Wait.from_dict(self.wait)
         try:
-            client = await self._get_client()
-            while not wait.timed_out(time.time()):
-                statuses = await asyncio.to_thread(
-                    client.pool_statuses, wait.pool_id, [wait.job_id]
-                )
-                step = wait.observe(statuses[wait.job_id], time.time())
-                if step.read_history:
-                    history = await asyncio.to_thread(
-                        client.execution_history, wait.pool_id, wait.job_id, HISTORY_LIMIT
-                    )
-                    step = wait.observe_history(history, time.time())
-                wait = step.wait
-                if step.outcome is not None:
-                    yield _event(step.outcome, wait)
-                    return
-                await asyncio.sleep(step.sleep)
-            yield _event(Outcome.TIMEOUT, wait)
+            shared = pollers()
+            endpoint, client = await self._connect(shared)
+            ended = await shared.poller(endpoint, wait.pool_id, client).wait_for(wait)
         except RunnerError as error:  # ApiError and UsageError: the message names the cause
             yield _event(Outcome.ERROR, wait, str(error))
+            return
+        yield _event(ended.outcome, ended.wait, ended.message)
 
     async def on_kill(self) -> None:
-        """The task was killed while deferred: cancel our run (never one someone else started)."""
+        """A user acted on the deferred task (mark failed, mark success, clear): cancel our run
+        only when the task was stopped (`watch.after_kill`); never one someone else started.
+
+        Shielded: the triggerer may cancel the trigger's task again while this runs (seen on
+        Airflow 3.3 a few seconds after the first cancel), and the cancel must still go out."""
+        task = asyncio.get_running_loop().create_task(self._on_kill())
+        _KILLS.add(task)
+        task.add_done_callback(_KILLS.discard)
+        await asyncio.shield(task)
+
+    async def _on_kill(self) -> None:
         wait = Wait.from_dict(self.wait)
         if wait.kind != "ours":
             return
-        client = await self._get_client()
-        await asyncio.to_thread(client.cancel, wait.pool_id, wait.job_id)
-        self.log.info("cancelled job %s of pool %s in Celonis", wait.job_id, wait.pool_id)
+        state, known = await self._task_state()
+        action = after_kill(state, known=known)
+        if action is not AfterKill.CANCEL:
+            self.log.warning(_LEFT_ALONE[action], wait.job_id, wait.pool_id)
+            return
+        shared = pollers()
+        _, client = await self._connect(shared)
+        await shared.cancel(client, wait.pool_id, wait.job_id)
+        self.log.warning(
+            "the task was marked failed: cancelled job %s of pool %s in Celonis",
+            wait.job_id,
+            wait.pool_id,
+        )
+
+    async def _task_state(self) -> tuple[str | None, bool]:
+        """The task instance's state now (after the user's action), and whether it was read."""
+        ti = self.task_instance
+        if ti is None:
+            return None, False
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            states = await asyncio.to_thread(
+                RuntimeTaskInstance.get_task_states,
+                dag_id=ti.dag_id,
+                task_ids=[ti.task_id],
+                run_ids=[ti.run_id],
+                map_index=ti.map_index,
+            )
+        except Exception as error:  # no supervisor to ask (e.g. dag.test), or it failed
+            self.log.error("could not read the state of task %s: %s", ti.task_id, error)
+            return None, False
+        key = (
+            ti.task_id
+            if ti.map_index is None or ti.map_index < 0
+            else f"{ti.task_id}_{ti.map_index}"
+        )
+        run = states.get(ti.run_id) or {}
+        if key not in run:
+            return None, False
+        state = run[key]
+        return (None if state is None else str(state)), True
 
 
 def _event(outcome: Outcome, wait: Wait, message: str | None = None) -> TriggerEvent:

@@ -10,7 +10,7 @@ sleep, or that the history must be read to tie an end to the claim. Times are re
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -29,6 +29,9 @@ class Outcome(StrEnum):
     EXTERNAL_ENDED = "EXTERNAL_ENDED"
     """The run someone else started has ended: ours may start now."""
     TIMEOUT = "TIMEOUT"
+    """The job's own `timeout` was reached."""
+    EXECUTION_TIMEOUT = "EXECUTION_TIMEOUT"
+    """The task's `execution_timeout` was reached while it waited."""
     ERROR = "ERROR"
     """The API could not be used; `message` says why."""
 
@@ -59,6 +62,8 @@ class Wait:
     scale: float = 1.0
     handle: dict[str, Any] | None = None
     """The claim (`ExecutionHandle.to_dict`): our execution, or the one someone else runs."""
+    execution_deadline: float | None = None
+    """Real epoch seconds when the task's `execution_timeout` is reached (None: no limit)."""
 
     @classmethod
     def ours(
@@ -114,6 +119,15 @@ class Wait:
     def timed_out(self, now: float) -> bool:
         return now >= self.deadline
 
+    def over_time(self, now: float) -> Outcome | None:
+        """TIMEOUT or EXECUTION_TIMEOUT once one of the limits is reached, else None."""
+        if self.execution_deadline is not None and now >= self.execution_deadline:
+            return Outcome.EXECUTION_TIMEOUT
+        return Outcome.TIMEOUT if self.timed_out(now) else None
+
+    def with_execution_deadline(self, deadline: float | None) -> Wait:
+        return replace(self, execution_deadline=deadline)
+
     def observe(self, status: JobStatus, now: float) -> Step:
         """What one status says: an outcome, a history read, or keep waiting (and how long)."""
         return self._step(lifecycle.judge_status(self.claim(), status), status.status, now)
@@ -142,4 +156,36 @@ class Wait:
         return Step(None, self, self._sleep(interval, now))
 
     def _sleep(self, interval: float, now: float) -> float:
-        return max(0.0, min(interval / self.scale, self.deadline - now))
+        limit = min(self.deadline, self.execution_deadline or self.deadline)
+        return max(0.0, min(interval / self.scale, limit - now))
+
+
+class AfterKill(StrEnum):
+    """What a deferred task's trigger does to our Celonis job when a user acts on the task."""
+
+    CANCEL = "cancel"
+    """Marked failed (the task, or its DAG run): the job is stopped, as `run` stops on Ctrl-C."""
+    MARKED_SUCCESS = "marked_success"
+    """Marked success: the job is left alone (its dependents start now, by the user's word)."""
+    NEWER_TRY = "newer_try"
+    """Cleared: a newer try adopts the running execution (it waits for it), so it keeps running."""
+    UNKNOWN = "unknown"
+    """The task's state could not be read: left alone (a newer try may have taken it over)."""
+
+
+STOPPED_STATES = frozenset({"failed", "upstream_failed", "skipped", "removed"})
+"""Task states that mean the user stopped the task: its job is cancelled."""
+
+
+def after_kill(state: str | None, *, known: bool = True) -> AfterKill:
+    """The decision for a trigger killed by a user action, from the task instance's state read
+    after it: failed (and other stopped states) cancel; success leaves the job alone; any other
+    state (None after a clear, scheduled, queued, running, deferred, up_for_retry) means a
+    newer try takes the execution over, which a cancel would fail."""
+    if not known:
+        return AfterKill.UNKNOWN
+    if state == "success":
+        return AfterKill.MARKED_SUCCESS
+    if state in STOPPED_STATES:
+        return AfterKill.CANCEL
+    return AfterKill.NEWER_TRY
