@@ -75,6 +75,11 @@ def load_plan(
         )
     except UsageError as error:
         raise CelonisManifestError(f"{shown}: {error}") from None
+    _check_task_ids(shown, plan)
+    return plan
+
+
+def _check_task_ids(shown: str, plan: Plan) -> None:
     bad = [
         Problem(shown, p.job.line, 1, f"jobs.{name}", _TASK_ID_RULE)
         for name, p in plan.jobs.items()
@@ -82,7 +87,6 @@ def load_plan(
     ]
     if bad:
         raise CelonisManifestError(_lines(bad))
-    return plan
 
 
 def _by_name_problem(shown: str, unresolved: list[Job]) -> str:
