@@ -110,6 +110,19 @@ class RetryPolicy:
             raise ValueError("retry times must not be negative")
 
 
+def _give_up(error: ApiError, state: RetryState, reason: str, **fields: float) -> float | None:
+    """No further attempt: say why; None, what `next_wait` returns then."""
+    log.warning(
+        "api.giving_up",
+        method=error.method,
+        path=error.path,
+        reason=reason,
+        attempts=state.attempts,
+        **fields,
+    )
+    return None
+
+
 def backoff_delay(policy: RetryPolicy, retry_number: int, rng: random.Random) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**retry_number)]; retry_number from 0."""
     ceiling = min(policy.backoff_cap, policy.backoff_base * 2.0 ** min(retry_number, 62))
@@ -332,38 +345,16 @@ class Transport:
         """How long to wait before the next attempt, or None: give up (limit or budget)."""
         policy = self.retry
         if state.attempts >= policy.max_attempts:
-            log.warning(
-                "api.giving_up",
-                method=error.method,
-                path=error.path,
-                reason="attempt limit",
-                attempts=state.attempts,
-            )
-            return None
+            return _give_up(error, state, "attempt limit")
         if isinstance(error, RateLimitedError) and error.retry_after is not None:
             wait = min(error.retry_after, policy.rate_limit_cap)
         else:
             wait = backoff_delay(policy, state.attempts - 1, self.rng)
         elapsed = self.clock.monotonic() - state.started
         if self._never_answered(error, elapsed + wait):
-            log.warning(
-                "api.giving_up",
-                method=error.method,
-                path=error.path,
-                reason="nothing answers at this address",
-                attempts=state.attempts,
-            )
-            return None
+            return _give_up(error, state, "nothing answers at this address")
         if elapsed + wait > policy.budget:
-            log.warning(
-                "api.giving_up",
-                method=error.method,
-                path=error.path,
-                reason="time budget",
-                attempts=state.attempts,
-                elapsed=round(elapsed, 3),
-            )
-            return None
+            return _give_up(error, state, "time budget", elapsed=round(elapsed, 3))
         return wait
 
     def _never_answered(self, error: ApiError, retry_at: float) -> bool:
