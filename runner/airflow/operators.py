@@ -71,6 +71,10 @@ DEFAULT_RETRIES = 1
 covers Airflow 3.3's race with quick triggers that fails a task whose job succeeded."""
 
 
+KILL_CHECK_INTERVAL = 0.2
+"""Real seconds between looks at the kill flag while the worker waits for the next poll."""
+
+
 class CelonisJobOperator(BaseOperator):
     """Execute the Celonis data job `job_id` of data pool `pool_id` (`mode` FULL or DELTA) and wait.
 
@@ -246,7 +250,7 @@ class CelonisJobOperator(BaseOperator):
             overdue = lifecycle.settle_overdue((time.time() - started) * scale, self.settle_window)
             if outcome is Settlement.NO_EXECUTION or overdue:
                 break
-            self._killed.wait(self.poll_interval / scale)
+            self._pause(self.poll_interval / scale)
         raise AirflowException(
             f"job {self.job_name!r}: unclear: its execute got no clear answer and Celonis showed"
             f" no execution of it within {format_duration(self.settle_window)}; a retry of this"
@@ -334,8 +338,17 @@ class CelonisJobOperator(BaseOperator):
             self._active = (client, wait)
             if step.outcome is not None:
                 return self._finish(client, step.outcome, wait)
-            self._killed.wait(step.sleep)
+            self._pause(step.sleep)
         raise AirflowException(f"job {self.job_name!r}: the task was killed; cancelled in Celonis")
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep until the next poll or a kill. Not `Event.wait`: Airflow's execution_timeout
+        raises from a signal handler, which inside a Condition's lock leaves "release unlocked
+        lock" instead of the timeout (and then on_kill's cancel may not come); a plain sleep
+        lets the timeout through."""
+        end = time.monotonic() + seconds
+        while not self._killed.is_set() and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, KILL_CHECK_INTERVAL))
 
     def _finish(
         self, client: CelonisClient, outcome: Outcome, wait: Wait, message: str | None = None
