@@ -17,7 +17,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check runner tests bench .ci
 	$(BIN)/mypy
 	$(BIN)/python .ci/check_function_length.py runner --max-lines 60
-	$(BIN)/python .ci/check_complexity.py runner --max 10 --allowlist .ci/complexity-allowlist.txt
+	$(BIN)/python .ci/check_complexity.py runner --max 10
 
 test: lint
 	$(BIN)/python -m pytest -m "not slow and not tools and not airflow_deployment"

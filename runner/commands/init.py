@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 from runner.commands.shared import (
     DEFAULT_FILE,
     Context,
+    RemoteOptions,
     add_connection,
     remote_client,
     remote_options,
@@ -121,23 +122,10 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     _refuse_overwrite(out, args.force)
     schema_ref, schema_exists = schema_reference(out)
     if args.example:
-        if args.pool or args.emulator or args.base_url or args.scenario:
-            raise UsageError("--example makes no API call: it takes only --out and --force")
-        write_manifest(out, example_manifest(schema_ref), force=args.force)
-        ctx.stdout.write(f"Wrote {out}: a starter manifest; replace its ids with yours.\n")
-        _next_steps(out, args, schema_ref, schema_exists, ctx.stdout)
-        return ExitCode.OK
+        return _example(out, args, schema_ref, schema_exists, ctx)
     remote = remote_options(args)
-    if remote.emulator and not remote.scenario:
-        raise UsageError(
-            "init --emulator needs --scenario FILE: without one the emulator serves no data pools"
-        )
+    _check_target(args, remote, ctx.environ)
     auth_type = args.auth or _detected_auth(ctx.environ, remote.emulator)
-    if not remote.emulator and not (args.base_url or ctx.environ.get("CELONIS_BASE_URL")):
-        raise UsageError(
-            "init needs your team's URL: pass --base-url https://TEAM.REALM.celonis.cloud"
-            " or set $CELONIS_BASE_URL (or try it with --emulator --scenario FILE)"
-        )
     pools, base_url = read_team(args, ctx, auth_type)
     pools, left_out = usable(pools)
     for note in left_out:
@@ -152,6 +140,33 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     _report(Written(out, named, schema_ref, schema_exists), ctx.stdout)
     _next_steps(out, args, schema_ref, schema_exists, ctx.stdout)
     return ExitCode.OK
+
+
+def _example(
+    out: Path, args: argparse.Namespace, schema_ref: str, schema_exists: bool, ctx: Context
+) -> int:
+    """init --example: a commented starter manifest, without any API call."""
+    if args.pool or args.emulator or args.base_url or args.scenario:
+        raise UsageError("--example makes no API call: it takes only --out and --force")
+    write_manifest(out, example_manifest(schema_ref), force=args.force)
+    ctx.stdout.write(f"Wrote {out}: a starter manifest; replace its ids with yours.\n")
+    _next_steps(out, args, schema_ref, schema_exists, ctx.stdout)
+    return ExitCode.OK
+
+
+def _check_target(
+    args: argparse.Namespace, remote: RemoteOptions, environ: Mapping[str, str]
+) -> None:
+    """UsageError unless init knows which team to read."""
+    if remote.emulator and not remote.scenario:
+        raise UsageError(
+            "init --emulator needs --scenario FILE: without one the emulator serves no data pools"
+        )
+    if not remote.emulator and not (args.base_url or environ.get("CELONIS_BASE_URL")):
+        raise UsageError(
+            "init needs your team's URL: pass --base-url https://TEAM.REALM.celonis.cloud"
+            " or set $CELONIS_BASE_URL (or try it with --emulator --scenario FILE)"
+        )
 
 
 def _refuse_overwrite(out: Path, force: bool) -> None:
@@ -241,20 +256,28 @@ def usable(pools: Sequence[RemotePool]) -> tuple[list[RemotePool], list[str]]:
             notes.append(f"{shown}: {why}; left out")
             continue
         seen_pools.add(pool_id)
-        jobs = []
-        for job in pool.jobs:
-            job_id = canonical_uuid(job.id)
-            if job_id is not None and job_id not in seen_jobs:
-                seen_jobs[job_id] = pool_id
-                jobs.append(RemoteJob(job_id, job.name))
-                continue
-            why = "its id is not a UUID" if job_id is None else "listed twice"
-            if job_id is not None and seen_jobs[job_id] != pool_id:
-                why = f"listed twice (also in pool {seen_jobs[job_id]})"
-            job_shown = f"job '{printable(job.name or '(no name)')}' ({printable(job.id)})"
-            notes.append(f"{job_shown} in {shown}: {why}; left out")
+        jobs = _usable_jobs(pool, pool_id, shown, seen_jobs, notes)
         kept.append(RemotePool(pool_id, pool.name, tuple(jobs), pool.unreadable))
     return kept, notes
+
+
+def _usable_jobs(
+    pool: RemotePool, pool_id: str, shown: str, seen: dict[str, str], notes: list[str]
+) -> list[RemoteJob]:
+    """The pool's jobs with a UUID not kept before (noted in `seen`); the others in `notes`."""
+    jobs = []
+    for job in pool.jobs:
+        job_id = canonical_uuid(job.id)
+        if job_id is not None and job_id not in seen:
+            seen[job_id] = pool_id
+            jobs.append(RemoteJob(job_id, job.name))
+            continue
+        why = "its id is not a UUID" if job_id is None else "listed twice"
+        if job_id is not None and seen[job_id] != pool_id:
+            why = f"listed twice (also in pool {seen[job_id]})"
+        job_shown = f"job '{printable(job.name or '(no name)')}' ({printable(job.id)})"
+        notes.append(f"{job_shown} in {shown}: {why}; left out")
+    return jobs
 
 
 def _matches(pool_id: str, name: str | None, selector: str) -> bool:
@@ -275,13 +298,16 @@ def choose_pools(
     matches none (with the closest name)."""
     for selector in selectors:
         if not any(_matches(pool_id, name, selector) for pool_id, name in pools):
-            names = [name for _, name in pools if name]
-            hint = did_you_mean(selector, names)
-            listed = "" if hint or not names else f"; the pools: {', '.join(sorted(names)[:10])}"
-            raise UsageError(f"--pool {selector!r} matches no data pool{hint}{listed}")
+            raise UsageError(_no_pool(selector, [name for _, name in pools if name]))
     if not selectors:
         return pools
     return [(i, n) for i, n in pools if any(_matches(i, n, s) for s in selectors)]
+
+
+def _no_pool(selector: str, names: list[str]) -> str:
+    hint = did_you_mean(selector, names)
+    listed = "" if hint or not names else f"; the pools: {', '.join(sorted(names)[:10])}"
+    return f"--pool {selector!r} matches no data pool{hint}{listed}"
 
 
 def _read_pool(client: CelonisClient, pool_id: str, name: str | None) -> RemotePool:
@@ -378,21 +404,35 @@ def _report(written: Written, stdout: TextIO) -> None:
     pools = [entry for entry in written.named if entry.jobs]
     jobs = sum(len(entry.jobs) for entry in pools)
     stdout.write(
-        f"Wrote {written.path}: {len(pools)} data pool{'s' if len(pools) != 1 else ''},"
-        f" {jobs} data job{'s' if jobs != 1 else ''}.\n"
+        f"Wrote {written.path}: {_plural(len(pools), 'data pool')}, {_plural(jobs, 'data job')}.\n"
     )
-    for entry in written.named:
-        if not entry.jobs:
-            why = entry.pool.unreadable or "no data jobs"
-            shown = printable(entry.pool.name or "(no name)")
-            stdout.write(f"  left out pool '{shown}' ({entry.pool.id}): {why}\n")
+    stdout.writelines(_left_out(written.named))
+    stdout.writelines(_renamed(pools))
+
+
+def _left_out(named: Sequence[NamedPool]) -> list[str]:
+    return [
+        f"  left out pool '{printable(e.pool.name or '(no name)')}' ({e.pool.id}):"
+        f" {e.pool.unreadable or 'no data jobs'}\n"
+        for e in named
+        if not e.jobs
+    ]
+
+
+def _renamed(pools: Sequence[NamedPool]) -> list[str]:
+    lines = []
     for entry in pools:
         for job in entry.jobs:
             if job.renamed:
                 shown = printable(job.job.name or "(no name)")
-                stdout.write(
+                lines.append(
                     f"  job '{shown}' ({entry.key}) is {job.key}: another job has the same name\n"
                 )
+    return lines
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
 
 
 def _next_steps(

@@ -543,16 +543,17 @@ class _Checker:
                 f"pool '{pool_name}' has id {pool_id}, but the job's url is in pool {url_pool}; "
                 "fix the pool, or the url",
             )
-        if (
-            pool_name is None
-            and ("pools",) not in self.unresolved
-            and not any(
-                isinstance(p, dict) and str(p.get("id", "")).lower() == url_pool
-                for p in pools.values()
-            )
-        ):
+        if pool_name is None and not self._pool_declared(url_pool, pools):
             self.add(path, f"the url's pool {url_pool} is not declared under 'pools'; add it there")
         return (pool_id or url_pool, job_id)
+
+    def _pool_declared(self, pool_id: str, pools: dict[str, Any]) -> bool:
+        """A pool of this id is under `pools` (or `pools` is a variable not resolved)."""
+        if ("pools",) in self.unresolved:
+            return True
+        return any(
+            isinstance(p, dict) and str(p.get("id", "")).lower() == pool_id for p in pools.values()
+        )
 
     def _dependencies(
         self, name: str, job: dict[str, Any], jobs: dict[str, Any], known: Suggestions
@@ -570,14 +571,7 @@ class _Checker:
                 self.add(path, f"unknown job {self.shown(path, dep)}{known.hint(dep)}")
 
     def _graph(self, jobs: dict[str, Any]) -> None:
-        graph: dict[str, set[str]] = {}
-        for name, job in jobs.items():
-            deps = job.get("depends_on") if isinstance(job, dict) else None
-            graph[name] = {
-                d
-                for d in (deps if isinstance(deps, list) else [])
-                if isinstance(d, str) and d in jobs and d != name
-            }
+        graph = {name: _known_dependencies(name, job, jobs) for name, job in jobs.items()}
         for _ in range(_MAX_CYCLES_REPORTED):
             try:
                 graphlib.TopologicalSorter(graph).prepare()
@@ -595,6 +589,13 @@ class _Checker:
                     f"dependency cycle: {' -> '.join(order)}; remove one of these dependencies",
                 )
                 graph[nxt].discard(first)
+
+
+def _known_dependencies(name: str, job: object, jobs: Mapping[str, Any]) -> set[str]:
+    """The declared jobs `job` depends on (itself and unknown names left out)."""
+    deps = job.get("depends_on") if isinstance(job, dict) else None
+    listed = deps if isinstance(deps, list) else []
+    return {d for d in listed if isinstance(d, str) and d in jobs and d != name}
 
 
 def _values(data: Any, path: PathT = ()) -> list[tuple[PathT, Any]]:

@@ -72,6 +72,20 @@ def _order(name: str | None, celonis_id: str) -> tuple[str, str]:
     return ((name or "").casefold(), celonis_id.lower())
 
 
+def _qualified(bases: list[list[str]], pool_keys: list[str]) -> list[str]:
+    """Each pool's job keys in order, a key that occurs in several pools qualified with its
+    pool's key."""
+    pools_with: dict[str, set[int]] = {}
+    for index, keys in enumerate(bases):
+        for key in keys:
+            pools_with.setdefault(key, set()).add(index)
+    return [
+        f"{pool_keys[index]}_{key}" if len(pools_with[key]) > 1 else key
+        for index, keys in enumerate(bases)
+        for key in keys
+    ]
+
+
 def name_pools(pools: Sequence[RemotePool]) -> list[NamedPool]:
     """Every pool and job with a unique, valid key, sorted by Celonis name.
 
@@ -82,15 +96,7 @@ def name_pools(pools: Sequence[RemotePool]) -> list[NamedPool]:
     pool_keys = unique_keys([base_key(p.name, "pool", p.id) for p in ordered])
     jobs_of = [sorted(p.jobs, key=lambda j: _order(j.name, j.id)) for p in ordered]
     bases = [[base_key(j.name, "job", j.id) for j in jobs] for jobs in jobs_of]
-    pools_with: dict[str, set[int]] = {}
-    for index, keys in enumerate(bases):
-        for key in keys:
-            pools_with.setdefault(key, set()).add(index)
-    wanted = [
-        f"{pool_keys[index]}_{key}" if len(pools_with[key]) > 1 else key
-        for index, keys in enumerate(bases)
-        for key in keys
-    ]
+    wanted = _qualified(bases, pool_keys)
     job_keys = iter(unique_keys(wanted))
     plain = iter(key for keys in bases for key in keys)
     named: list[NamedPool] = []

@@ -73,10 +73,8 @@ def write_json(diff: ManifestDiff, stream: TextIO) -> None:
 
 def shown(key: str, value: Value) -> str:
     """A field's value for people: durations as `45m`, lists as `[a, b]`, none as `-`."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if value is None or isinstance(value, bool):
+        return {None: "-", True: "true", False: "false"}[value]
     if key in DURATION_FIELDS and isinstance(value, int | float):
         return format_duration(float(value))
     if isinstance(value, list):
@@ -278,21 +276,31 @@ def write_mermaid(diff: ManifestDiff, stream: TextIO, *, only: Iterable[str] | N
     marked = classes(diff)
     stream.write("flowchart LR\n")
     _write_nodes(stream, names, ids, new.jobs, marked)
-    if removed:
-        stream.write('  subgraph removed["removed"]\n')
-        for name in removed:
-            stream.write(f'    {ids[name]}["{name}<br/>removed"]\n')
-        stream.write("  end\n")
+    _write_removed(stream, removed, ids)
+    stream.writelines(_edge_lines(diff, names, ids))
+    _write_classes(stream, ids, {**marked, **dict.fromkeys(removed, "removed")})
+
+
+def _write_removed(stream: TextIO, removed: Sequence[str], ids: Mapping[str, str]) -> None:
+    if not removed:
+        return
+    stream.write('  subgraph removed["removed"]\n')
+    for name in removed:
+        stream.write(f'    {ids[name]}["{name}<br/>removed"]\n')
+    stream.write("  end\n")
+
+
+def _edge_lines(diff: ManifestDiff, names: Sequence[str], ids: Mapping[str, str]) -> list[str]:
+    """The new graph's edges (added ones thick), then the removed ones dotted and crossed."""
     added = set(diff.edges_added)
+    lines = []
     for name in names:
-        for dep in new.jobs[name].depends_on:
+        for dep in diff.new.jobs[name].depends_on:
             if dep in ids:
                 arrow = "==>" if (dep, name) in added else "-->"
-                stream.write(f"  {ids[dep]} {arrow} {ids[name]}\n")
-    for dependency, dependent in diff.edges_removed:
-        if dependency in ids and dependent in ids:
-            stream.write(f"  {ids[dependency]} -.-x {ids[dependent]}\n")
-    _write_classes(stream, ids, {**marked, **dict.fromkeys(removed, "removed")})
+                lines.append(f"  {ids[dep]} {arrow} {ids[name]}\n")
+    lines += [f"  {ids[a]} -.-x {ids[b]}\n" for a, b in diff.edges_removed if a in ids and b in ids]
+    return lines
 
 
 def _write_nodes(

@@ -106,40 +106,12 @@ def write_annotations(run: RunResult, stream: TextIO) -> None:
 
 
 def step_summary(run: RunResult) -> str:
-    jobs = run.jobs
-    statuses = {job.name: job.report_status for job in jobs}
-    total = (run.finished_at or run.started_at) - run.started_at
-    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
     out = io.StringIO()
-    out.write(f"## celonis-runner: run {run.status}\n\n")
-    out.write(
-        f"Run `{run.run_id}` of `{run.manifest}` (sha256 `{(run.manifest_sha256 or '')[:12]}`): "
-        f"{parts} in {format_duration(total)}.\n\n"
-    )
-    if run.error:
-        out.write(f"**Error:** {_cell(run.error)}\n\n")
+    out.write(_summary_head(run))
     out.write("| Job | Pool | Mode | Status | Duration | Reason |\n")
     out.write("|---|---|---|---|---|---|\n")
-    for job in jobs:
-        status = statuses[job.name]
-        shown = f"{_ICONS.get(status, '')} {status.replace('_', ' ')}".strip()
-        if job.allowed_failure:
-            shown += " (allowed)"
-        reason = job.error if status != "succeeded" and job.error else ""
-        duration = format_duration(job.duration) if job.duration is not None else "-"
-        out.write(
-            f"| {job.name} | {job.pool} | {job.mode} | {shown} "
-            f"| {duration} | {_cell(reason, TABLE_REASON_LIMIT)} |\n"
-        )
-    unsettled = [j.name for j in jobs if statuses[j.name] in MAY_BE_RUNNING]
-    if unsettled:
-        out.write(f"\n**May still be running in Celonis:** {_cell(', '.join(unsettled))}\n")
-    out.write(tasks_markdown(jobs, _cell))
-    failures = [j for j in jobs if j.state.is_unsuccessful or statuses[j.name] == "unclear"]
-    if failures:
-        out.write("\n### Failures\n")
-        for job in failures:
-            _write_failure(out, job, statuses[job.name], run.manifest)
+    out.writelines(_summary_row(job) for job in run.jobs)
+    _write_unsettled_and_failures(out, run)
     out.write("\n### Graph\n\n```mermaid\n")
     write_graph(run, out)
     out.write("```\n")
@@ -151,6 +123,42 @@ def step_summary(run: RunResult) -> str:
         )
     out.write("\n")
     return out.getvalue()
+
+
+def _write_unsettled_and_failures(out: TextIO, run: RunResult) -> None:
+    unsettled = [j.name for j in run.jobs if j.report_status in MAY_BE_RUNNING]
+    if unsettled:
+        out.write(f"\n**May still be running in Celonis:** {_cell(', '.join(unsettled))}\n")
+    out.write(tasks_markdown(run.jobs, _cell))
+    failures = [j for j in run.jobs if j.state.is_unsuccessful or j.report_status == "unclear"]
+    if failures:
+        out.write("\n### Failures\n")
+        for job in failures:
+            _write_failure(out, job, job.report_status, run.manifest)
+
+
+def _summary_head(run: RunResult) -> str:
+    total = (run.finished_at or run.started_at) - run.started_at
+    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
+    head = (
+        f"## celonis-runner: run {run.status}\n\n"
+        f"Run `{run.run_id}` of `{run.manifest}` (sha256 `{(run.manifest_sha256 or '')[:12]}`): "
+        f"{parts} in {format_duration(total)}.\n\n"
+    )
+    return head + (f"**Error:** {_cell(run.error)}\n\n" if run.error else "")
+
+
+def _summary_row(job: JobResult) -> str:
+    status = job.report_status
+    shown = f"{_ICONS.get(status, '')} {status.replace('_', ' ')}".strip()
+    if job.allowed_failure:
+        shown += " (allowed)"
+    reason = job.error if status != "succeeded" and job.error else ""
+    duration = format_duration(job.duration) if job.duration is not None else "-"
+    return (
+        f"| {job.name} | {job.pool} | {job.mode} | {shown} "
+        f"| {duration} | {_cell(reason, TABLE_REASON_LIMIT)} |\n"
+    )
 
 
 def write_graph(run: RunResult, stream: TextIO) -> None:

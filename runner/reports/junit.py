@@ -73,48 +73,71 @@ def _unwritable(path: Path, exc: OSError) -> UsageError:
 
 
 def _suite(pool: str, jobs: list[JobResult], run: RunResult, *, first_suite: bool) -> ET.Element:
-    failed = [j.state.is_unsuccessful and not j.allow_failure for j in jobs]
-    skipped = [j.state.not_run or j.allowed_failure for j in jobs]
-    starts = [j.started_at for j in jobs if j.started_at is not None]
-    ends = [j.finished_at for j in jobs if j.finished_at is not None]
-    first = min(starts, default=run.started_at)
-    suite = ET.Element(
-        "testsuite",
-        name=pool,
-        tests=str(len(jobs)),
-        failures=str(sum(failed)),
-        errors=str(sum(j.report_status in _UNSETTLED for j in jobs)),
-        skipped=str(sum(skipped)),
-        time=_seconds(_span(min(starts), max(ends)) if starts and ends else 0.0),
-        timestamp=datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-    )
+    suite = ET.Element("testsuite", {"name": pool, **_counts(jobs, run)})
     properties = ET.SubElement(suite, "properties")
-    # Property names are unique in the whole file: xunitparser (and so readers built on it)
-    # gathers every suite's properties in one mapping and stops at a name seen twice.
-    pool_id = jobs[0].pool_id if jobs else ""
-    for name, value in (
-        (f"{pool}.pool_id", pool_id),
-        *((("run_id", run.run_id), ("manifest", run.manifest)) if first_suite else ()),
-        *((("environment", run.environment),) if run.environment and first_suite else ()),
-    ):
+    for name, value in _properties(pool, jobs, run, first_suite=first_suite):
         ET.SubElement(properties, "property", name=name, value=_clean(value))
-    for job in jobs:  # the JUnit schema allows properties on a suite only
-        for number, task in enumerate(job.tasks or (), start=1):
-            value = _clean(_message(task_line(task)))
-            ET.SubElement(properties, "property", name=f"{job.name}.task.{number}", value=value)
     for job in jobs:
         suite.append(_case(job))
     return suite
 
 
+def _counts(jobs: list[JobResult], run: RunResult) -> dict[str, str]:
+    """A suite's attributes: its tests, failures, errors, skips, time and start."""
+    starts = [j.started_at for j in jobs if j.started_at is not None]
+    ends = [j.finished_at for j in jobs if j.finished_at is not None]
+    first = min(starts, default=run.started_at)
+    return {
+        "tests": str(len(jobs)),
+        "failures": str(sum(map(_fails, jobs))),
+        "errors": str(sum(j.report_status in _UNSETTLED for j in jobs)),
+        "skipped": str(sum(map(_skipped, jobs))),
+        "time": _seconds(_span(min(starts), max(ends)) if starts and ends else 0.0),
+        "timestamp": datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _fails(job: JobResult) -> bool:
+    return job.state.is_unsuccessful and not job.allow_failure
+
+
+def _skipped(job: JobResult) -> bool:
+    """Not run, or a failure the manifest allows (JUnit has no "allowed" outcome)."""
+    return job.state.not_run or job.allowed_failure
+
+
+def _properties(
+    pool: str, jobs: list[JobResult], run: RunResult, *, first_suite: bool
+) -> list[tuple[str, str]]:
+    """Property names are unique in the whole file: xunitparser (and so readers built on it)
+    gathers every suite's properties in one mapping and stops at a name seen twice. Task
+    results are properties too: the JUnit schema allows properties on a suite only."""
+    found = [(f"{pool}.pool_id", jobs[0].pool_id if jobs else "")]
+    if first_suite:
+        found += [("run_id", run.run_id), ("manifest", run.manifest)]
+        found += [("environment", run.environment)] if run.environment else []
+    for job in jobs:
+        for number, task in enumerate(job.tasks or (), start=1):
+            found.append((f"{job.name}.task.{number}", _message(task_line(task))))
+    return found
+
+
 def _case(job: JobResult) -> ET.Element:
-    status = job.report_status
     case = ET.Element(
         "testcase",
         classname=job.pool,
         name=job.name,
         time=_seconds(job.duration or 0.0),
     )
+    _outcome(case, job)
+    out = ET.SubElement(case, "system-out")
+    out.text = _clean("\n".join(_case_lines(job)))
+    return case
+
+
+def _outcome(case: ET.Element, job: JobResult) -> None:
+    """The case's skipped, failure or error element (none for a success)."""
+    status = job.report_status
     reason = job.error or status.replace("_", " ")
     if job.allowed_failure:
         ET.SubElement(case, "skipped", type="allowed_failure", message=_message(reason))
@@ -126,23 +149,20 @@ def _case(job: JobResult) -> ET.Element:
     elif status in _UNSETTLED:
         error = ET.SubElement(case, "error", type=status, message=_UNSETTLED[status])
         error.text = _clean(reason)
-    out = ET.SubElement(case, "system-out")
-    out.text = _clean(
-        "\n".join(
-            [
-                f"status: {status}",
-                f"pool: {job.pool} ({job.pool_id})",
-                f"job id: {job.job_id}",
-                f"mode: {job.mode}",
-                f"attempts: {job.attempts}",
-                f"started: {iso(job.started_at) or '-'}",
-                f"finished: {iso(job.finished_at) or '-'}",
-                *([f"reason: {job.error}"] if job.error else []),
-                *(f"task: {task_line(task)}" for task in job.tasks or ()),
-            ]
-        )
-    )
-    return case
+
+
+def _case_lines(job: JobResult) -> list[str]:
+    return [
+        f"status: {job.report_status}",
+        f"pool: {job.pool} ({job.pool_id})",
+        f"job id: {job.job_id}",
+        f"mode: {job.mode}",
+        f"attempts: {job.attempts}",
+        f"started: {iso(job.started_at) or '-'}",
+        f"finished: {iso(job.finished_at) or '-'}",
+        *([f"reason: {job.error}"] if job.error else []),
+        *(f"task: {task_line(task)}" for task in job.tasks or ()),
+    ]
 
 
 def _message(reason: str) -> str:

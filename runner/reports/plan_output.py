@@ -61,37 +61,50 @@ def write_text(plan: Plan, stream: TextIO) -> None:
         f"Plan for {plan.manifest.path}: {len(jobs)} job{_s(len(jobs))} in {len(pools)} "
         f"pool{_s(len(pools))}, {len(plan.waves)} wave{_s(len(plan.waves))}\n"
     )
+    stream.write(_limits_line(plan))
+    stream.writelines(_wave_lines(plan))
+    stream.write(_tail(plan))
+
+
+def _limits_line(plan: Plan) -> str:
     limits = [
         f"{pool} at most {limit} at once" if limit else f"{pool} no limit"
         for pool, limit in plan.pool_limits.items()
     ]
     overall = f"at most {plan.max_parallel} at once" if plan.max_parallel else "no overall limit"
-    stream.write(f"Limits: {overall}; " + "; ".join(limits) + "\n")
+    return f"Limits: {overall}; " + "; ".join(limits) + "\n"
+
+
+def _wave_lines(plan: Plan) -> list[str]:
+    jobs = plan.jobs
     width = max((len(n) for n in jobs), default=0)
-    pool_width = max((len(p) for p in pools), default=0)
+    pool_width = max((len(p) for p in plan.pools()), default=0)
+    lines = []
     for number, wave in enumerate(plan.waves, start=1):
-        stream.write(f"\nWave {number}\n")
+        lines.append(f"\nWave {number}\n")
         for name in wave:
             planned = jobs[name]
-            notes = _notes(plan, planned)
-            stream.write(
-                (
-                    f"  {name:<{width}}  {planned.job.pool:<{pool_width}}  {planned.job.mode:<5}"
-                    + (f"  {'; '.join(notes)}" if notes else "")
-                ).rstrip()
-                + "\n"
-            )
+            notes = "; ".join(_notes(plan, planned))
+            line = f"  {name:<{width}}  {planned.job.pool:<{pool_width}}  {planned.job.mode:<5}"
+            lines.append((f"{line}  {notes}" if notes else line).rstrip() + "\n")
+    return lines
+
+
+def _tail(plan: Plan) -> str:
+    """The critical path, what was learned, what was not selected."""
+    out = ""
     if plan.critical_path:
         what = (
             f"expected {format_duration(plan.critical_path_seconds)}"
             if plan.critical_path_seconds is not None
             else f"{len(plan.critical_path)} job{_s(len(plan.critical_path))}"
         )
-        stream.write(f"\nCritical path ({what}): {' -> '.join(plan.critical_path)}\n")
+        out += f"\nCritical path ({what}): {' -> '.join(plan.critical_path)}\n"
     if plan.learned_seconds:
-        stream.write(_learned_note(plan))
+        out += _learned_note(plan)
     if plan.excluded:
-        stream.write(f"Not selected: {', '.join(plan.excluded)}\n")
+        out += f"Not selected: {', '.join(plan.excluded)}\n"
+    return out
 
 
 def _notes(plan: Plan, planned: PlannedJob) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from runner.durations import format_duration
 from runner.reports.tasks import report_fields as task_fields
 from runner.reports.tasks import summary_text as tasks_summary
-from runner.runresult.model import RunResult
+from runner.runresult.model import JobResult, RunResult
 from runner.text import inert
 
 REPORT_VERSION = 1
@@ -69,41 +69,54 @@ def report_text(run: RunResult) -> str:
 
 def write_summary(run: RunResult, stream: TextIO, *, colour: bool = False) -> None:
     """The table of jobs and the verdict; states coloured when `colour` (a terminal)."""
+    stream.write("\n")
+    stream.writelines(_table(run, colour))
+    stream.write(tasks_summary(run.jobs, one_line))
+    stream.write(_verdict(run, colour))
+
+
+def _row(job: JobResult) -> tuple[str, str, str, str, str]:
+    return (
+        job.name,
+        job.pool,
+        job.report_status + (" (allowed)" if job.allowed_failure else ""),
+        format_duration(job.duration) if job.duration is not None else "-",
+        one_line(job.error) if job.state != "succeeded" and job.error else "",
+    )
+
+
+def _table(run: RunResult, colour: bool) -> list[str]:
+    """JOB, POOL, STATUS, DURATION, REASON: a line each, the status coloured on a terminal."""
     from runner.logs import colour_state
 
-    jobs = run.jobs
-    rows = [
-        (
-            job.name,
-            job.pool,
-            job.report_status + (" (allowed)" if job.allowed_failure else ""),
-            format_duration(job.duration) if job.duration is not None else "-",
-            one_line(job.error) if job.state != "succeeded" and job.error else "",
-        )
-        for job in jobs
-    ]
     header = ("JOB", "POOL", "STATUS", "DURATION", "REASON")
+    rows = [_row(job) for job in run.jobs]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    stream.write("\n")
+    lines = []
     for row in [header, *rows]:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
         if row is not header:
             cells[2] = colour_state(cells[2], colour)
-        stream.write(("  ".join(cells) + "  " + row[4]).rstrip() + "\n")
-    stream.write(tasks_summary(jobs, one_line))
+        lines.append(("  ".join(cells) + "  " + row[4]).rstrip() + "\n")
+    return lines
+
+
+def _verdict(run: RunResult, colour: bool) -> str:
+    """How the run ended, in what time, where, and what may still be running."""
+    from runner.logs import colour_state
+
     total = (run.finished_at or run.started_at) - run.started_at
     parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
     verdict = colour_state(f"Run {run.status}", colour, run.status)
-    stream.write(f"\n{verdict}: {parts} in {format_duration(total)}\n")
+    out = f"\n{verdict}: {parts} in {format_duration(total)}\n"
     if run.environment:
-        stream.write(f"Environment: {run.environment}\n")
+        out += f"Environment: {run.environment}\n"
     if run.error:
-        stream.write(f"{one_line(run.error)}\n")
-    unsettled = [job.name for job in jobs if job.report_status in MAY_BE_RUNNING]
+        out += f"{one_line(run.error)}\n"
+    unsettled = [job.name for job in run.jobs if job.report_status in MAY_BE_RUNNING]
     if unsettled:
-        stream.write(
-            f"May still be running in Celonis: {', '.join(unsettled)} (run --resume takes them up)\n"
-        )
+        out += f"May still be running in Celonis: {', '.join(unsettled)} (run --resume takes them up)\n"
+    return out
 
 
 def one_line(text: str) -> str:
