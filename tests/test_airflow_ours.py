@@ -57,3 +57,30 @@ def test_a_manifest_by_celonis_name_is_refused_at_parse_time_with_its_line(
         CelonisManifestError, match=r"jobs.yaml:5: jobs.load: given by celonis_name"
     ):
         dag_from_manifest(manifest, dag_id="by_name")
+
+
+def test_on_kill_waits_for_the_users_action_to_show_in_the_tasks_state(
+    airflow_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load the trigger was cancelled before Airflow wrote "failed": read as "deferred",
+    a mark failed was taken for a clear and nothing was cancelled (the deployment test)."""
+    import asyncio
+
+    from runner.airflow import triggers
+
+    monkeypatch.setattr(triggers, "STATE_POLL", 0.01)
+    trigger = triggers.CelonisJobTrigger({}, {})
+    seen = iter([("deferred", True), ("deferred", True), ("failed", True)])
+
+    async def state() -> tuple[str | None, bool]:
+        return next(seen)
+
+    monkeypatch.setattr(trigger, "_task_state", state)
+    assert asyncio.run(trigger._settled_task_state()) == ("failed", True)
+    monkeypatch.setattr(triggers, "STATE_SETTLE", 0.05)  # a trigger moved: stays deferred
+
+    async def stays() -> tuple[str | None, bool]:
+        return "deferred", True
+
+    monkeypatch.setattr(trigger, "_task_state", stays)
+    assert asyncio.run(trigger._settled_task_state()) == ("deferred", True)

@@ -36,6 +36,10 @@ _LEFT_ALONE = {
 }
 
 
+STATE_SETTLE = 15.0
+"""Seconds on_kill waits for the task's state to show the user's action (it may lag)."""
+STATE_POLL = 0.5
+
 _KILLS: set[asyncio.Task[None]] = set()
 """on_kill work under way (a reference, so that a shielded task is not collected)."""
 
@@ -89,7 +93,7 @@ class CelonisJobTrigger(BaseTrigger):
         wait = Wait.from_dict(self.wait)
         if wait.kind != "ours":
             return
-        state, known = await self._task_state()
+        state, known = await self._settled_task_state()
         action = after_kill(state, known=known)
         if action is not AfterKill.CANCEL:
             self.log.warning(_LEFT_ALONE[action], wait.job_id, wait.pool_id)
@@ -102,6 +106,20 @@ class CelonisJobTrigger(BaseTrigger):
             wait.job_id,
             wait.pool_id,
         )
+
+    async def _settled_task_state(self) -> tuple[str | None, bool]:
+        """The task's state once the user's action shows in it: the trigger may be cancelled
+        before Airflow has written "failed" (seen under load: a mark failed read as still
+        deferred, then taken for a clear, and nothing cancelled). A state that stays
+        "deferred" for STATE_SETTLE seconds is a trigger moved or restarted: nothing to do."""
+        deadline = asyncio.get_running_loop().time() + STATE_SETTLE
+        while True:
+            state, known = await self._task_state()
+            if not (known and state == "deferred"):
+                return state, known
+            if asyncio.get_running_loop().time() >= deadline:
+                return state, known
+            await asyncio.sleep(STATE_POLL)
 
     async def _task_state(self) -> tuple[str | None, bool]:
         """The task instance's state now (after the user's action), and whether it was read."""
