@@ -129,7 +129,8 @@ def configure(
     environ: Mapping[str, str],
     redactor: Redactor,
 ) -> None:
-    level = logging.DEBUG if verbosity >= 1 else logging.INFO
+    # -1 (`--quiet`): warnings and errors only
+    level = logging.DEBUG if verbosity >= 1 else logging.INFO if verbosity == 0 else logging.WARNING
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
