@@ -163,9 +163,10 @@ def main(
     environ: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
 ) -> int:
     """Run one command in-process; its exit code (never exits the process)."""
-    return invoke(argv, environ=environ, stdout=stdout, stderr=stderr).code
+    return invoke(argv, environ=environ, stdout=stdout, stderr=stderr, stdin=stdin).code
 
 
 def entry() -> NoReturn:
@@ -189,6 +190,7 @@ def invoke(
     environ: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
 ) -> Outcome:
     from runner.commands.shared import Context
 
@@ -197,6 +199,7 @@ def invoke(
         environ=os.environ if environ is None else environ,
         stdout=stdout or sys.stdout,
         stderr=stderr or sys.stderr,
+        stdin=stdin,
     )
     try:
         args = parse_args(words, ctx.stdout, ctx.stderr)

@@ -129,7 +129,8 @@ def configure(
     environ: Mapping[str, str],
     redactor: Redactor,
 ) -> None:
-    level = logging.DEBUG if verbosity >= 1 else logging.INFO
+    # -1 (`--quiet`): warnings and errors only
+    level = logging.DEBUG if verbosity >= 1 else logging.INFO if verbosity == 0 else logging.WARNING
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -350,5 +351,6 @@ def _worth_showing(event: str, key: str, value: Any) -> bool:
 def _shown(key: str, value: Any) -> str:
     if key in DURATION_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
         return format_seconds(value)
-    text = str(value)
+    # a list reads as its items (`a,b`), never as Python's `['a', 'b']`
+    text = ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
     return repr(text) if " " in text or not text.isprintable() else text

@@ -13,6 +13,9 @@ from runner.text import printable
 
 Severity = Literal["error", "warning"]
 
+COMMAND_LINE = "command line"
+"""The `file` of a problem with an option's value (`--tasks`): no line of a file to point at."""
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -108,10 +111,12 @@ def write_github(problems: Sequence[Problem], stream: TextIO) -> None:
     """GitHub Actions workflow commands, so problems show on the pull request's diff."""
     for p in problems:
         text = printable((f"{p.path}: " if p.path else "") + p.message)
-        stream.write(
-            f"::{p.severity} file={_escape_property(p.file)},line={p.line or 1},"
-            f"col={p.column or 1},title=celonis-runner::{_escape_data(text)}\n"
+        where = (
+            ""
+            if p.file == COMMAND_LINE
+            else f"file={_escape_property(p.file)},line={p.line or 1},col={p.column or 1},"
         )
+        stream.write(f"::{p.severity} {where}title=celonis-runner::{_escape_data(text)}\n")
 
 
 def _escape_data(text: str) -> str:

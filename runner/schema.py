@@ -161,6 +161,9 @@ def _translate(error: ValidationError, shown: Shown) -> Iterator[SchemaIssue]:
     kind = error.validator
     if kind == "additionalProperties" and isinstance(error.instance, dict):
         yield from _unknown_keys(path, schema, error.instance)
+    elif _about_a_key(error):  # the key itself, on its own line (not the mapping's first key)
+        key = str(error.instance)
+        yield SchemaIssue((*path, key), _simple_message(error, schema, repr(key)), key=True)
     elif kind == "propertyNames":
         key = str(error.instance)
         message = schema.get("propertyNames", {}).get("x-message") or error.message
@@ -172,6 +175,13 @@ def _translate(error: ValidationError, shown: Shown) -> Iterator[SchemaIssue]:
         yield from _branch_issues(error, schema, path, shown)
     else:
         yield SchemaIssue(path, _simple_message(error, schema, shown(path, error.instance)))
+
+
+def _about_a_key(error: ValidationError) -> bool:
+    """An error of a mapping's `propertyNames`: jsonschema checks each key as the instance
+    and keeps the mapping's path, so the key is the instance."""
+    schema_path = list(error.relative_schema_path)
+    return len(schema_path) >= 2 and schema_path[-2] == "propertyNames"
 
 
 def _branch_issues(

@@ -477,7 +477,7 @@ def test_report_that_cannot_be_written_still_prints_the_summary(
 ) -> None:
     from runner.reports import outputs
 
-    def refuse(path: Path, data: object) -> None:
+    def refuse(path: Path, data: object, **_: object) -> None:
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(outputs, "write_json_atomic", refuse)

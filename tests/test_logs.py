@@ -370,3 +370,14 @@ def test_a_debug_run_still_logs_each_api_response_with_redacted_headers() -> Non
             assert responses[0]["headers"]["Set-Cookie"] == "<redacted>"
         else:
             assert responses == []
+
+
+def test_a_list_field_reads_as_its_items_not_a_python_repr() -> None:
+    """Issue 22 #14: `jobs=['a', 'b']` read as Python; now `jobs=a,b`."""
+    from runner.logs import ConsoleLine
+
+    line = ConsoleLine(colour=False, width=None)(
+        None, "info", {"event": "plan_ready", "jobs": ["a", "b"], "names": ("x y",)}
+    )
+    assert " jobs=a,b" in line and "['a'" not in line, line
+    assert " names='x y'" in line, line

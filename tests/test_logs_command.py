@@ -288,3 +288,23 @@ def test_logs_without_a_job_says_what_it_needs(cli: Cli) -> None:
     result = cli("logs")
     assert result.code == 2
     assert "logs needs JOB" in result.err
+
+
+def test_logs_usage_shows_job_as_required(cli: Cli) -> None:
+    """Issue 22 #14: `[JOB]` read as optional; main() insists on it."""
+    usage = cli("logs", "--help").out.split("\n\n")[0]
+    assert " JOB [FILE]" in usage and "[JOB]" not in usage, usage
+
+
+def test_logs_with_emulator_says_why_nothing_ran(cli: Cli, tmp_path: Path) -> None:
+    """Issue 22 #14: a fresh emulator has no history: say so, and what to do instead."""
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(
+        f"version: 1\npools: {{sap: {{id: {pool_uuid('sap')}}}}}\n"
+        f"jobs:\n  a: {{pool: sap, id: {job_uuid('a')}}}\n"
+    )
+    result = cli("logs", "a", str(manifest), "--emulator")
+    assert result.code == 0, result.err
+    assert "it never ran: its execution history is empty" in result.out
+    assert "a new emulator has run nothing" in result.out
+    assert "`celonis-runner emulator`" in result.out

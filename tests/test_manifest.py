@@ -432,3 +432,51 @@ def test_if_running_is_wait_by_default_set_in_defaults_or_a_job(write_manifest: 
     assert messages(write_manifest(bad)) == [
         "jobs.yaml:15:17: jobs.extract.if_running: must be one of wait, adopt, fail, got 'sometimes'"
     ]
+
+
+def test_a_bad_pool_or_job_name_is_reported_on_its_own_line(write_manifest: Write) -> None:
+    """Issue 22 #4: the annotation lands on the bad name, not on the mapping's first key."""
+    path = write_manifest(
+        f"""
+        version: 1
+        connection: {{team: acme, realm: eu-1}}
+        pools:
+          sap: {{id: {POOL_A}}}
+          "bad pool!": {{id: {POOL_B}}}
+        jobs:
+          fine: {{pool: sap, id: {JOB_1}}}
+          "bad job!": {{pool: sap, id: {JOB_2}}}
+        """
+    )
+    shown = messages(path)
+    assert any(m.startswith("jobs.yaml:5:3: pools.bad pool!: a pool name must") for m in shown)
+    assert any(m.startswith("jobs.yaml:8:3: jobs.bad job!: a job name must") for m in shown)
+
+
+def test_each_wrong_entry_of_an_extractions_mapping_is_one_problem(write_manifest: Write) -> None:
+    """Issue 22 #4: one problem per wrong entry, each on its own line."""
+    path = write_manifest(
+        f"""
+        version: 1
+        connection: {{team: acme, realm: eu-1}}
+        pools:
+          sap: {{id: {POOL_A}}}
+        jobs:
+          a:
+            pool: sap
+            id: {JOB_1}
+            extractions:
+              good: [VBAK]
+              numbers: [1]
+              count: 5
+              nested: {{x: 1}}
+              also_good: all
+        """
+    )
+    shown = [m for m in messages(path) if "extractions" in m]
+    assert [m.split(": ")[0] for m in shown] == [
+        "jobs.yaml:11:16",
+        "jobs.yaml:12:14",
+        "jobs.yaml:13:15",
+    ], shown
+    assert all("a list of tables or 'all'" in m for m in shown), shown

@@ -598,3 +598,21 @@ def test_a_task_named_and_given_by_id_is_sent_once(cli: Cli, tmp_path: Path) -> 
     assert result.code == 0, result.err
     [execution] = started(journal)
     assert execution["subset"]["transformations"] == [o2c_id]
+
+
+def test_a_tasks_option_error_points_at_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    """Issue 22 #14: a name given with --tasks is not on any line of the manifest."""
+    p = pipeline(tmp_path, tasks())
+    result, journal, _ = run_pipeline(
+        cli, p, "--tasks", "refresh_orders:SAP Orders", "--github", environ={"CELONIS_API_KEY": KEY}
+    )
+    assert result.code == 2
+    assert (
+        "command line: --tasks 'refresh_orders:SAP Orders': the data job has no extraction"
+        " 'SAP Orders' (did you mean 'SAP orders'?)"
+    ) in result.err
+    assert "jobs.yaml:" not in result.err
+    assert "::error title=celonis-runner::--tasks 'refresh_orders:SAP Orders': the data" in (
+        result.err
+    )
+    assert started(journal) == []

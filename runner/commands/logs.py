@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.commands.shared import (
     Context,
+    RemoteOptions,
     add_connection,
     add_env,
     add_file,
@@ -49,6 +50,12 @@ if TYPE_CHECKING:
     from runner.api.client import CelonisClient
 
 LOGS_FORMAT_VERSION = 1
+FRESH_EMULATOR = (
+    "--emulator starts a new emulator for this command alone, and a new emulator has run"
+    " nothing (its history holds only a scenario's last_run): start one with"
+    " `celonis-runner emulator`, run the jobs against it with --base-url, then give"
+    " `logs` the same --base-url"
+)
 STARTED_STATES = ("running", "succeeded", "failed", "timed_out", "cancelled", "unclear")
 
 EXAMPLES = """\
@@ -80,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection(parser)
     add_env(parser)
     add_manifest_options(parser)
+    # the usage shows JOB as required, as it is (argparse would show `[JOB]`)
+    usage = parser.format_usage().removeprefix("usage: ").replace("[JOB]", "JOB", 1)
+    parser.usage = usage.replace("%", "%%").rstrip("\n")
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
             job = _looked_up(client, manifest, job, ctx.stderr)
         pool_id, job_id = (run.pool_id, run.job_id) if run else (job.pool_id, job.job_id)
         reads = JobLogs(reads_of(client, pool_id, job_id), pool_id, job_id)
-        found = collect(reads, Found(job, pool_id, job_id, None, run))
+        found = _explained(collect(reads, Found(job, pool_id, job_id, None, run)), remote)
     # Scrubbed before rendering: JSON would escape a key with `"` or `\` out of the
     # redactor's sight (the rendered text is scrubbed again all the same).
     if args.format == "json":
@@ -141,6 +151,13 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         text = render_text(found, redactor.scrub)
     ctx.stdout.write(str(redactor.scrub(text)))
     return ExitCode.OK if found.log is not None or run is None else ExitCode.INVALID
+
+
+def _explained(found: Found, remote: RemoteOptions) -> Found:
+    """With --emulator, why the job never ran: that emulator is new."""
+    if remote.emulator and found.log is None and found.run is None:
+        return replace(found, note=f"{found.note}. {FRESH_EMULATOR}")
+    return found
 
 
 def _job(manifest: Manifest, name: str) -> Job:

@@ -75,10 +75,10 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     view = view.redacted(Redactor(secret_like_values(ctx.environ)))
     rendered = render(view, args.format)
     if args.out:
-        from runner.files import write_text_atomic
+        from runner.files import REPORT_MODE, write_text_atomic
 
         try:
-            write_text_atomic(Path(args.out), rendered)
+            write_text_atomic(Path(args.out), rendered, mode=REPORT_MODE)
         except OSError as exc:
             ctx.stderr.write(
                 f"celonis-runner: error: cannot write --out {args.out}: {exc.strerror or exc}\n"

@@ -81,6 +81,8 @@ class RunOptions:
     base_url: str | None = None
     log_format: str | None = None
     verbose: int = 0
+    quiet: bool = False
+    """Only problems (warnings, errors, the jobs that did not succeed) and the verdict."""
     emulator: bool = False
     scenario: str | None = None
     emulator_journal: str | None = None
@@ -384,7 +386,7 @@ def _configure_logging(
     )
     logs.configure(
         log_format=log_format,
-        verbosity=options.verbose,
+        verbosity=-1 if options.quiet else options.verbose,
         stream=progress.stream,
         environ=environ,
         redactor=redactor,
@@ -440,6 +442,7 @@ def _write_outputs(
         junit_xml=options.junit_xml,
         github=options.github,
         html=options.html,
+        quiet=options.quiet,
     )
     result = run_result(state).redacted(redactor)  # the one model every output renders
     ok = write_outputs(
@@ -572,8 +575,16 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
         help="console: lines for people; json: one JSON object a line"
         " (default: $CELONIS_RUNNER_LOG_FORMAT, then console)",
     )
-    parser.add_argument(
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
         "-v", "--verbose", action="count", default=0, help="more detail in the log (debug events)"
+    )
+    verbosity.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="fewer lines: only problems (warnings, errors, the jobs that did not succeed)"
+        " and the verdict",
     )
 
 
@@ -703,6 +714,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         base_url=args.base_url,
         log_format=args.log_format,
         verbose=args.verbose,
+        quiet=args.quiet,
         emulator=args.emulator,
         scenario=args.scenario,
         emulator_journal=args.emulator_journal,

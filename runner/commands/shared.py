@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from runner.manifest.model import Manifest
 
 DEFAULT_FILE = "jobs.yaml"
+STDIN_NAME = "<stdin>"
+"""How problems name a manifest read from stdin (`validate -`)."""
 ENV_VARIABLE = "CELONIS_RUNNER_ENV"
 """Picks the manifest's environment when `--env` is not given."""
 
@@ -38,6 +40,8 @@ class Context:
     hard_exit: bool = False
     """Set by a command after a second Ctrl-C/SIGTERM: the entry point then exits at once
     (os._exit) instead of waiting for threads still winding down."""
+    stdin: TextIO | None = None
+    """Where `validate -` reads the manifest (None: sys.stdin)."""
 
     @property
     def github_actions(self) -> bool:
@@ -97,6 +101,12 @@ def add_manifest_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_BYTES,
         metavar="BYTES",
         help=f"refuse manifests larger than this (default {DEFAULT_MAX_BYTES:,} bytes)",
+    )
+
+
+def add_quiet(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help=f"fewer lines: only problems and {what}"
     )
 
 
@@ -209,20 +219,26 @@ def check_file(
     strict_env: bool,
     max_bytes: int,
     environment: str | None = None,
+    stdin: TextIO | None = None,
 ) -> CheckResult:
     """check_manifest, and for a missing jobs.yaml beside a jobs.yml (or the other way round):
-    "did you mean jobs.yml?"."""
+    "did you mean jobs.yml?". With `stdin`, the file `-` is the manifest read from it,
+    named `<stdin>` in problems."""
     import dataclasses
 
     from runner.manifest.loader import check_manifest
 
+    text = None
+    if stdin is not None and file == "-":
+        text = stdin.read(max_bytes + 1)
     result = check_manifest(
         Path(file),
         environ,
         strict_env=strict_env,
-        display=file,
+        display=STDIN_NAME if text is not None else file,
         max_bytes=max_bytes,
         environment=environment,
+        text=text,
     )
     other = _other_suffix(Path(file))
     if result.manifest is None and other is not None and not Path(file).exists():

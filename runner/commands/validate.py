@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -13,6 +14,7 @@ from runner.commands.shared import (
     Context,
     add_github,
     add_manifest_options,
+    add_quiet,
     check_file,
     github_enabled,
 )
@@ -23,8 +25,8 @@ if TYPE_CHECKING:
 
 EXAMPLES = """\
   celonis-runner validate                      # checks ./jobs.yaml
-  celonis-runner validate prod.jobs.yaml dev.jobs.yaml
-  celonis-runner validate --format json jobs.yaml > problems.json"""
+  celonis-runner validate --format json jobs.yaml > problems.json
+  celonis-runner validate - < rendered.yaml     # the manifest from stdin"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         default=[DEFAULT_FILE],
         metavar="FILE",
-        help=f"manifests to check, any number (default: {DEFAULT_FILE})",
+        help=f"manifests to check, any number; '-' reads one from stdin (default: {DEFAULT_FILE})",
     )
     parser.add_argument(
         "--format",
@@ -47,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "annotations (--format github) and, on a pull request, each file's changes against"
         " the target branch with their graph in the step summary ($GITHUB_STEP_SUMMARY)",
     )
+    add_quiet(parser, "the verdict (no warnings, one line when every file is valid)")
     add_manifest_options(parser)
 
 
@@ -59,6 +62,8 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         stdout=ctx.stdout,
         max_bytes=args.max_size,
         summary_stream=ctx.stderr if github else None,
+        stdin=ctx.stdin or sys.stdin,
+        quiet=args.quiet,
     )
 
 
@@ -70,32 +75,49 @@ def run(
     stdout: TextIO,
     max_bytes: int,
     summary_stream: TextIO | None = None,
+    stdin: TextIO | None = None,
+    quiet: bool = False,
 ) -> int:
-    """`summary_stream`: write the pull request's step summary, warnings there."""
+    """`summary_stream`: write the pull request's step summary, warnings there. `stdin`: where
+    the file `-` is read from. `quiet`: errors and the verdict only."""
     found: list[out.Problem] = []
     summaries: list[str] = []
     valid: list[tuple[str, Manifest]] = []
     for name in files:
-        result = check_file(name, environ, strict_env=False, max_bytes=max_bytes)
+        result = check_file(name, environ, strict_env=False, max_bytes=max_bytes, stdin=stdin)
         found.extend(result.problems)
         if result.manifest is not None:
-            valid.append((name, result.manifest))
-            summaries.append(_valid_line(name, result.manifest))
+            if name != "-":  # stdin has no earlier version to compare with
+                valid.append((name, result.manifest))
+            summaries.append(_valid_line(result.file, result.manifest))
     errors = out.errors_of(found)
-    if output_format == "json":
-        out.write_json(found, stdout)
-    else:
-        if output_format == "github":
-            out.write_github(found, stdout)
-        out.write_text(found, stdout)
-        if errors:
-            stdout.write(_problems_line(found, errors) + "\n")
-        else:
-            for line in summaries:
-                stdout.write(line + "\n")
+    if quiet:
+        found = list(errors)
+        summaries = summaries if len(summaries) < 2 else [f"all {len(summaries)} files valid"]
+    _write(found, errors, summaries, output_format, stdout)
     if summary_stream is not None:
         pull_request_summary(valid, environ=environ, stream=summary_stream, max_bytes=max_bytes)
     return ExitCode.INVALID if errors else ExitCode.OK
+
+
+def _write(
+    found: Sequence[out.Problem],
+    errors: Sequence[out.Problem],
+    summaries: Sequence[str],
+    output_format: str,
+    stdout: TextIO,
+) -> None:
+    if output_format == "json":
+        out.write_json(found, stdout)
+        return
+    if output_format == "github":
+        out.write_github(found, stdout)
+    out.write_text(found, stdout)
+    if errors:
+        stdout.write(_problems_line(found, errors) + "\n")
+    else:
+        for line in summaries:
+            stdout.write(line + "\n")
 
 
 def _valid_line(name: str, manifest: Manifest) -> str:

@@ -87,13 +87,18 @@ def check_manifest(
     display: str | None = None,
     max_bytes: int = yamlio.DEFAULT_MAX_BYTES,
     environment: str | None = None,
+    text: str | None = None,
 ) -> CheckResult:
     """Check one manifest file. `strict_env`: an unset variable is an error, not a warning.
-    `environment`: the entry of `environments:` whose connection and defaults the model takes."""
+    `environment`: the entry of `environments:` whose connection and defaults the model takes.
+    `text`: the manifest's text already read (from stdin), instead of reading `path`."""
     shown = display if display is not None else str(path)
     result = CheckResult(shown)
     try:
-        text = yamlio.read_text(path, display=shown, max_bytes=max_bytes)
+        if text is None:
+            text = yamlio.read_text(path, display=shown, max_bytes=max_bytes)
+        else:
+            yamlio.check_size(text, display=shown, max_bytes=max_bytes)
         doc = yamlio.parse(text, display=shown)
     except yamlio.YamlError as exc:
         result.problems = [exc.problem]

@@ -46,6 +46,9 @@ class Job:
     tasks: TaskSubset | None = None
     """The part of the data job to run (its `extractions`/`transformations`/`data_models`);
     None: the whole job."""
+    tasks_option: str | None = None
+    """The `--tasks` value `tasks` came from (None: the manifest's keys): problems with those
+    names point at the command line, not at a line of the manifest."""
     celonis_name: str | None = None
     """The data job's name in its pool in Celonis: its id is looked up by it;
     `job_id` is "" until then when the manifest gives no id."""

@@ -200,7 +200,7 @@ def _name_list_problems(kind: str, value: Any) -> list[tuple[Where, str]]:
 
 
 def _tables_problems(where: Where, tables: Any) -> list[tuple[Where, str]]:
-    """An extraction's tables: at least one, each once."""
+    """An extraction's tables: 'all' or at least one table name, each once."""
     if tables == []:
         return [
             (
@@ -208,9 +208,24 @@ def _tables_problems(where: Where, tables: Any) -> list[tuple[Where, str]]:
                 "name at least one table, or 'all'; to run none of this extraction, leave it out",
             )
         ]
-    if isinstance(tables, list):
+    if isinstance(tables, list) and all(isinstance(t, str) and t for t in tables):
         return _twice(tables, where, what="table")
-    return []
+    if tables == "all":
+        return []
+    return [(where, f"must be a list of tables or 'all', got {_kind(tables)}")]
+
+
+def _kind(value: object) -> str:
+    """What a value is, without showing it (it may have come from the environment)."""
+    if isinstance(value, list):
+        return "a list with an entry that is not a table name"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return "other text (to run none of this extraction, leave it out)"
+    return f"a {type(value).__name__}"
 
 
 def _twice(values: list[Any], where: Where, what: str = "name") -> list[tuple[Where, str]]:

@@ -159,6 +159,22 @@ def read_text(path: Path, *, display: str, max_bytes: int = DEFAULT_MAX_BYTES) -
         ) from None
 
 
+def check_size(text: str, *, display: str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """YamlError when text read from a stream (stdin) is over the limit a file has."""
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise YamlError(
+            Problem(
+                display,
+                0,
+                0,
+                "",
+                f"input is {size:,} bytes, over the limit of {max_bytes:,} bytes "
+                "(raise it with --max-size if it is meant to be this big)",
+            )
+        )
+
+
 def _read_capped(path: Path, max_bytes: int, fail: Callable[[str], YamlError]) -> bytes:
     """At most `max_bytes` of a regular file: a FIFO would block and /dev/zero never ends."""
     if path.is_dir():

@@ -41,7 +41,7 @@ def with_task_selection(manifest: Manifest, specs: Sequence[str]) -> Manifest:
         subset = subset_of(keys)
         if subset is None or subset.is_empty:
             raise UsageError(f"--tasks {spec!r}: names no task to run")
-        jobs[name] = dataclasses.replace(jobs[name], tasks=subset)
+        jobs[name] = dataclasses.replace(jobs[name], tasks=subset, tasks_option=spec)
     return dataclasses.replace(manifest, jobs=jobs)
 
 

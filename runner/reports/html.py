@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from runner.durations import format_duration
-from runner.files import write_text_atomic
+from runner.files import REPORT_MODE, write_text_atomic
 from runner.reports.report import iso
 from runner.runresult.model import JobResult, RunResult
 from runner.text import replaced
@@ -70,7 +70,7 @@ def job_colour(job: JobResult) -> str:
 
 
 def write_html(path: Path, view: RunResult) -> None:
-    write_text_atomic(path, render(view))
+    write_text_atomic(path, render(view), mode=REPORT_MODE)
 
 
 def render(view: RunResult) -> str:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runner.errors import UsageError
-from runner.files import write_text_atomic
+from runner.files import REPORT_MODE, write_text_atomic
 from runner.reports.report import iso
 from runner.reports.tasks import task_line
 from runner.runresult.model import JobResult, RunResult
@@ -60,7 +60,7 @@ def write_junit(path: Path, run: RunResult) -> None:
     """Written whole or not at all (a temporary file renamed into place); UsageError if it can't be."""
     text = junit_text(run)
     try:
-        write_text_atomic(path, text)
+        write_text_atomic(path, text, mode=REPORT_MODE)
     except OSError as exc:
         raise _unwritable(path, exc) from None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from runner.errors import RunnerError, UsageError
-from runner.files import write_json_atomic
+from runner.files import REPORT_MODE, write_json_atomic
 from runner.reports import github
 from runner.reports.junit import write_junit
 from runner.reports.report import build_report, write_summary
@@ -31,6 +31,8 @@ class Outputs:
     junit_xml: str | None = None
     github: bool = False
     html: str | None = None
+    quiet: bool = False
+    """The summary: only the jobs that did not succeed, and the verdict."""
 
 
 def check_paths(manifest: str, named: Sequence[tuple[str, str | None]]) -> None:
@@ -100,8 +102,13 @@ def write_outputs(
     ok = True
     if outputs.report:
         report = build_report(run)  # written as report_text renders it (`report --format`)
-        ok &= _written(stderr, "--report", outputs.report, lambda p: write_json_atomic(p, report))
-    write_summary(run, stdout, colour=use_colour(stdout, environ))
+        ok &= _written(
+            stderr,
+            "--report",
+            outputs.report,
+            lambda p: write_json_atomic(p, report, mode=REPORT_MODE),
+        )
+    write_summary(run, stdout, colour=use_colour(stdout, environ), quiet=outputs.quiet)
     if outputs.github:
         github.report_run(run, stream=stderr, environ=environ)
     if outputs.junit_xml:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -67,8 +68,17 @@ def report_text(run: RunResult) -> str:
     return json.dumps(build_report(run), indent=2) + "\n"
 
 
-def write_summary(run: RunResult, stream: TextIO, *, colour: bool = False) -> None:
-    """The table of jobs and the verdict; states coloured when `colour` (a terminal)."""
+def write_summary(
+    run: RunResult, stream: TextIO, *, colour: bool = False, quiet: bool = False
+) -> None:
+    """The table of jobs and the verdict; states coloured when `colour` (a terminal).
+    `quiet`: only the jobs that did not succeed (no table when all did) and the verdict."""
+    if quiet:
+        failed = [job for job in run.jobs if job.state != "succeeded"]
+        if failed:
+            stream.writelines(_table(run, colour, failed))
+        stream.write(_verdict(run, colour).lstrip("\n"))
+        return
     stream.write("\n")
     stream.writelines(_table(run, colour))
     stream.write(tasks_summary(run.jobs, one_line))
@@ -85,12 +95,13 @@ def _row(job: JobResult) -> tuple[str, str, str, str, str]:
     )
 
 
-def _table(run: RunResult, colour: bool) -> list[str]:
-    """JOB, POOL, STATUS, DURATION, REASON: a line each, the status coloured on a terminal."""
+def _table(run: RunResult, colour: bool, jobs: Sequence[JobResult] | None = None) -> list[str]:
+    """JOB, POOL, STATUS, DURATION, REASON: a line each (of `jobs`, default all), the status
+    coloured on a terminal."""
     from runner.logs import colour_state
 
     header = ("JOB", "POOL", "STATUS", "DURATION", "REASON")
-    rows = [_row(job) for job in run.jobs]
+    rows = [_row(job) for job in (run.jobs if jobs is None else jobs)]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = []
     for row in [header, *rows]:
