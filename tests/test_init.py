@@ -546,3 +546,23 @@ def test_init_by_name_writes_celonis_names_that_run_in_the_team(cli: Cli, tmp_pa
     run = cli("run", str(out), "--emulator", "--scenario", str(scenario))
     assert run.code == 0, run.err
     assert "7 succeeded" in run.out
+
+
+@pytest.mark.parametrize("example", [True, False])
+def test_init_writes_the_schema_its_modeline_names_beside_the_manifest(
+    cli: Cli, tmp_path: Path, example: bool
+) -> None:
+    # Issue 22 #5: outside this repository the modeline named a file nobody wrote.
+    out = tmp_path / "elsewhere" / "jobs.yaml"
+    out.parent.mkdir()
+    if example:
+        result = cli("init", "--example", "--out", str(out))
+    else:
+        scenario = _scenario(tmp_path, _team())
+        result = cli("init", "--emulator", "--scenario", str(scenario), "--out", str(out))
+    assert result.code == 0, result.err
+    assert "# yaml-language-server: $schema=jobs.schema.json" in out.read_text(encoding="utf-8")
+    schema = out.parent / "jobs.schema.json"
+    assert schema.read_text(encoding="utf-8") == cli("schema").out
+    again = cli("init", "--example", "--out", str(out), "--force")
+    assert again.code == 0 and "Wrote" in again.out and str(schema) not in again.out  # kept

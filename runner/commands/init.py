@@ -30,6 +30,7 @@ from runner.commands.shared import (
     remote_options,
 )
 from runner.errors import ExitCode, RunnerError, UsageError
+from runner.files import write_text_atomic
 from runner.manifest.loader import canonical_uuid
 from runner.manifest.model import Manifest
 from runner.manifest.naming import snake_case
@@ -138,6 +139,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     )
     write_manifest(out, render(source, named), force=args.force)
     _report(Written(out, named, schema_ref, schema_exists), ctx.stdout)
+    schema_exists = write_schema_beside(out, schema_ref, schema_exists, ctx.stdout)
     _next_steps(out, args, schema_ref, schema_exists, ctx.stdout)
     return ExitCode.OK
 
@@ -150,6 +152,7 @@ def _example(
         raise UsageError("--example makes no API call: it takes only --out and --force")
     write_manifest(out, example_manifest(schema_ref), force=args.force)
     ctx.stdout.write(f"Wrote {out}: a starter manifest; replace its ids with yours.\n")
+    schema_exists = write_schema_beside(out, schema_ref, schema_exists, ctx.stdout)
     _next_steps(out, args, schema_ref, schema_exists, ctx.stdout)
     return ExitCode.OK
 
@@ -176,6 +179,25 @@ def _refuse_overwrite(out: Path, force: bool) -> None:
         raise UsageError(
             f"{out} already exists: pass --force to overwrite it, or --out to write another file"
         )
+
+
+def write_schema_beside(out: Path, schema_ref: str, schema_exists: bool, stdout: TextIO) -> bool:
+    """The manifest's modeline names `schema_ref` beside it: write the schema there when it is
+    not (outside this repository the modeline would name a file that does not exist)."""
+    if schema_exists:
+        return True
+    from runner.schema import MANIFEST_SCHEMA, schema_text
+
+    place = out.parent / schema_ref
+    try:
+        write_text_atomic(place, schema_text(MANIFEST_SCHEMA), mode=0o644)
+    except OSError as error:
+        stdout.write(
+            f"(could not write {place}: {error.strerror}; the editor's modeline needs it)\n"
+        )
+        return False
+    stdout.write(f"Wrote {place}: the JSON Schema the file's modeline names, for your editor.\n")
+    return True
 
 
 def schema_reference(out: Path) -> tuple[str, bool]:
