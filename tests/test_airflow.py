@@ -737,3 +737,182 @@ def test_task_group_with_select_sits_between_other_tasks(airflow_home: Path) -> 
     )
     assert dag.task_dict["celonis.extract_salesforce"].upstream_task_ids == {"land_files"}
     assert "celonis.load_o2c_model" in dag.task_dict["notify"].upstream_task_ids
+
+
+# -- pools and jobs by name, environments (issue 23) -------------------------------------------
+
+BY_NAME = """\
+version: 1
+environments:
+  dev:
+    connection:
+      base_url: http://127.0.0.1:9
+      auth: {key_env: DEV_KEY}
+  prod:
+    connection:
+      base_url: http://127.0.0.1:9
+      auth: {key_env: PROD_KEY}
+    defaults:
+      timeout: 3h
+pools:
+  sap: {celonis_name: SAP ECC}
+  crm: {celonis_name: Salesforce}
+jobs:
+  extract:
+    pool: sap
+    celonis_name: Extract orders
+    expected_duration: 5m
+  transform:
+    pool: sap
+    celonis_name: Transform orders
+    depends_on: [extract]
+    expected_duration: 5m
+  accounts:
+    pool: crm
+    celonis_name: Load accounts
+    expected_duration: 5m
+"""
+
+BY_NAME_DAG = """
+from pathlib import Path
+
+from runner.airflow import dag_from_manifest
+
+dag = dag_from_manifest(
+    Path(__file__).parent / "{manifest}", dag_id="{dag_id}", environment="prod"
+)
+"""
+
+PROD = {
+    ("SAP ECC", "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11"): {
+        "Extract orders": "a8e1d5c3-7b9f-4a2e-8c6d-3f0b1e7a9d25",
+        "Transform orders": "2c9e7b1f-5a3d-4f8c-b6e0-9d4a1c7e3b56",
+    },
+    ("Salesforce", "7a1d9e40-5b2c-4f8a-8e13-6c0b2d9f4a77"): {
+        "Load accounts": "6f2a9c4e-8b1d-4d7f-a3e5-0c9b2e6f1a84",
+    },
+}
+
+
+@pytest.fixture
+def prod_team(airflow_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The prod team's emulator (pools and jobs with names), behind the connection celonis_prod;
+    celonis_default points nowhere."""
+    from runner.clock import ScaledClock
+    from runner.emulator import Emulator, Scenario
+
+    pools = [
+        {
+            "id": pool_id,
+            "name": pool,
+            "jobs": [{"id": i, "name": n, "duration": "5m"} for n, i in jobs.items()],
+        }
+        for (pool, pool_id), jobs in PROD.items()
+    ]
+    scenario = Scenario.from_dict({"time_scale": SCALE, "queued_for": "5s", "pools": pools})
+    with Emulator(scenario, clock=ScaledClock(SCALE), api_keys=[KEY]) as emulator:
+        connection = {"conn_type": "celonis", "host": emulator.base_url, "password": KEY}
+        monkeypatch.setenv("AIRFLOW_CONN_CELONIS_PROD", json.dumps(connection))
+        nowhere = {"conn_type": "celonis", "host": "http://127.0.0.1:9", "password": "x"}
+        monkeypatch.setenv("AIRFLOW_CONN_CELONIS_DEFAULT", json.dumps(nowhere))
+        monkeypatch.setenv("CELONIS_RUNNER_TIME_SCALE", str(SCALE))
+        yield emulator
+
+
+def _by_name_dag(home: Path, dag_id: str, manifest_text: str) -> Any:
+    dags = home / "dags"
+    (dags / f"{dag_id}.yaml").write_text(manifest_text)
+    dag_file = dags / f"{dag_id}.py"
+    dag_file.write_text(BY_NAME_DAG.format(manifest=f"{dag_id}.yaml", dag_id=dag_id))
+    return load_dag_file(dag_file)
+
+
+def _requests(emulator: Any) -> list[str]:
+    return [f"{e['method']} {e['path']}" for e in emulator.journal() if e.get("type") == "request"]
+
+
+def test_names_are_looked_up_once_per_dag_run_in_the_chosen_environment(
+    airflow_home: Path, prod_team: Any
+) -> None:
+    """environment="prod": connection celonis_prod, prod's defaults; one pool list and one job
+    list per pool for the whole DAG run (the task celonis_names), every job run by prod's ids."""
+    import re
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    dag = _by_name_dag(airflow_home, "celonis_by_name", BY_NAME)
+    assert dag.task_dict["extract"].timeout == 3 * 3600  # prod's defaults
+    assert dag.task_dict["extract"].api_settings.conn_id == "celonis_prod"
+    assert dag.task_dict["celonis_names"].downstream_task_ids == {
+        "extract",
+        "transform",
+        "accounts",
+    }
+    run = dag.test()
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == dict.fromkeys(("celonis_names", "extract", "transform", "accounts"), "success")
+    requests = _requests(prod_team)
+    assert requests.count("GET /integration/api/pools") == 1
+    lists = [r for r in requests if re.fullmatch(r"GET /integration/api/pools/[^/]+/jobs", r)]
+    assert len(lists) == 2  # one per pool, not one per job or per task
+    executes = sorted(r.split("/")[-2] for r in requests if r.endswith("/execute"))
+    by_id = {i: n for jobs in PROD.values() for n, i in jobs.items()}
+    assert sorted(by_id[i] for i in executes) == [
+        "Extract orders",
+        "Load accounts",
+        "Transform orders",
+    ]
+    with create_session() as session:
+        xcoms = session.query(XComModel).filter(XComModel.run_id == run.run_id).all()
+        done = {x.task_id: x.value for x in xcoms if x.key == "return_value"}
+    assert done["celonis_names"]["jobs.accounts"] == [
+        "7a1d9e40-5b2c-4f8a-8e13-6c0b2d9f4a77",
+        "6f2a9c4e-8b1d-4d7f-a3e5-0c9b2e6f1a84",
+    ]
+    assert done["accounts"]["job_id"] == "6f2a9c4e-8b1d-4d7f-a3e5-0c9b2e6f1a84"
+
+
+def test_a_name_that_matches_nothing_fails_the_names_task_at_its_line(
+    airflow_home: Path, prod_team: Any
+) -> None:
+    """No job task runs (none executes in Celonis); the names task fails for good (no retry)
+    with the name's file:line:col and did-you-mean."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    text = BY_NAME.replace("celonis_name: Load accounts", "celonis_name: Load acounts")
+    dag = _by_name_dag(airflow_home, "celonis_by_bad_name", text)
+    run = dag.test()
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["celonis_names"] == "failed"
+    assert {states[n] for n in ("extract", "transform", "accounts")} == {"upstream_failed"}
+    assert not [r for r in _requests(prod_team) if r.endswith("/execute")]
+    manifest = airflow_home / "dags" / "celonis_by_bad_name.yaml"
+    line = text.splitlines().index("    celonis_name: Load acounts") + 1
+    with pytest.raises(AirflowFailException) as failed:  # what the failed task raised
+        dag.task_dict["celonis_names"].execute({})
+    assert (
+        f"{manifest}:{line}:5: jobs.accounts.celonis_name: no data job named 'Load acounts'"
+        " in pool 'crm' (did you mean 'Load accounts'?)"
+    ) in str(failed.value)
+
+
+def test_names_resolved_at_parse_time_only_when_asked(
+    airflow_home: Path, prod_team: Any, tmp_path: Path
+) -> None:
+    from runner.airflow import CelonisManifestError, dag_from_manifest
+
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(BY_NAME)
+    before = len(_requests(prod_team))
+    lazy = dag_from_manifest(manifest, dag_id="lazy", environment="prod")
+    assert len(_requests(prod_team)) == before  # parsing asks Celonis nothing
+    assert lazy.task_dict["accounts"].job_id == ""
+    eager = dag_from_manifest(manifest, dag_id="eager", environment="prod", resolve_at_parse=True)
+    assert "celonis_names" not in eager.task_dict
+    assert eager.task_dict["accounts"].job_id == "6f2a9c4e-8b1d-4d7f-a3e5-0c9b2e6f1a84"
+    manifest.write_text(BY_NAME.replace("Extract orders", "Extract ordres"))
+    with pytest.raises(
+        CelonisManifestError, match=r"jobs\.yaml:\d+:\d+: jobs\.extract\.celonis_name"
+    ):
+        dag_from_manifest(manifest, dag_id="bad", environment="prod", resolve_at_parse=True)

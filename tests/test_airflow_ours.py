@@ -42,21 +42,21 @@ def test_a_retry_within_the_stale_window_takes_the_earlier_tries_execution(
     assert journal.end("long_load")[1] == "SUCCESS"
 
 
-def test_a_manifest_by_celonis_name_is_refused_at_parse_time_with_its_line(
+def test_a_manifest_by_celonis_name_gets_a_names_task_not_a_parse_time_error(
     airflow_home: Path, tmp_path: Path
 ) -> None:
-    """Names are looked up by `run`; runner.airflow needs ids: a clear parse-time error."""
-    from runner.airflow.dag import CelonisManifestError, dag_from_manifest
+    """Issue 23: names are looked up in the DAG run by the task celonis_names (no request
+    while parsing); the job task takes its ids from that task's XCom."""
+    from runner.airflow.dag import dag_from_manifest
 
     manifest = tmp_path / "jobs.yaml"
     manifest.write_text(
         "version: 1\npools:\n  sap: {celonis_name: SAP}\njobs:\n"
         "  load:\n    pool: sap\n    celonis_name: Load\n"
     )
-    with pytest.raises(
-        CelonisManifestError, match=r"jobs.yaml:5: jobs.load: given by celonis_name"
-    ):
-        dag_from_manifest(manifest, dag_id="by_name")
+    dag = dag_from_manifest(manifest, dag_id="by_name")
+    assert dag.task_dict["load"].upstream_task_ids == {"celonis_names"}
+    assert dag.task_dict["load"].names_task_id == "celonis_names"
 
 
 def test_on_kill_waits_for_the_users_action_to_show_in_the_tasks_state(

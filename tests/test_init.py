@@ -566,3 +566,68 @@ def test_init_writes_the_schema_its_modeline_names_beside_the_manifest(
     assert schema.read_text(encoding="utf-8") == cli("schema").out
     again = cli("init", "--example", "--out", str(out), "--force")
     assert again.code == 0 and "Wrote" in again.out and str(schema) not in again.out  # kept
+
+
+def test_init_by_name_with_env_pairs_writes_environments(cli: Cli, tmp_path: Path) -> None:
+    # Issue 23: `init --by-name --env NAME=URL ...` writes one entry of environments: a pair,
+    # each with its own connection and key variable; --env picks it afterwards.
+    scenario = _scenario(tmp_path, _team())
+    out = tmp_path / "team.yaml"
+    result = cli(
+        "init",
+        "--by-name",
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--out",
+        str(out),
+        "--env",
+        "dev=http://127.0.0.1:8091",
+        "--env",
+        "prod-eu=https://acme.eu-1.celonis.cloud",
+    )
+    assert result.code == 0, result.err
+    data = _loaded(out.read_text(encoding="utf-8"))
+    assert data["environments"] == {
+        "dev": {
+            "connection": {
+                "base_url": "http://127.0.0.1:8091",
+                "auth": {"type": "api_key", "key_env": "DEV_API_KEY"},
+            }
+        },
+        "prod-eu": {
+            "connection": {
+                "team": "acme",
+                "realm": "eu-1",
+                "auth": {"type": "api_key", "key_env": "PROD_EU_API_KEY"},
+            }
+        },
+    }
+    assert cli("validate", str(out)).code == 0
+    from runner.manifest.loader import load_manifest
+
+    prod = load_manifest(out, {}, environment="prod-eu")
+    assert prod.connection.auth.key_env == "PROD_EU_API_KEY"
+    bad = cli(
+        "init",
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--out",
+        str(tmp_path / "x.yaml"),
+        "--env",
+        "dev=http://127.0.0.1:8091",
+    )
+    assert bad.code == 2 and "--env NAME=URL needs --by-name" in bad.err
+    bad = cli(
+        "init",
+        "--by-name",
+        "--emulator",
+        "--scenario",
+        str(scenario),
+        "--out",
+        str(tmp_path / "y.yaml"),
+        "--env",
+        "dev",
+    )
+    assert bad.code == 2 and "write NAME=URL" in bad.err

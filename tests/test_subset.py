@@ -616,3 +616,19 @@ def test_a_tasks_option_error_points_at_the_command_line(cli: Cli, tmp_path: Pat
         result.err
     )
     assert started(journal) == []
+
+
+def test_an_extraction_named_and_given_by_id_is_sent_once() -> None:
+    """Issue 25 (10), extractions: named and given by id (with tables), one entry in the body."""
+    from runner.manifest.task_subset import TaskSubset
+    from runner.preflight.task_names import resolve
+    from runner.task_records import TaskInfo
+
+    listed = [TaskInfo("e3", "SAP customers", "EXTRACTION")]
+    reader: Any = _Tasks({"e3": ["KNA1", "KNVV"]})
+    subset = TaskSubset(extractions=(("SAP customers", ("KNA1",)), ("E3", ("KNVV", "KNA1"))))
+    found = resolve(reader, "p", "j", subset, listed)
+    assert found.errors == [] and found.ids is not None
+    assert found.ids.body()["extractions"] == [
+        {"extractionId": "e3", "loadOnlySubsetOfTables": True, "tables": ["KNA1", "KNVV"]}
+    ]

@@ -77,12 +77,19 @@ class ApiSettings:
     client_id_env: str = DEFAULT_CLIENT_ID_ENV
     client_secret_env: str = DEFAULT_CLIENT_SECRET_ENV
     scope: str = DEFAULT_SCOPE
+    environment: str | None = None
+    """The manifest's environment whose connection this is: its Airflow connection is
+    `celonis_<environment>` unless another conn_id was given."""
 
     @classmethod
     def from_manifest(cls, manifest: Manifest, conn_id: str | None) -> ApiSettings:
+        """The manifest's connection (its chosen environment's); `conn_id` DEFAULT_CONN_ID with an
+        environment chosen stands for `celonis_<environment>`."""
         auth = manifest.connection.auth
+        environment = manifest.environment
         return cls(
-            conn_id=conn_id,
+            conn_id=environment_conn_id(conn_id, environment),
+            environment=environment,
             base_url=manifest.connection.url,
             auth_type=auth.type,
             key_env=auth.key_env,
@@ -119,6 +126,14 @@ class Endpoint:
     """The secret values, so the caller can mask them in Airflow's logs."""
 
 
+def environment_conn_id(conn_id: str | None, environment: str | None) -> str | None:
+    """The Airflow connection of an environment: `celonis_<environment>` when `conn_id` is left
+    at its default (DEFAULT_CONN_ID), else `conn_id` as given."""
+    if environment and conn_id == DEFAULT_CONN_ID:
+        return f"celonis_{environment}"
+    return conn_id
+
+
 def time_scale(environ: Mapping[str, str]) -> float:
     """$CELONIS_RUNNER_TIME_SCALE (1 when unset): only tests and demos against the emulator set it."""
     text = environ.get(TIME_SCALE_ENV, "").strip()
@@ -152,7 +167,8 @@ def resolve_endpoint(
     one, else the manifest's variables."""
     if connection is not None:
         return endpoint_from_connection(connection)
-    if settings.conn_id and settings.conn_id != DEFAULT_CONN_ID:
+    fallback_ok = (DEFAULT_CONN_ID, environment_conn_id(DEFAULT_CONN_ID, settings.environment))
+    if settings.conn_id and settings.conn_id not in fallback_ok:
         raise UsageError(
             f"the Airflow connection {settings.conn_id!r} is not defined: add it"
             f" (type {CONN_TYPE}: host = base URL, password = API key) or pass conn_id=None"
@@ -162,7 +178,8 @@ def resolve_endpoint(
     try:
         base_url = resolve_base_url(manifest_connection, None, environ)
     except UsageError as error:
-        raise UsageError(f"{error}, or define the Airflow connection {DEFAULT_CONN_ID!r}") from None
+        conn = settings.conn_id or DEFAULT_CONN_ID
+        raise UsageError(f"{error}, or define the Airflow connection {conn!r}") from None
     config = settings.auth_config()
     auth = auth_from_config(config, environ)
     names = [config.client_id_env, config.client_secret_env]

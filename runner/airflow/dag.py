@@ -3,7 +3,9 @@ inside your own DAG).
 
 One `CelonisJobOperator` per planned job, `task_id` = the job's name, edges from
 `depends_on`; the plan comes from `build_plan`, so `select`/`exclude` take the
-CLI's grammar. A manifest problem raises `CelonisManifestError` at parse time
+CLI's grammar. `environment` picks an entry of the manifest's `environments:` (Airflow
+connection `celonis_<environment>`); jobs given by `celonis_name` get their ids from the task
+`celonis_names`, once per DAG run (runner.airflow.names). A manifest problem raises `CelonisManifestError` at parse time
 with the lines `validate` prints, so they show among Airflow's import errors.
 
 `allow_failure`: the job's task fails (and stays red) but a gate task
@@ -23,11 +25,17 @@ from typing import Any
 from airflow.sdk import DAG, BaseOperator, Context, TaskGroup, TriggerRule
 
 from runner.airflow.credentials import DEFAULT_CONN_ID, ApiSettings
+from runner.airflow.names import (
+    NAMES_TASK_ID,
+    CelonisNamesOperator,
+    needs_lookup,
+    resolve_at_parse,
+)
 from runner.airflow.operators import CelonisJobOperator
 from runner.airflow.pools import pool_name
-from runner.errors import UsageError
+from runner.errors import RunnerError, UsageError
 from runner.manifest.loader import check_manifest
-from runner.manifest.model import Job
+from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
 from runner.problems import Problem, write_text
 
@@ -59,20 +67,26 @@ def load_plan(
     exclude: Sequence[str] = (),
     max_parallel: int | None = None,
     environ: Mapping[str, str] | None = None,
+    environment: str | None = None,
+    resolve_at_parse: bool = False,
+    conn_id: str | None = DEFAULT_CONN_ID,
 ) -> Plan:
-    """Check the manifest as `run` does and plan it; CelonisManifestError with validate's lines."""
+    """Check the manifest as `run` does (in `environment`, whose connection and defaults it
+    takes) and plan it; CelonisManifestError with validate's lines. Jobs given by name keep
+    empty ids (looked up in each DAG run) unless `resolve_at_parse`: then they are looked up
+    now, through `conn_id` (as `add_jobs` picks it)."""
     shown = os.fspath(manifest)
     env = os.environ if environ is None else environ
-    result = check_manifest(Path(shown), env, strict_env=True, display=shown)
+    result = check_manifest(
+        Path(shown), env, strict_env=True, display=shown, environment=environment
+    )
     if result.manifest is None:
         raise CelonisManifestError(_lines(result.problems))
-    unresolved = [j for j in result.manifest.jobs.values() if not (j.pool_id and j.job_id)]
-    if unresolved:
-        raise CelonisManifestError(_by_name_problem(shown, unresolved))
+    model = result.manifest
+    if resolve_at_parse and needs_lookup(model):
+        model = _resolved_now(model, conn_id, env)
     try:
-        plan = build_plan(
-            result.manifest, select=select, exclude=exclude, max_parallel=max_parallel
-        )
+        plan = build_plan(model, select=select, exclude=exclude, max_parallel=max_parallel)
     except UsageError as error:
         raise CelonisManifestError(f"{shown}: {error}") from None
     _check_task_ids(shown, plan)
@@ -89,15 +103,12 @@ def _check_task_ids(shown: str, plan: Plan) -> None:
         raise CelonisManifestError(_lines(bad))
 
 
-def _by_name_problem(shown: str, unresolved: list[Job]) -> str:
-    """Names resolve through the API at run time; runner.airflow does not look them up yet."""
-    first = min(unresolved, key=lambda j: j.line)
-    return (
-        f"{shown}:{first.line}: jobs.{first.name}: given by celonis_name (its pool's or its own),"
-        f" as are {len(unresolved)} job(s): runner.airflow needs their ids (give `id:` beside"
-        " each name, or run the manifest with `celonis-runner run --env`); looking names up"
-        " from Airflow is not supported yet"
-    )
+def _resolved_now(model: Manifest, conn_id: str | None, environ: Mapping[str, str]) -> Manifest:
+    """`resolve_at_parse=True`: the names looked up while the DAG file is parsed."""
+    try:
+        return resolve_at_parse(model, ApiSettings.from_manifest(model, conn_id), environ)
+    except RunnerError as error:
+        raise CelonisManifestError(str(error)) from None
 
 
 _TASK_ID_RULE = (
@@ -126,11 +137,14 @@ def add_jobs(
 ) -> dict[str, CelonisJobOperator]:
     """One task per planned job in the current DAG or task group, linked by `depends_on`."""
     settings = ApiSettings.from_manifest(plan.manifest, conn_id)
+    names = _names_task(plan, settings, operator_kwargs)
     tasks: dict[str, CelonisJobOperator] = {}
     gates: dict[str, BaseOperator] = {}
     for name, planned in plan.jobs.items():  # dependency order: upstream tasks exist already
         job = planned.job
         extra: dict[str, Any] = dict(operator_kwargs or {})
+        if names is not None:
+            extra["names_task_id"] = names.task_id
         if use_pools and plan.pool_limits.get(job.pool):
             extra["pool"] = pool_name(job.pool)
         task = CelonisJobOperator(
@@ -149,12 +163,30 @@ def add_jobs(
         )
         for dependency in planned.depends_on:
             task.set_upstream(gates.get(dependency) or tasks[dependency])
+        if names is not None:
+            task.set_upstream(names)
         tasks[name] = task
         if job.allow_failure:
             gate = FailureAllowed(task_id=f"{name}{FAILURE_ALLOWED_SUFFIX}")
             gate.set_upstream(task)
             gates[name] = gate
     return tasks
+
+
+def _names_task(
+    plan: Plan, settings: ApiSettings, operator_kwargs: Mapping[str, Any] | None
+) -> CelonisNamesOperator | None:
+    """The task that looks up the plan's names in each DAG run (None when every id is given)."""
+    if not needs_lookup(plan.manifest):
+        return None
+    kwargs = {k: v for k, v in (operator_kwargs or {}).items() if k in _NAMES_TASK_KWARGS}
+    return CelonisNamesOperator(
+        task_id=NAMES_TASK_ID, manifest=plan.manifest, settings=settings, **kwargs
+    )
+
+
+_NAMES_TASK_KWARGS = frozenset({"retries", "retry_delay", "execution_timeout", "environ"})
+"""The `operator_kwargs` that apply to the names task too."""
 
 
 def dag_from_manifest(
@@ -170,6 +202,8 @@ def dag_from_manifest(
     use_pools: bool = True,
     environ: Mapping[str, str] | None = None,
     operator_kwargs: Mapping[str, Any] | None = None,
+    environment: str | None = None,
+    resolve_at_parse: bool = False,
     **dag_kwargs: Any,
 ) -> DAG:
     """A DAG running the manifest's jobs (or the selected ones).
@@ -179,9 +213,21 @@ def dag_from_manifest(
     other keyword arguments go to `DAG`. `max_active_runs` defaults to 1: two
     runs of one manifest at once would run every job twice, and the second
     run's tasks would wait for the first's executions.
+
+    `environment`: the entry of the manifest's `environments:` to run in (its connection and
+    defaults); its Airflow connection is `celonis_<environment>` unless `conn_id` names
+    another. Pools and jobs given by `celonis_name` are looked up once per DAG run by the task
+    `celonis_names` (runner.airflow.names), or while parsing with `resolve_at_parse=True`.
     """
     plan = load_plan(
-        manifest, select=select, exclude=exclude, max_parallel=max_parallel, environ=environ
+        manifest,
+        select=select,
+        exclude=exclude,
+        max_parallel=max_parallel,
+        environ=environ,
+        environment=environment,
+        resolve_at_parse=resolve_at_parse,
+        conn_id=conn_id,
     )
     if max_parallel is not None:
         dag_kwargs.setdefault("max_active_tasks", max_parallel)
@@ -209,10 +255,21 @@ def CelonisTaskGroup(
     use_pools: bool = True,
     environ: Mapping[str, str] | None = None,
     operator_kwargs: Mapping[str, Any] | None = None,
+    environment: str | None = None,
+    resolve_at_parse: bool = False,
     **group_kwargs: Any,
 ) -> TaskGroup:
-    """A task group of the manifest's jobs, for use inside your own DAG (`a >> group >> b`)."""
-    plan = load_plan(manifest, select=select, exclude=exclude, environ=environ)
+    """A task group of the manifest's jobs, for use inside your own DAG (`a >> group >> b`);
+    `environment` and `resolve_at_parse` as for `dag_from_manifest`."""
+    plan = load_plan(
+        manifest,
+        select=select,
+        exclude=exclude,
+        environ=environ,
+        environment=environment,
+        resolve_at_parse=resolve_at_parse,
+        conn_id=conn_id,
+    )
     group_kwargs.setdefault("tooltip", f"Celonis data jobs of {os.fspath(manifest)}")
     with TaskGroup(group_id=group_id, **group_kwargs) as group:
         add_jobs(

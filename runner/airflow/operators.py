@@ -102,9 +102,13 @@ class CelonisJobOperator(BaseOperator):
         deferrable: bool = True,
         environ: Mapping[str, str] | None = None,
         retries: int = DEFAULT_RETRIES,
+        names_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(retries=retries, **kwargs)
+        self.names_task_id = names_task_id
+        """The task that looked up this DAG run's Celonis names: a job given by `celonis_name`
+        (no `pool_id`/`job_id`) takes its ids from that task's XCom (runner.airflow.names)."""
         self.pool_id = pool_id
         self.job_id = job_id
         self.mode = mode
@@ -131,6 +135,7 @@ class CelonisJobOperator(BaseOperator):
                 f"job {self.job_name!r}: mode must be FULL or DELTA, not {self.mode!r}"
             )
         self._execution_deadline = self._deadline_of(context)
+        self._take_ids(context)
         client = self._client()
         wait = self._earlier_try(context, client)
         if isinstance(wait, dict):
@@ -140,6 +145,7 @@ class CelonisJobOperator(BaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
         """Resumed from the trigger: its event says how the wait ended."""
         self._execution_deadline = self._deadline_of(context)
+        self._take_ids(context)
         wait = Wait.from_dict(event["wait"])
         return self._finish(self._client(), Outcome(event["outcome"]), wait, event.get("message"))
 
@@ -180,12 +186,28 @@ class CelonisJobOperator(BaseOperator):
 
     def _client(self) -> CelonisClient:
         try:
-            endpoint = endpoint_for(
-                self.api_settings, lookup_connection(self.api_settings.conn_id), self.environ
-            )
+            return connect(self.api_settings, self.environ)
         except RunnerError as error:
             raise AirflowException(f"job {self.job_name!r}: {error}") from None
-        return make_client(endpoint, make_clock(self.environ), self.environ)
+
+    def _take_ids(self, context: Context) -> None:
+        """A job given by name: its ids as this DAG run's names task looked them up."""
+        if self.names_task_id is None or (self.pool_id and self.job_id):
+            return
+        ids = context["ti"].xcom_pull(task_ids=self.names_task_id)
+        pair = ids.get(f"jobs.{self.job_name}") if isinstance(ids, dict) else None
+        if not pair:
+            raise AirflowFailException(
+                f"job {self.job_name!r}: given by celonis_name, and the task"
+                f" {self.names_task_id!r} of this DAG run holds no ids for it"
+            )
+        self.pool_id, self.job_id = str(pair[0]), str(pair[1])
+        self.log.info(
+            "job %s: pool %s, job %s (its names, as looked up in this DAG run)",
+            self.job_name,
+            self.pool_id,
+            self.job_id,
+        )
 
     def _start(self, client: CelonisClient, resend_of: ExecutionHandle | None = None) -> Wait:
         """Execute the job; a run someone else started is waited for first. `resend_of`: an
@@ -419,6 +441,7 @@ class CelonisJobOperator(BaseOperator):
         """After a deferral timeout: cancel the execution this DAG run started, if one still
         runs (judged as a retry judges it: `_run_claim`)."""
         try:
+            self._take_ids(context)
             client = self._client()
             claim = self._run_claim(context, client)
             if claim is None:
@@ -443,3 +466,10 @@ class CelonisJobOperator(BaseOperator):
             "job_id": self.job_id,
             "status": status,
         }
+
+
+def connect(settings: ApiSettings, environ: Mapping[str, str]) -> CelonisClient:
+    """A client for `settings` (its Airflow connection, else the manifest's variables); RunnerError
+    when neither gives a usable endpoint."""
+    endpoint = endpoint_for(settings, lookup_connection(settings.conn_id), environ)
+    return make_client(endpoint, make_clock(environ), environ)

@@ -36,7 +36,7 @@ _LEFT_ALONE = {
 }
 
 
-STATE_SETTLE = 15.0
+STATE_SETTLE = 3.0
 """Seconds on_kill waits for the task's state to show the user's action (it may lag)."""
 STATE_POLL = 0.5
 

@@ -104,6 +104,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address pools and jobs by their Celonis names (celonis_name:), not by ids, so that"
         " one manifest serves every team that has them (see environments: in the README)",
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        dest="env_pairs",
+        help="with --by-name: an entry NAME of environments: for the team at URL (its key in"
+        " $NAME_API_KEY); repeat for more",
+    )
     add_connection(parser)
     for action in parser._actions:
         if action.dest == "base_url":  # there is no manifest yet to take it from
@@ -126,6 +135,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         return _example(out, args, schema_ref, schema_exists, ctx)
     remote = remote_options(args)
     _check_target(args, remote, ctx.environ)
+    _environment_sources(args.env_pairs, "api_key", by_name=args.by_name)  # usage errors first
     auth_type = args.auth or _detected_auth(ctx.environ, remote.emulator)
     pools, base_url = read_team(args, ctx, auth_type)
     pools, left_out = usable(pools)
@@ -135,7 +145,9 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     if not any(entry.jobs for entry in named):
         return _nothing_to_write(named, base_url, ctx.stderr)
     source = dataclasses.replace(
-        _source(base_url, remote.emulator, auth_type, schema_ref), by_name=args.by_name
+        _source(base_url, remote.emulator, auth_type, schema_ref),
+        by_name=args.by_name,
+        environments=_environment_sources(args.env_pairs, auth_type),
     )
     write_manifest(out, render(source, named), force=args.force)
     _report(Written(out, named, schema_ref, schema_exists), ctx.stdout)
@@ -361,6 +373,34 @@ def _nothing_to_write(named: list[NamedPool], base_url: str, stderr: TextIO) -> 
         stderr.write(f"  {printable(entry.pool.name or '(no name)')} ({entry.pool.id}): {why}\n")
     stderr.write(f"Check: {EMPTY_TEAM_HINT}.\n")
     return ExitCode.INVALID
+
+
+def _environment_sources(
+    pairs: Sequence[str], auth_type: AuthType, *, by_name: bool = True
+) -> tuple[tuple[str, Source], ...]:
+    """`--env NAME=URL` pairs as `environments:` entries; UsageError for a malformed pair."""
+    from runner.api.baseurl import check_base_url
+
+    if pairs and not by_name:
+        raise UsageError("--env NAME=URL needs --by-name: ids differ between teams, names do not")
+    entries: dict[str, Source] = {}
+    for pair in pairs:
+        name, _, url = pair.partition("=")
+        name, url = name.strip(), url.strip()
+        if not _ENV_NAME.match(name) or not url:
+            raise UsageError(
+                f"--env {pair!r}: write NAME=URL, NAME of letters, digits, '_', '-', '.'"
+                " (starting with a letter or '_')"
+            )
+        if name in entries:
+            raise UsageError(f"--env {name!r} is given twice")
+        source = _source(check_base_url(url, f"--env {name}"), False, auth_type, "")
+        prefix = re.sub(r"[^A-Z0-9]", "_", name.upper())
+        entries[name] = dataclasses.replace(source, key_prefix=prefix)
+    return tuple(entries.items())
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 def _source(base_url: str, emulator: bool, auth_type: AuthType, schema_ref: str) -> Source:

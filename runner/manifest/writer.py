@@ -50,6 +50,10 @@ class Source:
     by_name: bool = False
     """Address pools and jobs by `celonis_name:` (init --by-name), not by id: one manifest then
     serves every team whose pools and jobs have those names."""
+    environments: tuple[tuple[str, Source], ...] = ()
+    """`environments:` entries (init --env NAME=URL): each name with its team's connection."""
+    key_prefix: str = "CELONIS"
+    """The key variables' prefix: CELONIS_API_KEY, DEV_API_KEY, ..."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,29 @@ def _count(n: int, what: str) -> str:
 
 
 def _connection(source: Source) -> list[str]:
+    return [
+        *_connection_block(source),
+        *_environments(source.environments),
+        "",
+        "# defaults:          # settings for every job; a job's own value wins",
+        "#   mode: DELTA      # FULL extracts every table, DELTA only what changed (default)",
+        "#   timeout: 2h      # cancel a job that runs longer (default 4h)",
+        "",
+    ]
+
+
+def _environments(entries: Sequence[tuple[str, Source]]) -> list[str]:
+    """`environments:`, one entry a team, each with its own connection and key variables."""
+    if not entries:
+        return []
+    lines = ["", "environments:  # --env NAME (or $CELONIS_RUNNER_ENV) picks one"]
+    for name, source in entries:
+        lines.append(f"  {yaml_string(name)}:")
+        lines += [f"    {line}" for line in _connection_block(source)]
+    return lines
+
+
+def _connection_block(source: Source) -> list[str]:
     lines = ["connection:"]
     if source.team and source.realm:
         lines += [f"  team: {source.team}", f"  realm: {source.realm}"]
@@ -176,21 +203,14 @@ def _connection(source: Source) -> list[str]:
             "  #   or --base-url / $CELONIS_BASE_URL when you run",
         ]
     lines += ["  auth:", f"    type: {source.auth_type}"]
+    prefix = source.key_prefix
     if source.auth_type == "oauth":
-        lines += [
-            "    client_id_env: CELONIS_CLIENT_ID  # the NAMES of the variables, never the values",
-            "    client_secret_env: CELONIS_CLIENT_SECRET",
+        return [
+            *lines,
+            f"    client_id_env: {prefix}_CLIENT_ID  # the NAMES of the variables, never the values",
+            f"    client_secret_env: {prefix}_CLIENT_SECRET",
         ]
-    else:
-        lines.append("    key_env: CELONIS_API_KEY  # the NAME of the variable, never the key")
-    return [
-        *lines,
-        "",
-        "# defaults:          # settings for every job; a job's own value wins",
-        "#   mode: DELTA      # FULL extracts every table, DELTA only what changed (default)",
-        "#   timeout: 2h      # cancel a job that runs longer (default 4h)",
-        "",
-    ]
+    return [*lines, f"    key_env: {prefix}_API_KEY  # the NAME of the variable, never the key"]
 
 
 def _address(name: str | None, celonis_id: str, unique: bool, by_name: bool) -> list[str]:

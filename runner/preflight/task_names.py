@@ -125,7 +125,21 @@ def _extractions(
             extractions.append((task.id, tables))
             if tables is not None:
                 _check_tables(reader, job, task, (name, tables), matcher.found)
-    return tuple(extractions)
+    return _merged(extractions)
+
+
+def _merged(extractions: Sequence[tuple[str, Tables]]) -> tuple[tuple[str, Tables], ...]:
+    """An extraction named and also given by id is sent once, with the tables of both (all of
+    them when either asks for all)."""
+    merged: dict[str, Tables] = {}
+    for task_id, tables in extractions:
+        if task_id not in merged:
+            merged[task_id] = tables
+            continue
+        before = merged[task_id]
+        both = None if before is None or tables is None else (*before, *tables)
+        merged[task_id] = None if both is None else tuple(dict.fromkeys(both))
+    return tuple(merged.items())
 
 
 class _Matcher:
