@@ -112,8 +112,25 @@ class Deployment:
     env: dict[str, str]
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The api-server's REST API. Reads and PATCHes are tried again after a timeout or a
+        5xx: Airflow on SQLite answers "Database error" (a locked database) and stalls now
+        and then when the machine is busy; that is the test bed, not what is tested. A POST
+        (a new DAG run) is sent once."""
         headers = {"Authorization": f"Bearer {self.token}"}
-        response = requests.request(method, self.api + path, headers=headers, timeout=30, **kwargs)
+        again = method != "POST"
+        for attempt in range(1, 5):
+            try:
+                response = requests.request(
+                    method, self.api + path, headers=headers, timeout=30, **kwargs
+                )
+            except requests.Timeout:
+                if not again or attempt == 4:
+                    raise
+                time.sleep(2)
+                continue
+            if response.status_code < 500 or not again or attempt == 4:
+                break
+            time.sleep(2)
         assert response.ok, f"{method} {path}: {response.status_code} {response.text[:500]}"
         return response.json() if response.content else None
 
