@@ -458,7 +458,9 @@ def test_ui_actions_on_deferred_tasks_do_what_the_docs_say(deployment: Deploymen
     logs = deployment.task_logs("celonis_actions")  # a trigger logs to its task's log
     assert "marked success: job a0000000-0000-4000-8000-000000000002" in logs
     assert "left running in Celonis (not cancelled)" in logs
-    assert "left running in Celonis for the newer try" in logs
+    # (a clear's own line is not asserted: whether the old trigger's log reaches the cleared
+    # try's file depends on when Airflow moves the task to its next try; what a clear does to
+    # the job, nothing, is asserted above)
     assert "marked failed: cancelled job a0000000-0000-4000-8000-000000000003" in logs
 
 
