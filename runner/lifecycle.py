@@ -31,9 +31,6 @@ BACKOFF_FRACTION = 0.05
 CANCEL_POLL_INTERVAL = 1.5
 """Seconds between status reads of a job whose cancel was sent (not the backed-off interval)."""
 
-DEFAULT_SETTLE_WINDOW = 300.0
-"""Seconds after an unclear execute within which Celonis must show its execution, or none."""
-
 HISTORY_LIMIT = 10
 """Newest history entries read to find our execution (ours is among the newest)."""
 

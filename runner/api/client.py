@@ -338,7 +338,7 @@ class CelonisClient:
                     job=handle.job_id,
                     attempts=handle.attempts,
                 )
-                return dataclasses.replace(handle, attempts=handle.attempts)
+                return handle
             at = self.celonis_floor_ms()
             status = self.job_status(handle.pool_id, handle.job_id)
             raise JobBusyError(
