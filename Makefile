@@ -19,8 +19,11 @@ lint: $(STAMP)
 	$(BIN)/python .ci/check_function_length.py runner --max-lines 60
 	$(BIN)/python .ci/check_complexity.py runner --max 10
 
+# Four workers on two cores: most tests wait on an emulator or a subprocess, not the CPU.
+WORKERS ?= 4
+
 test: lint
-	$(BIN)/python -m pytest -m "not slow and not tools and not airflow_deployment"
+	$(BIN)/python -m pytest -n $(WORKERS) -m "not slow and not tools and not airflow_deployment"
 
 # What users' own tools make of our outputs: yaml-language-server, mermaid-cli, headless
 # Chromium and the JUnit readers, installed into .tools/ and the venv (.ci/install-tools).
@@ -47,8 +50,8 @@ test-lowest:
 	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
 	$(PYTHON) .ci/lowest_constraints.py test tls > $(LOWEST)/constraints.txt
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[test,tls]'
-	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pyyaml|jsonschema|requests|structlog|urllib3|pytest|cryptography)=='
-	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -m "not slow and not tools and not airflow_deployment"
+	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pyyaml|jsonschema|requests|structlog|urllib3|pytest|pytest-xdist|cryptography)=='
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -n $(WORKERS) -m "not slow and not tools and not airflow_deployment"
 
 # The demo needs only the package (no test, lint or Airflow extras).
 DEMO_STAMP := $(VENV)/.demo-installed

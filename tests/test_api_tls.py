@@ -74,7 +74,7 @@ def https_url(certs: Path) -> Iterator[str]:
     context.load_cert_chain(certs / "server.pem", certs / "server.key")
     server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"https://127.0.0.1:{server.server_address[1]}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,13 +16,14 @@ import pytest
 
 from runner.api.client import JobInfo, PoolInfo
 from runner.api.types import JobStatus
-from runner.clock import ScaledClock
+from runner.clock import TIME_ORIGIN_ENV, TIME_SCALE_ENV, ScaledClock
 from runner.emulator import Emulator, Scenario
 from runner.manifest.loader import check_manifest, load_manifest
 from runner.preflight.names import resolve_names
 from tests.conftest import CliResult
 
 Cli = Callable[..., CliResult]
+SCALE = 600
 KEYS = {"dev": "dev-key-0123456789", "qa": "qa-key-0123456789", "prod": "prod-key-0123456789"}
 
 
@@ -74,7 +76,7 @@ def team_scenario(team: str, jobs: dict[str, list[str]] = JOBS) -> Scenario:
     """A team that has the manifest's pools and jobs under the same names and its own ids."""
     return Scenario.from_dict(
         {
-            "time_scale": 600,
+            "time_scale": SCALE,
             "pools": [
                 {
                     "id": ident(team, pool),
@@ -93,14 +95,17 @@ def team_scenario(team: str, jobs: dict[str, list[str]] = JOBS) -> Scenario:
 @contextmanager
 def teams(**scenarios: Scenario) -> Iterator[tuple[dict[str, Emulator], dict[str, str]]]:
     """One emulator per team, and the environment variables that point the manifest at them."""
+    origin = time.time()
     with ExitStack() as stack:
         emus = {
             team: stack.enter_context(
-                Emulator(scenario, clock=ScaledClock(600), api_keys=[KEYS[team]])
+                Emulator(scenario, clock=ScaledClock(SCALE, origin), api_keys=[KEYS[team]])
             )
             for team, scenario in scenarios.items()
         }
-        environ = {f"{t.upper()}_URL": e.base_url for t, e in emus.items()}
+        # the runner on the emulators' clock: a 10 s poll interval takes 1/600 of that
+        environ = {TIME_SCALE_ENV: str(SCALE), TIME_ORIGIN_ENV: repr(origin)}
+        environ |= {f"{t.upper()}_URL": e.base_url for t, e in emus.items()}
         environ |= {f"{t.upper()}_KEY": KEYS[t] for t in emus}
         for team in KEYS:  # a team not served: a closed port, never reached
             environ.setdefault(f"{team.upper()}_URL", "http://127.0.0.1:9")
@@ -404,7 +409,7 @@ def test_a_resume_in_another_environment_is_refused(cli: Cli, manifest: Path) ->
     scenario = team_scenario("dev")
     failing = Scenario.from_dict(
         {
-            "time_scale": 600,
+            "time_scale": SCALE,
             "pools": [
                 {
                     "id": ident("dev", "SAP ECC"),

@@ -196,7 +196,12 @@ def test_ctrl_c_then_resume_at_once_runs_the_cancelled_job_again(cli: Cli, tmp_p
         proc = spawn_run(str(manifest), "--base-url", emu.base_url, "--grace", "60", env=env)
         try:
             wait_for_execution(lambda: Journal(emu.journal()), "load")
-            time.sleep(0.2)
+            # the runner has read the execute's answer once it polls the pool's status
+            polls = len(Journal(emu.journal()).requests("GET", "/status"))
+            deadline = time.monotonic() + 30
+            while len(Journal(emu.journal()).requests("GET", "/status")) <= polls:
+                assert time.monotonic() < deadline, "the runner never polled after its execute"
+                time.sleep(0.02)
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
         finally:

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from runner.api import CelonisClient, KeyAuth, Secret
+from runner.api.transport import DEFAULT_TIMEOUTS, FIRST_CONTACT_BUDGET
 from runner.clock import ScaledClock
 from tests.conftest import CliResult
 from tests.e2e import Pipeline, emulator_for, job_uuid, pool_uuid
@@ -316,18 +319,50 @@ def _free_port() -> int:
     return port
 
 
-def test_nothing_answering_at_all_fails_within_10_seconds(cli: Cli, tmp_path: Path) -> None:
-    """A mistyped team name (the host does not resolve) or nothing listening: exit 3 at once,
-    not after minutes of retries (issue 22 #11)."""
+NOWHERE = ("refused", "https://no-such-team.invalid")
+
+
+def _nowhere(kind: str) -> str:
+    return f"http://127.0.0.1:{_free_port()}" if kind == "refused" else kind
+
+
+@pytest.mark.parametrize("where", NOWHERE)
+@pytest.mark.parametrize("command", ["plan", "status"])
+def test_nothing_answering_at_all_gives_up_on_first_contact(
+    cli: Cli, tmp_path: Path, where: str, command: str
+) -> None:
+    """A mistyped team name (the host does not resolve) or nothing listening: exit 3 after the
+    retries that fit in the first-contact budget, not after minutes of them (issue 22 #11).
+    On a scaled clock: the waits are virtual, what is given up and why is real."""
+    p = pipeline(tmp_path)
+    p.write()
+    argv = [
+        command,
+        str(p.folder / "jobs.yaml"),
+        *(["--check-remote"] if command == "plan" else []),
+    ]
+    environ = {"CELONIS_API_KEY": KEY, "CELONIS_RUNNER_TIME_SCALE": "100"}
+    result = cli(*argv, "--base-url", _nowhere(where), environ=environ)
+    assert result.code == 3, result.err
+    assert "api.giving_up" in result.err and "nothing answers" in result.err, result.err
+    waits = [float(w) for w in re.findall(r"api\.retry .* wait=([0-9.]+)s", result.err)]
+    assert sum(waits) + DEFAULT_TIMEOUTS[0] <= FIRST_CONTACT_BUDGET, result.err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", NOWHERE)
+def test_nothing_answering_at_all_fails_within_10_seconds_of_real_time(
+    cli: Cli, tmp_path: Path, where: str
+) -> None:
+    """The same on the real clock, name resolution included (slow: seconds of real waits)."""
     import time
 
     p = pipeline(tmp_path)
     p.write()
     manifest = p.folder / "jobs.yaml"
-    for base_url in (f"http://127.0.0.1:{_free_port()}", "https://no-such-team.invalid"):
-        for command in (["plan", str(manifest), "--check-remote"], ["status", str(manifest)]):
-            began = time.monotonic()
-            result = cli(*command, "--base-url", base_url, environ={"CELONIS_API_KEY": KEY})
-            took = time.monotonic() - began
-            assert result.code == 3, (command, base_url, result.err)
-            assert took < 10, (command, base_url, took)
+    for command in (["plan", str(manifest), "--check-remote"], ["status", str(manifest)]):
+        began = time.monotonic()
+        result = cli(*command, "--base-url", _nowhere(where), environ={"CELONIS_API_KEY": KEY})
+        took = time.monotonic() - began
+        assert result.code == 3, (command, where, result.err)
+        assert took < 10, (command, where, took)

@@ -431,17 +431,18 @@ def test_the_state_schema_is_a_valid_json_schema() -> None:
 @functools.cache
 def _written_run() -> tuple[bytes, bytes, RunState]:
     """A snapshot and a journal of three changes, written once for the examples below."""
-    folder = Path(tempfile.mkdtemp(prefix="journal-"))
-    clock = FakeClock()
-    state = _one_job_state(folder, clock, ("a", "b", "c"))
-    path = folder / "runs" / "r.json"
-    store = StateStore(path, select=[], exclude=[], clock=clock, timer=RealTime())
-    store(state, True)
-    for name, new in (("a", JobState.STARTING), ("b", JobState.SKIPPED), ("a", JobState.FAILED)):
-        state.jobs[name].state = new
-        state.jobs[name].intent_at = 5.0
+    with tempfile.TemporaryDirectory(prefix="journal-") as name:
+        folder = Path(name)
+        clock = FakeClock()
+        state = _one_job_state(folder, clock, ("a", "b", "c"))
+        path = folder / "runs" / "r.json"
+        store = StateStore(path, select=[], exclude=[], clock=clock, timer=RealTime())
         store(state, True)
-    return path.read_bytes(), journal_path(path).read_bytes(), state
+        for job, new in (("a", JobState.STARTING), ("b", JobState.SKIPPED), ("a", JobState.FAILED)):
+            state.jobs[job].state = new
+            state.jobs[job].intent_at = 5.0
+            store(state, True)
+        return path.read_bytes(), journal_path(path).read_bytes(), state
 
 
 @settings(max_examples=150, deadline=None)
