@@ -64,7 +64,7 @@ class Settlement(StrEnum):
 def _is_ours(handle: ExecutionHandle, execution_id: str | None, start: int | None) -> bool | None:
     """Whether an execution (its id, its start on Celonis' clock) is the one `handle` claims;
     None when it cannot be told (no start date)."""
-    if execution_id is not None and execution_id in handle.seen_before():
+    if execution_id is not None and handle.seen_before(execution_id):
         return False
     if start is None:
         return None

@@ -63,7 +63,8 @@ def _waits(client: CelonisClient, jobs: list[str], **limits: float) -> list[Wait
     for job in jobs:
         handle = client.execute(POOL, job, "DELTA")
         waits.append(
-            Wait.ours(
+            Wait.of(
+                "ours",
                 handle,
                 now=time.time(),
                 timeout=limits.get("timeout", 3600.0),

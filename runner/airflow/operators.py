@@ -232,7 +232,7 @@ class CelonisJobOperator(BaseOperator):
                 0,
                 running_at_ms=busy.running_at_ms or client.celonis_floor_ms(),
             )
-            return Wait.external(other, now=now, **self._timing())
+            return Wait.of("external", other, now=now, **self._timing())
         except UnclearExecuteError as unclear:
             self._sending = None
             return self._settle(client, unclear.handle, str(unclear))
@@ -241,7 +241,7 @@ class CelonisJobOperator(BaseOperator):
             raise AirflowException(f"job {self.job_name!r}: {error}") from None
         self._sending = None
         self.log.info("job %s executed (%s) in pool %s", self.job_name, self.mode, self.pool_id)
-        return Wait.ours(handle, now=now, **self._timing())
+        return Wait.of("ours", handle, now=now, **self._timing())
 
     def _timing(self) -> dict[str, Any]:
         return {
@@ -268,7 +268,7 @@ class CelonisJobOperator(BaseOperator):
             outcome = lifecycle.settle(handle, history, at, self.settle_window)
             if outcome is Settlement.STARTED:
                 self.log.info("job %s: its execute took effect", self.job_name)
-                return Wait.ours(handle, now=started, **self._timing())
+                return Wait.of("ours", handle, now=started, **self._timing())
             overdue = lifecycle.settle_overdue((time.time() - started) * scale, self.settle_window)
             if outcome is Settlement.NO_EXECUTION or overdue:
                 break
@@ -303,7 +303,7 @@ class CelonisJobOperator(BaseOperator):
                 self.job_name,
                 item.status,
             )
-            return Wait.ours(claim, now=time.time(), **self._timing())
+            return Wait.of("ours", claim, now=time.time(), **self._timing())
         if item.status == "SUCCESS":
             self.log.info(
                 "job %s: an earlier try's execution succeeded; not executing again", self.job_name

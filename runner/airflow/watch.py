@@ -66,32 +66,7 @@ class Wait:
     """Real epoch seconds when the task's `execution_timeout` is reached (None: no limit)."""
 
     @classmethod
-    def ours(
-        cls,
-        handle: ExecutionHandle,
-        *,
-        now: float,
-        timeout: float,
-        poll: tuple[float, float],
-        scale: float,
-    ) -> Wait:
-        return cls._of("ours", handle, now=now, timeout=timeout, poll=poll, scale=scale)
-
-    @classmethod
-    def external(
-        cls,
-        handle: ExecutionHandle,
-        *,
-        now: float,
-        timeout: float,
-        poll: tuple[float, float],
-        scale: float,
-    ) -> Wait:
-        """Wait for the run someone else started (`handle`: the claim on it, running_at_ms)."""
-        return cls._of("external", handle, now=now, timeout=timeout, poll=poll, scale=scale)
-
-    @classmethod
-    def _of(
+    def of(
         cls,
         kind: Literal["ours", "external"],
         handle: ExecutionHandle,
@@ -101,6 +76,8 @@ class Wait:
         poll: tuple[float, float],
         scale: float,
     ) -> Wait:
+        """Wait for our execution (`kind` "ours") or for the run someone else started
+        ("external"; `handle` is then the claim on it, running_at_ms)."""
         deadline = now + timeout / scale
         data = handle.to_dict()
         return cls(handle.pool_id, handle.job_id, kind, now, deadline, *poll, scale, data)

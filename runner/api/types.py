@@ -140,11 +140,10 @@ class ExecutionHandle:
     def adopted(self) -> bool:
         return self.running_at_ms is not None
 
-    def seen_before(self) -> frozenset[str]:
-        """Identities of the executions the job showed before the send: never ours."""
+    def seen_before(self, execution_id: str) -> bool:
+        """Whether the job showed this execution before the send (then it is never ours)."""
         before = self.before
-        ids = (before.current_execution_id, before.latest_execution_item_id)
-        return frozenset(i for i in ids if i is not None)
+        return execution_id in (before.current_execution_id, before.latest_execution_item_id)
 
     def to_dict(self) -> dict[str, Any]:
         """The handle as JSON data (the state file and Airflow's trigger carry it)."""
