@@ -12,7 +12,10 @@ before it reads the run's state, whatever manifest path it was given.
 
 The OS releases an flock on any exit, SIGKILL included, so a dead holder never
 blocks a new run or a resume. The holder writes its pid, host and start time
-into the file, for the message the second process shows.
+into the file, for the message the second process shows, and removes the file
+when it is done (a SIGKILLed holder leaves it: the next holder takes it over).
+Removal is safe because a process that locked a file checks that the path still
+names that file, and opens it again if a holder removed it in between.
 """
 
 from __future__ import annotations
@@ -89,24 +92,49 @@ def _flock(
     directory: Path, path: Path, clock: Clock | None, refused: Callable[[str], str]
 ) -> Iterator[Path]:
     """An exclusive flock on `path` for the block, with this process written in as its holder;
-    UsageError(refused(who holds it)) when another process does."""
+    UsageError(refused(who holds it)) when another process does. The file is removed at the
+    end, while still locked."""
+    fd = _locked(directory, path, refused)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write in the state directory {directory} ({exc.strerror}): "
-            "choose a writable one with --state-dir"
-        ) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(refused(_holder(fd))) from None
         started = datetime.fromtimestamp((clock or SystemClock()).time(), UTC)
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": started.isoformat()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode("utf-8"), 0)
         yield path
     finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
         os.close(fd)  # releases the lock
+
+
+def _locked(directory: Path, path: Path, refused: Callable[[str], str]) -> int:
+    """A descriptor of `path`, flocked, that `path` still names (a holder that ended may have
+    removed the file between our open and our lock: then open the new one)."""
+    while True:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write in the state directory {directory} ({exc.strerror}): "
+                "choose a writable one with --state-dir"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise UsageError(refused(holder)) from None
+        if _names(path, fd):
+            return fd
+        os.close(fd)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether `path` is the file open as `fd`."""
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
