@@ -149,6 +149,8 @@ def test_bash_offers_every_option_of_each_command(workdir: Path) -> None:
     lines = [(PROG, name, "-") for name in COMMANDS]
     for name, got in zip(COMMANDS, _bash_complete(workdir, lines), strict=True):
         assert set(got) == _flags(name), name
+    for name in ("plan", "status", "logs", "diff", "run", "validate"):
+        assert {"-q", "--quiet"} <= _flags(name), name  # the parser's options, as they come
 
 
 # -- fish ------------------------------------------------------------------------------
