@@ -232,11 +232,12 @@ class Zsh:
             f'{PROG}() {{ print -r -- "ARGS<$*>" }}\n'
             "PS1='READY> '\n"
         )
+        zsh = shutil.which("zsh") or "zsh"
         env = {"ZDOTDIR": str(home), "HOME": str(home), "TERM": "dumb", "PATH": os.defpath}
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: becomes zsh
             os.chdir(home)
-            os.execvpe("zsh", ["zsh", "-i"], env)
+            os.execve(zsh, [zsh, "-i"], env)
         self.read_until(self.PROMPT)
 
     def read_until(self, marker: bytes, timeout: float = 10) -> bytes:
