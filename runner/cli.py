@@ -60,6 +60,9 @@ COMMANDS: dict[str, CommandInfo] = {
     "emulator": CommandInfo(
         "runner.commands.emulator", "serve an emulator of the Celonis API on 127.0.0.1"
     ),
+    "completion": CommandInfo(
+        "runner.commands.completion", "print a shell completion script (bash, zsh or fish)"
+    ),
 }
 
 EXIT_CODES = (
@@ -116,9 +119,14 @@ def _parser_class(stdout: TextIO, stderr: TextIO) -> type[argparse.ArgumentParse
 
 
 def build_parser(
-    command: str | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+    command: str | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    *,
+    every: bool = False,
 ) -> argparse.ArgumentParser:
-    """The parser; only `command`'s arguments are declared (its module is imported for them)."""
+    """The parser; only `command`'s arguments are declared (its module is imported for them),
+    or, with `every`, every command's (what `completion` walks)."""
     parser = _parser_class(stdout or sys.stdout, stderr or sys.stderr)(
         prog="celonis-runner",
         description="Validate, plan and run Celonis data jobs declared in jobs.yaml.",
@@ -132,7 +140,7 @@ def build_parser(
         child = sub.add_parser(
             name, help=info.summary, description=info.summary + ".", allow_abbrev=False
         )
-        if name == command:
+        if name == command or every:
             module = _module(name)
             child.formatter_class = argparse.RawDescriptionHelpFormatter
             child.epilog = f"examples:\n{module.EXAMPLES}"
@@ -200,6 +208,7 @@ def invoke(
         stdout=stdout or sys.stdout,
         stderr=stderr or sys.stderr,
         stdin=stdin,
+        full_parser=lambda: build_parser(every=True),
     )
     try:
         args = parse_args(words, ctx.stdout, ctx.stderr)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).parent.parent
 PACKAGE = ROOT / "runner"
 
 PARTS: Mapping[str, tuple[str, ...]] = {
-    "Face": ("runner/cli.py", "runner/__main__.py", "runner/commands/"),
+    "Face": ("runner/cli.py", "runner/__main__.py", "runner/commands/", "runner/completion/"),
     "Manifest": ("runner/manifest/", "runner/schema.py", "runner/urls.py"),
     "Plan": ("runner/plan/",),
     "Preflight": ("runner/preflight/",),

@@ -308,3 +308,33 @@ def test_logs_with_emulator_says_why_nothing_ran(cli: Cli, tmp_path: Path) -> No
     assert "it never ran: its execution history is empty" in result.out
     assert "a new emulator has run nothing" in result.out
     assert "`celonis-runner emulator`" in result.out
+
+
+def test_logs_quiet_prints_only_the_log_lines(
+    cli: Cli, tmp_path: Path, team: tuple[Path, Emulator, dict[str, str]]
+) -> None:
+    manifest, emu, env = team
+    url = ("--base-url", emu.base_url)
+    assert cli("run", str(manifest), *url, environ=env).code == 1  # load fails the first time
+    (run1,) = _run_ids(tmp_path)
+
+    def logs(*extra: str) -> CliResult:
+        return cli("logs", "load", str(manifest), *url, "--run", run1, *extra, environ=env)
+
+    loud, quiet = logs(), logs("-q")
+    assert (loud.code, quiet.code) == (0, 0), quiet.err
+    lines = quiet.out.splitlines()
+    assert lines and lines[0].startswith("ERROR ")
+    assert lines[0].endswith("ORA-00942: table or view does not exist")
+    loud_lines = [line.strip() for line in loud.out.splitlines()]
+    assert set(lines) <= set(loud_lines) and len(lines) < len(loud_lines)
+    assert all(not line.startswith(("load (pool", "Tasks:", "Log of")) for line in lines)
+    assert logs("--format", "json", "--quiet").out == logs("--format", "json").out
+
+    latest = cli("logs", "load", str(manifest), *url, "-q", environ=env)
+    assert latest.out == quiet.out  # the latest execution is that failed one
+    assert cli("run", str(manifest), *url, "--select", "load", environ=env).code == 0
+    succeeded = cli("logs", "load", str(manifest), *url, "-q", environ=env)
+    assert (succeeded.code, succeeded.out) == (0, "")  # nothing failed: nothing to show
+    never = cli("logs", "never", str(manifest), *url, "-q", environ=env)
+    assert (never.code, never.out) == (0, "it never ran: its execution history is empty\n")

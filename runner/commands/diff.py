@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, TextIO
 
 from runner.commands.base import append_step_summary, at_revision, load_pair
-from runner.commands.shared import DEFAULT_FILE, Context, add_github, add_manifest_options
+from runner.commands.shared import (
+    DEFAULT_FILE,
+    Context,
+    add_github,
+    add_manifest_options,
+    add_quiet,
+)
 from runner.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -63,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "GitHub Actions notices at the changed jobs' lines and the change list with its graph"
         " in the step summary ($GITHUB_STEP_SUMMARY)",
     )
+    add_quiet(
+        parser,
+        "whether anything changed: the text's first line (the other formats are unchanged;"
+        " so is the exit code)",
+    )
     add_manifest_options(parser)
 
 
@@ -79,6 +90,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         stdout=ctx.stdout,
         stderr=ctx.stderr,
         max_bytes=args.max_size,
+        quiet=args.quiet,
     )
 
 
@@ -93,14 +105,17 @@ def run(
     stdout: TextIO,
     stderr: TextIO,
     max_bytes: int,
+    quiet: bool = False,
 ) -> int:
+    """`quiet`: with text, only its first line (whether anything changed)."""
     from runner.manifest.diff import compare
-    from runner.reports.diff_output import WRITERS, markdown
+    from runner.reports.diff_output import WRITERS, markdown, write_headline
 
     before, after = load_pair(base, new, environ=environ, stderr=stderr, max_bytes=max_bytes)
     diff = compare(before, after)
     text = io.StringIO()
-    WRITERS[output_format](diff, text)
+    writer = write_headline if quiet and output_format == "text" else WRITERS[output_format]
+    writer(diff, text)
     stdout.write(_scrubbed(text.getvalue(), environ))
     if github:
         write_annotations(diff, stderr)

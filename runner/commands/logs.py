@@ -26,6 +26,7 @@ from runner.commands.shared import (
     add_env,
     add_file,
     add_manifest_options,
+    add_quiet,
     chosen_env,
     load_checked,
     remote_client,
@@ -48,6 +49,7 @@ from runner.text import inert, json_safe, printable
 
 if TYPE_CHECKING:
     from runner.api.client import CelonisClient
+    from runner.logs import Redactor
 
 LOGS_FORMAT_VERSION = 1
 FRESH_EMULATOR = (
@@ -86,6 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_connection(parser)
     add_env(parser)
+    add_quiet(
+        parser,
+        "the log lines: no headers, no task table; nothing when nothing failed"
+        " (--format json is unchanged)",
+    )
     add_manifest_options(parser)
     # the usage shows JOB as required, as it is (argparse would show `[JOB]`)
     usage = parser.format_usage().removeprefix("usage: ").replace("[JOB]", "JOB", 1)
@@ -142,15 +149,18 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         pool_id, job_id = (run.pool_id, run.job_id) if run else (job.pool_id, job.job_id)
         reads = JobLogs(reads_of(client, pool_id, job_id), pool_id, job_id)
         found = _explained(collect(reads, Found(job, pool_id, job_id, None, run)), remote)
+    ctx.stdout.write(str(redactor.scrub(_rendered(found, args, redactor))))
+    return ExitCode.OK if found.log is not None or run is None else ExitCode.INVALID
+
+
+def _rendered(found: Found, args: argparse.Namespace, redactor: Redactor) -> str:
     # Scrubbed before rendering: JSON would escape a key with `"` or `\` out of the
     # redactor's sight (the rendered text is scrubbed again all the same).
     if args.format == "json":
-        text = json.dumps(redactor.scrub(to_dict(found)), indent=2, ensure_ascii=False)
-        text = json_safe(text) + "\n"
-    else:
-        text = render_text(found, redactor.scrub)
-    ctx.stdout.write(str(redactor.scrub(text)))
-    return ExitCode.OK if found.log is not None or run is None else ExitCode.INVALID
+        data = redactor.scrub(to_dict(found))
+        return json_safe(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
+    render = render_quiet if args.quiet else render_text
+    return render(found, redactor.scrub)
 
 
 def _explained(found: Found, remote: RemoteOptions) -> Found:
@@ -260,6 +270,17 @@ def render_text(found: Found, scrub: Callable[[str], str] = str) -> str:
     ]
     lines += _task_lines(found.log)
     return "\n".join(inert(scrub(line)) for line in lines) + "\n"
+
+
+def render_quiet(found: Found, scrub: Callable[[str], str] = str) -> str:
+    """`logs -q`: the log lines of what failed, as render_text shows them but not indented,
+    without the headers and the task table; when no execution was found, why."""
+    if found.log is None:
+        lines = [found.note or ""]
+    else:
+        logged = [*(line for task in found.log.tasks for line in task.lines), *found.log.job_lines]
+        lines = [_log_line(line).strip() for line in logged]
+    return "".join(inert(scrub(line)) + "\n" for line in lines)
 
 
 def _task_lines(log: ExecutionLog) -> list[str]:

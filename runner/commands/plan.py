@@ -20,6 +20,7 @@ from runner.commands.shared import (
     add_file,
     add_github,
     add_manifest_options,
+    add_quiet,
     chosen_env,
     github_enabled,
     load_checked,
@@ -111,6 +112,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection(parser)
     add_env(parser, repeat=True)
     add_github(parser, "GitHub Actions annotations for problems")
+    add_quiet(
+        parser,
+        "the plan's headline and critical path (--format text; the other formats are unchanged)",
+    )
     add_manifest_options(parser)
 
 
@@ -139,6 +144,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         tasks=args.tasks,
         base=args.base,
         environment=envs[0] if envs else None,
+        quiet=args.quiet,
     )
 
 
@@ -163,11 +169,21 @@ def _drift(args: argparse.Namespace, envs: list[str], remote: RemoteOptions, ctx
     )
 
 
-def write_plan(plan: Plan, output_format: str, stdout: TextIO, environ: Mapping[str, str]) -> None:
-    """The plan in its format. Task names (a job's `extractions`, ...) may come from the environment: any
-    credential among them is scrubbed, as in every other output."""
+def write_plan(
+    plan: Plan,
+    output_format: str,
+    stdout: TextIO,
+    environ: Mapping[str, str],
+    quiet: bool = False,
+) -> None:
+    """The plan in its format (`quiet`: the text's summary lines only). Task names (a job's
+    `extractions`, ...) may come from the environment: any credential among them is scrubbed,
+    as in every other output."""
+    writer = WRITERS[output_format]
+    if quiet and output_format == "text":
+        writer = plan_output.write_summary
     if all(p.job.tasks is None for p in plan.jobs.values()):
-        WRITERS[output_format](plan, stdout)
+        writer(plan, stdout)
         return
     from runner import logs
     from runner.target import secret_values
@@ -176,7 +192,7 @@ def write_plan(plan: Plan, output_format: str, stdout: TextIO, environ: Mapping[
         [*secret_values(plan.manifest, environ), *logs.secret_like_values(environ)]
     )
     text = io.StringIO()
-    WRITERS[output_format](plan, text)
+    writer(plan, text)
     stdout.write(redactor.scrub(text.getvalue()))
 
 
@@ -197,6 +213,7 @@ def run(
     tasks: Sequence[str] = (),
     base: str | None = None,
     environment: str | None = None,
+    quiet: bool = False,
 ) -> int:
     manifest = load_checked(
         file,
@@ -226,7 +243,7 @@ def run(
         )
 
     plan = planned(manifest)
-    write_plan(plan, output_format, stdout, environ)
+    write_plan(plan, output_format, stdout, environ, quiet)
     if remote is None:
         return ExitCode.OK
     from runner.commands import check_remote  # loads the HTTP stack only when asked to

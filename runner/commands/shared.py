@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -42,6 +42,9 @@ class Context:
     (os._exit) instead of waiting for threads still winding down."""
     stdin: TextIO | None = None
     """Where `validate -` reads the manifest (None: sys.stdin)."""
+    full_parser: Callable[[], argparse.ArgumentParser] | None = None
+    """The CLI's parser with every command's arguments declared (what `completion` walks);
+    the CLI hands it over, so that no command imports runner.cli."""
 
     @property
     def github_actions(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -28,6 +28,7 @@ from runner.commands.shared import (
     add_file,
     add_github,
     add_manifest_options,
+    add_quiet,
     chosen_env,
     github_enabled,
     load_checked,
@@ -49,6 +50,8 @@ EXAMPLES = """\
   celonis-runner status --watch --interval 30  # refresh every 30 s until Ctrl-C"""
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+FINE = ("SUCCESS", "QUEUED", "RUNNING")
+"""`status -q` leaves out the jobs in these statuses."""
 DEFAULT_INTERVAL = 10.0
 
 
@@ -75,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection(parser)
     add_env(parser)
     add_github(parser, "GitHub Actions annotations for jobs not found")
+    add_quiet(
+        parser,
+        "a count: the table shows only the jobs that are not SUCCESS, QUEUED or RUNNING"
+        " (--format json is unchanged)",
+    )
     add_manifest_options(parser)
 
 
@@ -90,6 +98,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         github=github_enabled(args, ctx),
         watch=Watch(args.interval) if args.watch else None,
         environment=chosen_env(args.env, ctx.environ),
+        quiet=args.quiet,
     )
 
 
@@ -142,7 +151,9 @@ def run(
     github: bool = False,
     watch: Watch | None = None,
     environment: str | None = None,
+    quiet: bool = False,
 ) -> int:
+    """`quiet`: the text table shows only the jobs that are not fine, then a count."""
     from runner.commands.names import resolved_or_refused
 
     manifest = load_checked(
@@ -157,21 +168,16 @@ def run(
     with remote_client(manifest, remote, environ, stderr) as (client, _):
         manifest = resolved_or_refused(client, manifest, stderr, github=github, doing="read")
         if watch is not None:
-            return _watch(client, manifest, watch, output_format, stdout, stderr, github)
+            table = write_quiet_table if quiet else write_table
+            return _watch(client, manifest, watch, output_format, stdout, stderr, github, table)
         shown_url = client.base_url
         states = collect(client, manifest)
-    _write(manifest, shown_url, states, output_format, stdout)
-    return _report_missing(manifest, states, stderr, github)
-
-
-def _write(
-    manifest: Manifest, base_url: str, states: list[JobRow], output_format: str, stdout: TextIO
-) -> None:
     if output_format == "json":
-        json.dump(to_dict(manifest, base_url, states), stdout, indent=2)
+        json.dump(to_dict(manifest, shown_url, states), stdout, indent=2)
         stdout.write("\n")
     else:
-        write_table(states, stdout)
+        (write_quiet_table if quiet else write_table)(states, stdout)
+    return _report_missing(manifest, states, stderr, github)
 
 
 def _watch(
@@ -182,6 +188,7 @@ def _watch(
     stdout: TextIO,
     stderr: TextIO,
     github: bool,
+    table: Callable[[list[JobRow], TextIO], None],
 ) -> int:
     """Refresh until Ctrl-C (exit 0); jobs not found are said once, after the first table."""
     clear = CLEAR_SCREEN if output_format == "text" and stdout.isatty() else ""
@@ -196,7 +203,7 @@ def _watch(
                 stdout.write(json.dumps(to_dict(manifest, client.base_url, states)) + "\n")
             else:
                 stdout.write(f"{clear}{_as_of(watch)}\n")
-                write_table(states, stdout)
+                table(states, stdout)
             stdout.flush()
             if refreshes == 0:
                 _report_missing(manifest, states, stderr, github)
@@ -323,6 +330,18 @@ def write_table(states: list[JobRow], stream: TextIO) -> None:
     for row in [header, *rows]:
         stream.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         stream.write("\n")
+
+
+def write_quiet_table(states: list[JobRow], stream: TextIO) -> None:
+    """`status -q`: the rows of the jobs that are not SUCCESS, QUEUED or RUNNING (failed,
+    cancelled, skipped, never ran, not found), then how many of all they are."""
+    shown = [s for s in states if s.error or (s.status or "").upper() not in FINE]
+    count = f"{len(states)} job{'s' if len(states) != 1 else ''}"
+    if not shown:
+        stream.write(f"all {count} fine (SUCCESS, QUEUED or RUNNING)\n")
+        return
+    write_table(shown, stream)
+    stream.write(f"{len(shown)} of {count} not fine (fine: SUCCESS, QUEUED or RUNNING)\n")
 
 
 def _when(epoch: float | None) -> str:

@@ -126,12 +126,21 @@ def _counted(one: str, many: str, counts: Sequence[tuple[str, int]]) -> str:
     return ", ".join([f"{n} {one if n == 1 else many} {verb}", *(f"{m} {v}" for v, m in rest)])
 
 
-def write_text(diff: ManifestDiff, stream: TextIO) -> None:
+def write_headline(diff: ManifestDiff, stream: TextIO) -> None:
+    """The text's first line alone (`diff -q`): whether anything changed, and how much."""
     base, new = printable(diff.base.path), printable(diff.new.path)
     if not diff.has_changes:
         stream.write(f"No changes: {base} and {new} declare the same pools and jobs.\n")
+    else:
+        stream.write(f"Changes from {base} to {new}: {summary_line(diff)}\n")
+
+
+def write_text(diff: ManifestDiff, stream: TextIO) -> None:
+    write_headline(diff, stream)
+    if not diff.has_changes:
         return
-    stream.write(f"Changes from {base} to {new}: {summary_line(diff)}\n\n")
+    base = printable(diff.base.path)
+    stream.write("\n")
     for entry in diff.added:
         stream.write(f"+ {entry.kind} {entry.name}{_at(entry.line)}\n")
     for entry in diff.removed:

@@ -55,15 +55,25 @@ def write_json(plan: Plan, stream: TextIO) -> None:
 
 
 def write_text(plan: Plan, stream: TextIO) -> None:
-    jobs = plan.jobs
-    pools = plan.pools()
-    stream.write(
-        f"Plan for {plan.manifest.path}: {len(jobs)} job{_s(len(jobs))} in {len(pools)} "
-        f"pool{_s(len(pools))}, {len(plan.waves)} wave{_s(len(plan.waves))}\n"
-    )
+    stream.write(_headline(plan))
     stream.write(_limits_line(plan))
     stream.writelines(_wave_lines(plan))
     stream.write(_tail(plan))
+
+
+def write_summary(plan: Plan, stream: TextIO) -> None:
+    """`plan -q`: the text's headline and its critical path line, nothing else."""
+    stream.write(_headline(plan))
+    stream.write(_critical_path_line(plan))
+
+
+def _headline(plan: Plan) -> str:
+    jobs = plan.jobs
+    pools = plan.pools()
+    return (
+        f"Plan for {plan.manifest.path}: {len(jobs)} job{_s(len(jobs))} in {len(pools)} "
+        f"pool{_s(len(pools))}, {len(plan.waves)} wave{_s(len(plan.waves))}\n"
+    )
 
 
 def _limits_line(plan: Plan) -> str:
@@ -92,19 +102,23 @@ def _wave_lines(plan: Plan) -> list[str]:
 
 def _tail(plan: Plan) -> str:
     """The critical path, what was learned, what was not selected."""
-    out = ""
-    if plan.critical_path:
-        what = (
-            f"expected {format_duration(plan.critical_path_seconds)}"
-            if plan.critical_path_seconds is not None
-            else f"{len(plan.critical_path)} job{_s(len(plan.critical_path))}"
-        )
-        out += f"\nCritical path ({what}): {' -> '.join(plan.critical_path)}\n"
+    out = "\n" + _critical_path_line(plan) if plan.critical_path else ""
     if plan.learned_seconds:
         out += _learned_note(plan)
     if plan.excluded:
         out += f"Not selected: {', '.join(plan.excluded)}\n"
     return out
+
+
+def _critical_path_line(plan: Plan) -> str:
+    if not plan.critical_path:
+        return ""
+    what = (
+        f"expected {format_duration(plan.critical_path_seconds)}"
+        if plan.critical_path_seconds is not None
+        else f"{len(plan.critical_path)} job{_s(len(plan.critical_path))}"
+    )
+    return f"Critical path ({what}): {' -> '.join(plan.critical_path)}\n"
 
 
 def _notes(plan: Plan, planned: PlannedJob) -> list[str]:

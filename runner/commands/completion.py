@@ -1,0 +1,48 @@
+"""`celonis-runner completion SHELL`: print a completion script for bash, zsh or fish.
+
+The script is written from the CLI's own parser with every command's arguments declared
+(`Context.full_parser`), so it completes exactly the commands, options and `--format` values
+the CLI takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from runner.commands.shared import Context
+from runner.errors import ExitCode, UsageError
+
+SHELLS = ("bash", "zsh", "fish")
+
+EXAMPLES = """\
+  celonis-runner completion bash > ~/.local/share/bash-completion/completions/celonis-runner
+  celonis-runner completion zsh > "${fpath[1]}/_celonis-runner"
+  celonis-runner completion fish > ~/.config/fish/completions/celonis-runner.fish"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Optional for argparse (every command parses without arguments); main() insists on it.
+    parser.add_argument(
+        "shell", nargs="?", choices=SHELLS, help="the shell to complete in: bash, zsh or fish"
+    )
+    usage = parser.format_usage().removeprefix("usage: ").replace("[{", "{", 1)
+    parser.usage = usage.replace("}]", "}", 1).replace("%", "%%").rstrip("\n")
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    if not args.shell:
+        raise UsageError(f"completion needs SHELL: one of {', '.join(SHELLS)}")
+    if ctx.full_parser is None:
+        raise UsageError("completion is only run from the command line")
+    ctx.stdout.write(script(args.shell, ctx.full_parser()))
+    return ExitCode.OK
+
+
+def script(shell: str, parser: argparse.ArgumentParser) -> str:
+    """The completion script for `shell`, from `parser` (every command declared)."""
+    from runner.completion.shape import shape_of
+
+    writer = importlib.import_module(f"runner.completion.{shell}")
+    text: str = writer.script(shape_of(parser))
+    return text

@@ -1,0 +1,2 @@
+"""Shell completion scripts made from the real argparse parser (`celonis-runner completion`):
+`shape` walks the parser into plain data; `bash`, `zsh` and `fish` each write one script."""
