@@ -143,7 +143,7 @@ def run(
     watch: Watch | None = None,
     environment: str | None = None,
 ) -> int:
-    from runner.commands.names import resolved_or_refused
+    from runner.commands.names import first_read, resolved_or_refused
 
     manifest = load_checked(
         file,
@@ -155,7 +155,10 @@ def run(
         environment=environment,
     )
     with remote_client(manifest, remote, environ, stderr) as (client, _):
-        manifest = resolved_or_refused(client, manifest, stderr, github=github, doing="read")
+        pools = first_read(client, embedded=remote.emulator)
+        manifest = resolved_or_refused(
+            client, manifest, stderr, github=github, doing="read", pools=pools
+        )
         if watch is not None:
             return _watch(client, manifest, watch, output_format, stdout, stderr, github)
         shown_url = client.base_url
