@@ -8,7 +8,8 @@ wrote a state file and printed a resume hint for a run that never reached Celoni
 So before a command looks anything up, starts anything or writes a state file, it reads
 `GET /integration/api/pools`: the one endpoint whose answer does not depend on the
 manifest's ids. Celonis answers it with a JSON list of pools (each with an id), or refuses
-the key (401, or 403 when it may not list pools: the command goes on as before). Anything
+the key (401, or 403 when it may not list pools): the command then goes on as before and
+meets the refusal where it did (a run's report says that nothing started). Anything
 else is `NotCelonisError` (exit 3): a 404, a redirect, another 4xx, an answer that is not
 JSON, JSON of another shape, an HTML page with a 401 or 403. The message names the base
 URL, the status and the media type, never the body. Network failures, 5xx and 429 are
@@ -41,11 +42,11 @@ HINT = (
 
 
 def first_contact(client: CelonisClient) -> list[PoolInfo] | None:
-    """The team's pools; None when the key may not list them (HTTP 403 from Celonis).
+    """The team's pools; None when Celonis refused the key or its listing of pools (a 401 or
+    403, or an OAuth token request's refusal, that is not an HTML page).
 
     NotCelonisError when the base URL answers, but not like Celonis (an OAuth token request
-    on the way included); any other ApiError (no answer, 5xx, 429, a refused key) as the
-    request raised it."""
+    on the way included); any other ApiError (no answer, 5xx, 429) as the request raised it."""
     try:
         response = client.transport.request("GET", POOLS_PATH)
     except (NetworkError, ServerError, RateLimitedError):
@@ -53,9 +54,10 @@ def first_contact(client: CelonisClient) -> list[PoolInfo] | None:
     except AuthError as error:
         if error.content_type == "text/html" or error.status == 404:
             raise _not_celonis_error(client.base_url, error) from None
-        if error.status == 403 and error.path == POOLS_PATH:
-            return None
-        raise
+        # Celonis refused the key (401, a token request's 4xx) or its listing of pools (403):
+        # the command meets the refusal where it did before (a run's report says nothing
+        # started), and a 403 key may still read its own pools
+        return None
     except ApiError as error:
         raise _not_celonis_error(client.base_url, error) from None
     return _pools(client, response)
