@@ -14,8 +14,10 @@ import pytest
 
 from runner.manifest.diff import compare
 from runner.manifest.loader import load_manifest
+from runner.reports.mermaid import MAX_TEXT
 from tests.conftest import CliResult
 from tests.e2e import Pipeline
+from tests.user_tools import diff_pair
 
 Cli = Callable[..., CliResult]
 NAMESPACE = uuid.UUID("6c1f3a52-95d7-4b8e-a0c4-1d2e3f405162")
@@ -300,9 +302,33 @@ def test_markdown_and_mermaid_mark_the_changes(cli: Cli, repo: Path) -> None:
     assert classes["removed"] == [by_name["transform_deliveries"]]
     assert f"{by_name['transform_deliveries']} -.-x {by_name['transform_o2c']}" in mermaid
     assert f"{by_name['extract_accounts']} ==> {by_name['load_accounts']}" in mermaid
-    assert len(by_name) == 17  # 12 jobs, 1 removed job, 3 pools and the "removed" subgraph
+    assert len(by_name) == 13  # 12 jobs and the removed one; no subgraph (pool or "removed")
+    assert "subgraph" not in mermaid
+    assert ids[by_name["transform_deliveries"]].endswith('<br/>removed"]')
+    assert ids[by_name["extract_returns"]] == 'extract_returns<br/>DELTA in sap<br/>added"]'
     # a node of every job of the new manifest
     assert all(name in by_name for name in ("extract_orders", "publish", "transform_accounts"))
+
+
+def test_a_300_job_diff_chart_has_no_subgraph(cli: Cli, tmp_path: Path) -> None:
+    """Mermaid's dagre layout fails on subgraphs from ~50 jobs in 10 pools ("Cannot set
+    properties of undefined (setting 'order')"): the diff draws with the shared builder."""
+    base, new = tmp_path / "base.yaml", tmp_path / "jobs.yaml"
+    base_text, new_text = diff_pair(300)
+    base.write_text(base_text)
+    new.write_text(new_text)
+    result = cli("diff", str(base), str(new), "--format", "mermaid")
+    assert result.code == 0, result.err
+    chart = result.out
+    assert chart.startswith("flowchart LR\n")
+    assert "subgraph" not in chart.replace('"subgraph<br/>', "")  # a job may be named so
+    assert not [line for line in chart.splitlines() if line.strip() == "end"]
+    nodes = [line for line in chart.splitlines() if '["' in line]
+    assert len(nodes) == 302  # 300 jobs in common, the added one and the removed one
+    assert " -.-x " in chart and " ==> " in chart  # the removed and the added dependency
+    for mark in ("added", "changed", "downstream", "removed"):
+        assert f"  classDef {mark} " in chart, mark
+    assert len(chart) <= MAX_TEXT
 
 
 def test_plan_state_modified_plus_selects_the_changes_and_downstream(cli: Cli, repo: Path) -> None:

@@ -35,7 +35,9 @@ from tests.user_tools import (
     TOOLS,
     LanguageServer,
     chromium,
+    diff_pair,
     make_run,
+    many_jobs_manifest,
     node,
     tool,
 )
@@ -187,33 +189,32 @@ def test_the_step_summarys_graph_and_timeline_render(tmp_path: Path, count: int)
         assert f"{name} (" in timeline and f">{name}<" in graph, name
 
 
-def _manifest(count: int, pools: int = 10) -> str:
-    lines = ["version: 1", "pools:"]
-    for pool in range(pools):
-        lines += [f"  pool_{pool}:", f"    id: 00000000-0000-4000-8000-{pool:012d}"]
-    lines.append("jobs:")
-    names = [*MERMAID_KEYWORDS, *(f"job_{n}" for n in range(count))][:count]
-    for number, name in enumerate(names):
-        lines += [
-            f"  {name}:",
-            f"    pool: pool_{number % pools}",
-            f"    id: 00000000-0000-4000-9000-{number:012d}",
-        ]
-        deps = sorted({names[number // 2], names[max(0, number - 3)]} - {name})
-        if number and deps:
-            lines.append(f"    depends_on: [{', '.join(deps)}]")
-    return "\n".join(lines) + "\n"
-
-
 @pytest.mark.parametrize("count", [1, 50, 300])
 def test_the_plans_flowchart_renders(cli: Cli, tmp_path: Path, count: int) -> None:
     manifest = tmp_path / "jobs.yaml"
-    manifest.write_text(_manifest(count), encoding="utf-8")
+    manifest.write_text(many_jobs_manifest(count), encoding="utf-8")
     chart = cli("plan", str(manifest), "--format", "mermaid").out
     markdown = tmp_path / "plan.md"
     markdown.write_text(f"```mermaid\n{chart}```\n", encoding="utf-8")
     (svg,) = mermaid_cli(markdown, tmp_path)
     assert svg.count('class="node ') >= count or svg.count('<g class="node') >= count
+
+
+@pytest.mark.parametrize("count", [1, 50, 300])
+def test_the_diffs_flowchart_renders(cli: Cli, tmp_path: Path, count: int) -> None:
+    """`diff --format mermaid` draws with the shared flowchart builder: no subgraphs, which
+    dagre fails on from a few dozen jobs in several pools."""
+    base, new = tmp_path / "base.yaml", tmp_path / "jobs.yaml"
+    base_text, new_text = diff_pair(count)
+    base.write_text(base_text, encoding="utf-8")
+    new.write_text(new_text, encoding="utf-8")
+    result = cli("diff", str(base), str(new), "--format", "mermaid")
+    assert result.code == 0, result.err
+    markdown = tmp_path / "diff.md"
+    markdown.write_text(f"```mermaid\n{result.out}```\n", encoding="utf-8")
+    (svg,) = mermaid_cli(markdown, tmp_path)
+    # every job of the new manifest and the removed one
+    assert svg.count('class="node ') >= count + 1 or svg.count('<g class="node') >= count + 1
 
 
 # -- JUnit readers (Jenkins, GitLab and the Python tools CI plugins are built on) -------------

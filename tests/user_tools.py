@@ -211,3 +211,41 @@ MERMAID_KEYWORDS = (
     "direction",
 )
 """Valid job names that are words of Mermaid's gantt or flowchart syntax."""
+
+
+def many_jobs_manifest(count: int, pools: int = 10) -> str:
+    """A manifest of `count` jobs in `pools` pools, the first named like Mermaid's keywords,
+    each after one or two earlier jobs."""
+    lines = ["version: 1", "pools:"]
+    for pool in range(pools):
+        lines += [f"  pool_{pool}:", f"    id: 00000000-0000-4000-8000-{pool:012d}"]
+    lines.append("jobs:")
+    names = [*MERMAID_KEYWORDS, *(f"job_{n}" for n in range(count))][:count]
+    for number, name in enumerate(names):
+        lines += [
+            f"  {name}:",
+            f"    pool: pool_{number % pools}",
+            f"    id: 00000000-0000-4000-9000-{number:012d}",
+        ]
+        deps = sorted({names[number // 2], names[max(0, number - 3)]} - {name})
+        if number and deps:
+            lines.append(f"    depends_on: [{', '.join(deps)}]")
+    return "\n".join(lines) + "\n"
+
+
+def diff_pair(count: int, pools: int = 10) -> tuple[str, str]:
+    """Two manifests of `count` jobs in common (many_jobs_manifest) that differ in every way a
+    diff marks: BASE has a job NEW lacks (after the first job: a removed edge); NEW runs its
+    first job FULL (changed, the rest downstream) and has a job BASE lacks (after the last)."""
+    names = [*MERMAID_KEYWORDS, *(f"job_{n}" for n in range(count))][:count]
+    common = many_jobs_manifest(count, pools)
+    base = common + (
+        "  removed_job:\n    pool: pool_0\n    id: 00000000-0000-4000-a000-000000000001\n"
+        f"    depends_on: [{names[0]}]\n"
+    )
+    first_id = "    id: 00000000-0000-4000-9000-000000000000\n"
+    new = common.replace(first_id, first_id + "    mode: FULL\n", 1) + (
+        "  added_job:\n    pool: pool_0\n    id: 00000000-0000-4000-a000-000000000002\n"
+        f"    depends_on: [{names[-1]}]\n"
+    )
+    return base, new

@@ -74,6 +74,7 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
+POOLS_PATH = "/integration/api/pools"
 FAILURE_LOG_PAGE_SIZE = 200
 FAILURE_LOG_MAX_PAGES = 5
 
@@ -149,14 +150,7 @@ class CelonisClient:
 
     def list_pools(self) -> list[PoolInfo]:
         """`GET /integration/api/pools`."""
-        path = "/integration/api/pools"
-        answer = self.transport.get_json(path)
-        return [
-            PoolInfo(
-                id=_required_str(item, "id", "GET", path), name=_opt_str(item, "name", "GET", path)
-            )
-            for item in _objects(answer, "GET", path)
-        ]
+        return pools_in(self.transport.get_json(POOLS_PATH))
 
     def list_jobs(self, pool_id: str) -> list[JobInfo]:
         """`GET /integration/api/pools/{pool}/jobs`."""
@@ -607,6 +601,18 @@ def _execution_info(item: Mapping[str, object], shown: str) -> ExecutionInfo:
         start_date=_epoch_ms(item.get("startDate"), "startDate", "GET", shown),
         end_date=_epoch_ms(item.get("endDate"), "endDate", "GET", shown),
     )
+
+
+def pools_in(answer: object) -> list[PoolInfo]:
+    """The pools of a `GET /integration/api/pools` answer; ProtocolError when it is not a list
+    of objects with an id."""
+    return [
+        PoolInfo(
+            id=_required_str(item, "id", "GET", POOLS_PATH),
+            name=_opt_str(item, "name", "GET", POOLS_PATH),
+        )
+        for item in _objects(answer, "GET", POOLS_PATH)
+    ]
 
 
 def _unexpected(method: str, path: str, what: str) -> ProtocolError:

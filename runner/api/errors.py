@@ -8,6 +8,7 @@
           +-- ServerError         5xx
           +-- NetworkError        connection refused or dropped, timeouts, TLS failures
           +-- ProtocolError       an answer that is not the JSON we expect
+               +-- NotCelonisError the base URL answers, but not like Celonis (another server)
           +-- JobBusyError        the job is already QUEUED or RUNNING: not triggered
           +-- UnclearExecuteError an execute may or may not have started the job
 
@@ -55,6 +56,7 @@ class ApiError(RunnerError):
         status: int | None = None,
         error_code: str | None = None,
         title: str | None = None,
+        content_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.method = method
@@ -62,6 +64,8 @@ class ApiError(RunnerError):
         self.status = status
         self.error_code = error_code
         self.title = title
+        self.content_type = content_type
+        """The answer's media type (`application/json`, `text/html`), when there was an answer."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
@@ -118,6 +122,12 @@ class NetworkError(ApiError):
 
 class ProtocolError(ApiError):
     """An answer we cannot use: not JSON, or not the shape the API is known to have."""
+
+
+class NotCelonisError(ProtocolError):
+    """The base URL answered a command's first request, but not as Celonis answers it (an HTML
+    page, JSON of another shape, a 404 where Celonis has a resource): another server listens
+    there. Raised before anything is started (runner.api.first_contact)."""
 
 
 class JobBusyError(ApiError):

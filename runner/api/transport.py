@@ -67,6 +67,7 @@ MAX_ANSWER_BYTES = 16 * 2**20
 """Answers above this size are refused (ProtocolError), not read."""
 ANSWER_CHUNK_BYTES = 64 * 1024
 MAX_ERROR_TEXT = 200
+MAX_MEDIA_TYPE = 80
 """Longest `errorCode` or `title` quoted in a message."""
 _EPOCH_THRESHOLD = 1_000_000_000.0
 """An `x-ratelimit-reset` above this is an epoch time, not a number of seconds."""
@@ -524,7 +525,13 @@ class Transport:
 
         def fail(kind: type[ApiError], message: str) -> ApiError:
             return kind(
-                message, method=method, path=shown, status=status, error_code=code, title=title
+                message,
+                method=method,
+                path=shown,
+                status=status,
+                error_code=code,
+                title=title,
+                content_type=content_type(response),
             )
 
         auth_hint = self._auth_hint(status, token_request, pool_id)
@@ -578,15 +585,24 @@ class Transport:
         except ValueError:
             pass
         # Raised outside the except block: the decode error holds the whole body.
-        kind = response.headers.get("Content-Type", "no Content-Type").split(";")[0].strip()
+        kind = content_type(response)
         raise ProtocolError(
-            f"{method} {shown}: HTTP {response.status_code}: the answer is not JSON ({kind}):"
-            f" {self.base_url} does not answer like Celonis; check the base URL"
-            " (another server on that port?)",
+            f"{method} {shown}: HTTP {response.status_code}: the answer is not JSON"
+            f" ({kind or 'no Content-Type'}): {self.base_url} does not answer like Celonis;"
+            " check the base URL (another server on that port?)",
             method=method,
             path=shown,
             status=response.status_code,
+            content_type=kind,
         )
+
+
+def content_type(response: requests.Response) -> str | None:
+    """The answer's media type without parameters, printable and short; None when not given."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if not kind:
+        return None
+    return kind[:MAX_MEDIA_TYPE] if kind.isascii() and kind.isprintable() else "unreadable"
 
 
 def _read_body(response: requests.Response, method: str, shown: str) -> None:

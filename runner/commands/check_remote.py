@@ -13,7 +13,7 @@ from typing import TextIO
 from runner import problems as out
 from runner.api import CelonisClient
 from runner.api.task_reader import TaskReader
-from runner.commands.names import looked_up
+from runner.commands.names import first_read, looked_up
 from runner.commands.shared import RemoteOptions, remote_client
 from runner.errors import ExitCode
 from runner.manifest.model import Manifest
@@ -39,12 +39,13 @@ def run(
             f"Checking {len(plan.jobs)} job{_s(len(plan.jobs))} against {client.base_url}"
             f"{where} (read-only)\n"
         )
-        resolution = looked_up(client, plan.manifest)
+        pools = first_read(client, embedded=options.emulator)
+        resolution = looked_up(client, plan.manifest, pools)
         if resolution.errors:
             return _unresolved(resolution.problems, stderr, github)
         if replan is not None and plan.manifest.by_name:
             plan = replan(resolution.manifest)
-        result = check_plan(client, plan)
+        result = check_plan(client, plan, listed=not options.emulator)
         result.problems = sort_problems([*resolution.problems, *result.problems])
         if not result.missing and any(p.job.tasks is not None for p in plan.jobs.values()):
             check_subsets(client, plan, result, redactor.scrub)

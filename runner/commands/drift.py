@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from runner import problems as out
-from runner.commands.names import looked_up
+from runner.commands.names import first_read, looked_up
 from runner.commands.shared import RemoteOptions, load_checked, remote_client
 from runner.errors import ExitCode
 from runner.manifest.model import Manifest
@@ -71,11 +71,12 @@ def _look(
     env = manifest.environment or ""
     result = Found(env)
     with remote_client(manifest, remote, environ, stderr) as (client, _):
-        resolution = looked_up(client, manifest)
+        pools = first_read(client, embedded=remote.emulator)
+        resolution = looked_up(client, manifest, pools)
         result.problems += _labelled(resolution.problems, env)
         gone = set(resolution.unresolved)
         if not resolution.errors:
-            check = check_plan(client, build_plan(resolution.manifest))
+            check = check_plan(client, build_plan(resolution.manifest), listed=not remote.emulator)
             result.problems += _labelled(check.errors, env)
             gone |= set(check.missing)
     for job in resolution.manifest.jobs.values():

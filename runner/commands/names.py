@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TextIO
 
 import structlog
 
 from runner import problems as out
+from runner.api.client import CelonisClient
+from runner.api.first_contact import first_contact
+from runner.api.types import PoolInfo
 from runner.errors import UsageError
 from runner.manifest.model import Manifest
 from runner.preflight.names import Resolution, resolve_names
@@ -16,9 +20,19 @@ from runner.preflight.remote import ReadApi
 log = structlog.get_logger(__name__)
 
 
-def looked_up(api: ReadApi, manifest: Manifest) -> Resolution:
-    """The names looked up, logged (the environment, each name's id, the requests it took)."""
-    resolution = resolve_names(api, manifest)
+def first_read(client: CelonisClient, *, embedded: bool) -> list[PoolInfo] | None:
+    """A command's first request: the base URL checked to answer like Celonis before anything
+    is looked up, started or saved (NotCelonisError, exit 3, when it does not); the pool list
+    it read (None: the key may not list pools). Not asked of the embedded emulator."""
+    return None if embedded else first_contact(client)
+
+
+def looked_up(
+    api: ReadApi, manifest: Manifest, pools: Sequence[PoolInfo] | None = None
+) -> Resolution:
+    """The names looked up, logged (the environment, each name's id, the requests it took);
+    `pools`: the pool list when the command read it already (`first_read`)."""
+    resolution = resolve_names(api, manifest, pools)
     if manifest.by_name:
         log.info(
             "names_resolved",
@@ -31,11 +45,17 @@ def looked_up(api: ReadApi, manifest: Manifest) -> Resolution:
 
 
 def resolved_or_refused(
-    api: ReadApi, manifest: Manifest, stderr: TextIO, *, github: bool = False, doing: str
+    api: ReadApi,
+    manifest: Manifest,
+    stderr: TextIO,
+    *,
+    github: bool = False,
+    doing: str,
+    pools: Sequence[PoolInfo] | None = None,
 ) -> Manifest:
     """The manifest with its names' ids; UsageError (exit 2) naming every name that did not
     give one id, before `doing` anything (a run sends no execute)."""
-    resolution = looked_up(api, manifest)
+    resolution = looked_up(api, manifest, pools)
     if not resolution.problems:
         return resolution.manifest
     if github:

@@ -25,7 +25,7 @@ from runner.api import CelonisClient
 from runner.api.task_reader import TaskReader
 from runner.clock import Clock
 from runner.commands.base import selection_against
-from runner.commands.names import resolved_or_refused
+from runner.commands.names import first_read, resolved_or_refused
 from runner.commands.plan import add_selection
 from runner.commands.shared import (
     DEFAULT_FILE,
@@ -253,11 +253,16 @@ def _prepare(
     where: str,
     out: tuple[TextIO, logs.Redactor],
 ) -> tuple[Plan, SavedRun | None, ResumeFrom | None]:
-    """The manifest's names looked up (one pool list, one job list per pool: nothing runs
-    while any is unknown), then the plan and what a resume takes up, checked to go where the
-    earlier run went; then its subsets' task names looked up (`out`: stderr, redactor)."""
+    """The base URL checked to answer like Celonis (its first request: before a state file or a
+    resume hint can exist), the manifest's names looked up (one pool list, one job list per
+    pool: nothing runs while any is unknown), then the plan and what a resume takes up, checked
+    to go where the earlier run went; then its subsets' task names looked up (`out`: stderr,
+    redactor)."""
     stderr, redactor = out
-    manifest = resolved_or_refused(client, manifest, stderr, github=options.github, doing="started")
+    pools = first_read(client, embedded=options.emulator)
+    manifest = resolved_or_refused(
+        client, manifest, stderr, github=options.github, doing="started", pools=pools
+    )
     plan, saved, resume = _plan_and_resume(options, manifest, state_file)
     check_resume_target(saved, where, force=options.force)
     return _task_plan(options, plan, client, saved, stderr, redactor), saved, resume

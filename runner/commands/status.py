@@ -154,7 +154,7 @@ def run(
     quiet: bool = False,
 ) -> int:
     """`quiet`: the text table shows only the jobs that are not fine, then a count."""
-    from runner.commands.names import resolved_or_refused
+    from runner.commands.names import first_read, resolved_or_refused
 
     manifest = load_checked(
         file,
@@ -166,7 +166,10 @@ def run(
         environment=environment,
     )
     with remote_client(manifest, remote, environ, stderr) as (client, _):
-        manifest = resolved_or_refused(client, manifest, stderr, github=github, doing="read")
+        pools = first_read(client, embedded=remote.emulator)
+        manifest = resolved_or_refused(
+            client, manifest, stderr, github=github, doing="read", pools=pools
+        )
         if watch is not None:
             table = write_quiet_table if quiet else write_table
             return _watch(client, manifest, watch, output_format, stdout, stderr, github, table)

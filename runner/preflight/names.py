@@ -44,19 +44,18 @@ class Resolution:
         return [p.path.rsplit(".", 1)[0] for p in self.errors]
 
 
-def resolve_names(api: ReadApi, manifest: Manifest) -> Resolution:
+def resolve_names(
+    api: ReadApi, manifest: Manifest, pools: Sequence[PoolInfo] | None = None
+) -> Resolution:
     """Every `celonis_name` of `manifest` looked up through `api`; the manifest returned has the
-    ids (and `resolved`: what each name gave) when there are no problems."""
+    ids (and `resolved`: what each name gave) when there are no problems. `pools`: the pool
+    list when the command has read it already (runner.api.first_contact), else it is read."""
     if not manifest.by_name:
         return Resolution(manifest)
     locate = Locator(manifest)
-    result = Resolution(manifest, requests=1)
-    remote_pools = api.list_pools()
-    pool_ids: dict[str, str] = {}
-    for pool in manifest.pools.values():
-        found = _pool_id(pool, remote_pools, locate, result.problems)
-        if found:
-            pool_ids[pool.name] = found
+    result = Resolution(manifest, requests=0 if pools is not None else 1)
+    remote_pools = list(pools) if pools is not None else api.list_pools()
+    pool_ids = _pool_ids(manifest, remote_pools, locate, result.problems)
     for pool_id in sorted(_pools_to_list(manifest, pool_ids)):
         result.job_lists[pool_id] = api.list_jobs(pool_id)
         result.requests += 1
@@ -75,6 +74,18 @@ def resolve_names(api: ReadApi, manifest: Manifest) -> Resolution:
     return result
 
 
+def _pool_ids(
+    manifest: Manifest, remote: Sequence[PoolInfo], locate: Locator, problems: list[Problem]
+) -> dict[str, str]:
+    """The id of each pool of the manifest that one has (a problem for each that has none)."""
+    pool_ids: dict[str, str] = {}
+    for pool in manifest.pools.values():
+        found = _pool_id(pool, remote, locate, problems)
+        if found:
+            pool_ids[pool.name] = found
+    return pool_ids
+
+
 def _pools_to_list(manifest: Manifest, pool_ids: Mapping[str, str]) -> set[str]:
     """The pools whose job list is needed: those with a job given by name."""
     named = [j for j in manifest.jobs.values() if j.celonis_name]
@@ -82,7 +93,7 @@ def _pools_to_list(manifest: Manifest, pool_ids: Mapping[str, str]) -> set[str]:
 
 
 def _pool_id(
-    pool: Pool, remote: list[PoolInfo], locate: Locator, problems: list[Problem]
+    pool: Pool, remote: Sequence[PoolInfo], locate: Locator, problems: list[Problem]
 ) -> str | None:
     """The pool's id: its own, or the one pool of its `celonis_name`."""
     name = pool.celonis_name

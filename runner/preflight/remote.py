@@ -76,11 +76,14 @@ class RemoteCheck:
         return [p for p in self.problems if p.severity == "warning"]
 
 
-def check_plan(api: ReadApi, plan: Plan) -> RemoteCheck:
-    """Check the plan's pools and jobs; raises ApiError when the API cannot be used at all."""
+def check_plan(api: ReadApi, plan: Plan, *, listed: bool = False) -> RemoteCheck:
+    """Check the plan's pools and jobs; raises ApiError when the API cannot be used at all.
+    `listed`: the command read the pool list already (runner.api.first_contact), which proved
+    the credentials."""
     result = RemoteCheck()
     try:
-        api.list_pools()  # proves the credentials work (401 raises) before anything else
+        if not listed:
+            api.list_pools()  # proves the credentials work (401 raises) before anything else
     except AuthError as error:
         if error.status != 403:
             raise  # 403: the key may not list pools, but may still read its own: go on

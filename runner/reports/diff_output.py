@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from runner.durations import format_duration
@@ -17,6 +17,8 @@ from runner.manifest.diff import (
     ManifestDiff,
     Value,
 )
+from runner.manifest.model import Job
+from runner.reports import mermaid
 from runner.text import inert, printable
 
 DIFF_FORMAT_VERSION = 1
@@ -273,70 +275,34 @@ def classes(diff: ManifestDiff) -> dict[str, str]:
 
 
 def write_mermaid(diff: ManifestDiff, stream: TextIO, *, only: Iterable[str] | None = None) -> None:
-    """The new graph as a flowchart, a subgraph per pool, with the changes marked; removed
-    jobs in a subgraph of their own with their former edges dotted, added edges thick.
-    `only`: these jobs."""
-    new = diff.new
-    wanted = None if only is None else set(only)
-    names = [n for n in new.jobs if wanted is None or n in wanted]
-    ids = {name: f"j{i}" for i, name in enumerate(names)}
+    """The new graph as a flowchart (runner.reports.mermaid: no subgraphs, each node names its
+    pool) with the changes marked: node classes for added, changed and downstream jobs, removed
+    jobs as nodes of their own with their former edges dotted and crossed, added edges thick.
+    `only`: these jobs of the new graph (every removed job is drawn)."""
+    names = _drawn(diff, only)
     removed = [n for n in diff.base.jobs if n in diff.removed_jobs]
-    ids.update((name, f"r{i}") for i, name in enumerate(removed))
-    marked = classes(diff)
-    stream.write("flowchart LR\n")
-    _write_nodes(stream, names, ids, new.jobs, marked)
-    _write_removed(stream, removed, ids)
-    stream.writelines(_edge_lines(diff, names, ids))
-    _write_classes(stream, ids, {**marked, **dict.fromkeys(removed, "removed")})
+    marked = {**classes(diff), **dict.fromkeys(removed, "removed")}
+    nodes = [_node(name, diff.new.jobs[name], marked.get(name)) for name in names]
+    nodes += [_node(name, diff.base.jobs[name], "removed") for name in removed]
+    edges = [(dep, name) for name in names for dep in diff.new.jobs[name].depends_on]
+    kinds = dict.fromkeys(diff.edges_added, "added")
+    kinds.update(dict.fromkeys(diff.edges_removed, "removed"))
+    edges += diff.edges_removed
+    stream.write(mermaid.flowchart(nodes, edges, MERMAID_STYLES, kinds=kinds))
 
 
-def _write_removed(stream: TextIO, removed: Sequence[str], ids: Mapping[str, str]) -> None:
-    if not removed:
-        return
-    stream.write('  subgraph removed["removed"]\n')
-    for name in removed:
-        stream.write(f'    {ids[name]}["{name}<br/>removed"]\n')
-    stream.write("  end\n")
+def _drawn(diff: ManifestDiff, only: Iterable[str] | None) -> list[str]:
+    """The jobs of the new graph to draw, in its order: all, or those of `only`."""
+    if only is None:
+        return list(diff.new.jobs)
+    wanted = set(only)
+    return [n for n in diff.new.jobs if n in wanted]
 
 
-def _edge_lines(diff: ManifestDiff, names: Sequence[str], ids: Mapping[str, str]) -> list[str]:
-    """The new graph's edges (added ones thick), then the removed ones dotted and crossed."""
-    added = set(diff.edges_added)
-    lines = []
-    for name in names:
-        for dep in diff.new.jobs[name].depends_on:
-            if dep in ids:
-                arrow = "==>" if (dep, name) in added else "-->"
-                lines.append(f"  {ids[dep]} {arrow} {ids[name]}\n")
-    lines += [f"  {ids[a]} -.-x {ids[b]}\n" for a, b in diff.edges_removed if a in ids and b in ids]
-    return lines
-
-
-def _write_nodes(
-    stream: TextIO,
-    names: Sequence[str],
-    ids: Mapping[str, str],
-    jobs: Mapping[str, Any],
-    marked: Mapping[str, str],
-) -> None:
-    pools: dict[str, list[str]] = {}
-    for name in names:
-        pools.setdefault(jobs[name].pool, []).append(name)
-    for number, (pool, members) in enumerate(pools.items()):
-        stream.write(f'  subgraph p{number}["{pool}"]\n')
-        for name in members:
-            note = marked.get(name, "").replace("_", " ")
-            label = f"{name}<br/>{jobs[name].mode}" + (f"<br/>{note}" if note else "")
-            stream.write(f'    {ids[name]}["{label}"]\n')
-        stream.write("  end\n")
-
-
-def _write_classes(stream: TextIO, ids: Mapping[str, str], marked: Mapping[str, str]) -> None:
-    for cls, style in MERMAID_STYLES.items():
-        members = [ids[n] for n, c in marked.items() if c == cls and n in ids]
-        if members:
-            stream.write(f"  classDef {cls} {style}\n")
-            stream.write(f"  class {','.join(members)} {cls}\n")
+def _node(name: str, job: Job, mark: str | None) -> mermaid.Node:
+    """A job's node: its name, mode and pool, and what the diff says of it."""
+    lines = (name, f"{job.mode} in {job.pool}")
+    return mermaid.Node(name, (*lines, mark.replace("_", " ")) if mark else lines, mark)
 
 
 def markdown(diff: ManifestDiff) -> str:

@@ -1,4 +1,5 @@
-"""The one Mermaid flowchart writer (`plan --format mermaid`, the step summary's graph), and the
+"""The one Mermaid flowchart writer (`plan --format mermaid`, the step summary's graph,
+`diff --format mermaid` and the diff's Markdown graph), and the
 limits every Mermaid text this tool writes keeps so that GitHub (and mermaid-cli) render it.
 
 No subgraphs: Mermaid's default layout (dagre, the only one GitHub has) fails on flowcharts
@@ -42,23 +43,37 @@ def fits(text: str) -> bool:
     return len(text) <= MAX_TEXT
 
 
+ARROWS = {"added": "==>", "removed": "-.-x"}
+"""Arrow kinds besides the plain `-->`: a dependency added (thick) and one removed (dotted,
+crossed), as `diff --format mermaid` draws them."""
+
+
 def flowchart(
-    nodes: Sequence[Node], edges: Iterable[tuple[str, str]], styles: Mapping[str, str]
+    nodes: Sequence[Node],
+    edges: Iterable[tuple[str, str]],
+    styles: Mapping[str, str],
+    *,
+    kinds: Mapping[tuple[str, str], str] | None = None,
 ) -> str:
     """A left-to-right flowchart: a node per entry, an arrow per (from, to) of known nodes,
-    nodes coloured by status with `styles` (status -> Mermaid style)."""
+    nodes coloured by status with `styles` (status -> Mermaid style); `kinds`: an edge's
+    kind in ARROWS (any other edge is a plain arrow)."""
     ids = {node.name: f"j{number}" for number, node in enumerate(nodes)}
     arrows = [(a, b) for a, b in dict.fromkeys(edges) if a in ids and b in ids]
     out = ["flowchart LR\n"]
     for node in nodes:
         label = "<br/>".join(label_text(line) for line in node.lines)
         out.append(f'  {ids[node.name]}["{label}"]\n')
-    out += _arrows(arrows, ids)
+    out += _arrows(arrows, ids, kinds or {})
     out += _classes(nodes, ids, styles)
     return "".join(out)
 
 
-def _arrows(arrows: Sequence[tuple[str, str]], ids: Mapping[str, str]) -> list[str]:
+def _arrows(
+    arrows: Sequence[tuple[str, str]],
+    ids: Mapping[str, str],
+    kinds: Mapping[tuple[str, str], str],
+) -> list[str]:
     """The arrows Mermaid can draw: all, or those no other path implies, or none (with a note)."""
     drawn = arrows if len(arrows) <= MAX_EDGES else _reduced(arrows)
     out = []
@@ -67,7 +82,9 @@ def _arrows(arrows: Sequence[tuple[str, str]], ids: Mapping[str, str]) -> list[s
         drawn = []
     elif len(drawn) < len(arrows):
         out.append(f"  %% {len(arrows) - len(drawn)} dependencies implied by others not drawn\n")
-    return out + [f"  {ids[a]} --> {ids[b]}\n" for a, b in drawn]
+    return out + [
+        f"  {ids[a]} {ARROWS.get(kinds.get((a, b), ''), '-->')} {ids[b]}\n" for a, b in drawn
+    ]
 
 
 def _classes(nodes: Sequence[Node], ids: Mapping[str, str], styles: Mapping[str, str]) -> list[str]:
