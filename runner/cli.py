@@ -213,7 +213,8 @@ def invoke(
     try:
         args = parse_args(words, ctx.stdout, ctx.stderr)
     except SystemExit as exc:  # argparse: --help/--version exit 0, usage errors exit 2
-        return Outcome(_error_code(int(exc.code or 0), "--detailed-exitcode" in words))
+        detailed = _chosen(words) == "diff" and "--detailed-exitcode" in words
+        return Outcome(_error_code(int(exc.code or 0), detailed))
     code = _guarded(args, ctx)
     return Outcome(code, ctx.hard_exit)
 

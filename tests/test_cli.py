@@ -120,6 +120,10 @@ def test_plan_invalid_manifest_exits_2(cli: Cli, write_manifest: Callable[[str],
 def test_usage_error_exits_2(cli: Cli) -> None:
     assert cli("plan", "--max-parallel", "0").code == 2
     assert cli("frobnicate").code == 2
+    # only diff's own --detailed-exitcode turns a usage error into 1 (hypothesis found this
+    # one: the word as the value of another command's option)
+    assert cli("plan", "jobs.yaml", "--tasks", "--detailed-exitcode").code == 2
+    assert cli("diff", "--format", "--detailed-exitcode").code == 1
 
 
 def test_validate_does_not_import_requests() -> None:
