@@ -141,6 +141,30 @@ def test_a_lost_answer_then_a_resume_with_celonis_minutes_off_never_executes_twi
     assert "job_resent_after_unclear" not in second.err
 
 
+def lost_execute(tmp_path: Path, duration: str, timeout: str, **settings: str) -> Pipeline:
+    """One job, "only", whose first execute takes effect but whose answer is lost."""
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings.update(time_scale=100, **settings)
+    p.settings["faults"] = [{"method": "POST", "path": EXECUTE, "action": "drop_after", "times": 1}]
+    p.job("only", "sap", behaviour={"duration": duration, "last_run": "SUCCESS"}, timeout=timeout)
+    p.write()
+    return p
+
+
+def kill_with_the_execute_out(p: Pipeline, emu: Any) -> dict[str, str]:
+    """Run the pipeline in its own process and SIGKILL it once its execute reached Celonis;
+    the environment that puts later runner processes on the emulator's virtual time (so a
+    `clock_offset` is the only difference between the clocks)."""
+    env = {**env_for(p), "CELONIS_RUNNER_TIME_ORIGIN": repr(emu.clock.origin)}
+    proc = spawn_run(str(p.folder / "jobs.yaml"), "--base-url", emu.base_url, env=env)
+    try:
+        wait_for_execution(lambda: Journal(emu.journal()), "only")
+    finally:
+        proc.kill()
+        proc.communicate()
+    return env
+
+
 @pytest.mark.parametrize("offset", ["-2m", "2m", "-5m", "5m"])
 def test_a_kill_while_the_execute_is_out_then_a_resume_takes_that_execution_up(
     tmp_path: Path, offset: str, cli: Cli
@@ -148,20 +172,10 @@ def test_a_kill_while_the_execute_is_out_then_a_resume_takes_that_execution_up(
     # The runner's clock is minutes off Celonis'. Its execute takes effect but the answer is
     # lost, and the runner is SIGKILLed while it settles that. The resume comes after that
     # execution ended: it is ours (began after the intent, on Celonis' clock), never re-sent.
-    p = Pipeline(tmp_path).pool("sap")
-    p.settings.update(time_scale=100, clock_offset=offset)
-    p.settings["faults"] = [{"method": "POST", "path": EXECUTE, "action": "drop_after", "times": 1}]
-    p.job("only", "sap", behaviour={"duration": "5m", "last_run": "SUCCESS"}, timeout="1h")
-    manifest, _ = p.write()
+    p = lost_execute(tmp_path, duration="5m", timeout="1h", clock_offset=offset)
+    manifest = p.folder / "jobs.yaml"
     with emulator_for(p, KEY) as emu:
-        # one virtual time for the emulator and both runner processes: the offset is all
-        env = {**env_for(p), "CELONIS_RUNNER_TIME_ORIGIN": repr(emu.clock.origin)}
-        proc = spawn_run(str(manifest), "--base-url", emu.base_url, env=env)
-        try:
-            wait_for_execution(lambda: Journal(emu.journal()), "only")
-        finally:
-            proc.kill()
-            proc.communicate()
+        env = kill_with_the_execute_out(p, emu)
         deadline = time.monotonic() + 30
         while "SUCCESS" not in [s for _, s in Journal(emu.journal()).statuses("only")]:
             assert time.monotonic() < deadline, "the execution never ended"
@@ -228,20 +242,12 @@ def test_ctrl_c_then_resume_at_once_runs_the_cancelled_job_again(cli: Cli, tmp_p
 def test_a_resume_of_a_resume_keeps_the_intent_and_executes_once(cli: Cli, tmp_path: Path) -> None:
     # Run 1 is killed while its execute's answer is lost; resume 1 is killed while it settles
     # that; resume 2 reads a state that resume 1 wrote: valid, the same intent, one execution.
-    p = Pipeline(tmp_path).pool("sap")
     # the history lags 2 min: less than the settle window (5 min), as it must for a resume to
     # tell "no execution" from "not shown yet" (a longer lag is caught by the 409 to a re-send)
-    p.settings.update(time_scale=100, stale_status_for="2m")
-    p.settings["faults"] = [{"method": "POST", "path": EXECUTE, "action": "drop_after", "times": 1}]
-    p.job("only", "sap", behaviour={"duration": "20m", "last_run": "SUCCESS"}, timeout="2h")
-    manifest, _ = p.write()
+    p = lost_execute(tmp_path, duration="20m", timeout="2h", stale_status_for="2m")
     with emulator_for(p, KEY) as emu:
-        env = {**env_for(p), "CELONIS_RUNNER_TIME_ORIGIN": repr(emu.clock.origin)}
-        args = [str(manifest), "--base-url", emu.base_url]
-        first = spawn_run(*args, env=env)
-        wait_for_execution(lambda: Journal(emu.journal()), "only")
-        first.kill()
-        first.communicate()
+        env = kill_with_the_execute_out(p, emu)
+        args = [str(p.folder / "jobs.yaml"), "--base-url", emu.base_url]
         again = spawn_run(*args, "--resume", env=env)
         deadline = time.monotonic() + 30
         while len(Journal(emu.journal()).requests("GET", "/executions")) < 2:
