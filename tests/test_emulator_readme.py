@@ -117,7 +117,8 @@ def test_the_readme_emulator_example_runs_as_written_in_under_30_seconds(tmp_pat
     expected = expected_durations()
     assert set(reported) == set(expected), run.stdout
     for job, duration in expected.items():
-        # slack for polls (every 10s, backing off) and for a busy machine: at 600x a tenth
-        # of a real second is a virtual minute. With only the emulator sped up, every job
-        # lasted one poll interval (10s).
-        assert abs(reported[job] - duration) <= 0.1 * duration + 30, (job, reported, expected)
+        # slack for polls (every 10s, backing off by 5% of the time run) and for a busy
+        # machine (the suite runs in 4 workers): at 600x a tenth of a real second is a
+        # virtual minute. With only the emulator sped up, every job (5m to 25m) lasted one
+        # poll interval (10s): far outside this.
+        assert abs(reported[job] - duration) <= 0.25 * duration + 60, (job, reported, expected)
