@@ -140,9 +140,10 @@ def test_job_timeout_and_execution_timeout_end_the_wait(emulator: Emulator) -> N
 def test_a_cancel_goes_ahead_of_queued_reads() -> None:
     pool = RequestPool(1)
     order: list[str] = []
-    release = threading.Event()
+    busy, release = threading.Event(), threading.Event()
 
     def blocker() -> None:
+        busy.set()
         release.wait(5)
         order.append("blocker")
 
@@ -151,13 +152,14 @@ def test_a_cancel_goes_ahead_of_queued_reads() -> None:
 
     async def scenario() -> None:
         first = asyncio.ensure_future(pool.run(Priority.STATUS, blocker))
-        await asyncio.sleep(0.05)  # the only thread is busy now
+        assert await asyncio.to_thread(busy.wait, 5)  # the only thread is busy now
         reads = [
             asyncio.ensure_future(pool.run(Priority.STATUS, call(f"read{n}"))) for n in range(3)
         ]
         history = asyncio.ensure_future(pool.run(Priority.HISTORY, call("history")))
         cancel = asyncio.ensure_future(pool.run(Priority.CANCEL, call("cancel")))
-        await asyncio.sleep(0.05)
+        while pool._queue.qsize() < 5:  # every call is queued behind the blocker
+            await asyncio.sleep(0)
         release.set()
         await asyncio.gather(first, *reads, history, cancel)
 
