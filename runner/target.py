@@ -75,6 +75,15 @@ def secret_values(manifest: Manifest, environ: Mapping[str, str]) -> list[str]:
     return values
 
 
+def _declared_by_environment(manifest: Manifest) -> tuple[str, str] | None:
+    """The chosen environment's name and the base URL it declares itself (None: no environment
+    chosen, or one that takes the base URL from elsewhere)."""
+    chosen = manifest.environments.get(manifest.environment or "")
+    if chosen is None or not chosen.connection.url:
+        return None
+    return chosen.name, chosen.connection.url
+
+
 def _clock(environ: Mapping[str, str]) -> Clock:
     scale = environ.get(TIME_SCALE_ENV)
     origin = time_origin(environ)
@@ -104,7 +113,9 @@ def open_target(
     an embedded emulator serving the manifest's pools and jobs for as long as the context lasts."""
     if not emulator:
         yield Target(
-            base_url=resolve_base_url(manifest.connection, base_url, environ),
+            base_url=resolve_base_url(
+                manifest.connection, base_url, environ, _declared_by_environment(manifest)
+            ),
             auth=auth_from_config(manifest.connection.auth, environ),
             clock=_clock(environ),
         )

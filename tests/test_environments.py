@@ -456,3 +456,33 @@ def test_status_and_logs_look_names_up_in_the_chosen_environment(cli: Cli, manif
     assert ident("dev", "SAP ECC", "Extract orders") not in status.out
     assert logs.code in (0, 1), logs.err
     assert "names_resolved environment=dev" in logs.err
+
+
+def test_an_ambient_celonis_base_url_does_not_send_an_environment_elsewhere(
+    cli: Cli, manifest: Path
+) -> None:
+    # CI sets CELONIS_BASE_URL for one team; `--env prod` names prod's own URL. Jobs found by
+    # name in the other team's Celonis would run there: the run stops before any request.
+    with teams(dev=team_scenario("dev"), prod=team_scenario("prod")) as (emus, environ):
+        ambient = {**environ, "CELONIS_BASE_URL": emus["dev"].base_url}
+        refused = cli("run", str(manifest), "--env", "prod", environ=ambient)
+        assert refused.code == 2, refused.err
+        assert "$CELONIS_BASE_URL" in refused.err and "environment 'prod' declares" in refused.err
+        assert "--base-url" in refused.err
+        assert not [e for e in emus["dev"].journal() if e.get("type") == "request"]
+        assert not [e for e in emus["prod"].journal() if e.get("type") == "request"]
+        # the same URL as the environment's: no conflict
+        same = {**environ, "CELONIS_BASE_URL": emus["prod"].base_url + "/"}
+        assert cli("plan", str(manifest), "--check-remote", "--env", "prod", environ=same).code == 0
+        # --base-url chooses on purpose
+        chosen = cli(
+            "plan",
+            str(manifest),
+            "--check-remote",
+            "--env",
+            "prod",
+            "--base-url",
+            emus["prod"].base_url,
+            environ=ambient,
+        )
+        assert chosen.code == 0, chosen.err

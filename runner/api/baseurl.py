@@ -1,5 +1,9 @@
 """Which Celonis base URL to talk to: `--base-url`, then `$CELONIS_BASE_URL`, then the manifest.
 
+An environment chosen with `--env` that names its own base URL is not overridden by
+`$CELONIS_BASE_URL` set for another purpose: when the two differ, the command stops
+(jobs looked up by name would be found, and run, in the other team's Celonis).
+
 Only `https://` is accepted, except on loopback hosts (127.0.0.0/8, ::1,
 localhost) where `http://` is allowed so the runner can talk to the emulator.
 """
@@ -22,9 +26,15 @@ _NONE_GIVEN = (
 
 
 def resolve_base_url(
-    connection: Connection, override: str | None, environ: Mapping[str, str]
+    connection: Connection,
+    override: str | None,
+    environ: Mapping[str, str],
+    environment: tuple[str, str] | None = None,
 ) -> str:
-    """The base URL without a trailing slash; UsageError when there is none or it is unsafe."""
+    """The base URL without a trailing slash; UsageError when there is none or it is unsafe.
+    `environment`: the chosen environment's name and the base URL it declares itself."""
+    if environment is not None and not (override and override.strip()):
+        _refuse_ambient_override(*environment, environ.get(BASE_URL_ENV))
     candidates = (
         (override, "--base-url"),
         (environ.get(BASE_URL_ENV), f"${BASE_URL_ENV}"),
@@ -34,6 +44,20 @@ def resolve_base_url(
         if value and value.strip():
             return check_base_url(value.strip(), source)
     raise UsageError(_NONE_GIVEN)
+
+
+def _refuse_ambient_override(name: str, declared: str, ambient: str | None) -> None:
+    """UsageError when $CELONIS_BASE_URL names another Celonis than environment `name` does."""
+    if not ambient or not ambient.strip():
+        return
+    if ambient.strip().rstrip("/") == declared.strip().rstrip("/"):
+        return
+    raise UsageError(
+        f"${BASE_URL_ENV} ({_shown(ambient.strip())!r}) is not the base URL that environment"
+        f" {name!r} declares ({_shown(declared.strip())!r}): the run would go to another"
+        f" Celonis than {name!r}'s. Unset ${BASE_URL_ENV} to use {name!r}'s, or pass"
+        " --base-url to choose the URL on purpose"
+    )
 
 
 def check_base_url(url: str, source: str) -> str:
