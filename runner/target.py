@@ -76,12 +76,11 @@ def secret_values(manifest: Manifest, environ: Mapping[str, str]) -> list[str]:
 
 
 def _declared_by_environment(manifest: Manifest) -> tuple[str, str] | None:
-    """The chosen environment's name and the base URL it declares itself (None: no environment
-    chosen, or one that takes the base URL from elsewhere)."""
-    chosen = manifest.environments.get(manifest.environment or "")
-    if chosen is None or not chosen.connection.url:
+    """The chosen environment's name and the base URL the manifest gives it (None: no
+    environment chosen, or no base URL in the manifest for it)."""
+    if manifest.environment is None or not manifest.connection.url:
         return None
-    return chosen.name, chosen.connection.url
+    return manifest.environment, manifest.connection.url
 
 
 def _clock(environ: Mapping[str, str]) -> Clock:

@@ -693,6 +693,13 @@ def test_connection_settings_and_key_env_fallback(airflow_home: Path) -> None:
     assert isinstance(fallback.auth, KeyAuth) and fallback.auth.key_env == "TEAM_KEY"
     with pytest.raises(UsageError, match="connection 'other' is not defined"):
         resolve_endpoint(ApiSettings(conn_id="other"), None, {"TEAM_KEY": "k"})
+    # an environment's URL is not overridden by a $CELONIS_BASE_URL that names another Celonis
+    prod = ApiSettings(base_url="https://prod.eu-1.celonis.cloud", environment="prod")
+    ambient = {"CELONIS_API_KEY": "k", "CELONIS_BASE_URL": "https://dev.eu-1.celonis.cloud"}
+    with pytest.raises(UsageError, match="environment 'prod' declares"):
+        resolve_endpoint(prod, None, ambient)
+    agreeing = {**ambient, "CELONIS_BASE_URL": "https://prod.eu-1.celonis.cloud/"}
+    assert resolve_endpoint(prod, None, agreeing).base_url == "https://prod.eu-1.celonis.cloud"
 
 
 def test_docs_show_the_example_dag_that_runs_here() -> None:
