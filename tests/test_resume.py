@@ -12,9 +12,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from runner.errors import UsageError
+from runner.runresult.read import load_saved
 from tests.conftest import CliResult
 from tests.e2e import Journal, Pipeline, emulator_for
 
@@ -97,6 +100,35 @@ def wait_for_execution(read: Callable[[], Journal], name: str) -> None:
     raise AssertionError(f"{name} never started")
 
 
+def wait_for_a_poll_after_execution(read: Callable[[], Journal], name: str) -> None:
+    """Until the runner read the pool's status after `name` started: it holds the execute's
+    answer then (real time, at most 30 s)."""
+    wait_for_execution(read, name)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        journal = read()
+        started = journal.executions(name)[0]["t"]
+        if any(r["t"] > started for r in journal.requests("GET", "/logs/status")):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the runner never polled after {name} started")
+
+
+def wait_for_state(runs: Path, shows: Callable[[dict[str, Any]], bool]) -> None:
+    """Until the live run's state file (snapshot and journal) `shows` something (real time, at
+    most 30 s); a file caught mid-write is read again."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for path in runs.glob("*.json") if runs.exists() else []:
+            try:
+                if shows(load_saved(path).data):
+                    return
+            except UsageError:
+                pass
+        time.sleep(0.02)
+    raise AssertionError(f"the state file in {runs} never showed it")
+
+
 def journal_file(path: Path) -> Callable[[], Journal]:
     return lambda: Journal.read(path) if path.exists() else Journal([])
 
@@ -148,8 +180,7 @@ def test_killed_runner_resumes_without_retriggering(cli: Cli, tmp_path: Path) ->
             str(manifest), "--base-url", emu.base_url, "--log-format", "json", env=env_for(p)
         )
         try:
-            wait_for_execution(lambda: Journal(emu.journal()), "b")
-            time.sleep(0.6)  # let the state file record b as running (writes are 0.25 s apart)
+            wait_for_state(p.folder / "runs", lambda data: bool(data["jobs"]["b"].get("handle")))
         finally:
             proc.kill()
             proc.communicate()
@@ -175,8 +206,7 @@ def test_sigterm_cancels_running_jobs_and_exits_143(tmp_path: Path) -> None:
     p.job("after", "sap", "long")
     # the grace bounds the wait for Celonis to confirm the cancel (60 s is 100 ms real at 600x)
     proc, journal_path, report = spawn_with_emulator(p, "--grace", "1200")
-    wait_for_execution(journal_file(journal_path), "long")
-    time.sleep(0.1)
+    wait_for_a_poll_after_execution(journal_file(journal_path), "long")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
@@ -300,8 +330,7 @@ def test_no_cancel_leaves_remote_jobs_running(tmp_path: Path) -> None:
     p.settings["time_scale"] = 600
     p.job("long", "sap", behaviour={"duration": "2h"})
     proc, journal_path, report = spawn_with_emulator(p, "--no-cancel")
-    wait_for_execution(journal_file(journal_path), "long")
-    time.sleep(0.1)
+    wait_for_a_poll_after_execution(journal_file(journal_path), "long")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
