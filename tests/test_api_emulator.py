@@ -39,6 +39,7 @@ from runner.api import (
     auth_from_config,
 )
 from runner.api.auth import Auth, Secret
+from runner.api.types import ExecutionHandle, JobStatus
 from runner.clock import Clock
 from runner.emulator import Emulator, Scenario
 from runner.lifecycle import Verdict
@@ -547,6 +548,36 @@ def test_execute_refused_with_409_raises_job_busy(session: requests.Session) -> 
         f"job {JOB} in pool {POOL} is already running (the API refused the execute with"
         " HTTP 409): wait for it to finish, then trigger it again"
     )
+
+
+def test_a_busy_job_read_after_a_stale_pool_entry_claims_the_running_execution(
+    session: requests.Session,
+) -> None:
+    # The pool's logs/status, read first, still shows the previous run (SUCCESS, its start: the
+    # view lags 60 s); the job's own answer, read once the view moved on, shows someone else's
+    # run RUNNING. The claim is a moment that run was going, not the previous run's start:
+    # adopted with it, the history gives that run, never the previous one that ended.
+    clock = SteppedClock()
+    with emulator(scenario(status_lag="60s", job={"duration": "10m"}), clock=clock) as emu:
+        client = make_client(emu.base_url, session, clock)
+        clock.jump(10)
+        client.execute(POOL, JOB, "DELTA")  # someone else's run, began at ~10
+        clock.jump(55)  # the view shows ~5: the previous run
+        entries = client.pool_entries(POOL)
+        assert entries is not None and entries[JOB].status == "SUCCESS"
+        clock.jump(10)  # the view shows ~15: the new run
+        with pytest.raises(JobBusyError) as busy:
+            client.execute(POOL, JOB, "DELTA", pool_entries=entries)
+        assert busy.value.job_status.status == "RUNNING"
+        assert busy.value.running_at_ms != entries[JOB].last_execution_start
+        history = client.execution_history(POOL, JOB, lifecycle.HISTORY_LIMIT)
+    adopted = ExecutionHandle(
+        POOL, JOB, "DELTA", JobStatus(JOB, None), 0.0, 0, running_at_ms=busy.value.running_at_ms
+    )
+    ours = lifecycle.ours_in_history(adopted, history)
+    assert ours is not None and ours.status == "RUNNING", ours
+    assert busy.value.running_at_ms == ours.start_date  # read again: the busy run's own start
+    assert lifecycle.judge_history(adopted, history) is Verdict.ACTIVE
 
 
 @pytest.mark.parametrize("offset", ["0s", "2m", "-2m", "5m", "-5m"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,44 @@ def test_adopt_under_a_stale_status_waits_for_the_real_end(cli: Cli, tmp_path: P
         journal = Journal(emu.journal())
     assert result.code == 0, result.err
     assert len(journal.executions("load")) == 1  # theirs; ours was refused and adopted
+    journal.assert_order(p.jobs)  # "after" only once that run truly succeeded
+    assert "adopted" in result.err
+
+
+def test_adopt_when_the_view_moves_on_between_the_pool_read_and_the_job_read(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # The flake of the test above, made certain: the pool's logs/status (read before the batch
+    # of executes) still shows the previous run, SUCCESS; someone else executes; the job's own
+    # answer (held back 0.5 s real = 1500 virtual s) shows that run RUNNING. The previous run's
+    # start is no moment the busy run was going: its SUCCESS is not the adopted run's end.
+    p = Pipeline(tmp_path).pool("sap")
+    p.settings["status_lag"] = "1m"
+    job_path = f"/integration/api/pools/{pool_uuid('sap')}/jobs/{job_uuid('load')}"
+    p.settings["faults"] = [
+        {"method": "GET", "path": job_path, "action": "delay", "delay": 0.5, "times": 1}
+    ]
+    p.job("load", "sap", behaviour={"duration": "60m", "last_run": "SUCCESS"}, if_running="adopt")
+    p.job("after", "sap", "load", behaviour={"duration": "1m"})
+    p.write()
+    with emulator_for(p, KEY) as emu:
+
+        def after_the_pool_read() -> None:  # while the job's answer is held back
+            while not Journal(emu.journal()).requests("GET", "/logs/status"):
+                time.sleep(0.002)
+            someone_else_executes(emu.base_url, "load")
+
+        other = threading.Thread(target=after_the_pool_read)
+        other.start()
+        result = run_against(cli, p, emu.base_url, "--log-format", "json")
+        other.join()
+        journal = Journal(emu.journal())
+    theirs = journal.executions("load")[0]["t"]
+    pool_read = journal.requests("GET", "/logs/status")[0]["t"]
+    job_read = journal.requests("GET", job_path)[0]["t"]
+    assert pool_read < theirs <= job_read - 60  # the two reads straddle the view's change
+    assert result.code == 0, result.err
+    assert len(journal.executions("load")) == 1  # theirs, adopted: no POST of ours started one
     journal.assert_order(p.jobs)  # "after" only once that run truly succeeded
     assert "adopted" in result.err
 

@@ -249,7 +249,12 @@ class CelonisClient:
         if mode not in MODES:
             raise ValueError(f"mode must be FULL or DELTA, not {mode!r}")
         try:
-            before, _ = self._snapshot(pool_id, job_id, pool_entries)
+            before, entry = self._snapshot(pool_id, job_id, pool_entries)
+            busy_at = (
+                self._running_at(pool_id, job_id, entry, read_before=pool_entries is not None)
+                if before.in_progress and resend_of is None
+                else None
+            )
         except ApiError as error:
             error.took_no_effect = True  # read before any POST
             raise
@@ -257,8 +262,7 @@ class CelonisClient:
             if resend_of is not None:
                 log.warning("api.execute_earlier_one_running", pool=pool_id, job=job_id)
                 return resend_of
-            at = before.last_execution_start or self.celonis_floor_ms()
-            raise JobBusyError(before, pool_id=pool_id, running_at_ms=at)
+            raise JobBusyError(before, pool_id=pool_id, running_at_ms=busy_at)
         handle = ExecutionHandle(
             pool_id,
             job_id,
@@ -364,13 +368,20 @@ class CelonisClient:
 
     def _snapshot(
         self, pool_id: str, job_id: str, given: Mapping[str, JobStatus] | None = None
-    ) -> tuple[JobStatus, frozenset[str]]:
-        """The job's answer merged with its pool entry, and the markers actually read."""
-        status, keys = self._job_status_with_keys(pool_id, job_id)
+    ) -> tuple[JobStatus, JobStatus | None]:
+        """The job's answer merged with its pool entry (the entry's start), and the entry.
+
+        The two are separate reads (`given`: read before the job's answer), so the merged
+        status may pair the job's status with the start of another execution: an earlier one,
+        ended, when the entry still shows it. That start tells which executions came before a
+        send; it is no moment at which an execution the job's answer shows running was going
+        (`_running_at`).
+        """
+        status, _ = self._job_status_with_keys(pool_id, job_id)
         entries = given if given is not None else self._pool_entries(pool_id)
         entry = entries.get(job_id.lower()) if entries is not None else None
         if entry is None:
-            return status, keys
+            return status, None
         merged = JobStatus(
             job_id=job_id,
             status=status.status,
@@ -378,7 +389,28 @@ class CelonisClient:
             latest_execution_item_id=status.latest_execution_item_id,
             last_execution_start=entry.last_execution_start,
         )
-        return merged, keys | {LAST_EXECUTION_START}
+        return merged, entry
+
+    def _running_at(
+        self, pool_id: str, job_id: str, entry: JobStatus | None, *, read_before: bool
+    ) -> int:
+        """A moment (Celonis' clock, epoch ms) at which the run that keeps the job busy (its
+        answer shows it in progress) was going: that run's start, else the floor of now.
+
+        The pool entry's start is that run's when the entry shows the job in progress, or was
+        read after the job's answer. An entry read before it (`read_before`: the batch's read)
+        that shows the job ended shows an earlier execution, while a lagging view had not yet
+        shown the busy run: a claim at its start would take that ended run's outcome for the
+        busy run's end. The pool is then read again: a start other than the earlier entry's is
+        the busy run's (or a later one's); the same start, or none, leaves the floor of now.
+        """
+        start = entry.last_execution_start if entry is not None else None
+        if entry is not None and read_before and not entry.in_progress:
+            entries = self._pool_entries(pool_id)
+            again = entries.get(job_id.lower()) if entries is not None else None
+            later = again.last_execution_start if again is not None else None
+            start = later if later != start else None
+        return start if start is not None else self.celonis_floor_ms()
 
     def _job_status_with_keys(self, pool_id: str, job_id: str) -> tuple[JobStatus, frozenset[str]]:
         path = f"{_pool_path(pool_id)}/jobs/{job_id}"
