@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import socket
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -12,6 +15,49 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
+
+AIRFLOW_EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "examples" / "airflow" / "dags"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Airflow reads its settings once, when first imported (by a test module, at collection):
+    every process of the session (each xdist worker too) gets its own AIRFLOW_HOME, SQLite
+    metadata DB and DAG folder before that. The deployment test starts its own Airflow."""
+    home = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+    shutil.copytree(AIRFLOW_EXAMPLE_DAGS, home / "dags")  # dag.test() runs only DAGs found here
+    config.stash[_AIRFLOW_HOME] = home
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        }
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_AIRFLOW_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+_AIRFLOW_HOME = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def airflow_home(pytestconfig: pytest.Config) -> Path:
+    """The session's AIRFLOW_HOME with a fresh metadata DB; skips when Airflow cannot be
+    imported (`pip install -e '.[airflow]'`)."""
+    try:
+        import airflow  # noqa: F401
+    except ImportError as error:
+        pytest.skip(f"Airflow is not installed ({error}): pip install -e '.[airflow]'")
+    from airflow.utils import db
+
+    db.resetdb()
+    return pytestconfig.stash[_AIRFLOW_HOME]
+
 
 POOL_A = "3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11"
 POOL_B = "7a1d9e40-5b2c-4f8a-8e13-6c0b2d9f4a77"

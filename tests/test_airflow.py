@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,36 +31,6 @@ KEY = "celonis-test-key-5d1b3e9a7c62-do-not-log"
 
 
 # -- the Airflow session ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def airflow_home() -> Iterator[Path]:
-    """AIRFLOW_HOME and a fresh SQLite metadata DB; skips only when Airflow cannot be imported."""
-    home = Path(tempfile.mkdtemp(prefix="airflow-home-"))
-    dags = home / "dags"  # dag.test() runs only DAGs found here: the example, and the tests' own
-    shutil.copytree(EXAMPLE_DAGS, dags)
-    settings = {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-    }
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)  # before Airflow is imported: it reads them once
-    try:
-        import airflow  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"Airflow is not installed ({error}): pip install -e '.[airflow]'")
-    from airflow.utils import db
-
-    db.resetdb()
-    yield home
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.test_airflow import ONE_JOB, Journal, _operator, airflow_home, celonis
+from tests.test_airflow import ONE_JOB, Journal, _operator, celonis
 
-__all__ = ["airflow_home", "celonis"]  # the fixtures these tests use
+__all__ = ["celonis"]  # the fixture these tests use
 
 EXECUTE = "/integration/api/v2/data-pools/*"
 
