@@ -8,7 +8,10 @@ execution is ours"):
   of it, from the measured offset) and is none the job showed before the send.
   An execution that began (so also one that ended) before the send is never ours.
 - For an adopted run (`handle.running_at_ms`): ours is the execution that was
-  running at that moment: it began by then and had not ended before it.
+  running at that moment: it began by then and had not ended before it. A
+  refusal's moment is known within bounds: began by the latest it can have been
+  (`running_at_ms`), not ended before the earliest (`running_from_ms`); of the
+  executions that qualify, the newest (one job's executions do not overlap).
 - A status without a start date (a job's own answer) proves nothing: when it
   shows an end, the execution history is read (`Verdict.NEEDS_HISTORY`).
 Only a proven execution's end ends the job; its dependents start only after
@@ -109,7 +112,8 @@ def ours_in_history(
             continue
         if handle.running_at_ms is not None:
             ended = item.end_date
-            if ended is not None and ended < handle.running_at_ms - _TOLERANCE_MS:
+            earliest = handle.running_from_ms or handle.running_at_ms
+            if ended is not None and ended < earliest - _TOLERANCE_MS:
                 continue  # ended before the moment it was running: an earlier one
         return item
     return None

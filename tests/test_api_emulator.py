@@ -39,7 +39,6 @@ from runner.api import (
     auth_from_config,
 )
 from runner.api.auth import Auth, Secret
-from runner.api.types import ExecutionHandle, JobStatus
 from runner.clock import Clock
 from runner.emulator import Emulator, Scenario
 from runner.lifecycle import Verdict
@@ -548,6 +547,10 @@ def test_execute_refused_with_409_raises_job_busy(session: requests.Session) -> 
         f"job {JOB} in pool {POOL} is already running (the API refused the execute with"
         " HTTP 409): wait for it to finish, then trigger it again"
     )
+    # the refusal's moment, within bounds: after the POST went out, before its answer came
+    claim = info.value.claim("DELTA", 0.0)
+    assert claim.running_from_ms is not None and claim.running_at_ms is not None
+    assert claim.running_from_ms < claim.running_at_ms
 
 
 def test_a_busy_job_read_after_a_stale_pool_entry_claims_the_running_execution(
@@ -571,9 +574,8 @@ def test_a_busy_job_read_after_a_stale_pool_entry_claims_the_running_execution(
         assert busy.value.job_status.status == "RUNNING"
         assert busy.value.running_at_ms != entries[JOB].last_execution_start
         history = client.execution_history(POOL, JOB, lifecycle.HISTORY_LIMIT)
-    adopted = ExecutionHandle(
-        POOL, JOB, "DELTA", JobStatus(JOB, None), 0.0, 0, running_at_ms=busy.value.running_at_ms
-    )
+    adopted = busy.value.claim("DELTA", 0.0)
+    assert adopted.running_from_ms is None  # a start, not a moment within bounds
     ours = lifecycle.ours_in_history(adopted, history)
     assert ours is not None and ours.status == "RUNNING", ours
     assert busy.value.running_at_ms == ours.start_date  # read again: the busy run's own start

@@ -89,6 +89,27 @@ def test_an_adopted_run_is_the_one_running_at_the_refusal_not_a_stale_end() -> N
     assert lifecycle.judge_status(handle, entry("RUNNING", SEND - 30_000)) is Verdict.ACTIVE
 
 
+def test_a_refusal_known_within_bounds_claims_the_run_that_began_by_its_latest_moment() -> None:
+    # A 409 came back between our send (floor SEND) and its answer (ceiling SEND + 4 s). Their
+    # run began 2.5 s after our send's floor: the refusal was for it. A claim at the floor
+    # alone would skip it (it began after that moment, beyond the 2 s between Celonis'
+    # machines) and wait for nothing until the timeout.
+    refused = dataclasses.replace(adopted(SEND + 4000), running_from_ms=SEND)
+    theirs = ExecutionInfo("e1", "RUNNING", SEND + 2500, None)
+    earlier = ExecutionInfo("e0", "SUCCESS", SEND - 10 * MINUTE, SEND - 5 * MINUTE)
+    assert lifecycle.judge_history(refused, [theirs, earlier]) is Verdict.ACTIVE
+    assert lifecycle.judge_history(adopted(SEND), [theirs, earlier]) is Verdict.NOT_YET
+    # a run that ended before the earliest moment of the refusal is never the one refused for
+    assert lifecycle.judge_history(refused, [earlier]) is Verdict.NOT_YET
+    # one that ended within the bounds may have been: the newest that qualifies is taken
+    just_ended = ExecutionInfo("e0", "SUCCESS", SEND - 10 * MINUTE, SEND + 500)
+    assert lifecycle.outcome_in_history(refused, [just_ended]) == "SUCCESS"
+    assert lifecycle.ours_in_history(refused, [theirs, just_ended]) == theirs
+    # the bounds travel with the handle (state file, Airflow trigger)
+    again = ExecutionHandle.from_dict(refused.to_dict(), "p", "j")
+    assert (again.running_at_ms, again.running_from_ms) == (SEND + 4000, SEND)
+
+
 # -- an unclear execute --------------------------------------------------------------------
 
 

@@ -223,15 +223,7 @@ class CelonisJobOperator(BaseOperator):
                 self.job_name,
                 busy.job_status.status,
             )
-            other = ExecutionHandle(
-                self.pool_id,
-                self.job_id,
-                self.mode,
-                JobStatus(self.job_id, None),
-                0.0,
-                0,
-                running_at_ms=busy.running_at_ms or client.celonis_floor_ms(),
-            )
+            other = busy.claim(self.mode, 0.0)
             return Wait.of("external", other, now=now, **self._timing())
         except UnclearExecuteError as unclear:
             self._sending = None

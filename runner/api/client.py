@@ -248,31 +248,25 @@ class CelonisClient:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be FULL or DELTA, not {mode!r}")
+        asked = self.clock.time()
         try:
             before, entry = self._snapshot(pool_id, job_id, pool_entries)
-            busy_at = (
-                self._running_at(pool_id, job_id, entry, read_before=pool_entries is not None)
+            busy = (
+                self._busy(pool_id, before, entry, asked, read_before=pool_entries is not None)
                 if before.in_progress and resend_of is None
                 else None
             )
         except ApiError as error:
             error.took_no_effect = True  # read before any POST
             raise
-        if before.in_progress:
-            if resend_of is not None:
-                log.warning("api.execute_earlier_one_running", pool=pool_id, job=job_id)
-                return resend_of
-            raise JobBusyError(before, pool_id=pool_id, running_at_ms=busy_at)
-        handle = ExecutionHandle(
-            pool_id,
-            job_id,
-            mode,
-            resend_of.before if resend_of is not None else before,
-            0.0,
-            resend_of.attempts if resend_of is not None else 0,
-            subset=dict(subset) if subset is not None else None,
+        if busy is not None:
+            raise busy
+        if before.in_progress and resend_of is not None:  # our unclear execute took effect
+            log.warning("api.execute_earlier_one_running", pool=pool_id, job=job_id)
+            return resend_of
+        return self._post_execute(
+            _to_send(pool_id, job_id, mode, before, subset, resend_of), resend_of
         )
-        return self._post_execute(handle, resend_of)
 
     def _post_execute(
         self, handle: ExecutionHandle, resend_of: ExecutionHandle | None
@@ -337,10 +331,15 @@ class CelonisClient:
                     attempts=handle.attempts,
                 )
                 return handle
-            at = self.celonis_floor_ms()
+            # refused at a moment after the POST went out and before now
+            at, since = self._moment_since(handle.sent_at)
             status = self.job_status(handle.pool_id, handle.job_id)
             raise JobBusyError(
-                status, pool_id=handle.pool_id, refused=True, running_at_ms=at
+                status,
+                pool_id=handle.pool_id,
+                refused=True,
+                running_at_ms=at,
+                running_from_ms=since,
             ) from None
         if not _outcome_unknown(error):
             error.took_no_effect = True  # a definite answer: refused, not started
@@ -391,18 +390,39 @@ class CelonisClient:
         )
         return merged, entry
 
+    def _busy(
+        self,
+        pool_id: str,
+        before: JobStatus,
+        entry: JobStatus | None,
+        asked: float,
+        *,
+        read_before: bool,
+    ) -> JobBusyError:
+        """The refusal to send while `before` shows a run going (asked at local time `asked`):
+        the claim on that run is its start, else the bounds of the read's moment."""
+        start = self._running_at(pool_id, before.job_id, entry, read_before=read_before)
+        at, since = (start, None) if start is not None else self._moment_since(asked)
+        return JobBusyError(before, pool_id=pool_id, running_at_ms=at, running_from_ms=since)
+
+    def _moment_since(self, local: float) -> tuple[int, int]:
+        """The bounds on Celonis' clock (epoch ms) of a moment between local wall time `local`
+        and now: (the latest it can have been, the earliest)."""
+        return self.celonis_ceiling_ms(), self.celonis_floor_ms(local)
+
     def _running_at(
         self, pool_id: str, job_id: str, entry: JobStatus | None, *, read_before: bool
-    ) -> int:
+    ) -> int | None:
         """A moment (Celonis' clock, epoch ms) at which the run that keeps the job busy (its
-        answer shows it in progress) was going: that run's start, else the floor of now.
+        answer shows it in progress) was going: that run's start; None when no start shows it
+        (the moment is then the read's, within bounds).
 
         The pool entry's start is that run's when the entry shows the job in progress, or was
         read after the job's answer. An entry read before it (`read_before`: the batch's read)
         that shows the job ended shows an earlier execution, while a lagging view had not yet
         shown the busy run: a claim at its start would take that ended run's outcome for the
         busy run's end. The pool is then read again: a start other than the earlier entry's is
-        the busy run's (or a later one's); the same start, or none, leaves the floor of now.
+        the busy run's (or a later one's); the same start, or none, leaves no start.
         """
         start = entry.last_execution_start if entry is not None else None
         if entry is not None and read_before and not entry.in_progress:
@@ -410,7 +430,7 @@ class CelonisClient:
             again = entries.get(job_id.lower()) if entries is not None else None
             later = again.last_execution_start if again is not None else None
             start = later if later != start else None
-        return start if start is not None else self.celonis_floor_ms()
+        return start
 
     def _job_status_with_keys(self, pool_id: str, job_id: str) -> tuple[JobStatus, frozenset[str]]:
         path = f"{_pool_path(pool_id)}/jobs/{job_id}"
@@ -616,6 +636,27 @@ def _execute_request(
     path = f"/integration/api/pools/{handle.pool_id}/jobs/{handle.job_id}/execute"
     body = {"poolId": handle.pool_id, "jobId": handle.job_id, "mode": handle.mode}
     return path, None, JsonBody.of({**body, **handle.subset})
+
+
+def _to_send(
+    pool_id: str,
+    job_id: str,
+    mode: Mode,
+    before: JobStatus,
+    subset: Mapping[str, object] | None,
+    resend_of: ExecutionHandle | None,
+) -> ExecutionHandle:
+    """The handle of an execute about to go out (a re-send keeps the first send's `before`
+    and counts on from its attempts)."""
+    return ExecutionHandle(
+        pool_id,
+        job_id,
+        mode,
+        resend_of.before if resend_of is not None else before,
+        0.0,
+        resend_of.attempts if resend_of is not None else 0,
+        subset=dict(subset) if subset is not None else None,
+    )
 
 
 def _outcome_unknown(error: ApiError) -> bool:

@@ -25,6 +25,7 @@ from typing import Literal
 
 from runner.api.types import ExecutionHandle, JobStatus
 from runner.errors import RunnerError
+from runner.shared_types import Mode
 
 NetworkKind = Literal[
     "refused",  # the connection was never established: nothing reached the server
@@ -135,7 +136,8 @@ class JobBusyError(ApiError):
 
     `job_status` is what the API said; wait until it is finished, then call
     `execute` again. `running_at_ms` (Celonis' clock) is a moment at which that
-    run was going: the start it showed, or the time of the refusal.
+    run was going: the start it showed, or the latest moment of the refusal
+    (`running_from_ms` then the earliest).
     """
 
     def __init__(
@@ -145,6 +147,7 @@ class JobBusyError(ApiError):
         pool_id: str,
         refused: bool = False,
         running_at_ms: int | None = None,
+        running_from_ms: int | None = None,
     ) -> None:
         if refused:
             what = "already running (the API refused the execute with HTTP 409)"
@@ -158,6 +161,21 @@ class JobBusyError(ApiError):
         self.job_status = job_status
         self.pool_id = pool_id
         self.running_at_ms = running_at_ms
+        self.running_from_ms = running_from_ms
+
+    def claim(self, mode: Mode, triggered_at: float) -> ExecutionHandle:
+        """The claim on the run that keeps the job busy (an adopted run, nothing sent)."""
+        job_id = self.job_status.job_id
+        return ExecutionHandle(
+            self.pool_id,
+            job_id,
+            mode,
+            JobStatus(job_id, None),
+            triggered_at,
+            0,
+            running_at_ms=self.running_at_ms,
+            running_from_ms=self.running_from_ms,
+        )
 
 
 class UnclearExecuteError(ApiError):

@@ -117,6 +117,9 @@ class ExecutionHandle:
       not bounded (it is then never sent again by itself).
     - adopted (`running_at_ms` set): the execution that was running at
       `running_at_ms` (Celonis' clock) is taken as this job's run; nothing was sent.
+      When that moment is a refusal's, known only within bounds, `running_at_ms` is
+      the latest it can have been and `running_from_ms` the earliest: the run began
+      by the one and had not ended before the other.
 
     `before` is what the job showed just before the send (its executions are
     not ours). `triggered_at` is `clock.monotonic()` when the first POST went
@@ -133,6 +136,7 @@ class ExecutionHandle:
     since_ms: int | None = None
     until_ms: int | None = None
     running_at_ms: int | None = None
+    running_from_ms: int | None = None
     subset: Mapping[str, object] | None = field(default=None, compare=False)
     """The subset keys of the internal execute's body; None: the whole job (v2 endpoint)."""
 
@@ -155,6 +159,7 @@ class ExecutionHandle:
             "since_ms": self.since_ms,
             "until_ms": self.until_ms,
             "running_at_ms": self.running_at_ms,
+            "running_from_ms": self.running_from_ms,
             "before": {
                 "status": before.status,
                 "current_execution_id": before.current_execution_id,
@@ -185,6 +190,7 @@ class ExecutionHandle:
             since_ms=_int(data.get("since_ms")),
             until_ms=_int(data.get("until_ms")),
             running_at_ms=_int(data.get("running_at_ms")),
+            running_from_ms=_int(data.get("running_from_ms")),
         )
 
 

@@ -191,18 +191,8 @@ class Starts:
 
     def _other_run(self, job: JobRun, error: JobBusyError) -> ExecutionHandle:
         """The claim on the execution that made our execute wait: the one running at the
-        moment Celonis showed it busy (its start, or the refusal's time, on Celonis' clock)."""
-        spec = job.planned.job
-        at = (
-            error.running_at_ms
-            if error.running_at_ms is not None
-            else self.ctx.api.celonis_floor_ms()
-        )
-        before = JobStatus(job_id=spec.job_id, status=None)
-        now = self.ctx.clock.monotonic()
-        return ExecutionHandle(
-            spec.pool_id, spec.job_id, spec.mode, before, now, 0, running_at_ms=at
-        )
+        moment Celonis showed it busy (its start, or the refusal's bounds, on Celonis' clock)."""
+        return error.claim(job.planned.job.mode, self.ctx.clock.monotonic())
 
     def _wait_for_other(self, job: JobRun, error: JobBusyError) -> None:
         now = self.ctx.clock.monotonic()
