@@ -385,7 +385,8 @@ class Zsh:
             "PS1='READY> '\n"
         )
         zsh = shutil.which("zsh") or "zsh"
-        env = {"ZDOTDIR": str(home), "HOME": str(home), "TERM": "dumb", "PATH": os.defpath}
+        path = _with_runner()["PATH"]  # the script calls celonis-runner back for names
+        env = {"ZDOTDIR": str(home), "HOME": str(home), "TERM": "dumb", "PATH": path}
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: becomes zsh
             os.chdir(home)
@@ -441,6 +442,25 @@ def test_zsh_completes_commands_options_and_their_values(zsh: Zsh) -> None:
     listed = zsh.typed(f"{PROG} plan --format \x04")  # Ctrl-D: list the choices
     assert all(word in listed for word in ("text", "json", "mermaid", "dot")), listed
     zsh.typed("\x15\n")  # Ctrl-U: drop the line
+
+
+@pytest.mark.tools
+@needs_zsh
+def test_zsh_completes_the_manifests_names(named: Path) -> None:
+    shell = Zsh(named)
+    try:
+        assert "ARGS<logs transform>" in shell.typed(f"{PROG} logs tr\t\n")
+        shown = shell.typed(f"{PROG} plan --select pool:sal\t\n")
+        assert "ARGS<plan --select pool:salesforce>" in shown
+        shown = shell.typed(f"{PROG} plan other.yaml --exclude l\t\n")
+        assert "ARGS<plan other.yaml --exclude load_model>" in shown
+        shown = shell.typed(f"{PROG} run --tasks extract_o\tx\n")  # no space after `JOB:`
+        assert "ARGS<run --tasks extract_orders:x>" in shown
+        listed = shell.typed(f"{PROG} logs ex\x04")  # Ctrl-D: list the candidates
+        assert "extract_orders" in listed and "extract_customers" in listed, listed
+        shell.typed("\x15\n")
+    finally:
+        shell.close()
 
 
 @pytest.mark.tools

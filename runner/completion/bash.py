@@ -33,7 +33,7 @@ _celonis_runner_names() {
     local IFS=$'\n' file=$2 colon=""
     [[ $file == "~/"* ]] && file=$HOME/${file#"~/"}
     [[ $3 == *:* && $COMP_WORDBREAKS == *:* ]] && colon=${3%"${3##*:}"}
-    COMPREPLY=($(command celonis-runner completion --names "$file" --names-for "$1" --word="$3" 2>/dev/null))
+    COMPREPLY=($(command celonis-runner completion --names="$file" --names-for "$1" --word="$3" 2>/dev/null))
     [[ -n $colon ]] && COMPREPLY=("${COMPREPLY[@]#"$colon"}")
     [[ $1 == tasks ]] && compopt -o nospace 2>/dev/null
     return 0
