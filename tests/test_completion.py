@@ -325,6 +325,7 @@ def _fish(workdir: Path, *lines: str) -> list[list[str]]:
         capture_output=True,
         text=True,
         timeout=30,
+        env=_with_runner(),
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr
     blocks = done.stdout.split("-- end --\n")[:-1]
@@ -364,6 +365,30 @@ def test_fish_completes_commands_options_and_their_values(workdir: Path) -> None
         ["runs/"],
     ]
     assert set(got[7]) == _flags("status")
+
+
+@pytest.mark.tools
+@needs_fish
+def test_fish_completes_the_manifests_names(named: Path) -> None:
+    got = _fish(
+        named,
+        f"{PROG} logs ex",
+        f"{PROG} run jobs.yaml --select ex",
+        f"{PROG} plan --select pool:s",
+        f"{PROG} plan --select=+t",
+        f"{PROG} run --tasks extract_o",
+        f"{PROG} plan other.yaml --format json --exclude ",
+        f"{PROG} plan missing.yaml --select ",
+    )
+    assert got == [
+        ["extract_customers", "extract_orders"],
+        ["extract_customers", "extract_orders"],
+        ["pool:salesforce", "pool:sap"],
+        ["--select=+transform"],
+        ["extract_orders:"],
+        ["load_model", "pool:bw", "state:modified"],
+        [],
+    ]
 
 
 # -- zsh -----------------------------------------------------------------------------
