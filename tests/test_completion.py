@@ -10,6 +10,7 @@ import select
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 
 from runner.cli import COMMANDS, build_parser
 from runner.commands import completion
-from runner.completion.shape import shape_of
+from runner.completion.names import MAX_BYTES, Names, candidates, read_names
+from runner.completion.shape import Value, shape_of
 from tests.conftest import CliResult
 
 Cli = Callable[..., CliResult]
@@ -31,6 +33,37 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "jobs.yaml").write_text("version: 1\n")
     (tmp_path / "my jobs.yaml").write_text("version: 1\n")
     (tmp_path / "runs").mkdir()
+    return tmp_path
+
+
+NAMED = """\
+version: 1
+connection: {base_url: "${CELONIS_URL_NEVER_SET}", auth: {type: api_key}}
+x-common: &common {mode: FULL}
+pools:
+  sap: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11}
+  salesforce: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c12}
+jobs:
+  extract_orders: {<<: *common, pool: sap, id: 8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b31}
+  extract_customers: {pool: salesforce, id: 8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b32}
+  transform:
+    pool: sap
+    id: 8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b33
+    depends_on: [extract_orders, extract_customers]
+"""
+OTHER = """\
+version: 1
+pools: {bw: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c13}}
+jobs: {load_model: {pool: bw, id: 8d0f5c2a-7e61-4c3b-b1a0-5f2e9d7c4b34}}
+"""
+
+
+@pytest.fixture
+def named(tmp_path: Path) -> Path:
+    """A directory whose jobs.yaml names jobs and pools (its connection needs a variable that is
+    not set), and other.yaml with other names."""
+    (tmp_path / "jobs.yaml").write_text(NAMED)
+    (tmp_path / "other.yaml").write_text(OTHER)
     return tmp_path
 
 
@@ -112,9 +145,18 @@ t() {{
         capture_output=True,
         text=True,
         timeout=30,
+        env=_with_runner(),
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and done.stderr == "", done.stderr
     return [sorted(filter(None, line.split("|"))) for line in done.stdout.splitlines()]
+
+
+def _with_runner() -> dict[str, str]:
+    """The environment with this celonis-runner first on PATH (the scripts call it back for
+    the manifest's names)."""
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / PROG).exists(), f"no {PROG} beside {sys.executable}"
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
 
 
 def test_bash_completes_commands_options_and_their_values(workdir: Path) -> None:
@@ -153,6 +195,116 @@ def test_bash_offers_every_option_of_each_command(workdir: Path) -> None:
         assert {"-q", "--quiet"} <= _flags(name), name  # the parser's options, as they come
 
 
+def test_bash_completes_the_manifests_names(named: Path) -> None:
+    jobs = ["extract_customers", "extract_orders", "transform"]
+    cases = {
+        (PROG, "logs", ""): jobs,  # ./jobs.yaml, FILE's default
+        (PROG, "logs", "ex"): jobs[:2],
+        (PROG, "logs", "--format", "json", "tr"): ["transform"],
+        (PROG, "logs", "transform", "j"): ["jobs.yaml"],  # then FILE
+        (PROG, "run", "jobs.yaml", "--select", "ex"): jobs[:2],
+        (PROG, "plan", "--exclude", "t"): ["transform"],
+        (PROG, "plan", "--select", "+t"): ["+transform"],
+        (PROG, "plan", "--select", "transform,ex"): [f"transform,{j}" for j in jobs[:2]],
+        (PROG, "plan", "--select", "=", "ex"): jobs[:2],  # --select=ex
+        (PROG, "plan", "--select", "s"): ["state:modified"],
+        # bash hands `pool:s` over in pieces and replaces only what follows the `:`
+        (PROG, "plan", "--select", "pool", ":", "s"): ["salesforce", "sap"],
+        (PROG, "plan", "--select", "pool", ":"): ["salesforce", "sap"],
+        (PROG, "run", "--tasks", "ex"): ["extract_customers:", "extract_orders:"],
+        (PROG, "run", "--tasks", "extract_orders", ":", ""): [],  # TASKS: Celonis' names
+        # the manifest the line names, wherever it is among options and their values
+        (PROG, "plan", "other.yaml", "--select", ""): ["load_model", "pool:bw", "state:modified"],
+        (PROG, "run", "--tasks", "transform", ":", "x", "other.yaml", "--exclude", "l"): [
+            "load_model"
+        ],
+        (PROG, "logs", "--run", "latest", "x", "other.yaml", "--format", "json", "x"): [],
+        (PROG, "run", "missing.yaml", "--select", ""): [],
+        (PROG, "status", "--format", ""): ["json", "text"],  # the rest as before
+    }
+    assert dict(zip(cases, _bash_complete(named, list(cases)), strict=True)) == cases
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jobs: [unclosed\n",  # invalid YAML
+        "version: 1\njobs:\n  a: {pool: p}\n  a: {pool: p}\n: :\n\t- x\n",  # and later
+        "- just\n- a list\n",
+        "",
+    ],
+)
+def test_bash_offers_nothing_and_says_nothing_for_a_broken_manifest(
+    tmp_path: Path, text: str
+) -> None:
+    (tmp_path / "jobs.yaml").write_text(text)
+    lines = [(PROG, "logs", ""), (PROG, "plan", "--select", ""), (PROG, "run", "--tasks", "")]
+    assert _bash_complete(tmp_path, lines) == [[], [], []]  # and stderr is empty
+
+
+def test_bash_offers_nothing_without_a_manifest(tmp_path: Path) -> None:
+    assert _bash_complete(tmp_path, [(PROG, "logs", ""), (PROG, "plan", "--select", "")]) == [
+        [],
+        [],
+    ]
+
+
+def test_the_shape_marks_the_values_that_take_names() -> None:
+    shape = shape_of(build_parser(every=True))
+    by_name = {c.name: c for c in shape.commands}
+    for name in ("plan", "run"):
+        flags = {f: o.value for o in by_name[name].options for f in o.flags}
+        assert flags["--select"] == flags["--exclude"] == Value("job", form="select")
+        assert flags["--tasks"] == Value("job", form="tasks")
+        assert by_name[name].manifest == (0, "jobs.yaml")
+    assert by_name["logs"].positionals[0].value == Value("job", form="name")
+    assert by_name["logs"].manifest == (1, "jobs.yaml")
+    assert by_name["validate"].manifest is None and by_name["status"].manifest is None
+    completion_flags = _flags("completion")
+    assert not completion_flags & {"--names", "--names-for", "--word"}  # hidden
+
+
+def test_completion_names_prints_one_candidate_a_line(cli: Cli, named: Path) -> None:
+    path = str(named / "jobs.yaml")
+    done = cli("completion", "--names", path)
+    assert done.code == 0 and done.err == ""
+    assert done.out.splitlines() == [
+        "extract_orders",
+        "extract_customers",
+        "transform",
+        "pool:sap",
+        "pool:salesforce",
+        "state:modified",
+    ]
+    assert cli("completion", "--names", path, "--names-for", "name", "--word=t").out == (
+        "transform\n"
+    )
+    tasks = cli("completion", "--names", path, "--names-for", "tasks", "--word=extract_o")
+    assert tasks.out == "extract_orders:\n"
+    for broken in (str(named / "missing.yaml"), str(named), "/dev/null"):
+        got = cli("completion", "--names", broken)
+        assert (got.code, got.out, got.err) == (0, "", ""), broken
+
+
+def test_names_are_read_leniently_and_only_as_names(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        "jobs:\n  ok: {}\n  'has space': {}\n  '$(rm -rf /)': {}\n  <<: {x: 1}\n  ok: {}\n"
+        "  [a, b]: 1\n  7up: {}\npools: [not, a, mapping]\n"
+    )
+    assert read_names(path) == Names(jobs=("ok",), pools=())
+    big = tmp_path / "big.yaml"
+    big.write_text("jobs: {a: 1}\n" + "#" * MAX_BYTES)
+    assert read_names(big) == Names()
+    names = Names(jobs=("a", "ab"), pools=("p",))
+    assert candidates("select", names, "a,+a") == ["a,+a", "a,+ab"]
+    assert candidates("select", names, "+p") == []  # pool:P takes no +
+    assert candidates("select", names, "") == ["a", "ab", "pool:p", "state:modified"]
+    assert candidates("tasks", names, "ab") == ["ab:"]
+    assert candidates("tasks", names, "ab:") == []
+    assert candidates("name", Names(pools=("p",)), "") == []
+
+
 # -- fish ------------------------------------------------------------------------------
 
 needs_fish = pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
@@ -173,6 +325,7 @@ def _fish(workdir: Path, *lines: str) -> list[list[str]]:
         capture_output=True,
         text=True,
         timeout=30,
+        env=_with_runner(),
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr
     blocks = done.stdout.split("-- end --\n")[:-1]
@@ -214,6 +367,30 @@ def test_fish_completes_commands_options_and_their_values(workdir: Path) -> None
     assert set(got[7]) == _flags("status")
 
 
+@pytest.mark.tools
+@needs_fish
+def test_fish_completes_the_manifests_names(named: Path) -> None:
+    got = _fish(
+        named,
+        f"{PROG} logs ex",
+        f"{PROG} run jobs.yaml --select ex",
+        f"{PROG} plan --select pool:s",
+        f"{PROG} plan --select=+t",
+        f"{PROG} run --tasks extract_o",
+        f"{PROG} plan other.yaml --format json --exclude ",
+        f"{PROG} plan missing.yaml --select ",
+    )
+    assert got == [
+        ["extract_customers", "extract_orders"],
+        ["extract_customers", "extract_orders"],
+        ["pool:salesforce", "pool:sap"],
+        ["--select=+transform"],
+        ["extract_orders:"],
+        ["load_model", "pool:bw", "state:modified"],
+        [],
+    ]
+
+
 # -- zsh -----------------------------------------------------------------------------
 
 
@@ -233,7 +410,8 @@ class Zsh:
             "PS1='READY> '\n"
         )
         zsh = shutil.which("zsh") or "zsh"
-        env = {"ZDOTDIR": str(home), "HOME": str(home), "TERM": "dumb", "PATH": os.defpath}
+        path = _with_runner()["PATH"]  # the script calls celonis-runner back for names
+        env = {"ZDOTDIR": str(home), "HOME": str(home), "TERM": "dumb", "PATH": path}
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: becomes zsh
             os.chdir(home)
@@ -289,6 +467,25 @@ def test_zsh_completes_commands_options_and_their_values(zsh: Zsh) -> None:
     listed = zsh.typed(f"{PROG} plan --format \x04")  # Ctrl-D: list the choices
     assert all(word in listed for word in ("text", "json", "mermaid", "dot")), listed
     zsh.typed("\x15\n")  # Ctrl-U: drop the line
+
+
+@pytest.mark.tools
+@needs_zsh
+def test_zsh_completes_the_manifests_names(named: Path) -> None:
+    shell = Zsh(named)
+    try:
+        assert "ARGS<logs transform>" in shell.typed(f"{PROG} logs tr\t\n")
+        shown = shell.typed(f"{PROG} plan --select pool:sal\t\n")
+        assert "ARGS<plan --select pool:salesforce>" in shown
+        shown = shell.typed(f"{PROG} plan other.yaml --exclude l\t\n")
+        assert "ARGS<plan other.yaml --exclude load_model>" in shown
+        shown = shell.typed(f"{PROG} run --tasks extract_o\tx\n")  # no space after `JOB:`
+        assert "ARGS<run --tasks extract_orders:x>" in shown
+        listed = shell.typed(f"{PROG} logs ex\x04")  # Ctrl-D: list the candidates
+        assert "extract_orders" in listed and "extract_customers" in listed, listed
+        shell.typed("\x15\n")
+    finally:
+        shell.close()
 
 
 @pytest.mark.tools

@@ -2,7 +2,9 @@
 
 The script is written from the CLI's own parser with every command's arguments declared
 (`Context.full_parser`), so it completes exactly the commands, options and `--format` values
-the CLI takes.
+the CLI takes. The scripts call back `completion --names FILE --names-for FORM --word=WORD`
+(hidden from the help) for the names in the manifest: one candidate a line, nothing on any
+problem, fast (the YAML events only; runner.completion.names).
 """
 
 from __future__ import annotations
@@ -26,11 +28,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "shell", nargs="?", choices=SHELLS, help="the shell to complete in: bash, zsh or fish"
     )
+    # what the scripts call at a Tab; hidden from help and usage (and so from the scripts)
+    parser.add_argument("--names", metavar="FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--names-for", default="select", help=argparse.SUPPRESS)
+    parser.add_argument("--word", default="", help=argparse.SUPPRESS)
     usage = parser.format_usage().removeprefix("usage: ").replace("[{", "{", 1)
     parser.usage = usage.replace("}]", "}", 1).replace("%", "%%").rstrip("\n")
 
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
+    if args.names is not None:
+        ctx.stdout.write(
+            "".join(f"{line}\n" for line in names(args.names, args.names_for, args.word))
+        )
+        return ExitCode.OK
     if not args.shell:
         raise UsageError(f"completion needs SHELL: one of {', '.join(SHELLS)}")
     if ctx.full_parser is None:
@@ -46,3 +57,16 @@ def script(shell: str, parser: argparse.ArgumentParser) -> str:
     writer = importlib.import_module(f"runner.completion.{shell}")
     text: str = writer.script(shape_of(parser))
     return text
+
+
+def names(file: str, form: str, word: str) -> list[str]:
+    """The candidates for `word` from the manifest `file`; none on any problem (a Tab must never
+    print an error into the command line being typed)."""
+    from pathlib import Path
+
+    from runner.completion import names as found
+
+    try:
+        return found.candidates(form, found.read_names(Path(file)), word)
+    except Exception:  # completion stays quiet whatever happens
+        return []

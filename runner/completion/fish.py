@@ -1,11 +1,40 @@
 """The fish completion script: `complete` lines, one per option and per command.
 
-Files are offered only where a file goes (`complete -f` first, then `-F` per place).
+Files are offered only where a file goes (`complete -f` first, then `-F` per place); the
+manifest's names where a job or a selector goes, from `celonis-runner completion --names`.
 """
 
 from __future__ import annotations
 
 from runner.completion.shape import Command, Option, Shape, Value
+
+NAMES = r"""function __celonis_runner_names --argument-names form
+    # The manifest's names in `form` (name | select | tasks); the manifest is the command's
+    # FILE when typed (the words that are neither options nor their values), else its default.
+    set -l tokens (commandline -opc)
+    set -l cmd ''
+    set -l pos
+    set -l skip 0
+    for token in $tokens[2..-1]
+        if test $skip = 1
+            set skip 0
+        else if string match -q -- '-*' $token
+            test -n "$cmd"; and not string match -q -- '*=*' $token
+            and __celonis_runner_valued $cmd $token; and set skip 1
+        else if test -z "$cmd"
+            set cmd $token
+        else
+            set -a pos $token
+        end
+    end
+    set -l manifest (__celonis_runner_manifest $cmd); or return 0
+    set -l file $manifest[2]
+    set -q pos[$manifest[1]]; and set file $pos[$manifest[1]]
+    set file (string replace -r -- '^~/' "$HOME/" $file)
+    set -l word (string replace -r -- '^--[^=]*=' '' (commandline -ct))
+    command celonis-runner completion --names=$file --names-for $form --word=$word 2>/dev/null
+end
+"""
 
 
 def script(shape: Shape) -> str:
@@ -18,6 +47,9 @@ def script(shape: Shape) -> str:
         f"complete -c {name} -f",
         *[f"{top} {line}" for o in shape.options for line in _option(o)],
         *[f"{top} -a {c.name} -d {_quote(c.help)}" for c in shape.commands],
+        NAMES.rstrip("\n"),
+        _valued(shape),
+        _manifests(shape),
     ]
     for command in shape.commands:
         lines += _command(
@@ -47,6 +79,41 @@ def _option(option: Option) -> list[str]:
     return [f"{flags} {value}", f"{flags} -x -d {_quote(option.help)}"]
 
 
+def _valued(shape: Shape) -> str:
+    """`__celonis_runner_valued COMMAND OPTION`: whether the option takes a value (for the
+    commands that complete names: to tell their positionals from the options' values)."""
+    pairs = [
+        _quote(f"{c.name} {flag}")
+        for c in shape.commands
+        if c.manifest is not None
+        for o in c.options
+        if o.value is not None
+        for flag in o.flags
+    ]
+    return (
+        "function __celonis_runner_valued\n"
+        f'    contains -- "$argv[1] $argv[2]" {" ".join(pairs)}\n'
+        "end"
+    )
+
+
+def _manifests(shape: Shape) -> str:
+    """`__celonis_runner_manifest COMMAND`: the manifest's place among the positionals (from 1)
+    and its default, one a line; fails for a command that completes no names."""
+    cases = []
+    for command in shape.commands:
+        if command.manifest is not None:
+            place, default = command.manifest
+            cases.append(
+                f"        case {command.name}\n            printf '%s\\n' {place + 1} {_quote(default)}"
+            )
+    body = "\n".join(cases)
+    return (
+        "function __celonis_runner_manifest\n    switch $argv[1]\n"
+        f"{body}\n        case '*'\n            return 1\n    end\nend"
+    )
+
+
 def _value(value: Value) -> str:
     """What follows: `-x` takes a value with no file offered, `-r -F` a file."""
     if value.kind == "choice":
@@ -55,6 +122,8 @@ def _value(value: Value) -> str:
         return "-r -F"
     if value.kind == "dir":
         return "-x -a '(__fish_complete_directories)'"
+    if value.kind == "job":
+        return f"-x -a {_quote(f'(__celonis_runner_names {value.form})')}"
     return "-x"
 
 

@@ -11,16 +11,22 @@ from dataclasses import dataclass
 FILE_METAVARS = frozenset({"FILE", "PATH", "BASE", "NEW"})
 """Values that name a file (BASE and NEW may also be REV:PATH; a file is the common case)."""
 DIR_METAVARS = frozenset({"DIR"})
+NAME_METAVARS = {"JOB": "name", "SEL": "select", "JOB:TASKS": "tasks"}
+"""Values that hold the manifest's names, by the form they take (`runner.completion.names`):
+completed with the names of the manifest the command line names."""
+MANIFEST = "FILE"
+"""The positional that is the manifest, whose names complete those values."""
 HELP_WIDTH = 70
 
 
 @dataclass(frozen=True)
 class Value:
-    """What a word completes to: `choice` (one of `choices`), `file`, `dir`, or `any` (no
-    suggestion: a name, a number, a URL)."""
+    """What a word completes to: `choice` (one of `choices`), `file`, `dir`, `job` (the
+    manifest's names, in `form`: see NAME_METAVARS), or `any` (no suggestion: a number, a URL)."""
 
     kind: str
     choices: tuple[str, ...] = ()
+    form: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class Positional:
     value: Value
     many: bool = False
     optional: bool = False
+    default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,18 @@ class Command:
     help: str
     options: tuple[Option, ...]
     positionals: tuple[Positional, ...]
+
+    @property
+    def manifest(self) -> tuple[int, str] | None:
+        """(place among the positionals, default) of the manifest, if the command reads one and
+        has a value that completes its names."""
+        values = [o.value for o in self.options] + [p.value for p in self.positionals]
+        if not any(v is not None and v.kind == "job" for v in values):
+            return None
+        for place, positional in enumerate(self.positionals):
+            if positional.name == MANIFEST and not positional.many and positional.default:
+                return place, positional.default
+        return None
 
 
 @dataclass(frozen=True)
@@ -64,8 +83,13 @@ def shape_of(parser: argparse.ArgumentParser) -> Shape:
     commands = tuple(
         _command(name, helps.get(name, ""), child) for name, child in sub.choices.items()
     )
-    options = tuple(_option(a) for a in parser._actions if a.option_strings)
+    options = tuple(_option(a) for a in _shown(parser) if a.option_strings)
     return Shape(parser.prog, options, commands)
+
+
+def _shown(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The parser's arguments but those hidden from its help (`completion --names`)."""
+    return [a for a in parser._actions if a.help != argparse.SUPPRESS]
 
 
 def _subparsers(
@@ -78,8 +102,8 @@ def _subparsers(
 
 
 def _command(name: str, text: str, parser: argparse.ArgumentParser) -> Command:
-    options = tuple(_option(a) for a in parser._actions if a.option_strings)
-    positionals = tuple(_positional(a) for a in parser._actions if not a.option_strings)
+    options = tuple(_option(a) for a in _shown(parser) if a.option_strings)
+    positionals = tuple(_positional(a) for a in _shown(parser) if not a.option_strings)
     return Command(name, one_line(text), options, positionals)
 
 
@@ -99,6 +123,7 @@ def _positional(action: argparse.Action) -> Positional:
         _value(action),
         many=action.nargs in ("*", "+"),
         optional=action.nargs in ("?", "*"),
+        default=action.default if isinstance(action.default, str) else None,
     )
 
 
@@ -110,6 +135,8 @@ def _value(action: argparse.Action) -> Value:
         return Value("file")
     if metavar in DIR_METAVARS:
         return Value("dir")
+    if metavar in NAME_METAVARS:
+        return Value("job", form=NAME_METAVARS[metavar])
     return Value("any")
 
 

@@ -1,12 +1,26 @@
 """The zsh completion script: a `#compdef` function for `$fpath`, or sourced after compinit.
 
 Each command's options with their descriptions through `_arguments`, values by what they
-are (choices, `_files`, directories), the positionals in order.
+are (choices, `_files`, directories, the manifest's names), the positionals in order.
 """
 
 from __future__ import annotations
 
 from runner.completion.shape import Command, Option, Positional, Shape, Value
+
+Manifest = tuple[int, str] | None
+
+NAMES = r"""_celonis_runner_names() {
+    # The manifest's names. The last three arguments: the form (name | select | tasks), the
+    # manifest's place among the positionals ($line, from _arguments), its default; before
+    # them, what _arguments passes on for compadd.
+    local form=${@[-3]} file=${line[${@[-2]} + 1]:-${@[-1]}}
+    local -a names suffix
+    names=(${(f)"$(command celonis-runner completion --names=${file/#\~/$HOME} --names-for $form --word=$PREFIX 2>/dev/null)"})
+    [[ $form == tasks ]] && suffix=(-S '')
+    compadd "${@[1,-4]}" "${suffix[@]}" -a names
+}
+"""
 
 TAIL = """\
 if [[ $funcstack[1] == _celonis-runner ]]; then
@@ -47,22 +61,23 @@ def script(shape: Shape) -> str:
         "    _describe -t commands 'celonis-runner command' commands",
         "}",
         "",
+        NAMES,
         TAIL,
     ]
     return "\n".join(lines)
 
 
 def _command(command: Command) -> list[str]:
-    specs = [spec for o in command.options for spec in _option(o)]
-    specs += [_positional(p) for p in command.positionals]
+    specs = [spec for o in command.options for spec in _option(o, command.manifest)]
+    specs += [_positional(p, command.manifest) for p in command.positionals]
     body = " \\\n                ".join(specs)
     return [f"        ({command.name})", f"            _arguments -s {body} ;;"]
 
 
-def _option(option: Option) -> list[str]:
+def _option(option: Option, manifest: Manifest = None) -> list[str]:
     """`_arguments` specs: one per spelling, each excluding the others (`-q` and `--quiet`)."""
     text = f"[{_escape(option.help, '[]')}]"
-    value = "" if option.value is None else f":{_action(option.value)}"
+    value = "" if option.value is None else f":{_action(option.value, manifest)}"
     exclusive = f"({' '.join(option.flags)})" if len(option.flags) > 1 else ""
     repeat = "*" if option.repeat else ""
     return [
@@ -70,15 +85,20 @@ def _option(option: Option) -> list[str]:
     ]
 
 
-def _positional(positional: Positional) -> str:
+def _positional(positional: Positional, manifest: Manifest) -> str:
     place = "*" if positional.many else ""
     colons = "::" if positional.optional and not positional.many else ":"
     message = _escape(positional.name, ":")
-    return _quote(f"{place}{colons}{message}:{_action(positional.value).split(':', 1)[1]}")
+    return _quote(
+        f"{place}{colons}{message}:{_action(positional.value, manifest).split(':', 1)[1]}"
+    )
 
 
-def _action(value: Value) -> str:
-    """`MESSAGE:ACTION` for a value."""
+def _action(value: Value, manifest: Manifest = None) -> str:
+    """`MESSAGE:ACTION` for a value (the names of `manifest`: its place and default)."""
+    if value.kind == "job" and manifest is not None:
+        place, default = manifest
+        return f"{value.form}:_celonis_runner_names {value.form} {place} {_escape(default, ' ')}"
     if value.kind == "choice":
         return f"{value.kind}:({' '.join(_escape(c, ' ()') for c in value.choices)})"
     return {"file": "file:_files", "dir": "directory:_files -/"}.get(value.kind, "value: ")
