@@ -14,7 +14,16 @@ import pytest
 import requests
 
 from tests.e2e import Journal, Pipeline, emulator_for, job_uuid, pool_uuid
-from tests.test_resume import KEY, Cli, env_for, run_against, spawn_run, wait_for_execution
+from tests.test_resume import (
+    KEY,
+    Cli,
+    env_for,
+    run_against,
+    spawn_run,
+    wait_for_a_poll_after_execution,
+    wait_for_execution,
+    wait_until,
+)
 
 EXECUTE = "/integration/api/v2/data-pools/*"
 
@@ -215,10 +224,10 @@ def test_a_kill_while_the_execute_is_out_then_a_resume_takes_that_execution_up(
     manifest = p.folder / "jobs.yaml"
     with emulator_for(p, KEY) as emu:
         env = kill_with_the_execute_out(p, emu)
-        deadline = time.monotonic() + 30
-        while "SUCCESS" not in [s for _, s in Journal(emu.journal()).statuses("only")]:
-            assert time.monotonic() < deadline, "the execution never ended"
-            time.sleep(0.05)
+        wait_until(
+            lambda: "SUCCESS" in [s for _, s in Journal(emu.journal()).statuses("only")],
+            "the execution end",
+        )
         resumed = cli(
             "run",
             str(manifest),
@@ -248,13 +257,8 @@ def test_ctrl_c_then_resume_at_once_runs_the_cancelled_job_again(cli: Cli, tmp_p
         env = {**env_for(p), "CELONIS_RUNNER_TIME_ORIGIN": repr(emu.clock.origin)}
         proc = spawn_run(str(manifest), "--base-url", emu.base_url, "--grace", "60", env=env)
         try:
-            wait_for_execution(lambda: Journal(emu.journal()), "load")
             # the runner has read the execute's answer once it polls the pool's status
-            polls = len(Journal(emu.journal()).requests("GET", "/status"))
-            deadline = time.monotonic() + 30
-            while len(Journal(emu.journal()).requests("GET", "/status")) <= polls:
-                assert time.monotonic() < deadline, "the runner never polled after its execute"
-                time.sleep(0.02)
+            wait_for_a_poll_after_execution(lambda: Journal(emu.journal()), "load")
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
         finally:
@@ -288,10 +292,10 @@ def test_a_resume_of_a_resume_keeps_the_intent_and_executes_once(cli: Cli, tmp_p
         env = kill_with_the_execute_out(p, emu)
         args = [str(p.folder / "jobs.yaml"), "--base-url", emu.base_url]
         again = spawn_run(*args, "--resume", env=env)
-        deadline = time.monotonic() + 30
-        while len(Journal(emu.journal()).requests("GET", "/executions")) < 2:
-            assert time.monotonic() < deadline, "resume 1 never settled"
-            time.sleep(0.02)
+        wait_until(
+            lambda: len(Journal(emu.journal()).requests("GET", "/executions")) >= 2,
+            "resume 1 settling",
+        )
         again.kill()
         again.communicate()
         resumed = cli("run", *args, "--resume", "--log-format", "json", environ=env)

@@ -92,41 +92,44 @@ def spawn_with_emulator(p: Pipeline, *extra: str) -> tuple[subprocess.Popen[str]
 
 def wait_for_execution(read: Callable[[], Journal], name: str) -> None:
     """Until the emulator has started `name` (real time, at most 30 s)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if read().executions(name):
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{name} never started")
+    wait_until(lambda: read().executions(name), f"{name} start")
 
 
 def wait_for_a_poll_after_execution(read: Callable[[], Journal], name: str) -> None:
     """Until the runner read the pool's status after `name` started: it holds the execute's
     answer then (real time, at most 30 s)."""
     wait_for_execution(read, name)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def polled() -> bool:
         journal = read()
         started = journal.executions(name)[0]["t"]
-        if any(r["t"] > started for r in journal.requests("GET", "/logs/status")):
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"the runner never polled after {name} started")
+        return any(r["t"] > started for r in journal.requests("GET", "/logs/status"))
+
+    wait_until(polled, f"a poll after {name} started")
 
 
 def wait_for_state(runs: Path, shows: Callable[[dict[str, Any]], bool]) -> None:
     """Until the live run's state file (snapshot and journal) `shows` something (real time, at
     most 30 s); a file caught mid-write is read again."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def shown() -> bool:
         for path in runs.glob("*.json") if runs.exists() else []:
             try:
                 if shows(load_saved(path).data):
-                    return
+                    return True
             except UsageError:
                 pass
+        return False
+
+    wait_until(shown, f"the state file in {runs} show it")
+
+
+def wait_until(condition: Callable[[], object], what: str) -> None:
+    """Until `condition()` is true (real time, at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"never saw {what}"
         time.sleep(0.02)
-    raise AssertionError(f"the state file in {runs} never showed it")
 
 
 def journal_file(path: Path) -> Callable[[], Journal]:
@@ -370,9 +373,11 @@ def test_second_signal_exits_at_once(tmp_path: Path) -> None:
             env=env_for(p),
         )
         wait_for_execution(lambda: Journal(emu.journal()), "long")
-        time.sleep(0.3)  # a poll is now hanging
+        wait_until(lambda: emu.fault_hits() == [1], "a status read to hang")
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.2)
+        # the first signal is handled (it cancels) before the second is sent: two signals
+        # pending at once would be one
+        wait_until(lambda: Journal(emu.journal()).requests("POST", "/cancel"), "a cancel")
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         out, err = proc.communicate(timeout=30)

@@ -43,6 +43,12 @@ class FaultPlan:
         self._rules = [_Rule(f) for f in faults]
         self._lock = threading.Lock()
 
+    def hits(self) -> list[int]:
+        """How many requests each fault has hit so far, in the scenario's order (a delayed
+        request counts from the moment it arrives, before its answer is held back)."""
+        with self._lock:
+            return [rule.hits for rule in self._rules]
+
     def pick(self, method: str, path: str) -> Fault | None:
         """The fault that hits this request (counting it), or None."""
         with self._lock:

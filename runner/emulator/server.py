@@ -168,6 +168,10 @@ class Emulator:
         """Every OAuth access token handed out so far, for tests that check none leaked."""
         return self._credentials.issued_tokens()
 
+    def fault_hits(self) -> list[int]:
+        """How many requests each of the scenario's faults has hit so far, in its order."""
+        return self._faults.hits()
+
     def journal(self) -> list[dict[str, Any]]:
         """A snapshot of the journal, with executions advanced to now."""
         with self._state.lock:
