@@ -39,6 +39,9 @@ def workdir(tmp_path: Path) -> Path:
 NAMED = """\
 version: 1
 connection: {base_url: "${CELONIS_URL_NEVER_SET}", auth: {type: api_key}}
+environments:
+  dev: {connection: {base_url: "https://dev.eu-1.celonis.cloud"}}
+  prod: {connection: {base_url: "https://prod.eu-1.celonis.cloud"}}
 x-common: &common {mode: FULL}
 pools:
   sap: {id: 3f6c1a3e-0d4b-4b8e-9a43-2a4d2f0e9c11}
@@ -221,6 +224,9 @@ def test_bash_completes_the_manifests_names(named: Path) -> None:
         (PROG, "logs", "--run", "latest", "x", "other.yaml", "--format", "json", "x"): [],
         (PROG, "run", "missing.yaml", "--select", ""): [],
         (PROG, "status", "--format", ""): ["json", "text"],  # the rest as before
+        (PROG, "run", "--env", ""): ["dev", "prod"],  # the manifest's environments
+        (PROG, "plan", "--check-remote", "--env", "dev", "--env", "p"): ["prod"],
+        (PROG, "plan", "other.yaml", "--env", ""): [],
     }
     assert dict(zip(cases, _bash_complete(named, list(cases)), strict=True)) == cases
 
@@ -259,7 +265,11 @@ def test_the_shape_marks_the_values_that_take_names() -> None:
         assert by_name[name].manifest == (0, "jobs.yaml")
     assert by_name["logs"].positionals[0].value == Value("job", form="name")
     assert by_name["logs"].manifest == (1, "jobs.yaml")
-    assert by_name["validate"].manifest is None and by_name["status"].manifest is None
+    assert by_name["validate"].manifest is None  # takes no names
+    for name in ("plan", "run", "status", "logs"):  # --env: the manifest's environments
+        flags = {f: o.value for o in by_name[name].options for f in o.flags}
+        assert flags["--env"] == Value("job", form="env")
+    assert by_name["status"].manifest == (0, "jobs.yaml")
     completion_flags = _flags("completion")
     assert not completion_flags & {"--names", "--names-for", "--word"}  # hidden
 

@@ -145,7 +145,7 @@ def add_env(parser: argparse.ArgumentParser, *, repeat: bool = False) -> None:
         "--env",
         action="append" if repeat else "store",
         default=[] if repeat else None,
-        metavar="NAME",
+        metavar="ENV",
         help=f"the environment of the manifest to use (default: ${ENV_VARIABLE}, else the"
         f" top-level connection){more}",
     )

@@ -26,10 +26,10 @@ from yaml.events import (
     ScalarEvent,
 )
 
-FORMS = ("name", "select", "tasks")
+FORMS = ("name", "select", "tasks", "env")
 """What a word holds: a job's `name` (`logs JOB`), a selector (`--select`, `--exclude`: a name,
 `+name`, `pool:POOL`, `state:modified`, comma-separated), or `tasks` (`--tasks JOB:TASKS`,
-whose JOB part is completed as `JOB:`)."""
+whose JOB part is completed as `JOB:`), or an `env`ironment's name (`--env`)."""
 STATE_SELECTOR = "state:modified"
 MAX_BYTES = 10 * 1024 * 1024
 """As `--max-size`'s default: a bigger file is not read for completion."""
@@ -47,6 +47,7 @@ except AttributeError:  # pragma: no cover - depends on how pyyaml was built
 class Names:
     jobs: tuple[str, ...] = ()
     pools: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
 
 
 def read_names(path: Path) -> Names:
@@ -59,7 +60,9 @@ def read_names(path: Path) -> Names:
         sections = _sections(yaml.parse(text, Loader=_Loader))
     except (OSError, ValueError, yaml.YAMLError, RecursionError, RuntimeError, StopIteration):
         return Names()
-    return Names(sections.get("jobs", ()), sections.get("pools", ()))
+    return Names(
+        sections.get("jobs", ()), sections.get("pools", ()), sections.get("environments", ())
+    )
 
 
 def candidates(form: str, names: Names, word: str) -> list[str]:
@@ -67,7 +70,9 @@ def candidates(form: str, names: Names, word: str) -> list[str]:
     without jobs (no manifest)."""
     if not names.jobs:
         return []
-    if form == "tasks":
+    if form == "env":
+        found = list(names.environments)
+    elif form == "tasks":
         found = [] if ":" in word else [f"{job}:" for job in names.jobs]
     elif form == "select":
         found = _selectors(names, word)
@@ -87,7 +92,8 @@ def _selectors(names: Names, word: str) -> list[str]:
 
 
 def _sections(events: Iterator[Event]) -> dict[str, tuple[str, ...]]:
-    """The keys of the top-level `jobs` and `pools` mappings, read from the event stream; the
+    """The keys of the top-level `jobs`, `pools` and `environments` mappings, read from the
+    event stream; the
     whole document is walked, so a syntax error anywhere raises."""
     for event in events:
         if isinstance(event, MappingStartEvent):
@@ -100,7 +106,7 @@ def _sections(events: Iterator[Event]) -> dict[str, tuple[str, ...]]:
 def _root(events: Iterator[Event]) -> dict[str, tuple[str, ...]]:
     found: dict[str, tuple[str, ...]] = {}
     for key, value in _pairs(events):
-        if key in ("jobs", "pools") and isinstance(value, MappingStartEvent):
+        if key in ("jobs", "pools", "environments") and isinstance(value, MappingStartEvent):
             found[key] = _keys(events)
         else:
             _skip(events, value)

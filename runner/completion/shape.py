@@ -11,7 +11,7 @@ from dataclasses import dataclass
 FILE_METAVARS = frozenset({"FILE", "PATH", "BASE", "NEW"})
 """Values that name a file (BASE and NEW may also be REV:PATH; a file is the common case)."""
 DIR_METAVARS = frozenset({"DIR"})
-NAME_METAVARS = {"JOB": "name", "SEL": "select", "JOB:TASKS": "tasks"}
+NAME_METAVARS = {"JOB": "name", "SEL": "select", "JOB:TASKS": "tasks", "ENV": "env"}
 """Values that hold the manifest's names, by the form they take (`runner.completion.names`):
 completed with the names of the manifest the command line names."""
 MANIFEST = "FILE"
