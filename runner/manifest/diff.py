@@ -89,15 +89,16 @@ def compare(base: Manifest, new: Manifest) -> ManifestDiff:
     changed += _changes("pool", base.pools, new.pools, _pool_fields)
     job_changes = _changes("job", base.jobs, new.jobs, _job_fields)
     changed += job_changes
-    modified = frozenset(_names(added, "job") + [c.name for c in job_changes])
+    changed_jobs = [c.name for c in job_changes]
+    modified = frozenset(_names(added, "job") + changed_jobs)
     return ManifestDiff(
         base=base,
         new=new,
         added=tuple(added),
         removed=tuple(removed),
         changed=tuple(changed),
-        edges_added=_edges(new, base, [c.name for c in job_changes] + _names(added, "job")),
-        edges_removed=_edges(base, new, [c.name for c in job_changes] + _names(removed, "job")),
+        edges_added=_edges(new, base, modified),
+        edges_removed=_edges(base, new, changed_jobs + _names(removed, "job")),
         downstream=tuple(n for n in reached(new, modified) if n not in modified),
         modified_jobs=modified,
     )
