@@ -8,6 +8,7 @@ that the emulator's start line prints that same runner command.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from runner.manifest.loader import load_manifest
@@ -53,6 +55,56 @@ def free_port() -> str:
         return str(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def shell_emulators(
+    scripts: Sequence[str], cwd: Path, env: Mapping[str, str], stop_within: float = 10
+) -> Iterator[list[str]]:
+    """Emulators started as a shell would (each script execs one): yields what each printed up
+    to the runner command it suggests; stopped with SIGTERM at the end."""
+    processes = [
+        subprocess.Popen(
+            ["bash", "-c", script],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for script in scripts
+    ]
+    try:
+        yield [_start_lines(process) for process in processes]
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=stop_within)
+
+
+def _start_lines(emulator: subprocess.Popen[str]) -> str:
+    assert emulator.stdout is not None
+    start = ""
+    while "run the runner against it:" not in start and emulator.poll() is None:
+        start += emulator.stdout.readline()
+    return start
+
+
+def run_in_shell(
+    export: str, commands: Sequence[str], cwd: Path, env: Mapping[str, str]
+) -> list[subprocess.CompletedProcess[str]]:
+    """Each command run by bash after the README's export line, one after the other."""
+    return [
+        subprocess.run(
+            ["bash", "-c", f"{export}; {command}"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for command in commands
+    ]
+
+
 def seconds(text: str) -> float:
     """'1h7m', '19m48s', '12m', '45s' -> seconds."""
     units = {"h": 3600, "m": 60, "s": 1}
@@ -80,19 +132,7 @@ def test_the_readme_emulator_example_runs_as_written_in_under_30_seconds(tmp_pat
     env = {**os.environ, **exports}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("CELONIS_RUNNER_TIME_SCALE", None)
-    emulator = subprocess.Popen(
-        ["bash", "-c", f"exec {emulator_command}"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert emulator.stdout is not None
-        start = ""
-        while "run the runner against it:" not in start and emulator.poll() is None:
-            start += emulator.stdout.readline()
+    with shell_emulators([f"exec {emulator_command}"], tmp_path, env) as [start]:
         assert f"run the runner against it: {runner_command}\n" in start, start
         assert "time scale: 600" in start
         began = time.monotonic()
@@ -105,9 +145,6 @@ def test_the_readme_emulator_example_runs_as_written_in_under_30_seconds(tmp_pat
             timeout=90,
         )
         elapsed = time.monotonic() - began
-    finally:
-        emulator.send_signal(signal.SIGTERM)
-        emulator.wait(timeout=10)
     assert run.returncode == 0, run.stdout + run.stderr
     assert elapsed < 30, f"the example took {elapsed:.1f} s"
     reported = {

@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_emulator_readme import free_port
+from tests.test_emulator_readme import free_port, run_in_shell, shell_emulators
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "environments"
@@ -53,41 +51,13 @@ def test_the_environments_example_runs_as_its_readme_says(tmp_path: Path) -> Non
     for name in ("CELONIS_RUNNER_TIME_SCALE", "CELONIS_BASE_URL", "CELONIS_RUNNER_ENV"):
         env.pop(name, None)
     journals = {team: tmp_path / f"{team}.jsonl" for team in ("dev", "qa")}
-    emulators = []
+    scripts = []
     for team, command in zip(("dev", "qa"), emulator_commands, strict=True):
         for old, new in ports.items():
             command = command.replace(old, new)
-        emulators.append(
-            subprocess.Popen(
-                ["bash", "-c", f"{export}; exec env {command} --journal {journals[team]}"],
-                cwd=tmp_path,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    try:
-        for emulator in emulators:
-            assert emulator.stdout is not None
-            start = ""
-            while "run the runner against it:" not in start and emulator.poll() is None:
-                start += emulator.stdout.readline()
-        results = [
-            subprocess.run(
-                ["bash", "-c", f"{export}; {command}"],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            for command in (drift, dev_run, qa_run)
-        ]
-    finally:
-        for emulator in emulators:
-            emulator.send_signal(signal.SIGTERM)
-            emulator.communicate(timeout=30)
+        scripts.append(f"{export}; exec env {command} --journal {journals[team]}")
+    with shell_emulators(scripts, tmp_path, env, stop_within=30):
+        results = run_in_shell(export, (drift, dev_run, qa_run), tmp_path, env)
     drifted, dev, qa = results
     assert drifted.returncode == 1, drifted.stderr
     assert re.search(

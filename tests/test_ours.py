@@ -221,23 +221,13 @@ def test_a_kill_while_the_execute_is_out_then_a_resume_takes_that_execution_up(
     # lost, and the runner is SIGKILLed while it settles that. The resume comes after that
     # execution ended: it is ours (began after the intent, on Celonis' clock), never re-sent.
     p = lost_execute(tmp_path, duration="5m", timeout="1h", clock_offset=offset)
-    manifest = p.folder / "jobs.yaml"
     with emulator_for(p, KEY) as emu:
         env = kill_with_the_execute_out(p, emu)
         wait_until(
             lambda: "SUCCESS" in [s for _, s in Journal(emu.journal()).statuses("only")],
             "the execution end",
         )
-        resumed = cli(
-            "run",
-            str(manifest),
-            "--base-url",
-            emu.base_url,
-            "--resume",
-            "--log-format",
-            "json",
-            environ=env,
-        )
+        resumed = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json", environ=env)
         journal = Journal(emu.journal())
     assert resumed.code == 0, resumed.err
     assert len(journal.requests("POST", "/execute")) == 1
@@ -265,16 +255,7 @@ def test_ctrl_c_then_resume_at_once_runs_the_cancelled_job_again(cli: Cli, tmp_p
             proc.kill()
         assert proc.returncode == 130, err[-2000:]
         assert Journal(emu.journal()).requests("POST", "/cancel")
-        resumed = cli(
-            "run",
-            str(manifest),
-            "--base-url",
-            emu.base_url,
-            "--resume",
-            "--log-format",
-            "json",
-            environ=env,
-        )
+        resumed = run_against(cli, p, emu.base_url, "--resume", "--log-format", "json", environ=env)
         journal = Journal(emu.journal())
     assert resumed.code == 0, resumed.err
     assert "job_cancelled_by_earlier_stop" in resumed.err

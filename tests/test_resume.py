@@ -50,11 +50,13 @@ def outage(skip: int) -> dict[str, object]:
     }
 
 
-def run_against(cli: Cli, p: Pipeline, base_url: str, *extra: str) -> CliResult:
-    """`run` of the pipeline's manifest against an emulator that outlives the run."""
-    return cli(
-        "run", str(p.folder / "jobs.yaml"), "--base-url", base_url, *extra, environ=env_for(p)
-    )
+def run_against(
+    cli: Cli, p: Pipeline, base_url: str, *extra: str, environ: dict[str, str] | None = None
+) -> CliResult:
+    """`run` of the pipeline's manifest against an emulator that outlives the run (in
+    `environ`, else the pipeline's own environment)."""
+    env = environ if environ is not None else env_for(p)
+    return cli("run", str(p.folder / "jobs.yaml"), "--base-url", base_url, *extra, environ=env)
 
 
 def spawn_run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

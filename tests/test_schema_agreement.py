@@ -196,14 +196,24 @@ def test_what_validate_refuses_the_schema_refuses(tmp_path: Path, line: str, mes
         ("acme.eu-1.celonis.cloud", "not a URL"),
         ("http://acme.eu-1.celonis.cloud", "must use https://"),
         ("https://acme.eu-1.celonis.cloud/integration", "remove the path"),
+        ("https://user@acme.eu-1.celonis.cloud", "must be the team's address only"),
     ],
 )
+@pytest.mark.parametrize(
+    "connection",
+    [
+        "connection:\n  base_url: {url}\n",
+        "connection: {{team: acme, realm: eu-1}}\n"
+        "environments:\n  dev:\n    connection:\n      base_url: {url}\n",
+    ],
+    ids=["top-level", "environment"],
+)
 def test_a_base_url_validate_refuses_the_schema_refuses(
-    tmp_path: Path, url: str, message: str
+    tmp_path: Path, url: str, message: str, connection: str
 ) -> None:
     path = tmp_path / "jobs.yaml"
     path.write_text(
-        f"version: 1\nconnection:\n  base_url: {url}\n"
+        f"version: 1\n{connection.format(url=url)}"
         f"pools:\n  sap:\n    id: {POOL}\njobs:\n  a:\n    pool: sap\n    id: {JOB}\n",
         encoding="utf-8",
     )

@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_emulator_readme import free_port
+from tests.test_emulator_readme import free_port, run_in_shell, shell_emulators
 
 REPO = Path(__file__).resolve().parent.parent
 README_PORT = "8081"
@@ -48,37 +46,9 @@ def test_the_readme_subset_example_fails_then_resumes_only_the_unfinished_tasks(
     }
     env.pop("CELONIS_RUNNER_TIME_SCALE", None)
     journal = tmp_path / "journal.jsonl"
-    emulator = subprocess.Popen(
-        [
-            "bash",
-            "-c",
-            f"{export}; exec {emulator_command.replace(README_PORT, port)} --journal {journal}",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert emulator.stdout is not None
-        start = ""
-        while "run the runner against it:" not in start and emulator.poll() is None:
-            start += emulator.stdout.readline()
-        results = [
-            subprocess.run(
-                ["bash", "-c", f"{export}; {command}"],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            for command in (first, resume)
-        ]
-    finally:
-        emulator.send_signal(signal.SIGTERM)
-        emulator.wait(timeout=10)
+    emulator = f"{export}; exec {emulator_command.replace(README_PORT, port)} --journal {journal}"
+    with shell_emulators([emulator], REPO, env):
+        results = run_in_shell(export, (first, resume), REPO, env)
     failed, resumed = results
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert re.search(r"SAP customers\s+failed\s+3m\s+ORA-00942", failed.stdout), failed.stdout

@@ -8,6 +8,7 @@ The models are compared, not the YAML: order, comments, anchors, a duration writ
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,22 +25,6 @@ Value = str | int | float | bool | list[str] | dict[str, object] | None
 DURATION_FIELDS = frozenset(
     {"timeout", "poll_interval", "max_poll_interval", "settle_window", "expected_duration"}
 )
-JOB_FIELDS = (
-    "id",
-    "pool",
-    "pool_id",
-    "mode",
-    "depends_on",
-    "allow_failure",
-    "timeout",
-    "poll_interval",
-    "max_poll_interval",
-    "settle_window",
-    "expected_duration",
-    "if_running",
-    *SUBSET_KEYS,
-)
-"""A job's fields in the order a change lists them (every field of the model but its line)."""
 
 
 @dataclass(frozen=True)
@@ -104,15 +89,16 @@ def compare(base: Manifest, new: Manifest) -> ManifestDiff:
     changed += _changes("pool", base.pools, new.pools, _pool_fields)
     job_changes = _changes("job", base.jobs, new.jobs, _job_fields)
     changed += job_changes
-    modified = frozenset(_names(added, "job") + [c.name for c in job_changes])
+    changed_jobs = [c.name for c in job_changes]
+    modified = frozenset(_names(added, "job") + changed_jobs)
     return ManifestDiff(
         base=base,
         new=new,
         added=tuple(added),
         removed=tuple(removed),
         changed=tuple(changed),
-        edges_added=_edges(new, base, [c.name for c in job_changes] + _names(added, "job")),
-        edges_removed=_edges(base, new, [c.name for c in job_changes] + _names(removed, "job")),
+        edges_added=_edges(new, base, modified),
+        edges_removed=_edges(base, new, changed_jobs + _names(removed, "job")),
         downstream=tuple(n for n in reached(new, modified) if n not in modified),
         modified_jobs=modified,
     )
@@ -189,21 +175,7 @@ def _same(one: Pool | Job, other: Pool | Job) -> bool:
     return False
 
 
-_compared = operator.attrgetter(
-    "job_id",
-    "depends_on",
-    "mode",
-    "pool",
-    "pool_id",
-    "allow_failure",
-    "timeout",
-    "poll_interval",
-    "max_poll_interval",
-    "settle_window",
-    "expected_duration",
-    "if_running",
-    "tasks",
-)
+_compared = operator.attrgetter(*(f.name for f in dataclasses.fields(Job) if f.name != "line"))
 """A job's fields but its line, as a tuple."""
 
 

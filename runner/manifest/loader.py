@@ -305,18 +305,24 @@ class _Checker:
         return {}
 
     def _schema(self, data: dict[str, Any]) -> None:
-        conn = data.get("connection")
-        # a text base_url gets _base_url's more precise message (the schema's is for editors)
-        own = (
-            {_BASE_URL}
-            if isinstance(conn, dict) and isinstance(conn.get("base_url"), str)
-            else set()
-        )
         for issue in schema_issues(data, MANIFEST_SCHEMA, resolved=True, shown=self.shown):
-            if issue.path in own:
+            if any(issue.path[: len(u)] == u for u in self.unresolved):
                 continue
-            if not any(issue.path[: len(u)] == u for u in self.unresolved):
-                self.add(issue.path, issue.message, key=issue.key)
+            if issue.path[-2:] == _BASE_URL and self._base_url_refused(data, issue.path):
+                continue  # _base_url's message is more precise (the schema's is for editors)
+            self.add(issue.path, issue.message, key=issue.key)
+
+    def _base_url_refused(self, data: dict[str, Any], path: PathT) -> bool:
+        """Whether _base_url refuses the text at `path` (a connection's, top-level or an
+        environment's), saying why; False leaves the schema's message to say it."""
+        value: Any = data
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, str):
+            return False
+        before = len(self.problems)
+        self._base_url(value, path)
+        return len(self.problems) > before
 
     # -- what the schema can't say ---------------------------------------------
 

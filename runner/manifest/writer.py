@@ -8,6 +8,7 @@ schema or `${VAR}` substitution. No dependency is invented.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -225,8 +226,8 @@ def _address(name: str | None, celonis_id: str, unique: bool, by_name: bool) -> 
 
 def _unique(names: Sequence[str | None]) -> set[str]:
     """The names that occur exactly once."""
-    seen = [n for n in names if n]
-    return {n for n in seen if seen.count(n) == 1}
+    counts = Counter(n for n in names if n)
+    return {n for n, count in counts.items() if count == 1}
 
 
 def _pools(named: Sequence[NamedPool], by_name: bool = False) -> list[str]:
