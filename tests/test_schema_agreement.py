@@ -197,6 +197,7 @@ def test_what_validate_refuses_the_schema_refuses(tmp_path: Path, line: str, mes
         ("http://acme.eu-1.celonis.cloud", "must use https://"),
         ("https://acme.eu-1.celonis.cloud/integration", "remove the path"),
         ("https://user@acme.eu-1.celonis.cloud", "must be the team's address only"),
+        ("https://user:s3cretpw@acme.eu-1.celonis.cloud", "with no user or password"),
     ],
 )
 @pytest.mark.parametrize(
@@ -219,4 +220,5 @@ def test_a_base_url_validate_refuses_the_schema_refuses(
     )
     problems = check_manifest(path, {}, strict_env=True).problems
     assert [message in p.message for p in problems] == [True], problems
+    assert "s3cretpw" not in problems[0].message  # a password in the URL is never shown
     assert check_jsonschema(path).returncode == 1

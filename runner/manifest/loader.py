@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from runner.durations import RANGE, DurationRangeError, parse_duration
 from runner.errors import ManifestError
@@ -369,14 +369,10 @@ class _Checker:
             parts, host = None, None
         if parts is None or parts.scheme not in ("http", "https") or not host:
             self.add(path, f"not a URL: {self.shown(path, url)}")
-        elif parts.scheme == "http" and not is_loopback(host):
-            self.add(path, "must use https:// (http:// only for 127.0.0.1, ::1 or localhost)")
-        elif parts.path.strip("/") or parts.query or parts.fragment:
-            self.add(
-                path,
-                "must be the team's address only, like https://acme.eu-1.celonis.cloud: "
-                "remove the path and query after the host",
-            )
+            return
+        problem = _base_url_problem(parts, host)
+        if problem is not None:
+            self.add(path, problem)
 
     def _auth(self, auth: Any, base: PathT) -> None:
         if not isinstance(auth, dict):
@@ -779,3 +775,20 @@ def _connection(raw_conn: Mapping[str, Any]) -> Connection:
         base_url=raw_conn.get("base_url"),
         auth=auth,
     )
+
+
+def _base_url_problem(parts: SplitResult, host: str) -> str | None:
+    """What is wrong with a base URL that is a URL (never echoing it: it may hold a password)."""
+    if parts.scheme == "http" and not is_loopback(host):
+        return "must use https:// (http:// only for 127.0.0.1, ::1 or localhost)"
+    if "@" in parts.netloc:
+        return (
+            "must be the team's address only, like https://acme.eu-1.celonis.cloud, with no"
+            " user or password (user:password@): the key comes from auth's environment variable"
+        )
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        return (
+            "must be the team's address only, like https://acme.eu-1.celonis.cloud: "
+            "remove the path and query after the host"
+        )
+    return None
