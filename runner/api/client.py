@@ -540,11 +540,9 @@ class CelonisClient:
                 found.append((_opt_str(task, "name", "GET", tasks_shown), lines))
         return found
 
-    def task_results(
-        self, pool_id: str, job_id: str, *, execution_id: str | None = None
-    ) -> JobTasks:
-        """The job's task list and the tasks of execution `execution_id` (default: the newest
-        in the history): status, dates, ERROR lines (read by runner.api.task_reader)."""
+    def task_results(self, pool_id: str, job_id: str, *, execution_id: str) -> JobTasks:
+        """The job's task list and the tasks of execution `execution_id`: status, dates, ERROR
+        lines (read by runner.api.task_reader)."""
         return TaskReader(self).results(pool_id, job_id, execution_id)
 
     def task_error_lines(
