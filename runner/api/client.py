@@ -48,7 +48,6 @@ from runner.api.types import (
     KNOWN_STATUSES,
     LAST_EXECUTION_START,
     LATEST_EXECUTION_ITEM_ID,
-    MARKERS,
     ExecutionHandle,
     ExecutionInfo,
     JobInfo,
@@ -134,7 +133,11 @@ class CelonisClient:
 
     def job_status(self, pool_id: str, job_id: str) -> JobStatus:
         """`GET /integration/api/pools/{pool}/jobs/{job}`."""
-        return self._job_status_with_keys(pool_id, job_id)[0]
+        path = f"{_pool_path(pool_id)}/jobs/{job_id}"
+        answer = self.transport.get_json(path, pool_id=pool_id, job_id=job_id)
+        if not isinstance(answer, dict):
+            raise _unexpected("GET", path, "expected a JSON object")
+        return self._parse_job(answer, job_id, "GET", path)
 
     def pool_statuses(self, pool_id: str, job_ids: Iterable[str]) -> dict[str, JobStatus]:
         """Statuses of `job_ids` with one `logs/status` request.
@@ -159,7 +162,7 @@ class CelonisClient:
         jobs = []
         for item in _objects(answer, "GET", path):
             job_id = _required_str(item, "id", "GET", path)
-            status, _ = self._parse_job(item, job_id, "GET", path)
+            status = self._parse_job(item, job_id, "GET", path)
             jobs.append(
                 JobInfo(
                     id=job_id,
@@ -376,7 +379,7 @@ class CelonisClient:
         send; it is no moment at which an execution the job's answer shows running was going
         (`_running_at`).
         """
-        status, _ = self._job_status_with_keys(pool_id, job_id)
+        status = self.job_status(pool_id, job_id)
         entries = given if given is not None else self._pool_entries(pool_id)
         entry = entries.get(job_id.lower()) if entries is not None else None
         if entry is None:
@@ -432,13 +435,6 @@ class CelonisClient:
             start = later if later != start else None
         return start
 
-    def _job_status_with_keys(self, pool_id: str, job_id: str) -> tuple[JobStatus, frozenset[str]]:
-        path = f"{_pool_path(pool_id)}/jobs/{job_id}"
-        answer = self.transport.get_json(path, pool_id=pool_id, job_id=job_id)
-        if not isinstance(answer, dict):
-            raise _unexpected("GET", path, "expected a JSON object")
-        return self._parse_job(answer, job_id, "GET", path)
-
     def _pool_entries(self, pool_id: str) -> Mapping[str, JobStatus] | None:
         """`logs/status` of the pool by job id in lower case; None when the pool lacks it."""
         with self._lock:
@@ -476,7 +472,7 @@ class CelonisClient:
 
     def _parse_job(
         self, item: Mapping[str, object], job_id: str, method: str, path: str
-    ) -> tuple[JobStatus, frozenset[str]]:
+    ) -> JobStatus:
         status = JobStatus(
             job_id=job_id,
             status=_opt_str(item, "status", method, path),
@@ -487,7 +483,7 @@ class CelonisClient:
             ),
         )
         self._note_unknown(status)
-        return status, frozenset(name for name in MARKERS if name in item)
+        return status
 
     def _note_unknown(self, status: JobStatus) -> None:
         if not status.is_unknown or status.status is None:
@@ -544,11 +540,9 @@ class CelonisClient:
                 found.append((_opt_str(task, "name", "GET", tasks_shown), lines))
         return found
 
-    def task_results(
-        self, pool_id: str, job_id: str, *, execution_id: str | None = None
-    ) -> JobTasks:
-        """The job's task list and the tasks of execution `execution_id` (default: the newest
-        in the history): status, dates, ERROR lines (read by runner.api.task_reader)."""
+    def task_results(self, pool_id: str, job_id: str, *, execution_id: str) -> JobTasks:
+        """The job's task list and the tasks of execution `execution_id`: status, dates, ERROR
+        lines (read by runner.api.task_reader)."""
         return TaskReader(self).results(pool_id, job_id, execution_id)
 
     def task_error_lines(

@@ -1,5 +1,5 @@
 """A data job's tasks through the API: its task list, an extraction's tables, its data model
-loads, and how each task of its newest execution went.
+loads, and how each task of one of its executions went.
 
 Reads `GET .../jobs/{job}/tasks/`, `.../extractions/{id}/expanded`, `.../loads` and the task
 items of an execution's log. Turning a manifest's task names into ids is
@@ -14,7 +14,6 @@ from typing import Protocol
 
 from runner.api.errors import ProtocolError
 from runner.api.transport import Transport, shown_path
-from runner.api.types import ExecutionInfo
 from runner.task_records import JobTasks, LoadInfo, TaskInfo, TaskResult
 
 
@@ -22,8 +21,6 @@ class ExecutionReads(Protocol):
     """What the task reads need of `runner.api.CelonisClient`, which builds on this module."""
 
     transport: Transport
-
-    def latest_execution(self, pool_id: str, job_id: str) -> ExecutionInfo | None: ...
 
     def task_error_lines(
         self, pool_id: str, job_id: str, execution_id: str, item_id: str
@@ -37,10 +34,9 @@ class TaskReader:
         self.client = client
         self.transport: Transport = client.transport
 
-    def results(self, pool_id: str, job_id: str, execution_id: str | None = None) -> JobTasks:
+    def results(self, pool_id: str, job_id: str, execution_id: str) -> JobTasks:
         """The job's tasks now, and the task items of execution `execution_id` (the one this
-        run watched end; default the newest) in their order, with the ERROR lines of each
-        failed one."""
+        run watched end) in their order, with the ERROR lines of each failed one."""
         task_list = self.tasks(pool_id, job_id)
         kinds = {t.id.lower(): t.type for t in task_list}
         results = [
@@ -49,12 +45,7 @@ class TaskReader:
         ]
         return JobTasks(tuple(results), tuple(task_list))
 
-    def _results(self, pool_id: str, job_id: str, execution_id: str | None) -> list[TaskResult]:
-        if execution_id is None:
-            latest = self.client.latest_execution(pool_id, job_id)
-            execution_id = latest.execution_id if latest is not None else None
-        if execution_id is None:
-            return []
+    def _results(self, pool_id: str, job_id: str, execution_id: str) -> list[TaskResult]:
         path = f"/integration/api/pools/{pool_id}/logs/executions"
         params: dict[str, str | int] = {"executionId": execution_id, "type": "TASK", "id": job_id}
         answer = self.transport.get_json(path, params, pool_id=pool_id, job_id=job_id)

@@ -67,8 +67,9 @@ MAX_ANSWER_BYTES = 16 * 2**20
 """Answers above this size are refused (ProtocolError), not read."""
 ANSWER_CHUNK_BYTES = 64 * 1024
 MAX_ERROR_TEXT = 200
-MAX_MEDIA_TYPE = 80
 """Longest `errorCode` or `title` quoted in a message."""
+MAX_MEDIA_TYPE = 80
+"""Longest media type (`Content-Type` without parameters) quoted in a message."""
 _EPOCH_THRESHOLD = 1_000_000_000.0
 """An `x-ratelimit-reset` above this is an epoch time, not a number of seconds."""
 

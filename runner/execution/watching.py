@@ -84,8 +84,11 @@ class Watching:
         assert job.handle is not None
         self._judged(job, lifecycle.judge_status(job.handle, status), status.status)
 
-    def _judged(self, job: JobRun, verdict: Verdict, outcome: str | None) -> None:
-        """Act on what an observation says of the run `job.handle` claims."""
+    def _judged(
+        self, job: JobRun, verdict: Verdict, outcome: str | None, ours: str | None = None
+    ) -> None:
+        """Act on what an observation says of the run `job.handle` claims (`ours`: its execution
+        id, when the observation was a history read that showed it)."""
         if verdict is Verdict.NEEDS_HISTORY:
             self._read_history(job)
             return
@@ -93,7 +96,7 @@ class Watching:
             if job.state == JobState.WAITING:
                 self._other_run_ended(job, outcome)
             else:
-                self._ended(job, outcome)
+                self._ended(job, outcome, ours)
             return
         if job.state == JobState.WAITING and verdict is Verdict.NOT_YET:
             self._other_run_ended(job, None)  # nothing running any more
@@ -137,7 +140,9 @@ class Watching:
             verdict = lifecycle.judge_history(job.handle, history)
             if verdict is Verdict.NOT_YET and job.state == JobState.WAITING:
                 verdict = Verdict.ACTIVE  # its end is not in the history yet: keep waiting
-            self._judged(job, verdict, lifecycle.outcome_in_history(job.handle, history))
+            found = lifecycle.ours_in_history(job.handle, history)
+            outcome = lifecycle.outcome_in_history(job.handle, history)
+            self._judged(job, verdict, outcome, found.execution_id if found else None)
 
         self.ctx.calls.submit(read, done, URGENT)
 
@@ -152,13 +157,14 @@ class Watching:
         self.ctx.set(job, JobState.PENDING)
         self.ctx.wake.set()
 
-    def _ended(self, job: JobRun, outcome: str | None) -> None:
-        """Celonis shows our execution ended: the only way a job gets a final remote outcome."""
+    def _ended(self, job: JobRun, outcome: str | None, ours: str | None) -> None:
+        """Celonis shows our execution ended: the only way a job gets a final remote outcome.
+        `ours`: its execution id when a history read showed it (else read for the reads after)."""
         if outcome == "FAIL":
-            self._fetch_failure_reason(job)
+            self._fetch_failure_reason(job, ours)
             return
         self._conclude(job, outcome)
-        self._fetch_task_results(job)
+        self._fetch_task_results(job, ours)
 
     def _conclude(self, job: JobRun, outcome: str | None) -> None:
         """The final state of a job whose execution ended other than FAIL."""
@@ -197,7 +203,7 @@ class Watching:
         self.ctx.set(job, JobState.PENDING)
         self.ctx.wake.set()
 
-    def _fetch_failure_reason(self, job: JobRun) -> None:
+    def _fetch_failure_reason(self, job: JobRun, ours: str | None) -> None:
         """Read why it failed (with its tasks' results), then end it: its failure is logged
         before its dependents' skips."""
         spec = job.planned.job
@@ -206,7 +212,7 @@ class Watching:
         handle = job.handle
 
         def read() -> tuple[JobTasks | None, str | None]:
-            execution_id = self._our_execution_id(handle)
+            execution_id = ours or self._our_execution_id(handle)
             if execution_id is None:
                 return None, None  # the history does not show our execution: no one else's
             job_tasks = self._read_task_results(job, execution_id)
@@ -264,7 +270,7 @@ class Watching:
             log.warning("job_task_results_unavailable", job=job.name, error=str(error))
             return None
 
-    def _fetch_task_results(self, job: JobRun) -> None:
+    def _fetch_task_results(self, job: JobRun, ours: str | None) -> None:
         """After the job's final state: read its tasks' results without holding anything up;
         the run waits for the read before it ends, and the state file gets the results."""
         if getattr(self.ctx.api, "task_results", None) is None:
@@ -272,7 +278,7 @@ class Watching:
         handle = job.handle
 
         def read() -> JobTasks | None:
-            execution_id = self._our_execution_id(handle)
+            execution_id = ours or self._our_execution_id(handle)
             return None if execution_id is None else self._read_task_results(job, execution_id)
 
         def done(future: Future[JobTasks | None]) -> None:
