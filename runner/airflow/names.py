@@ -19,7 +19,7 @@ DAG file is parsed instead (every parse costs the requests; a problem is an impo
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -58,7 +58,7 @@ def look_up(api: ReadApi, manifest: Manifest) -> Resolution:
     return resolution
 
 
-def problem_lines(problems: list[Problem]) -> str:
+def problem_lines(problems: Sequence[Problem]) -> str:
     """As `validate` prints them: `file:line:col: path: message`, one a line."""
     return "\n".join(p.render() for p in problems)
 
