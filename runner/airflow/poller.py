@@ -172,8 +172,7 @@ class PoolPoller:
         """A new wait is read one poll interval after its execute (not at once: a task that
         joins must not cost its pool an extra read); a resumed one, at the next round."""
         due = wait.started + wait.poll_interval / wait.scale
-        limit = min(wait.deadline, wait.execution_deadline or wait.deadline)
-        return min(max(due, self._clock()), limit)
+        return min(max(due, self._clock()), wait.limit)
 
     async def _loop(self) -> None:
         try:
