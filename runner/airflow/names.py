@@ -49,11 +49,8 @@ def look_up(api: ReadApi, manifest: Manifest) -> Resolution:
     """The manifest's names looked up; NamesUnresolved with the problems' lines when any failed."""
     resolution = resolve_names(api, manifest)
     if resolution.errors:
-        count = len(resolution.errors)
-        where = f" in environment {manifest.environment!r}" if manifest.environment else ""
         raise NamesUnresolved(
-            f"{count} Celonis name{'' if count == 1 else 's'} did not resolve to one id{where};"
-            f" no job was started:\n{problem_lines(resolution.problems)}"
+            f"{resolution.summary()}; no job was started:\n{problem_lines(resolution.problems)}"
         )
     return resolution
 
