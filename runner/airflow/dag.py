@@ -27,11 +27,11 @@ from runner.airflow.credentials import DEFAULT_CONN_ID, ApiSettings
 from runner.airflow.names import (
     NAMES_TASK_ID,
     CelonisNamesOperator,
+    look_up,
     needs_lookup,
     problem_lines,
-    resolve_at_parse,
 )
-from runner.airflow.operators import CelonisJobOperator
+from runner.airflow.operators import CelonisJobOperator, connect
 from runner.airflow.pools import pool_name
 from runner.errors import RunnerError, UsageError
 from runner.manifest.loader import check_manifest
@@ -106,7 +106,8 @@ def _check_task_ids(shown: str, plan: Plan) -> None:
 def _resolved_now(model: Manifest, conn_id: str | None, environ: Mapping[str, str]) -> Manifest:
     """`resolve_at_parse=True`: the names looked up while the DAG file is parsed."""
     try:
-        return resolve_at_parse(model, ApiSettings.from_manifest(model, conn_id), environ)
+        api = connect(ApiSettings.from_manifest(model, conn_id), environ)
+        return look_up(api, model).manifest
     except RunnerError as error:
         raise CelonisManifestError(str(error)) from None
 

@@ -65,13 +65,6 @@ def job_ids(manifest: Manifest) -> dict[str, list[str]]:
     return {f"jobs.{name}": [job.pool_id, job.job_id] for name, job in manifest.jobs.items()}
 
 
-def resolve_at_parse(
-    manifest: Manifest, settings: ApiSettings, environ: Mapping[str, str]
-) -> Manifest:
-    """The manifest with its names' ids, looked up now (`resolve_at_parse=True`)."""
-    return look_up(connect(settings, environ), manifest).manifest
-
-
 class CelonisNamesOperator(BaseOperator):
     """Look up the manifest's Celonis names once for this DAG run; the ids are its XCom."""
 
