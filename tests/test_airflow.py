@@ -347,12 +347,7 @@ def test_deferred_wait_times_out_and_cancels_and_on_kill_cancels(
         operator.execute(context)
     trigger = deferred.value.trigger
 
-    async def first_event() -> Any:
-        async for event in trigger.run():
-            return event.payload
-        return None
-
-    event = asyncio.run(first_event())
+    event = asyncio.run(_first_payload(trigger))
     assert event["outcome"] == "TIMEOUT"
     with pytest.raises(AirflowException, match="timed out after 1h; cancelled in Celonis"):
         operator.execute_complete(context, event)
@@ -393,6 +388,13 @@ def test_deferred_wait_times_out_and_cancels_and_on_kill_cancels(
 
     asyncio.run(cancelled_while_killing())
     assert len(Journal(emulator.journal(), manifest).cancels("long_load")) == 3
+
+
+async def _first_payload(trigger: Any) -> Any:
+    """The payload of the trigger's first event (None when it yields none)."""
+    async for event in trigger.run():
+        return event.payload
+    return None
 
 
 def _returning(value: Any) -> Callable[[], Any]:
@@ -453,12 +455,7 @@ def test_execution_timeout_is_honoured_while_deferred(
     assert timedelta(seconds=1) <= deferred.value.timeout <= timedelta(seconds=2)
     trigger = deferred.value.trigger
 
-    async def first_event() -> Any:
-        async for event in trigger.run():
-            return event.payload
-        return None
-
-    event = asyncio.run(first_event())
+    event = asyncio.run(_first_payload(trigger))
     assert event["outcome"] == "EXECUTION_TIMEOUT"
     assert time.time() - began.timestamp() >= 2.0
     with pytest.raises(
@@ -518,12 +515,7 @@ def test_triggers_in_one_triggerer_share_one_poller_per_pool(
     before = _status_reads(emulator)
 
     async def all_events() -> tuple[list[Any], int, int]:
-        async def first(trigger: Any) -> Any:
-            async for event in trigger.run():
-                return event.payload
-            return None
-
-        events = await asyncio.gather(*(first(t) for t in triggers))
+        events = await asyncio.gather(*(_first_payload(t) for t in triggers))
         shared = pollers()
         (poller,) = shared._pollers.values()
         return events, poller.rounds, len(shared._clients)

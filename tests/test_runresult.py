@@ -100,10 +100,11 @@ def test_the_run_model_of_a_saved_run_keeps_the_runs_end_and_error(
     )
     report = json.loads((p.folder / "report.json").read_text())
     (state,) = (p.folder / "runs").glob("*.json")
-    result = result_of(load_saved(state))
+    saved = load_saved(state)
+    result = result_of(saved)
     assert result.manifest == "jobs.yaml" and result.pools == ("sap", "crm")
     assert report["finished_at"] is not None
-    assert result.finished_at == load_saved(state).data["finished_at"]
+    assert result.finished_at == saved.data["finished_at"]
     jobs = {j.name: j for j in result.jobs}
     assert jobs["optional"].allowed_failure and not jobs["broken"].allowed_failure
     assert set(jobs["load"].depends_on) == {"transform", "broken"}

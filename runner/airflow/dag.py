@@ -16,7 +16,6 @@ is skipped and so are they.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,16 +27,17 @@ from runner.airflow.credentials import DEFAULT_CONN_ID, ApiSettings
 from runner.airflow.names import (
     NAMES_TASK_ID,
     CelonisNamesOperator,
+    look_up,
     needs_lookup,
-    resolve_at_parse,
+    problem_lines,
 )
-from runner.airflow.operators import CelonisJobOperator
+from runner.airflow.operators import CelonisJobOperator, connect
 from runner.airflow.pools import pool_name
 from runner.errors import RunnerError, UsageError
 from runner.manifest.loader import check_manifest
 from runner.manifest.model import Manifest
 from runner.plan.build import Plan, build_plan
-from runner.problems import Problem, write_text
+from runner.problems import Problem
 
 FAILURE_ALLOWED_SUFFIX = "__failure_allowed"
 _TASK_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -81,7 +81,7 @@ def load_plan(
         Path(shown), env, strict_env=True, display=shown, environment=environment
     )
     if result.manifest is None:
-        raise CelonisManifestError(_lines(result.problems))
+        raise CelonisManifestError(problem_lines(result.problems))
     model = result.manifest
     if resolve_at_parse and needs_lookup(model):
         model = _resolved_now(model, conn_id, env)
@@ -100,13 +100,14 @@ def _check_task_ids(shown: str, plan: Plan) -> None:
         if not _valid_task_id(name)
     ]
     if bad:
-        raise CelonisManifestError(_lines(bad))
+        raise CelonisManifestError(problem_lines(bad))
 
 
 def _resolved_now(model: Manifest, conn_id: str | None, environ: Mapping[str, str]) -> Manifest:
     """`resolve_at_parse=True`: the names looked up while the DAG file is parsed."""
     try:
-        return resolve_at_parse(model, ApiSettings.from_manifest(model, conn_id), environ)
+        api = connect(ApiSettings.from_manifest(model, conn_id), environ)
+        return look_up(api, model).manifest
     except RunnerError as error:
         raise CelonisManifestError(str(error)) from None
 
@@ -119,12 +120,6 @@ _TASK_ID_RULE = (
 
 def _valid_task_id(name: str) -> bool:
     return 0 < len(name) <= _TASK_ID_MAX and set(name) <= _TASK_ID_CHARS
-
-
-def _lines(problems: Sequence[Problem]) -> str:
-    out = io.StringIO()
-    write_text(problems, out)
-    return out.getvalue().rstrip("\n")
 
 
 def add_jobs(

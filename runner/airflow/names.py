@@ -19,7 +19,7 @@ DAG file is parsed instead (every parse costs the requests; a problem is an impo
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -49,16 +49,13 @@ def look_up(api: ReadApi, manifest: Manifest) -> Resolution:
     """The manifest's names looked up; NamesUnresolved with the problems' lines when any failed."""
     resolution = resolve_names(api, manifest)
     if resolution.errors:
-        count = len(resolution.errors)
-        where = f" in environment {manifest.environment!r}" if manifest.environment else ""
         raise NamesUnresolved(
-            f"{count} Celonis name{'' if count == 1 else 's'} did not resolve to one id{where};"
-            f" no job was started:\n{problem_lines(resolution.problems)}"
+            f"{resolution.summary()}; no job was started:\n{problem_lines(resolution.problems)}"
         )
     return resolution
 
 
-def problem_lines(problems: list[Problem]) -> str:
+def problem_lines(problems: Sequence[Problem]) -> str:
     """As `validate` prints them: `file:line:col: path: message`, one a line."""
     return "\n".join(p.render() for p in problems)
 
@@ -66,13 +63,6 @@ def problem_lines(problems: list[Problem]) -> str:
 def job_ids(manifest: Manifest) -> dict[str, list[str]]:
     """The XCom value: `jobs.NAME` -> [pool id, job id]."""
     return {f"jobs.{name}": [job.pool_id, job.job_id] for name, job in manifest.jobs.items()}
-
-
-def resolve_at_parse(
-    manifest: Manifest, settings: ApiSettings, environ: Mapping[str, str]
-) -> Manifest:
-    """The manifest with its names' ids, looked up now (`resolve_at_parse=True`)."""
-    return look_up(connect(settings, environ), manifest).manifest
 
 
 class CelonisNamesOperator(BaseOperator):

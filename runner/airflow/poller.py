@@ -124,6 +124,11 @@ class _Waiter:
     busy: bool = False
     """Its execution history is being read: no status round judges it meanwhile."""
 
+    def end(self, outcome: Outcome, message: str | None = None) -> None:
+        """End the wait, unless it ended already (or its trigger was cancelled)."""
+        if not self.done.done():
+            self.done.set_result(Ended(outcome, self.wait, message))
+
 
 class PoolPoller:
     """Polls one data pool for every task of it waiting in this event loop."""
@@ -172,8 +177,7 @@ class PoolPoller:
         """A new wait is read one poll interval after its execute (not at once: a task that
         joins must not cost its pool an extra read); a resumed one, at the next round."""
         due = wait.started + wait.poll_interval / wait.scale
-        limit = min(wait.deadline, wait.execution_deadline or wait.deadline)
-        return min(max(due, self._clock()), limit)
+        return min(max(due, self._clock()), wait.limit)
 
     async def _loop(self) -> None:
         try:
@@ -200,7 +204,7 @@ class PoolPoller:
         for waiter in self._idle():
             outcome = waiter.wait.over_time(now)
             if outcome is not None:
-                waiter.done.set_result(Ended(outcome, waiter.wait))
+                waiter.end(outcome)
 
     async def _round(self) -> None:
         """One `logs/status` read for every idle waiter (jobs missing from it, or a pool
@@ -213,8 +217,7 @@ class PoolPoller:
             statuses: dict[str, JobStatus] = await self._requests.run(Priority.STATUS, read)
         except RunnerError as error:
             for waiter in waiters:
-                if not waiter.done.done():
-                    waiter.done.set_result(Ended(Outcome.ERROR, waiter.wait, str(error)))
+                waiter.end(Outcome.ERROR, str(error))
             return
         now = self._clock()
         for waiter in waiters:
@@ -235,8 +238,7 @@ class PoolPoller:
         try:
             history = await self._requests.run(Priority.HISTORY, read)
         except RunnerError as error:
-            if not waiter.done.done():
-                waiter.done.set_result(Ended(Outcome.ERROR, waiter.wait, str(error)))
+            waiter.end(Outcome.ERROR, str(error))
             return
         finally:
             waiter.busy = False
@@ -248,7 +250,7 @@ class PoolPoller:
     def _apply(self, waiter: _Waiter, step: Step, now: float) -> None:
         waiter.wait = step.wait
         if step.outcome is not None:
-            waiter.done.set_result(Ended(step.outcome, step.wait))
+            waiter.end(step.outcome)
         else:
             waiter.due = now + step.sleep
 

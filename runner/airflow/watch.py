@@ -96,6 +96,12 @@ class Wait:
     def timed_out(self, now: float) -> bool:
         return now >= self.deadline
 
+    @property
+    def limit(self) -> float:
+        """Real epoch seconds when the first limit is reached: the job's timeout or the task's
+        `execution_timeout`. No poll is put off past it."""
+        return min(self.deadline, self.execution_deadline or self.deadline)
+
     def over_time(self, now: float) -> Outcome | None:
         """TIMEOUT or EXECUTION_TIMEOUT once one of the limits is reached, else None."""
         if self.execution_deadline is not None and now >= self.execution_deadline:
@@ -133,8 +139,7 @@ class Wait:
         return Step(None, self, self._sleep(interval, now))
 
     def _sleep(self, interval: float, now: float) -> float:
-        limit = min(self.deadline, self.execution_deadline or self.deadline)
-        return max(0.0, min(interval / self.scale, limit - now))
+        return max(0.0, min(interval / self.scale, self.limit - now))
 
 
 class AfterKill(StrEnum):

@@ -43,6 +43,14 @@ class Resolution:
         """`pools.NAME` / `jobs.NAME` paths of the names that found no single id."""
         return [p.path.rsplit(".", 1)[0] for p in self.errors]
 
+    def summary(self) -> str:
+        """What a refusal says first: `N Celonis names did not resolve to one id` (and in which
+        environment)."""
+        count = len(self.errors)
+        environment = self.manifest.environment
+        where = f" in environment {environment!r}" if environment else ""
+        return f"{count} Celonis name{'' if count == 1 else 's'} did not resolve to one id{where}"
+
 
 def resolve_names(
     api: ReadApi, manifest: Manifest, pools: Sequence[PoolInfo] | None = None

@@ -20,7 +20,7 @@ from runner.api.errors import ApiError, AuthError, NotFoundError
 from runner.manifest import yamlio
 from runner.manifest.model import Job, Manifest, Pool
 from runner.plan.build import Plan
-from runner.problems import Problem, format_path, sort_problems
+from runner.problems import Problem, Severity, format_path, sort_problems
 
 
 class ReadApi(Protocol):
@@ -190,18 +190,11 @@ class Locator:
         except (OSError, yamlio.YamlError):
             self.doc = None  # moved or changed since it was read: fall back to the entry's line
 
-    def job(self, job: Job, message: str, *, severity: str = "error") -> Problem:
+    def job(self, job: Job, message: str, *, severity: Severity = "error") -> Problem:
         key = self._present(("jobs", job.name), ("id", "url"))
         path = ("jobs", job.name, key) if key else ("jobs", job.name)
         line, column = self._position(path, job.line)
-        return Problem(
-            self.file,
-            line,
-            column,
-            ".".join(path),
-            message,
-            "warning" if severity == "warning" else "error",
-        )
+        return Problem(self.file, line, column, ".".join(path), message, severity)
 
     def at(
         self,
@@ -209,7 +202,7 @@ class Locator:
         fallback_line: int,
         message: str,
         *,
-        severity: str = "error",
+        severity: Severity = "error",
     ) -> Problem:
         """A problem at `path` (at its key when it ends in one; at the nearest entry above it
         that the file has, e.g. for a subset given by --tasks)."""
@@ -217,10 +210,7 @@ class Locator:
             line, column = (fallback_line, 1 if fallback_line else 0)
         else:
             line, column = self.doc.position(path, key=isinstance(path[-1], str))
-        shown = format_path(path)
-        if severity == "warning":
-            return Problem(self.file, line, column, shown, message, "warning")
-        return Problem(self.file, line, column, shown, message)
+        return Problem(self.file, line, column, format_path(path), message, severity)
 
     def pool(self, pool: Pool, message: str) -> Problem:
         path = ("pools", pool.name, "id")

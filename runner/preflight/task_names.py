@@ -16,7 +16,7 @@ from runner.manifest.model import Job
 from runner.manifest.task_subset import TaskSubset, Where
 from runner.plan.build import Plan, PlannedJob
 from runner.preflight.remote import Locator
-from runner.problems import COMMAND_LINE, Problem, Suggestions, sort_problems
+from runner.problems import COMMAND_LINE, Problem, Severity, Suggestions, sort_problems
 from runner.shared_types import Tables
 from runner.task_records import (
     DATA_MODEL_LOAD,
@@ -53,26 +53,17 @@ def resolve_plan(reader: TaskReader, plan: Plan, scrub: Callable[[str], str] = s
         locate = locate or Locator(plan.manifest)
         tasks = reader.tasks(job.pool_id, job.job_id)
         found = resolve(reader, job.pool_id, job.job_id, job.tasks, tasks)
-        for severity, listed in (("error", found.errors), ("warning", found.warnings)):
-            problems += [
-                _placed(locate, job, where, scrub(message), severity) for where, message in listed
-            ]
+        problems += [_placed(locate, job, w, scrub(m), "error") for w, m in found.errors]
+        problems += [_placed(locate, job, w, scrub(m), "warning") for w, m in found.warnings]
         jobs[name] = dataclasses.replace(planned, task_ids=found.ids)
     return ResolvedPlan(dataclasses.replace(plan, jobs=jobs), sort_problems(problems))
 
 
-def _placed(locate: Locator, job: Job, where: Where, message: str, severity: str) -> Problem:
+def _placed(locate: Locator, job: Job, where: Where, message: str, severity: Severity) -> Problem:
     """At the key in the manifest, or for a subset chosen with `--tasks`, at that option."""
     if job.tasks_option is None:
         return locate.at(("jobs", job.name, *where), job.line, message, severity=severity)
-    return Problem(
-        COMMAND_LINE,
-        0,
-        0,
-        f"--tasks {job.tasks_option!r}",
-        message,
-        "warning" if severity == "warning" else "error",
-    )
+    return Problem(COMMAND_LINE, 0, 0, f"--tasks {job.tasks_option!r}", message, severity)
 
 
 _KIND_WORD = {

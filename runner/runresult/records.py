@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runner.runresult.model import JobResult, JobState, RunResult, TaskOutcome
+
+T = TypeVar("T")
 
 
 def _time(value: object) -> float | None:
@@ -26,6 +28,14 @@ def _time(value: object) -> float | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _int(value: object, default: T) -> int | T:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _dicts(value: object) -> tuple[Mapping[str, Any], ...] | None:
@@ -62,14 +72,11 @@ class SavedJob:
             _dicts(record.get("tasks")),
             record.get("handle"),
         )
-        attempts = record.get("attempts")
         return cls(
             state=str(record.get("state")),
             pool_id=str(record.get("pool_id") or ""),
             job_id=str(record.get("job_id") or ""),
-            attempts=attempts
-            if isinstance(attempts, int) and not isinstance(attempts, bool)
-            else 0,
+            attempts=_int(record.get("attempts"), 0),
             started_at=_time(record.get("started_at")),
             finished_at=_time(record.get("finished_at")),
             intent_at=_time(record.get("intent_at")),
@@ -108,10 +115,10 @@ class PlannedRecord:
         depends = record.get("depends_on")
         return cls(
             pool=str(record.get("pool") or ""),
-            wave=wave if isinstance(wave, int) and not isinstance(wave, bool) else 1,
+            wave=_int(wave, 1),
             depends_on=tuple(str(d) for d in depends) if isinstance(depends, list) else (),
             allow_failure=record.get("allow_failure") is True,
-            line=line if isinstance(line, int) and not isinstance(line, bool) else None,
+            line=_int(line, None),
             subset=subset if isinstance(subset, Mapping) else None,
         )
 
@@ -151,8 +158,7 @@ class SavedRun:
 
     @property
     def _selection(self) -> Mapping[str, Any]:
-        selection = self.data.get("selection")
-        return selection if isinstance(selection, Mapping) else {}
+        return _mapping(self.data.get("selection"))
 
     @property
     def target(self) -> str | None:
@@ -167,9 +173,7 @@ class SavedRun:
     @property
     def resolved(self) -> dict[str, str]:
         """The ids the run's Celonis names stood for (`pools.NAME` / `jobs.NAME` -> id)."""
-        found = self.data.get("resolved")
-        if not isinstance(found, Mapping):
-            return {}
+        found = _mapping(self.data.get("resolved"))
         return {str(k): str(v) for k, v in found.items() if isinstance(v, str)}
 
     @property
@@ -188,8 +192,7 @@ class SavedRun:
 
     @property
     def _manifest(self) -> Mapping[str, Any]:
-        manifest = self.data.get("manifest")
-        return manifest if isinstance(manifest, Mapping) else {}
+        return _mapping(self.data.get("manifest"))
 
     @property
     def manifest_path(self) -> str:
@@ -207,9 +210,7 @@ class SavedRun:
 
     @cached_property
     def fingerprint(self) -> Mapping[str, Mapping[str, Any]]:
-        found = self.data.get("fingerprint")
-        if not isinstance(found, Mapping):
-            return {}
+        found = _mapping(self.data.get("fingerprint"))
         return {n: f for n, f in found.items() if isinstance(f, Mapping)}
 
     @cached_property
@@ -222,16 +223,14 @@ class SavedRun:
     @cached_property
     def planned(self) -> Mapping[str, PlannedRecord] | None:
         """The `plan` section's jobs; None in files from before it was kept."""
-        plan = self.data.get("plan")
-        jobs = plan.get("jobs") if isinstance(plan, Mapping) else None
+        jobs = _mapping(self.data.get("plan")).get("jobs")
         if not isinstance(jobs, Mapping):
             return None
         return {n: PlannedRecord.from_record(r) for n, r in jobs.items() if isinstance(r, Mapping)}
 
     @property
     def pools(self) -> tuple[str, ...] | None:
-        plan = self.data.get("plan")
-        pools = plan.get("pools") if isinstance(plan, Mapping) else None
+        pools = _mapping(self.data.get("plan")).get("pools")
         return tuple(str(p) for p in pools) if isinstance(pools, list) else None
 
 
