@@ -75,14 +75,6 @@ def secret_values(manifest: Manifest, environ: Mapping[str, str]) -> list[str]:
     return values
 
 
-def _declared_by_environment(manifest: Manifest) -> tuple[str, str] | None:
-    """The chosen environment's name and the base URL the manifest gives it (None: no
-    environment chosen, or no base URL in the manifest for it)."""
-    if manifest.environment is None or not manifest.connection.url:
-        return None
-    return manifest.environment, manifest.connection.url
-
-
 def _clock(environ: Mapping[str, str]) -> Clock:
     scale = environ.get(TIME_SCALE_ENV)
     origin = time_origin(environ)
@@ -112,9 +104,7 @@ def open_target(
     an embedded emulator serving the manifest's pools and jobs for as long as the context lasts."""
     if not emulator:
         yield Target(
-            base_url=resolve_base_url(
-                manifest.connection, base_url, environ, _declared_by_environment(manifest)
-            ),
+            base_url=resolve_base_url(manifest.connection, base_url, environ, manifest.environment),
             auth=auth_from_config(manifest.connection.auth, environ),
             clock=_clock(environ),
         )

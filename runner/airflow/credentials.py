@@ -81,12 +81,6 @@ class ApiSettings:
     """The manifest's environment whose connection this is: its Airflow connection is
     `celonis_<environment>` unless another conn_id was given."""
 
-    def declared(self) -> tuple[str, str] | None:
-        """The environment's name and the base URL the manifest gives it ($CELONIS_BASE_URL
-        must agree with it); None without an environment or a base URL."""
-        name, url = self.environment, self.base_url
-        return (name, url) if name and url else None
-
     @classmethod
     def from_manifest(cls, manifest: Manifest, conn_id: str | None) -> ApiSettings:
         """The manifest's connection (its chosen environment's); `conn_id` DEFAULT_CONN_ID with an
@@ -182,7 +176,7 @@ def resolve_endpoint(
         )
     manifest_connection = Connection(base_url=settings.base_url, auth=settings.auth_config())
     try:
-        base_url = resolve_base_url(manifest_connection, None, environ, settings.declared())
+        base_url = resolve_base_url(manifest_connection, None, environ, settings.environment)
     except UsageError as error:
         conn = settings.conn_id or DEFAULT_CONN_ID
         raise UsageError(f"{error}, or define the Airflow connection {conn!r}") from None

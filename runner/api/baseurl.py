@@ -29,12 +29,14 @@ def resolve_base_url(
     connection: Connection,
     override: str | None,
     environ: Mapping[str, str],
-    environment: tuple[str, str] | None = None,
+    environment: str | None = None,
 ) -> str:
     """The base URL without a trailing slash; UsageError when there is none or it is unsafe.
-    `environment`: the chosen environment's name and the base URL it declares itself."""
-    if environment is not None and not (override and override.strip()):
-        _refuse_ambient_override(*environment, environ.get(BASE_URL_ENV))
+    `environment`: the name of the manifest's environment that `connection` is (its URL is
+    then not overridden by a $CELONIS_BASE_URL that names another)."""
+    declared = connection.url
+    if environment and declared and not (override and override.strip()):
+        _refuse_ambient_override(environment, declared, environ.get(BASE_URL_ENV))
     candidates = (
         (override, "--base-url"),
         (environ.get(BASE_URL_ENV), f"${BASE_URL_ENV}"),
@@ -55,8 +57,8 @@ def _refuse_ambient_override(name: str, declared: str, ambient: str | None) -> N
     raise UsageError(
         f"${BASE_URL_ENV} ({_shown(ambient.strip())!r}) is not the base URL that environment"
         f" {name!r} declares ({_shown(declared.strip())!r}): the run would go to another"
-        f" Celonis than {name!r}'s. Unset ${BASE_URL_ENV} to use {name!r}'s, or pass"
-        " --base-url to choose the URL on purpose"
+        f" Celonis than environment {name!r}. Unset ${BASE_URL_ENV} to use the environment's"
+        " URL, or pass --base-url to choose the URL on purpose"
     )
 
 
