@@ -11,7 +11,7 @@ import io
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TextIO
 
-from runner.commands.base import append_step_summary, at_revision, load_pair
+from runner.commands.base import at_revision, load_pair
 from runner.commands.shared import (
     DEFAULT_FILE,
     Context,
@@ -118,6 +118,8 @@ def run(
     writer(diff, text)
     stdout.write(_scrubbed(text.getvalue(), environ))
     if github:
+        from runner.reports.github import append_step_summary
+
         write_annotations(diff, stderr)
         append_step_summary(_scrubbed(markdown(diff), environ), environ, stderr)
     return CHANGED if detailed_exitcode and diff.has_changes else ExitCode.OK

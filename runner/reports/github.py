@@ -71,13 +71,20 @@ def command(
 def report_run(run: RunResult, *, stream: TextIO, environ: Mapping[str, str]) -> None:
     """Annotations on `stream`; the step summary appended where `GITHUB_STEP_SUMMARY` says."""
     write_annotations(run, stream)
+    if environ.get(STEP_SUMMARY_ENV):
+        append_step_summary(step_summary(run), environ, stream)
+
+
+def append_step_summary(text: str, environ: Mapping[str, str], stream: TextIO) -> None:
+    """`text` appended to the file `GITHUB_STEP_SUMMARY` names (a warning on `stream` when it
+    cannot be: the summary is a nicety and never changes the exit code)."""
     target = environ.get(STEP_SUMMARY_ENV)
     if not target:
         return
     try:
         with Path(target).open("a", encoding="utf-8") as summary:
-            summary.write(step_summary(run))
-    except OSError as exc:  # the summary is a nicety: never let it change the run's outcome
+            summary.write(text)
+    except OSError as exc:
         stream.write(
             f"celonis-runner: warning: cannot append the step summary to ${STEP_SUMMARY_ENV}"
             f" ({target}): {exc.strerror or exc}\n"
