@@ -18,6 +18,7 @@ from runner.commands.shared import (
     add_github,
     add_manifest_options,
     add_quiet,
+    scrubbed,
 )
 from runner.errors import ExitCode
 
@@ -116,12 +117,12 @@ def run(
     text = io.StringIO()
     writer = write_headline if quiet and output_format == "text" else WRITERS[output_format]
     writer(diff, text)
-    stdout.write(_scrubbed(text.getvalue(), environ))
+    stdout.write(scrubbed(text.getvalue(), environ))
     if github:
         from runner.reports.github import append_step_summary
 
         write_annotations(diff, stderr)
-        append_step_summary(_scrubbed(markdown(diff), environ), environ, stderr)
+        append_step_summary(scrubbed(markdown(diff), environ), environ, stderr)
     return CHANGED if detailed_exitcode and diff.has_changes else ExitCode.OK
 
 
@@ -155,11 +156,3 @@ def write_annotations(diff: ManifestDiff, stream: TextIO) -> None:
                 line=line,
             )
         )
-
-
-def _scrubbed(text: str, environ: Mapping[str, str]) -> str:
-    """Without the value of any credential-like variable (a value may come from ${VAR})."""
-    from runner.logs import Redactor, secret_like_values
-
-    secrets = secret_like_values(environ)
-    return str(Redactor(secrets).scrub(text)) if secrets else text

@@ -95,6 +95,14 @@ def add_file(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def scrubbed(text: str, environ: Mapping[str, str]) -> str:
+    """`text` without the value of any credential-like environment variable (defence in depth:
+    a value may have come from ${VAR})."""
+    from runner.logs import Redactor, secret_like_values
+
+    return str(Redactor(secret_like_values(environ)).scrub(text))
+
+
 def add_manifest_options(parser: argparse.ArgumentParser) -> None:
     from runner.manifest.yamlio import DEFAULT_MAX_BYTES  # here: `--version` reads no YAML
 
