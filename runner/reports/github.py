@@ -18,7 +18,7 @@ from typing import TextIO
 
 from runner.durations import format_duration
 from runner.reports import mermaid
-from runner.reports.plan_output import MERMAID_STATUS_STYLES
+from runner.reports.plan_output import MERMAID_STATUS_STYLES, part_text
 from runner.reports.report import MAY_BE_RUNNING
 from runner.reports.tasks import markdown as tasks_markdown
 from runner.runresult.model import JobResult, RunResult
@@ -190,21 +190,7 @@ def write_graph(run: RunResult, stream: TextIO) -> None:
 
 def _part(job: JobResult) -> tuple[str, ...]:
     """How much of the job runs, in counts (task names could break the syntax)."""
-    if job.subset is None:
-        return ()
-    counts = [
-        _count(len(job.subset[key]), kind) if key in job.subset else f"all {kind}s"
-        for key, kind in (
-            ("extractions", "extraction"),
-            ("transformations", "transformation"),
-            ("data_models", "data model"),
-        )
-    ]
-    return (f"part: {', '.join(counts)}",)
-
-
-def _count(number: int, thing: str) -> str:
-    return f"{number} {thing}" + ("" if number == 1 else "s")
+    return () if job.subset is None else (part_text(job.subset),)
 
 
 def _write_timeline(out: TextIO, run: RunResult) -> None:
