@@ -165,13 +165,13 @@ def run(
         annotate=github,
         environment=environment,
     )
+    table = write_quiet_table if quiet else write_table
     with remote_client(manifest, remote, environ, stderr) as (client, _):
         pools = first_read(client, embedded=remote.emulator)
         manifest = resolved_or_refused(
             client, manifest, stderr, github=github, doing="read", pools=pools
         )
         if watch is not None:
-            table = write_quiet_table if quiet else write_table
             return _watch(client, manifest, watch, output_format, stdout, stderr, github, table)
         shown_url = client.base_url
         states = collect(client, manifest)
@@ -179,7 +179,7 @@ def run(
         json.dump(to_dict(manifest, shown_url, states), stdout, indent=2)
         stdout.write("\n")
     else:
-        (write_quiet_table if quiet else write_table)(states, stdout)
+        table(states, stdout)
     return _report_missing(manifest, states, stderr, github)
 
 
