@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runner.durations import format_duration
 from runner.files import REPORT_MODE, write_text_atomic
-from runner.reports.report import iso
+from runner.reports.report import MAY_BE_RUNNING, iso
 from runner.runresult.model import JobResult, RunResult
 from runner.text import replaced
 
@@ -136,7 +136,7 @@ def _failure_items(jobs: Sequence[JobResult]) -> str:
 
 
 def _fails_the_run(job: JobResult) -> bool:
-    unsettled = job.report_status in ("running", "unclear")
+    unsettled = job.report_status in MAY_BE_RUNNING
     return (job.state.is_unsuccessful and not job.allow_failure) or unsettled
 
 
