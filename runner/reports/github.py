@@ -19,7 +19,7 @@ from typing import TextIO
 from runner.durations import format_duration
 from runner.reports import mermaid
 from runner.reports.plan_output import MERMAID_STATUS_STYLES, part_text
-from runner.reports.report import MAY_BE_RUNNING
+from runner.reports.report import MAY_BE_RUNNING, status_counts
 from runner.reports.tasks import markdown as tasks_markdown
 from runner.runresult.model import JobResult, RunResult
 from runner.text import inert_lines, printable
@@ -146,7 +146,7 @@ def _write_unsettled_and_failures(out: TextIO, run: RunResult) -> None:
 
 def _summary_head(run: RunResult) -> str:
     total = (run.finished_at or run.started_at) - run.started_at
-    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
+    parts = status_counts(run)
     head = (
         f"## celonis-runner: run {run.status}\n\n"
         f"Run `{run.run_id}` of `{run.manifest}` (sha256 `{(run.manifest_sha256 or '')[:12]}`): "
