@@ -34,6 +34,7 @@ from runner.commands.shared import (
     load_checked,
     remote_client,
     remote_options,
+    write_columns,
 )
 from runner.durations import format_duration
 from runner.errors import ExitCode
@@ -329,10 +330,7 @@ def write_table(states: list[JobRow], stream: TextIO) -> None:
         )
         for s in states
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        stream.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        stream.write("\n")
+    write_columns([header, *rows], stream)
 
 
 def write_quiet_table(states: list[JobRow], stream: TextIO) -> None:
