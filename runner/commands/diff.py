@@ -18,6 +18,7 @@ from runner.commands.shared import (
     add_github,
     add_manifest_options,
     add_quiet,
+    github_enabled,
     scrubbed,
 )
 from runner.errors import ExitCode
@@ -79,8 +80,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
-    from runner.commands.shared import github_enabled
-
     return run(
         args.base or at_revision("HEAD", args.new),
         args.new,
