@@ -72,13 +72,6 @@ EXIT_CODES = (
 )
 
 
-def _scrubbed(message: str, environ: Mapping[str, str]) -> str:
-    """The message without the value of any credential-like environment variable (defence in depth)."""
-    from runner.logs import Redactor, secret_like_values
-
-    return str(Redactor(secret_like_values(environ)).scrub(message))
-
-
 def _chosen(argv: Sequence[str]) -> str | None:
     """The command named on the line (the first word that is not an option), if any."""
     for word in argv:
@@ -226,6 +219,8 @@ def _error_code(code: int, detailed: bool) -> int:
 
 def _guarded(args: argparse.Namespace, ctx: Context) -> int:
     """The command's exit code; errors printed (never a traceback) with their exit code."""
+    from runner.commands.shared import scrubbed
+
     env, stderr = ctx.environ, ctx.stderr
     detailed = bool(getattr(args, "detailed_exitcode", False))
     try:
@@ -234,7 +229,7 @@ def _guarded(args: argparse.Namespace, ctx: Context) -> int:
     except ManifestError as exc:
         return _error_code(_manifest_problems(exc, args, ctx), detailed)
     except RunnerError as exc:
-        stderr.write(f"celonis-runner: error: {_scrubbed(str(exc), env)}\n")
+        stderr.write(f"celonis-runner: error: {scrubbed(str(exc), env)}\n")
         return _error_code(exc.exit_code, detailed)
     except KeyboardInterrupt:
         stderr.write("celonis-runner: interrupted\n")
@@ -245,7 +240,7 @@ def _guarded(args: argparse.Namespace, ctx: Context) -> int:
         if env.get("CELONIS_RUNNER_DEBUG"):
             raise
         stderr.write(
-            f"celonis-runner: internal error: {type(exc).__name__}: {_scrubbed(str(exc), env)}\n"
+            f"celonis-runner: internal error: {type(exc).__name__}: {scrubbed(str(exc), env)}\n"
             "This is a bug; set CELONIS_RUNNER_DEBUG=1 for the traceback and please report it.\n"
         )
         return ExitCode.API_UNUSABLE

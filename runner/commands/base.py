@@ -86,22 +86,6 @@ def pull_request_base(file: str, environ: Mapping[str, str]) -> str:
     return at_revision(f"origin/{environ['GITHUB_BASE_REF']}", file)
 
 
-def append_step_summary(text: str, environ: Mapping[str, str], stream: TextIO) -> None:
-    """`text` appended to the file `GITHUB_STEP_SUMMARY` names (a warning on `stream` when it
-    cannot be: the summary is a nicety and never changes the exit code)."""
-    target = environ.get(STEP_SUMMARY_ENV)
-    if not target:
-        return
-    try:
-        with Path(target).open("a", encoding="utf-8") as summary:
-            summary.write(text)
-    except OSError as exc:
-        stream.write(
-            f"celonis-runner: warning: cannot append the step summary to ${STEP_SUMMARY_ENV}"
-            f" ({target}): {exc.strerror or exc}\n"
-        )
-
-
 def pull_request_summary(
     files: Sequence[tuple[str, Manifest]],
     *,
@@ -111,10 +95,11 @@ def pull_request_summary(
 ) -> None:
     """For `validate --github` on a pull request: each valid file's changes against the
     target branch, as Markdown with the graph, in the step summary."""
-    from runner.reports.diff_output import markdown
-
     if not on_pull_request(environ) or not environ.get(STEP_SUMMARY_ENV):
         return
+    from runner.reports.diff_output import markdown
+    from runner.reports.github import append_step_summary
+
     parts = []
     for file, manifest in files:
         base = pull_request_base(file, environ)

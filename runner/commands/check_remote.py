@@ -70,7 +70,7 @@ def _unresolved(problems: list[Problem], stderr: TextIO, github: bool) -> int:
     if github:
         out.write_github(problems, stderr)
     out.write_text(problems, stderr)
-    errors = sum(p.severity == "error" for p in problems)
+    errors = len(out.errors_of(problems))
     stderr.write(f"Remote check found {errors} problem{_s(errors)}: names not found in Celonis\n")
     return ExitCode.INVALID
 

@@ -11,13 +11,15 @@ import io
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TextIO
 
-from runner.commands.base import append_step_summary, at_revision, load_pair
+from runner.commands.base import at_revision, load_pair
 from runner.commands.shared import (
     DEFAULT_FILE,
     Context,
     add_github,
     add_manifest_options,
     add_quiet,
+    github_enabled,
+    scrubbed,
 )
 from runner.errors import ExitCode
 
@@ -78,8 +80,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
-    from runner.commands.shared import github_enabled
-
     return run(
         args.base or at_revision("HEAD", args.new),
         args.new,
@@ -116,10 +116,12 @@ def run(
     text = io.StringIO()
     writer = write_headline if quiet and output_format == "text" else WRITERS[output_format]
     writer(diff, text)
-    stdout.write(_scrubbed(text.getvalue(), environ))
+    stdout.write(scrubbed(text.getvalue(), environ))
     if github:
+        from runner.reports.github import append_step_summary
+
         write_annotations(diff, stderr)
-        append_step_summary(_scrubbed(markdown(diff), environ), environ, stderr)
+        append_step_summary(scrubbed(markdown(diff), environ), environ, stderr)
     return CHANGED if detailed_exitcode and diff.has_changes else ExitCode.OK
 
 
@@ -153,11 +155,3 @@ def write_annotations(diff: ManifestDiff, stream: TextIO) -> None:
                 line=line,
             )
         )
-
-
-def _scrubbed(text: str, environ: Mapping[str, str]) -> str:
-    """Without the value of any credential-like variable (a value may come from ${VAR})."""
-    from runner.logs import Redactor, secret_like_values
-
-    secrets = secret_like_values(environ)
-    return str(Redactor(secrets).scrub(text)) if secrets else text

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from runner import problems as out
 from runner.commands.names import first_read, looked_up
-from runner.commands.shared import RemoteOptions, load_checked, remote_client
+from runner.commands.shared import RemoteOptions, load_checked, remote_client, write_columns
 from runner.errors import ExitCode
 from runner.manifest.model import Manifest
 from runner.plan.build import build_plan
@@ -99,7 +99,4 @@ def write_table(found: Sequence[Found], stream: TextIO) -> None:
     names = list(found[0].ids)
     header = ["JOB", *(f.environment for f in found)]
     rows = [[name, *(f.ids.get(name, MISSING) for f in found)] for name in names]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        stream.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        stream.write("\n")
+    write_columns([header, *rows], stream)

@@ -22,7 +22,8 @@ from runner.durations import format_duration
 from runner.errors import ExitCode, RunnerError, UsageError
 from runner.execution.statefile import find_state
 from runner.logs import Redactor, secret_like_values
-from runner.reports.report import iso, one_line
+from runner.reports.gantt import write_gantt
+from runner.reports.report import iso, one_line, report_text, write_summary
 from runner.runresult.model import JobResult, RunResult
 from runner.runresult.read import load_saved, state_dir
 from runner.runresult.records import SavedRun, result_of
@@ -108,12 +109,6 @@ def _json(view: RunResult) -> str:
     return json.dumps(to_dict(view), indent=2) + "\n"
 
 
-def _report_json(view: RunResult) -> str:
-    from runner.reports.report import report_text
-
-    return report_text(view)
-
-
 def _junit(view: RunResult) -> str:
     from runner.reports.junit import junit_text
 
@@ -133,30 +128,6 @@ def _written_to_stream(write: Callable[[RunResult, TextIO], None]) -> Callable[[
         return out.getvalue()
 
     return rendered
-
-
-def _gantt(view: RunResult, out: TextIO) -> None:
-    from runner.reports.gantt import write_gantt
-
-    write_gantt(view, out)
-
-
-def _summary(view: RunResult, out: TextIO) -> None:
-    from runner.reports.report import write_summary
-
-    write_summary(view, out)
-
-
-_RENDERERS: dict[str, Callable[[RunResult], str]] = {
-    "text": _written_to_stream(lambda view, out: write_table(view, out)),
-    "json": _json,
-    "gantt": _written_to_stream(_gantt),
-    "html": _html,
-    "summary": _written_to_stream(_summary),
-    "report-json": _report_json,
-    "junit": _junit,
-    "github": _github,
-}
 
 
 def _pool_names(saved: SavedRun, environ: Mapping[str, str]) -> dict[str, str]:
@@ -228,3 +199,15 @@ def write_table(view: RunResult, stream: TextIO) -> None:
         cells = "  ".join(row[i].ljust(widths[i]) for i in range(len(header)))
         reason = row[5] if len(row) > 5 else ""
         stream.write(f"{cells}  {reason}".rstrip() + "\n")
+
+
+_RENDERERS: dict[str, Callable[[RunResult], str]] = {
+    "text": _written_to_stream(write_table),
+    "json": _json,
+    "gantt": _written_to_stream(write_gantt),
+    "html": _html,
+    "summary": _written_to_stream(write_summary),
+    "report-json": report_text,
+    "junit": _junit,
+    "github": _github,
+}

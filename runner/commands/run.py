@@ -184,7 +184,7 @@ def _run(
 ) -> int:
     """The run; `state_file`: that of the run it resumes (None: a new run); `locks`: those the
     run holds (a new run adds its own run lock as soon as its id exists)."""
-    _early_checks(options, manifest, state_file)
+    early = _early_plan(options, manifest, state_file)
     redactor, progress = _configure_logging(options, manifest, environ, stderr)
     # closing: every log line is out (the writer thread drained) even when the run raises
     with contextlib.closing(progress), _open_target(options, manifest, environ, redactor) as target:
@@ -192,7 +192,7 @@ def _run(
         client = client_for(target, environ, interrupt)
         where = EMULATOR_TARGET if options.emulator else target.base_url
         out = (stderr, redactor)
-        plan, saved, resume = _prepare(options, manifest, state_file, client, where, out)
+        plan, saved, resume = _prepare(options, manifest, state_file, client, where, out, early)
         select, exclude, tasks = _selection(options, saved)  # a resume: those it started with
         run_id, state_path = _run_id_and_path(saved, directory, target.clock)
         if saved is None:  # a resume of this run through any manifest path is refused from now
@@ -239,10 +239,12 @@ def _environment(plan: Plan) -> dict[str, str]:
     return {"environment": env} if env else {}
 
 
-def _early_checks(options: RunOptions, manifest: Manifest, state_file: Path | None) -> None:
-    """A plan of ids (no names to look up) is checked before the API is reached."""
-    if not manifest.by_name:
-        _plan_and_resume(options, manifest, state_file)
+def _early_plan(
+    options: RunOptions, manifest: Manifest, state_file: Path | None
+) -> tuple[Plan, SavedRun | None, ResumeFrom | None] | None:
+    """A plan of ids (no names to look up), made and checked before the API is reached;
+    None for a manifest with names (planned once they are looked up)."""
+    return None if manifest.by_name else _plan_and_resume(options, manifest, state_file)
 
 
 def _prepare(
@@ -252,18 +254,19 @@ def _prepare(
     client: CelonisClient,
     where: str,
     out: tuple[TextIO, logs.Redactor],
+    early: tuple[Plan, SavedRun | None, ResumeFrom | None] | None,
 ) -> tuple[Plan, SavedRun | None, ResumeFrom | None]:
     """The base URL checked to answer like Celonis (its first request: before a state file or a
     resume hint can exist), the manifest's names looked up (one pool list, one job list per
-    pool: nothing runs while any is unknown), then the plan and what a resume takes up, checked
-    to go where the earlier run went; then its subsets' task names looked up (`out`: stderr,
-    redactor)."""
+    pool: nothing runs while any is unknown), then the plan and what a resume takes up (`early`
+    when made before: a manifest of ids), checked to go where the earlier run went; then its
+    subsets' task names looked up (`out`: stderr, redactor)."""
     stderr, redactor = out
     pools = first_read(client, embedded=options.emulator)
     manifest = resolved_or_refused(
         client, manifest, stderr, github=options.github, doing="started", pools=pools
     )
-    plan, saved, resume = _plan_and_resume(options, manifest, state_file)
+    plan, saved, resume = early or _plan_and_resume(options, manifest, state_file)
     check_resume_target(saved, where, force=options.force)
     return _task_plan(options, plan, client, saved, stderr, redactor), saved, resume
 

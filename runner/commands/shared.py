@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -93,6 +93,22 @@ def add_file(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"the manifest (default: {DEFAULT_FILE})",
     )
+
+
+def scrubbed(text: str, environ: Mapping[str, str]) -> str:
+    """`text` without the value of any credential-like environment variable (defence in depth:
+    a value may have come from ${VAR})."""
+    from runner.logs import Redactor, secret_like_values
+
+    return str(Redactor(secret_like_values(environ)).scrub(text))
+
+
+def write_columns(rows: Sequence[Sequence[str]], stream: TextIO) -> None:
+    """`rows` (the header first) as columns two spaces apart, each as wide as its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        stream.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        stream.write("\n")
 
 
 def add_manifest_options(parser: argparse.ArgumentParser) -> None:

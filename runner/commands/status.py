@@ -34,6 +34,7 @@ from runner.commands.shared import (
     load_checked,
     remote_client,
     remote_options,
+    write_columns,
 )
 from runner.durations import format_duration
 from runner.errors import ExitCode
@@ -165,13 +166,13 @@ def run(
         annotate=github,
         environment=environment,
     )
+    table = write_quiet_table if quiet else write_table
     with remote_client(manifest, remote, environ, stderr) as (client, _):
         pools = first_read(client, embedded=remote.emulator)
         manifest = resolved_or_refused(
             client, manifest, stderr, github=github, doing="read", pools=pools
         )
         if watch is not None:
-            table = write_quiet_table if quiet else write_table
             return _watch(client, manifest, watch, output_format, stdout, stderr, github, table)
         shown_url = client.base_url
         states = collect(client, manifest)
@@ -179,7 +180,7 @@ def run(
         json.dump(to_dict(manifest, shown_url, states), stdout, indent=2)
         stdout.write("\n")
     else:
-        (write_quiet_table if quiet else write_table)(states, stdout)
+        table(states, stdout)
     return _report_missing(manifest, states, stderr, github)
 
 
@@ -329,10 +330,7 @@ def write_table(states: list[JobRow], stream: TextIO) -> None:
         )
         for s in states
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        stream.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        stream.write("\n")
+    write_columns([header, *rows], stream)
 
 
 def write_quiet_table(states: list[JobRow], stream: TextIO) -> None:

@@ -18,8 +18,8 @@ from typing import TextIO
 
 from runner.durations import format_duration
 from runner.reports import mermaid
-from runner.reports.plan_output import MERMAID_STATUS_STYLES
-from runner.reports.report import MAY_BE_RUNNING
+from runner.reports.plan_output import MERMAID_STATUS_STYLES, part_text
+from runner.reports.report import MAY_BE_RUNNING, status_counts
 from runner.reports.tasks import markdown as tasks_markdown
 from runner.runresult.model import JobResult, RunResult
 from runner.text import inert_lines, printable
@@ -71,13 +71,20 @@ def command(
 def report_run(run: RunResult, *, stream: TextIO, environ: Mapping[str, str]) -> None:
     """Annotations on `stream`; the step summary appended where `GITHUB_STEP_SUMMARY` says."""
     write_annotations(run, stream)
+    if environ.get(STEP_SUMMARY_ENV):
+        append_step_summary(step_summary(run), environ, stream)
+
+
+def append_step_summary(text: str, environ: Mapping[str, str], stream: TextIO) -> None:
+    """`text` appended to the file `GITHUB_STEP_SUMMARY` names (a warning on `stream` when it
+    cannot be: the summary is a nicety and never changes the exit code)."""
     target = environ.get(STEP_SUMMARY_ENV)
     if not target:
         return
     try:
         with Path(target).open("a", encoding="utf-8") as summary:
-            summary.write(step_summary(run))
-    except OSError as exc:  # the summary is a nicety: never let it change the run's outcome
+            summary.write(text)
+    except OSError as exc:
         stream.write(
             f"celonis-runner: warning: cannot append the step summary to ${STEP_SUMMARY_ENV}"
             f" ({target}): {exc.strerror or exc}\n"
@@ -139,7 +146,7 @@ def _write_unsettled_and_failures(out: TextIO, run: RunResult) -> None:
 
 def _summary_head(run: RunResult) -> str:
     total = (run.finished_at or run.started_at) - run.started_at
-    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
+    parts = status_counts(run)
     head = (
         f"## celonis-runner: run {run.status}\n\n"
         f"Run `{run.run_id}` of `{run.manifest}` (sha256 `{(run.manifest_sha256 or '')[:12]}`): "
@@ -183,21 +190,7 @@ def write_graph(run: RunResult, stream: TextIO) -> None:
 
 def _part(job: JobResult) -> tuple[str, ...]:
     """How much of the job runs, in counts (task names could break the syntax)."""
-    if job.subset is None:
-        return ()
-    counts = [
-        _count(len(job.subset[key]), kind) if key in job.subset else f"all {kind}s"
-        for key, kind in (
-            ("extractions", "extraction"),
-            ("transformations", "transformation"),
-            ("data_models", "data model"),
-        )
-    ]
-    return (f"part: {', '.join(counts)}",)
-
-
-def _count(number: int, thing: str) -> str:
-    return f"{number} {thing}" + ("" if number == 1 else "s")
+    return () if job.subset is None else (part_text(job.subset),)
 
 
 def _write_timeline(out: TextIO, run: RunResult) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runner.durations import format_duration
 from runner.files import REPORT_MODE, write_text_atomic
-from runner.reports.report import iso
+from runner.reports.report import MAY_BE_RUNNING, iso, status_counts
 from runner.runresult.model import JobResult, RunResult
 from runner.text import replaced
 
@@ -95,7 +95,7 @@ def render(view: RunResult) -> str:
 
 
 def _overview(view: RunResult) -> str:
-    summary = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in view.counts().items()) or "no jobs"
+    summary = status_counts(view) or "no jobs"
     took = format_duration(view.end - view.started_at)
     lines = [
         f"<p>Manifest <code>{text(view.manifest)}</code>; started {text(iso(view.started_at))}"
@@ -136,7 +136,7 @@ def _failure_items(jobs: Sequence[JobResult]) -> str:
 
 
 def _fails_the_run(job: JobResult) -> bool:
-    unsettled = job.report_status in ("running", "unclear")
+    unsettled = job.report_status in MAY_BE_RUNNING
     return (job.state.is_unsuccessful and not job.allow_failure) or unsettled
 
 

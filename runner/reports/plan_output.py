@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from typing import Any, TextIO
 
 from runner.durations import format_duration
 from runner.manifest.model import Job
+from runner.manifest.task_subset import SUBSET_KEYS
 from runner.plan.build import Plan, PlannedJob
 from runner.reports import mermaid
 
@@ -170,9 +171,7 @@ def write_mermaid(plan: Plan, stream: TextIO, *, statuses: Mapping[str, str] | N
     `statuses` (job name -> report status) is given, its final status as text and colour."""
     nodes = []
     for name, planned in plan.jobs.items():
-        lines = [name, f"{planned.job.mode} in {planned.job.pool}"]
-        part = _part(planned.job, "\n").strip()
-        lines += part.splitlines()
+        lines = [name, f"{planned.job.mode} in {planned.job.pool}", *_part(planned.job)]
         status = statuses.get(name) if statuses is not None else None
         if status is not None:
             lines.append(status.replace("_", " "))
@@ -187,7 +186,7 @@ def write_dot(plan: Plan, stream: TextIO) -> None:
         stream.write(f'  subgraph cluster_{pool_number} {{\n    label="{pool}";\n')
         for name, planned in plan.jobs.items():
             if planned.job.pool == pool:
-                part = _part(planned.job, "\\n")
+                part = "".join(f"\\n{line}" for line in _part(planned.job))
                 stream.write(f'    "{name}" [label="{name}\\n{planned.job.mode}{part}"];\n')
         stream.write("  }\n")
     for name, planned in plan.jobs.items():
@@ -196,20 +195,21 @@ def write_dot(plan: Plan, stream: TextIO) -> None:
     stream.write("}\n")
 
 
-def _part(job: Job, newline: str) -> str:
-    """For pictures: how much of the job runs, in counts (task names could break the syntax)."""
-    tasks = job.tasks
-    if tasks is None:
-        return ""
+def _part(job: Job) -> list[str]:
+    """For pictures: the line saying how much of the job runs, if it runs part of it."""
+    return [] if job.tasks is None else [part_text(job.tasks.to_dict())]
+
+
+def part_text(subset: Mapping[str, Sized]) -> str:
+    """How much of a job runs, in counts (task names could break a picture's syntax);
+    `subset`: the kinds that are limited, as TaskSubset.to_dict() has them."""
     counts = [
-        f"all {kind}s" if chosen is None else f"{len(chosen)} {kind}{_s(len(chosen))}"
-        for kind, chosen in (
-            ("extraction", tasks.extractions),
-            ("transformation", tasks.transformations),
-            ("data model", tasks.data_models),
+        f"{len(subset[key])} {kind}{_s(len(subset[key]))}" if key in subset else f"all {kind}s"
+        for key, kind in zip(
+            SUBSET_KEYS, ("extraction", "transformation", "data model"), strict=True
         )
     ]
-    return f"{newline}part: {', '.join(counts)}"
+    return f"part: {', '.join(counts)}"
 
 
 def _s(count: int) -> str:

@@ -117,7 +117,7 @@ def _verdict(run: RunResult, colour: bool) -> str:
     from runner.logs import colour_state
 
     total = (run.finished_at or run.started_at) - run.started_at
-    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
+    parts = status_counts(run)
     verdict = colour_state(f"Run {run.status}", colour, run.status)
     out = f"\n{verdict}: {parts} in {format_duration(total)}\n"
     if run.environment:
@@ -128,6 +128,12 @@ def _verdict(run: RunResult, colour: bool) -> str:
     if unsettled:
         out += f"May still be running in Celonis: {', '.join(unsettled)} (run --resume takes them up)\n"
     return out
+
+
+def status_counts(run: RunResult) -> str:
+    """`3 succeeded, 1 failed`: how many jobs have each report status (the summary, the step
+    summary and the HTML page say it alike)."""
+    return ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in run.counts().items())
 
 
 def one_line(text: str) -> str:
