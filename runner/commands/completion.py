@@ -18,9 +18,9 @@ from runner.errors import ExitCode, UsageError
 SHELLS = ("bash", "zsh", "fish")
 
 EXAMPLES = """\
-  celonis-runner completion bash > ~/.local/share/bash-completion/completions/celonis-runner
-  celonis-runner completion zsh > "${fpath[1]}/_celonis-runner"
-  celonis-runner completion fish > ~/.config/fish/completions/celonis-runner.fish"""
+  celonis-runner completion bash >> ~/.bashrc
+  celonis-runner completion zsh >> ~/.zshrc    # after compinit there
+  celonis-runner completion fish >> ~/.config/fish/config.fish"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
