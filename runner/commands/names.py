@@ -63,9 +63,6 @@ def resolved_or_refused(
     out.write_text(resolution.problems, stderr)
     if not resolution.errors:
         return resolution.manifest
-    count = len(resolution.errors)
-    where = f" in environment {manifest.environment!r}" if manifest.environment else ""
     raise UsageError(
-        f"{count} Celonis name{'' if count == 1 else 's'} did not resolve to one id{where};"
-        f" nothing was {doing}: fix the names (or add ids) in the manifest"
+        f"{resolution.summary()}; nothing was {doing}: fix the names (or add ids) in the manifest"
     )
