@@ -83,7 +83,7 @@ def _limits_line(plan: Plan) -> str:
         for pool, limit in plan.pool_limits.items()
     ]
     overall = f"at most {plan.max_parallel} at once" if plan.max_parallel else "no overall limit"
-    return f"Limits: {overall}; " + "; ".join(limits) + "\n"
+    return "Limits: " + "; ".join([overall, *limits]) + "\n"
 
 
 def _wave_lines(plan: Plan) -> list[str]:
