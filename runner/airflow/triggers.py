@@ -36,8 +36,12 @@ _LEFT_ALONE = {
 }
 
 
-STATE_SETTLE = 3.0
-"""Seconds on_kill waits for the task's state to show the user's action (it may lag)."""
+STATE_SETTLE = 15.0
+"""Seconds on_kill waits for the task's state to show the user's action: under load a mark
+failed showed as "deferred" for more than 3 s, was taken for a clear, and the job was not
+cancelled. (A cleared task's state can read "deferred" again once its newer try defers: then
+the decision, to leave the job alone, comes at the end of the wait and may be logged in the
+newer try's log.)"""
 STATE_POLL = 0.5
 
 _KILLS: set[asyncio.Task[None]] = set()
