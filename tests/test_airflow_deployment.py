@@ -446,7 +446,7 @@ def test_ui_actions_on_deferred_tasks_do_what_the_docs_say(deployment: Deploymen
     assert [s for _, s in journal.ends("marked_success")] == ["SUCCESS"]
     # mark failed: cancelled in Celonis
     assert states["marked_failed"]["state"] == "failed"
-    assert len(journal.cancels("marked_failed")) == 1
+    assert len(journal.cancels("marked_failed")) == 1, _trigger_lines(deployment, "marked_failed")
     assert [s for _, s in journal.ends("marked_failed")] == ["CANCEL"]
     # execution_timeout (20 s) while deferred: cancelled then, the task failed
     timed = deployment.tasks("celonis_timeout", timeout_run)["timed_out"]
@@ -473,3 +473,16 @@ def test_connection_form_shows_the_celonis_fields(deployment: Deployment) -> Non
     assert fields["password"]["title"] == "API key, application key or OAuth client secret"
     assert fields["port"]["hidden"] and fields["url_schema"]["hidden"]
     assert meta["extra_fields"]["auth_type"]["schema"]["enum"] == ["api_key", "app_key", "oauth"]
+
+
+def _trigger_lines(deployment: Deployment, task: str) -> str:
+    """What the triggerer and the task's logs say of `task`'s trigger (for a failure's message)."""
+    logs = [deployment.home / "triggerer.log", *deployment.home.glob(f"logs/**/task_id={task}/*")]
+    lines = [
+        line.strip()[:400]
+        for path in logs
+        if path.is_file()
+        for line in path.read_text(errors="replace").splitlines()
+        if task in line or "on_kill" in line or "the task was" in line or "cancel" in line
+    ]
+    return "\n".join(lines[-40:]) or "(no log line mentions it)"
